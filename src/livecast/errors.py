@@ -1,0 +1,52 @@
+"""The one exception hierarchy of livecast.
+
+Every error livecast raises on purpose derives from :class:`LivecastError`. Adapters (HTTP server,
+FFmpeg supervisor, CLI) translate foreign exceptions into these with ``raise ... from``; the CLI turns
+them into a one-line message and an exit code.
+
+    LivecastError
+    ├── ConfigError          bad configuration value (names the key)
+    ├── MediaError           malformed or unsupported media (fMP4 boxes, codecs)
+    ├── PlaylistError        a playlist that cannot be parsed or rendered
+    ├── RequestError         a client request the origin refuses (carries the HTTP status)
+    ├── TranscodeError       FFmpeg missing, failed to start, or died
+    └── ProbeError           the probe client could not follow the stream
+"""
+
+from __future__ import annotations
+
+
+class LivecastError(Exception):
+    """Base of every error livecast raises on purpose."""
+
+
+class ConfigError(LivecastError):
+    """A configuration value is missing, malformed or out of range."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"config key {key!r}: {message}")
+        self.key = key
+
+
+class MediaError(LivecastError):
+    """Malformed or unsupported media data."""
+
+
+class PlaylistError(LivecastError):
+    """A playlist that cannot be parsed or rendered."""
+
+
+class RequestError(LivecastError):
+    """A request the origin refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TranscodeError(LivecastError):
+    """FFmpeg could not be found, could not start, or exited."""
+
+
+class ProbeError(LivecastError):
+    """The probe client could not join or follow the stream."""

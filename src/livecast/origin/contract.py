@@ -1,0 +1,64 @@
+"""The contract between the HTTP adapter (``origin.http``) and the LL-HLS origin logic (``origin.app``).
+
+The adapter parses bytes into a :class:`Request`, asks a :class:`Handler` what to do, and either
+writes the :class:`Response` or parks the connection under a :class:`Hold` key until the handler
+can answer it (``resume``) or the hold's deadline passes (``expired``, normally a 503).
+All handler methods are pure: no sockets, no clock reads — ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# Object types used as the ``type`` label of origin metrics.
+OBJECT_TYPES = (
+    "multivariant",
+    "playlist-blocking",
+    "playlist-plain",
+    "part",
+    "segment",
+    "init",
+    "static",
+    "metrics",
+    "other",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str  # "GET" or "HEAD" (others are refused by the adapter with 405)
+    path: str  # raw path, without the query string, still percent-encoded
+    query: str  # raw query string without the leading "?", "" if none
+    headers: tuple[tuple[str, str], ...] = ()  # lower-cased names
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+    cache_control: str = "no-cache"
+    object_type: str = "other"
+    extra_headers: tuple[tuple[str, str], ...] = ()
+    # The adapter memoises the encoded head here so that one Response shared by many
+    # waiters is serialised once. Not part of equality.
+    _wire: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Park the request until ``Handler.resume(key, now)`` returns a Response or ``deadline``."""
+
+    key: Hashable
+    deadline: float  # in the same clock as ``now``
+    object_type: str
+
+
+class Handler(Protocol):
+    def handle(self, request: Request, now: float) -> Response | Hold: ...
+
+    def resume(self, key: Hashable, now: float) -> Response | None: ...
+
+    def expired(self, key: Hashable, now: float) -> Response: ...
