@@ -1,0 +1,303 @@
+"""Live renditions: the packager's state for one rendition and the playlist it renders — sans-IO.
+
+A :class:`LiveRendition` owns a :class:`SegmentCutter` per encoder run ("generation"), keeps the
+live window of segments and parts in memory (the RAM ring of the store), and builds the
+:class:`MediaPlaylist` for it. Time never enters: PDT comes from the encoder's capture epoch.
+
+Window rules (draft-pantos-hls-rfc8216bis §6.2.2, Apple LL-HLS):
+  * the playlist lists at least 3 target durations of segments (``window`` ≥ 3 × TD, validated);
+  * EXT-X-PART tags are listed only for segments ending within 3 target durations of the live end,
+    and part files stay downloadable 3 target durations longer (6 × TD);
+  * a segment stays downloadable for one more window after it leaves the playlist ("… available to
+    clients for a period of time equal to the duration of the Playlist file plus the duration of
+    the segment").
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from livecast.errors import MediaError
+from livecast.media.fmp4 import Fragment, InitSegment, TrackInfo
+from livecast.packager.cutter import Cut, Part, Segment, SegmentCutter
+from livecast.packager.directives import LivePosition
+from livecast.packager.playlist import MediaPlaylist, SegmentEntry
+from livecast.packager.tags import MapTag, PartInf, PartTag, PreloadHint, ServerControl, Skip
+
+
+@dataclass(frozen=True, slots=True)
+class PackagingConfig:
+    part_target: float  # declared PART-TARGET, ≥ every part's duration
+    segment_duration: float  # nominal; segments cut on k × segment_duration
+    window: float = 30.0  # seconds of segments listed in the playlist
+
+    @property
+    def target_duration(self) -> int:
+        return max(1, math.ceil(self.segment_duration - 1e-6))
+
+    @property
+    def parts_per_segment(self) -> int:
+        return max(1, math.ceil(self.segment_duration / self.part_target - 1e-6))
+
+    def server_control(self) -> ServerControl:
+        td = self.target_duration
+        return ServerControl(
+            can_block_reload=True,
+            part_hold_back=math.ceil(3000 * self.part_target) / 1000,
+            hold_back=3.0 * td,
+            can_skip_until=6.0 * td,
+        )
+
+
+def segment_name(msn: int) -> str:
+    return f"seg-{msn}.m4s"
+
+
+def part_name(msn: int, index: int) -> str:
+    return f"part-{msn}.{index}.m4s"
+
+
+class LiveRendition:
+    def __init__(self, name: str, config: PackagingConfig) -> None:
+        self.name = name
+        self.config = config
+        self.track: TrackInfo | None = None
+        self.frame_rate: float | None = None
+        self.inits: dict[str, bytes] = {}
+        self._cutter: SegmentCutter | None = None
+        self._segments: deque[Segment] = deque()  # complete, oldest first (listed + retained)
+        self._by_msn: dict[int, Segment] = {}
+        self._discontinuity_count = 0  # discontinuities seen so far
+        self.ended = False
+
+    # ------------------------------------------------------------------ input
+    def start_generation(
+        self, init: InitSegment, *, epoch: float, msn_base: int, generation_id: str
+    ) -> list[Cut]:
+        """A (re)started encoder sent its init segment: close what is open, start a new run."""
+        cuts = self._cutter.flush() if self._cutter else []
+        for cut in cuts:
+            self._on_cut(cut)
+        init_name = f"init-{generation_id}.mp4"
+        self.inits[init_name] = init.data
+        self.track = init.track
+        self._cutter = SegmentCutter(
+            timescale=init.track.timescale,
+            part_target=self.config.part_target,
+            segment_duration=self.config.segment_duration,
+            epoch=epoch,
+            msn_base=msn_base,
+            init_name=init_name,
+            discontinuity=bool(self._segments),
+        )
+        return cuts
+
+    def add_fragment(self, fragment: Fragment) -> list[Cut]:
+        if self._cutter is None:
+            raise MediaError(f"rendition {self.name}: fragment before any init segment")
+        if self.frame_rate is None and self.track and self.track.kind == "video":
+            seconds = fragment.duration / self.track.timescale
+            self.frame_rate = round(fragment.sample_count / seconds, 3) if seconds else None
+        cuts = self._cutter.push(fragment)
+        for cut in cuts:
+            self._on_cut(cut)
+        return cuts
+
+    def end(self) -> list[Cut]:
+        """The event is over: flush and mark the playlist with EXT-X-ENDLIST."""
+        cuts = self._cutter.flush() if self._cutter else []
+        for cut in cuts:
+            self._on_cut(cut)
+        self.ended = True
+        return cuts
+
+    def _on_cut(self, cut: Cut) -> None:
+        segment = cut.segment
+        if segment.msn not in self._by_msn:
+            self._discontinuity_count += 1 if segment.discontinuity else 0
+            segment.discontinuity_sequence = self._discontinuity_count
+        self._by_msn[segment.msn] = segment
+        if segment.complete and (not self._segments or self._segments[-1] is not segment):
+            self._segments.append(segment)
+            self._prune()
+
+    def _prune(self) -> None:
+        keep = 2 * self.config.window  # listed window + one more window of availability
+        live_end = self._segments[-1].end
+        while len(self._segments) > 1 and live_end - self._segments[0].end > keep:
+            old = self._segments.popleft()
+            del self._by_msn[old.msn]
+        referenced = {s.init_name for s in self._segments}
+        if self._cutter is not None:
+            referenced.add(self._cutter.init_name)
+        for name in [n for n in self.inits if n not in referenced]:
+            del self.inits[name]
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def open_segment(self) -> Segment | None:
+        return self._cutter.open_segment if self._cutter else None
+
+    @property
+    def ready(self) -> bool:
+        return bool(self._segments)
+
+    def position(self) -> LivePosition | None:
+        """Newest segment (complete or being produced) and its newest part."""
+        newest = self.open_segment or (self._segments[-1] if self._segments else None)
+        if newest is None:
+            return None
+        return LivePosition(newest.msn, len(newest.parts) - 1, self.config.parts_per_segment)
+
+    def next_part(self) -> tuple[int, int] | None:
+        """(msn, index) of the part being produced: the EXT-X-PRELOAD-HINT target."""
+        if self.ended:
+            return None
+        if (seg := self.open_segment) is not None:
+            return seg.msn, len(seg.parts)
+        if self._segments:
+            return self._segments[-1].msn + 1, 0
+        return None
+
+    def _live_end(self) -> float:
+        seg = self.open_segment or (self._segments[-1] if self._segments else None)
+        return seg.end if seg else 0.0
+
+    def last_complete_msn(self) -> int | None:
+        return self._segments[-1].msn if self._segments else None
+
+    def has_segment(self, msn: int) -> bool:
+        """Segment ``msn`` or a later one is complete (§6.2.5.2 "... M or later")."""
+        last = self.last_complete_msn()
+        return last is not None and last >= msn
+
+    def has_part(self, msn: int, index: int) -> bool:
+        """Part ``index`` of ``msn`` or a later part exists. A part index past a segment's last
+        part means part 0 of the next segment (§6.2.5.2)."""
+        pos = self.position()
+        if pos is None or (pos.last_part < 0 and pos.last_msn <= msn):
+            return False
+        if pos.last_part < 0:  # newest segment has no part yet: look at the one before
+            return pos.last_msn - 1 > msn or (
+                pos.last_msn - 1 == msn and self._has_index(msn, index)
+            )
+        if pos.last_msn > msn + 1:
+            return True
+        if pos.last_msn == msn + 1:
+            return True  # part 0 of msn + 1 exists, so segment msn is complete
+        return pos.last_msn == msn and pos.last_part >= index
+
+    def _has_index(self, msn: int, index: int) -> bool:
+        seg = self._by_msn.get(msn)
+        return seg is not None and index < len(seg.parts)
+
+    def segment_data(self, msn: int) -> bytes | None:
+        seg = self._by_msn.get(msn)
+        return seg.data if seg is not None and seg.complete else None
+
+    def part_data(self, msn: int, index: int) -> bytes | None:
+        seg = self._by_msn.get(msn)
+        if seg is None or index >= len(seg.parts):
+            return None
+        if self._live_end() - seg.end > 6 * self.config.target_duration:
+            return None  # part files are kept 3 target durations past their listing
+        return seg.parts[index].data
+
+    def part_is_pending(self, msn: int, index: int) -> bool:
+        """The part is hinted (or will be, for a brand-new segment) but not yet complete."""
+        return self.next_part() == (msn, index)
+
+    def segments(self) -> list[Segment]:
+        return list(self._segments)
+
+    # ------------------------------------------------------------------ playlist
+    def media_playlist(self, skip: bool = False) -> MediaPlaylist:
+        cfg = self.config
+        listed = self._listed_segments()
+        open_seg = self.open_segment
+        live_end = self._live_end()
+        part_horizon = live_end - 3 * cfg.target_duration
+        skipped = self._skippable(listed) if skip else 0
+        entries: list[SegmentEntry] = []
+        previous_init = None
+        for position, seg in enumerate(listed):
+            if position < skipped:
+                continue  # the first listed segment repeats EXT-X-MAP
+            entries.append(self._entry(seg, seg.end > part_horizon, previous_init))
+            previous_init = seg.init_name
+        if open_seg is not None and open_seg.parts:
+            entries.append(self._entry(open_seg, True, previous_init))
+        if entries and not skipped:
+            entries[0].discontinuity = False  # counted by EXT-X-DISCONTINUITY-SEQUENCE instead
+        first = listed[0] if listed else open_seg
+        pl = MediaPlaylist(
+            target_duration=cfg.target_duration,
+            media_sequence=first.msn if first else 0,
+            discontinuity_sequence=first.discontinuity_sequence if first else 0,
+            server_control=cfg.server_control(),
+            part_inf=PartInf(cfg.part_target),
+            skip=Skip(skipped) if skip and skipped else None,
+            segments=entries,
+            endlist=self.ended,
+        )
+        hint = self.next_part()
+        if hint is not None:
+            pl.preload_hints.append(PreloadHint("PART", part_name(*hint)))
+        return pl
+
+    def _listed_segments(self) -> list[Segment]:
+        """The newest complete segments covering at least ``window`` seconds."""
+        listed: list[Segment] = []
+        total = 0.0
+        for seg in reversed(self._segments):
+            listed.append(seg)
+            total += seg.duration
+            if total >= self.config.window - 1e-6:
+                break
+        listed.reverse()
+        return listed
+
+    def _skippable(self, listed: list[Segment]) -> int:
+        """Segments that end more than CAN-SKIP-UNTIL before the end of the playlist."""
+        until = 6.0 * self.config.target_duration
+        live_end = self._live_end()
+        count = 0
+        for seg in listed:
+            if live_end - seg.end < until:
+                break
+            count += 1
+        return count
+
+    def _entry(self, seg: Segment, with_parts: bool, previous_init: str | None) -> SegmentEntry:
+        parts = (
+            [PartTag(part_name(p.msn, p.index), p.duration, p.independent) for p in seg.parts]
+            if with_parts
+            else []
+        )
+        return SegmentEntry(
+            uri=segment_name(seg.msn) if seg.complete else None,
+            duration=seg.duration,
+            parts=parts,
+            pdt=seg.pdt,
+            discontinuity=seg.discontinuity,
+            map=MapTag(seg.init_name) if seg.init_name != previous_init else None,
+        )
+
+    def bitrates(self) -> tuple[int, int]:
+        """(peak, average) segment bit rate over the retained complete segments, bits/s."""
+        rates = [8 * len(s.data) / s.duration for s in self._segments if s.duration > 0]
+        if not rates:
+            return 0, 0
+        total_bits = sum(8 * len(s.data) for s in self._segments)
+        total_time = sum(s.duration for s in self._segments)
+        return math.ceil(max(rates)), math.ceil(total_bits / total_time)
+
+
+def newest_part(rendition: LiveRendition) -> Part | None:
+    seg = rendition.open_segment
+    if seg is not None and seg.parts:
+        return seg.parts[-1]
+    segments = rendition.segments()
+    return segments[-1].parts[-1] if segments and segments[-1].parts else None

@@ -1,0 +1,213 @@
+"""The playlist model: media and multivariant playlists, rendered by the packager and parsed by
+the probe and the player model. Tag units live in ``packager.tags``; this module orders them.
+
+Media playlist layout (draft-pantos-hls-rfc8216bis §4.4):
+  #EXTM3U, #EXT-X-VERSION, #EXT-X-TARGETDURATION, #EXT-X-SERVER-CONTROL, #EXT-X-PART-INF,
+  #EXT-X-MEDIA-SEQUENCE, #EXT-X-DISCONTINUITY-SEQUENCE, [#EXT-X-SKIP], then per segment
+  [#EXT-X-DISCONTINUITY] [#EXT-X-MAP] [#EXT-X-PROGRAM-DATE-TIME] #EXT-X-PART… #EXTINF + URI,
+  trailing #EXT-X-PART tags of the segment being produced, #EXT-X-PRELOAD-HINT,
+  #EXT-X-RENDITION-REPORT…, [#EXT-X-ENDLIST].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from livecast.errors import PlaylistError
+from livecast.packager.attributes import fmt_float, format_pdt, parse_float, parse_int, parse_pdt
+from livecast.packager.tags import (
+    MapTag,
+    Media,
+    PartInf,
+    PartTag,
+    PreloadHint,
+    RenditionReport,
+    ServerControl,
+    Skip,
+    StreamInf,
+)
+
+
+@dataclass(slots=True)
+class SegmentEntry:
+    """One media segment; ``uri is None`` marks the segment still being produced (parts only)."""
+
+    uri: str | None
+    duration: float = 0.0
+    parts: list[PartTag] = field(default_factory=list)
+    pdt: float | None = None
+    discontinuity: bool = False
+    map: MapTag | None = None
+
+
+@dataclass(slots=True)
+class MediaPlaylist:
+    target_duration: int
+    media_sequence: int = 0
+    version: int = 9
+    discontinuity_sequence: int = 0
+    independent_segments: bool = True
+    server_control: ServerControl | None = None
+    part_inf: PartInf | None = None
+    skip: Skip | None = None
+    segments: list[SegmentEntry] = field(default_factory=list)
+    preload_hints: list[PreloadHint] = field(default_factory=list)
+    rendition_reports: list[RenditionReport] = field(default_factory=list)
+    endlist: bool = False
+
+    @property
+    def first_listed_msn(self) -> int:
+        """MSN of the first segment whose tags are in the playlist (after any skip)."""
+        return self.media_sequence + (self.skip.skipped_segments if self.skip else 0)
+
+    def msn_of(self, index: int) -> int:
+        return self.first_listed_msn + index
+
+    def last_part(self) -> tuple[int, int] | None:
+        """(msn, part index) of the newest listed part, if any."""
+        for index in range(len(self.segments) - 1, -1, -1):
+            parts = self.segments[index].parts
+            if parts:
+                return self.msn_of(index), len(parts) - 1
+        return None
+
+
+def render_media_playlist(pl: MediaPlaylist) -> str:
+    lines = [
+        "#EXTM3U",
+        f"#EXT-X-VERSION:{pl.version}",
+        f"#EXT-X-TARGETDURATION:{pl.target_duration}",
+    ]
+    if pl.independent_segments:
+        lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
+    if pl.server_control is not None:
+        lines.append(pl.server_control.render())
+    if pl.part_inf is not None:
+        lines.append(pl.part_inf.render())
+    lines.append(f"#EXT-X-MEDIA-SEQUENCE:{pl.media_sequence}")
+    if pl.discontinuity_sequence:
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{pl.discontinuity_sequence}")
+    if pl.skip is not None:
+        lines.append(pl.skip.render())
+    for seg in pl.segments:
+        if seg.discontinuity:
+            lines.append("#EXT-X-DISCONTINUITY")
+        if seg.map is not None:
+            lines.append(seg.map.render())
+        if seg.pdt is not None:
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_pdt(seg.pdt)}")
+        lines.extend(part.render() for part in seg.parts)
+        if seg.uri is not None:
+            lines.append(f"#EXTINF:{fmt_float(seg.duration)},")
+            lines.append(seg.uri)
+    lines.extend(hint.render() for hint in pl.preload_hints)
+    lines.extend(report.render() for report in pl.rendition_reports)
+    if pl.endlist:
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def parse_media_playlist(text: str) -> MediaPlaylist:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0] != "#EXTM3U":
+        raise PlaylistError("a playlist must start with #EXTM3U")
+    pl = MediaPlaylist(target_duration=0, independent_segments=False)
+    seg = SegmentEntry(uri=None)
+    seen_target = False
+    for line in lines[1:]:
+        if not line.startswith("#"):
+            seg.uri = line
+            pl.segments.append(seg)
+            seg = SegmentEntry(uri=None)
+            continue
+        name, _, value = line.partition(":")
+        if name == "#EXT-X-TARGETDURATION":
+            pl.target_duration = parse_int(value, name)
+            seen_target = True
+        elif name == "#EXTINF":
+            seg.duration = parse_float(value.split(",", 1)[0], name)
+        else:
+            _apply_media_tag(pl, seg, name, value)
+    if seg.parts or seg.pdt is not None:
+        pl.segments.append(seg)  # the segment still being produced
+    if not seen_target:
+        raise PlaylistError("media playlist lacks #EXT-X-TARGETDURATION")
+    return pl
+
+
+def _apply_media_tag(pl: MediaPlaylist, seg: SegmentEntry, name: str, value: str) -> None:
+    if name == "#EXT-X-VERSION":
+        pl.version = parse_int(value, name)
+    elif name == "#EXT-X-MEDIA-SEQUENCE":
+        pl.media_sequence = parse_int(value, name)
+    elif name == "#EXT-X-DISCONTINUITY-SEQUENCE":
+        pl.discontinuity_sequence = parse_int(value, name)
+    elif name == "#EXT-X-INDEPENDENT-SEGMENTS":
+        pl.independent_segments = True
+    elif name == ServerControl.TAG:
+        pl.server_control = ServerControl.parse(value)
+    elif name == PartInf.TAG:
+        pl.part_inf = PartInf.parse(value)
+    elif name == Skip.TAG:
+        pl.skip = Skip.parse(value)
+    elif name == "#EXT-X-DISCONTINUITY":
+        seg.discontinuity = True
+    elif name == MapTag.TAG:
+        seg.map = MapTag.parse(value)
+    elif name == "#EXT-X-PROGRAM-DATE-TIME":
+        seg.pdt = parse_pdt(value)
+    elif name == PartTag.TAG:
+        seg.parts.append(PartTag.parse(value))
+    elif name == PreloadHint.TAG:
+        pl.preload_hints.append(PreloadHint.parse(value))
+    elif name == RenditionReport.TAG:
+        pl.rendition_reports.append(RenditionReport.parse(value))
+    elif name == "#EXT-X-ENDLIST":
+        pl.endlist = True
+    # Unknown tags are ignored, as §4.1 requires of clients.
+
+
+@dataclass(slots=True)
+class MultivariantPlaylist:
+    variants: list[StreamInf] = field(default_factory=list)
+    media: list[Media] = field(default_factory=list)
+    version: int = 9
+    independent_segments: bool = True
+
+
+def render_multivariant_playlist(pl: MultivariantPlaylist) -> str:
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{pl.version}"]
+    if pl.independent_segments:
+        lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
+    lines.extend(media.render() for media in pl.media)
+    lines.extend(variant.render() for variant in pl.variants)
+    return "\n".join(lines) + "\n"
+
+
+def parse_multivariant_playlist(text: str) -> MultivariantPlaylist:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0] != "#EXTM3U":
+        raise PlaylistError("a playlist must start with #EXTM3U")
+    pl = MultivariantPlaylist(independent_segments=False)
+    pending: str | None = None
+    for line in lines[1:]:
+        if pending is not None:
+            if line.startswith("#"):
+                raise PlaylistError("EXT-X-STREAM-INF must be followed by a URI line")
+            pl.variants.append(StreamInf.parse(pending, line))
+            pending = None
+            continue
+        name, _, value = line.partition(":")
+        if name == StreamInf.TAG:
+            pending = value
+        elif name == Media.TAG:
+            pl.media.append(Media.parse(value))
+        elif name == "#EXT-X-VERSION":
+            pl.version = parse_int(value, name)
+        elif name == "#EXT-X-INDEPENDENT-SEGMENTS":
+            pl.independent_segments = True
+        elif name == "#EXT-X-TARGETDURATION":
+            raise PlaylistError("this is a media playlist, not a multivariant playlist")
+    if pending is not None:
+        raise PlaylistError("EXT-X-STREAM-INF at the end without a URI line")
+    return pl
