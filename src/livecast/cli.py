@@ -1,0 +1,118 @@
+"""The ``livecast`` command: a thin entry point over the pipeline and the probe.
+
+  livecast demo  [--host H] [--port P]      live event from the built-in test source
+  livecast serve --config event.toml        the same, from a config file
+  livecast probe URL [--seconds N] [--json] join an LL-HLS stream, report startup and latency
+
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from livecast import __version__
+from livecast.config import EventConfig, load_config
+from livecast.errors import ConfigError, LivecastError
+
+log = logging.getLogger("livecast")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livecast", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"livecast {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run a live event from the built-in test source")
+    demo.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=None, help="port (default 8080)")
+    demo.add_argument("--part-duration", type=float, default=None, help="seconds, 0.2–1")
+    serve = sub.add_parser("serve", help="run a live event from a config file")
+    serve.add_argument("--config", required=True, help="event TOML file (docs/configuration.md)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    probe = sub.add_parser("probe", help="follow an LL-HLS stream and report startup/latency")
+    probe.add_argument("url", help="multivariant or media playlist URL")
+    probe.add_argument("--seconds", type=float, default=10.0)
+    probe.add_argument("--json", action="store_true", help="print the report as JSON")
+    probe.add_argument("--rendition", default=None, help="variant URI or resolution to follow")
+    return parser
+
+
+async def _run_event(config: EventConfig) -> int:
+    from livecast.pipeline import LivePipeline
+
+    pipeline = LivePipeline(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await pipeline.start()
+        log.info("waiting for the first segments…")
+        await pipeline.wait_ready()
+        print(pipeline.playlist_url, flush=True)
+        print(pipeline.player_url, flush=True)
+        log.info(
+            "live: parts of %.3f s, segments of %.1f s; Ctrl-C stops",
+            pipeline.ladder.part_duration,
+            pipeline.ladder.segment_duration,
+        )
+        ended = asyncio.ensure_future(pipeline.supervisor.wait())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        ended.cancel()
+        stopped.cancel()
+        if not stop.is_set():
+            log.error("the encoder gave up; stopping")
+            return 1
+        log.info("stopping")
+        return 0
+    finally:
+        await pipeline.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _run(coro_factory: object) -> int:
+    from livecast.origin.http import install_uvloop
+
+    install_uvloop()
+    assert callable(coro_factory)
+    return int(asyncio.run(coro_factory()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        if args.command == "probe":
+            from livecast.probe.client import run_probe
+
+            return _run(lambda: run_probe(args.url, args.seconds, args.json, args.rendition))
+        overrides = {"host": args.host, "port": args.port}
+        if args.command == "demo":
+            overrides["part_duration"] = args.part_duration
+            config = load_config(None, overrides=overrides)
+        else:
+            config = load_config(args.config, overrides=overrides)
+        logging.getLogger().setLevel(config.log_level.upper())
+        return _run(lambda: _run_event(config))
+    except ConfigError as exc:
+        print(f"livecast: {exc}", file=sys.stderr)
+        return 2
+    except LivecastError as exc:
+        print(f"livecast: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())

@@ -1,0 +1,171 @@
+"""Event configuration: defaults → TOML file → environment → ``validate()``.
+
+An event file (see docs/configuration.md) looks like::
+
+    host = "0.0.0.0"
+    port = 8080
+    part_duration = 0.3333      # seconds, 0.2–1, snapped to whole frames
+    segment_duration = 2.0
+    window = 30.0               # seconds of segments in the live playlist
+
+    [[rungs]]
+    name = "720p"
+    width = 1280
+    height = 720
+    video_kbps = 2500
+
+Every top-level key can be overridden by an environment variable ``LIVECAST_<KEY>`` (upper case),
+e.g. ``LIVECAST_PORT=9000``. Errors name the offending key (:class:`livecast.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from livecast.errors import ConfigError
+from livecast.transcode.ladder import DEFAULT_LADDER, Ladder, Rung
+
+ENV_PREFIX = "LIVECAST_"
+SOURCES = ("test",)
+
+
+def _default_rungs() -> tuple[Rung, ...]:
+    return DEFAULT_LADDER.rungs
+
+
+@dataclass(frozen=True)
+class EventConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    source: str = "test"
+    part_duration: float = 1 / 3
+    segment_duration: float = 2.0
+    window: float = 30.0
+    fps: int = 30
+    preset: str = "veryfast"
+    audio_kbps: int = 128
+    ffmpeg: str = ""  # path to a system FFmpeg; empty: $LIVECAST_FFMPEG or the imageio-ffmpeg wheel
+    font: str = ""  # TrueType file for the burned-in clock; empty: look in the usual places
+    log_level: str = "info"
+    rungs: tuple[Rung, ...] = field(default_factory=_default_rungs)
+
+    def validate(self) -> EventConfig:
+        """Check every value; return a copy with the part duration snapped to whole frames."""
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("port", f"{self.port} is not a TCP port")
+        if self.source not in SOURCES:
+            raise ConfigError("source", f"{self.source!r} is not one of {', '.join(SOURCES)}")
+        if not 1 <= self.fps <= 120:
+            raise ConfigError("fps", f"{self.fps} is outside 1–120")
+        frames = round(self.part_duration * self.fps)
+        if frames < 1 or abs(frames / self.fps - self.part_duration) > 0.01:
+            raise ConfigError(
+                "part_duration",
+                f"{self.part_duration} s is not close to whole frames at {self.fps}",
+            )
+        snapped = dataclasses.replace(self, part_duration=frames / self.fps)
+        if self.window < 3 * snapped.segment_duration:
+            raise ConfigError(
+                "window", f"{self.window} s is shorter than 3 segment durations (a live minimum)"
+            )
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError("log_level", f"{self.log_level!r} is not debug/info/warning/error")
+        snapped.ladder()  # the ladder validates durations, rungs, preset and audio
+        return snapped
+
+    def ladder(self) -> Ladder:
+        return Ladder(
+            rungs=self.rungs,
+            fps=self.fps,
+            audio_kbps=self.audio_kbps,
+            part_duration=self.part_duration,
+            segment_duration=self.segment_duration,
+            preset=self.preset,
+        )
+
+
+_SCALAR_FIELDS = {f.name: f for f in dataclasses.fields(EventConfig) if f.name != "rungs"}
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    expected = {"int": int, "float": float, "str": str}[kind if isinstance(kind, str) else "str"]
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and expected is not str:
+        try:
+            return expected(value)
+        except ValueError:
+            raise ConfigError(key, f"{value!r} is not a valid {expected.__name__}") from None
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise ConfigError(key, f"expected {expected.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _rungs(value: Any) -> tuple[Rung, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError("rungs", "expected a non-empty array of tables ([[rungs]])")
+    rungs = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise ConfigError(f"rungs[{index}]", "expected a table")
+        unknown = set(item) - {"name", "width", "height", "video_kbps"}
+        if unknown:
+            raise ConfigError(f"rungs[{index}].{sorted(unknown)[0]}", "unknown key")
+        try:
+            rungs.append(
+                Rung(
+                    str(item["name"]),
+                    int(item["width"]),
+                    int(item["height"]),
+                    int(item["video_kbps"]),
+                )
+            )
+        except KeyError as exc:
+            raise ConfigError(f"rungs[{index}].{exc.args[0]}", "missing") from None
+    return tuple(rungs)
+
+
+def _apply(config: EventConfig, values: Mapping[str, Any], origin: str) -> EventConfig:
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "rungs":
+            changes["rungs"] = _rungs(value)
+            continue
+        spec = _SCALAR_FIELDS.get(key)
+        if spec is None:
+            raise ConfigError(key, f"unknown key (from {origin})")
+        changes[key] = _coerce(key, value, spec.type)
+    return dataclasses.replace(config, **changes)
+
+
+def load_config(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> EventConfig:
+    """Defaults → TOML file → ``LIVECAST_*`` environment → explicit overrides → validate()."""
+    config = EventConfig()
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("config", f"{path} is not valid TOML: {exc}") from exc
+        config = _apply(config, data, str(path))
+    environ = os.environ if env is None else env
+    from_env = {
+        key: environ[ENV_PREFIX + key.upper()]
+        for key in _SCALAR_FIELDS
+        if ENV_PREFIX + key.upper() in environ
+    }
+    config = _apply(config, from_env, "environment")
+    if overrides:
+        config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "options")
+    return config.validate()

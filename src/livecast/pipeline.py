@@ -1,0 +1,175 @@
+"""The live pipeline, wired end to end: source → transcode → packager → origin.
+
+This is the adapter layer that owns the event loop objects: an FFmpeg supervisor (one process, one
+fMP4 pipe per rendition), an fMP4 reader per rendition, the sans-IO :class:`LiveEvent` and the
+HTTP :class:`OriginServer` in front of the pure :class:`OriginApp`. Bytes flow one way; every
+published part wakes the requests parked on it (``OriginServer.notify``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import mimetypes
+import os
+import signal
+
+from livecast.config import EventConfig
+from livecast.errors import ConfigError, LivecastError, MediaError
+from livecast.media.fmp4 import FMP4StreamReader, InitSegment
+from livecast.origin.app import OriginApp, StaticAsset
+from livecast.origin.http import OriginServer
+from livecast.packager.event import LiveEvent, RenditionSpec
+from livecast.packager.live import PackagingConfig
+from livecast.sources.testsrc import test_source
+from livecast.telemetry.metrics import Registry
+from livecast.transcode.ffmpeg import find_ffmpeg, find_font
+from livecast.transcode.ladder import AUDIO_RENDITION, build_argv
+from livecast.transcode.supervisor import TranscodeSupervisor
+from livecast.web.assets import find_hlsjs, player_page_html
+
+log = logging.getLogger("livecast.pipeline")
+
+
+def declared_part_target(part_duration: float) -> float:
+    """PART-TARGET as written in the playlist: the part duration rounded up at 5 decimals, so
+    that no part (rendered at 5 decimals too) exceeds it."""
+    return math.ceil(part_duration * 100_000 - 1e-6) / 100_000
+
+
+def static_assets() -> dict[str, StaticAsset]:
+    """The player page and hls.js, served by the origin itself (no CDN)."""
+    assets = {"/player.html": StaticAsset(player_page_html(), "text/html; charset=utf-8")}
+    try:
+        hlsjs = find_hlsjs()
+    except ConfigError as exc:
+        log.warning("%s — the player page will not work", exc)
+    else:
+        kind = mimetypes.guess_type(hlsjs.name)[0] or "application/javascript"
+        assets["/hls.min.js"] = StaticAsset(hlsjs.read_bytes(), kind)
+    return assets
+
+
+class LivePipeline:
+    def __init__(self, config: EventConfig) -> None:
+        self.config = config
+        self.ladder = config.ladder()
+        self.ffmpeg = find_ffmpeg(config.ffmpeg or None)
+        self.font = config.font or find_font()
+        if self.font is None:
+            log.warning("no TrueType font found: the test pattern will have no clock overlay")
+        packaging = PackagingConfig(
+            part_target=declared_part_target(self.ladder.part_duration),
+            segment_duration=self.ladder.segment_duration,
+            window=config.window,
+        )
+        specs = [RenditionSpec(r.name, "video") for r in self.ladder.rungs]
+        specs.append(RenditionSpec(AUDIO_RENDITION, "audio"))
+        self.event = LiveEvent(packaging, specs)
+        self.registry = Registry()
+        self.app = OriginApp(self.event, static_assets())
+        self.server = OriginServer(self.app, self.registry)
+        self.supervisor = TranscodeSupervisor(
+            self._argv,
+            self.ladder.renditions,
+            self._on_data,
+            on_start=self._on_start,
+        )
+        self._readers: dict[str, FMP4StreamReader] = {}
+        self._broken_generation = -1
+        self._ready = asyncio.Event()
+        self._parts = self.registry.counter(
+            "livecast_packager_parts_total", "Parts published", ("rendition",)
+        )
+        self._media_errors = self.registry.counter(
+            "livecast_packager_media_errors_total", "Unusable encoder output", ("rendition",)
+        )
+        self._restarts = self.registry.counter(
+            "livecast_transcode_restarts_total", "Encoder restarts after a failure"
+        )
+
+    # ------------------------------------------------------------------ URLs
+    @property
+    def base_url(self) -> str:
+        host = self.config.host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        return f"http://{shown}:{self.server.port}"
+
+    @property
+    def playlist_url(self) -> str:
+        return f"{self.base_url}/live/main.m3u8"
+
+    @property
+    def player_url(self) -> str:
+        return f"{self.base_url}/player.html"
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        try:
+            await self.server.start(self.config.host, self.config.port)
+        except OSError as exc:
+            where = f"{self.config.host}:{self.config.port}"
+            raise LivecastError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+        await self.supervisor.start()
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until every rendition has a complete segment (so the multivariant playlist is real)."""
+        waiter = asyncio.ensure_future(self._ready.wait())
+        ended = asyncio.ensure_future(self.supervisor.wait())
+        await asyncio.wait(
+            {waiter, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        waiter.cancel()
+        ended.cancel()
+        if not self._ready.is_set():
+            tail = " | ".join(self.supervisor.stderr_tail[-3:])
+            raise LivecastError(f"the stream did not start within {timeout:g} s: {tail}")
+
+    async def stop(self) -> None:
+        await self.supervisor.stop()
+        self.event.end()
+        self.server.notify()
+        await self.server.stop()
+
+    # ------------------------------------------------------------------ encoder → packager
+    def _argv(self, fds: dict[str, int], epoch: float) -> list[str]:
+        source = test_source(self.ladder, epoch, self.font)
+        return build_argv(self.ffmpeg, source, self.ladder, fds)
+
+    def _on_start(self, generation: int, epoch: float) -> None:
+        if generation > 0:
+            self._restarts.inc()
+        self.event.start_generation(generation, epoch)
+        self._readers = {name: FMP4StreamReader() for name in self.ladder.renditions}
+
+    def _on_data(self, rendition: str, generation: int, data: bytes) -> None:
+        if generation != self.event.generation or generation == self._broken_generation:
+            return  # late bytes of a process already replaced, or of one being replaced
+        try:
+            items = self._readers[rendition].feed(data)
+            published = False
+            for item in items:
+                if isinstance(item, InitSegment):
+                    self.event.on_init(rendition, item)
+                    continue
+                cuts = self.event.on_fragment(rendition, item)
+                self._parts.inc(rendition, amount=sum(1 for c in cuts if hasattr(c, "part")))
+                published = published or bool(cuts)
+        except MediaError as exc:
+            self._media_errors.inc(rendition)
+            self._broken_generation = generation
+            log.error(
+                "unusable output from FFmpeg on %s (%s); restarting the encoder", rendition, exc
+            )
+            pid = self.supervisor.pid
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            return
+        if published or items:
+            self.server.notify()
+        if not self._ready.is_set() and self.event.ready:
+            self._ready.set()
