@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Idempotent set-up of a livecast checkout on Debian: a virtualenv with livecast installed
+# (FFmpeg comes from the imageio-ffmpeg wheel), hls.js from the npm lock file, and with --test
+# what the tests need (Debian's chromium, nginx and ffmpeg/ffprobe; root needed for those).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+  echo "install.sh: need root for: $*" >&2; return 1; fi; }
+
+apt_missing=()
+need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || apt_missing+=("$1"); }
+
+if command -v dpkg >/dev/null 2>&1; then
+  command -v npm >/dev/null 2>&1 || { need_pkg nodejs; need_pkg npm; }
+  python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkg python3-venv
+  # A TrueType font for the burned-in clock of the test pattern (optional: no overlay without).
+  ls /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf >/dev/null 2>&1 || need_pkg fonts-dejavu-core
+  if [ "$want_test" -eq 1 ]; then
+    need_pkg chromium; need_pkg nginx-light; need_pkg ffmpeg
+  fi
+  if [ ${#apt_missing[@]} -gt 0 ]; then
+    echo "install.sh: installing Debian packages: ${apt_missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${apt_missing[@]}" >/dev/null
+  fi
+fi
+
+python3 - <<'PY' || { echo "install.sh: livecast needs Python >= 3.11" >&2; exit 1; }
+import sys
+sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+extra=""
+[ "$want_test" -eq 1 ] && extra="[test]"
+stamp=".venv/.installed${extra}"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".${extra}"
+  touch "$stamp"
+fi
+
+if [ ! -f node_modules/hls.js/dist/hls.min.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi

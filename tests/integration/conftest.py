@@ -1,0 +1,30 @@
+"""Fixtures that run the real live stack (FFmpeg → packager → origin) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from livecast.config import load_config
+from livecast.pipeline import LivePipeline
+
+
+@pytest_asyncio.fixture
+async def pipeline() -> AsyncIterator[LivePipeline]:
+    live = LivePipeline(load_config(None, env={}, overrides={"port": 0}))
+    await live.start()
+    try:
+        await live.wait_ready(timeout=30)
+        yield live
+    finally:
+        await live.stop()
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} is not installed (scripts/install.sh --test installs it)")
+    return path

@@ -1,0 +1,192 @@
+"""The live spine end to end with real FFmpeg, real sockets and real HLS readers (ffprobe, ffmpeg).
+
+Each test starts its own stack on 127.0.0.1 (port 0) and stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import signal
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from livecast.packager.playlist import parse_media_playlist, parse_multivariant_playlist
+from livecast.pipeline import LivePipeline
+
+from .conftest import need
+
+pytestmark = pytest.mark.integration
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+async def aget(url: str) -> tuple[int, bytes]:
+    return await asyncio.to_thread(fetch, url)
+
+
+async def test_ffprobe_sees_every_rendition(pipeline: LivePipeline) -> None:
+    ffprobe = need("ffprobe")
+    expected = {
+        "720p": ("h264", 1280, 720),
+        "480p": ("h264", 854, 480),
+        "360p": ("h264", 640, 360),
+        "audio": ("aac", None, None),
+    }
+    for name, (codec, width, height) in expected.items():
+        url = f"{pipeline.base_url}/live/{name}/index.m3u8"
+        proc = await asyncio.create_subprocess_exec(
+            ffprobe,
+            "-v",
+            "error",
+            "-show_streams",
+            "-of",
+            "json",
+            url,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        (stream,) = json.loads(out)["streams"]
+        assert stream["codec_name"] == codec, name
+        if width is not None:
+            assert (stream["width"], stream["height"]) == (width, height)
+        else:
+            assert int(stream["sample_rate"]) == 48000
+
+
+async def test_ffmpeg_records_ten_seconds_of_each_rendition(
+    pipeline: LivePipeline, tmp_path: Path
+) -> None:
+    ffmpeg = need("ffmpeg")
+    ffprobe = need("ffprobe")
+    outputs = []
+    argv = [ffmpeg, "-v", "error", "-nostdin", "-i", pipeline.playlist_url]
+    for index, name in enumerate(("v0", "v1", "v2")):
+        out = tmp_path / f"{name}.mp4"
+        outputs.append(out)
+        argv += ["-map", f"0:v:{index}", "-c", "copy", "-t", "10", str(out)]
+    audio = tmp_path / "a.mp4"
+    outputs.append(audio)
+    argv += ["-map", "0:a:0", "-c", "copy", "-t", "10", str(audio)]
+    proc = await asyncio.create_subprocess_exec(*argv, stderr=subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0 and not err.strip(), err.decode()
+    heights = []
+    for out in outputs:
+        probe = subprocess.run(
+            [
+                ffprobe,
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration:stream=height",
+                "-of",
+                "json",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        info = json.loads(probe.stdout)
+        assert float(info["format"]["duration"]) >= 9.5, out.name
+        heights.append(info["streams"][0].get("height"))
+    assert sorted(h for h in heights if h) == [360, 480, 720]
+
+
+async def test_multivariant_reflects_the_real_encodes(pipeline: LivePipeline) -> None:
+    status, body = await aget(pipeline.playlist_url)
+    assert status == 200
+    mv = parse_multivariant_playlist(body.decode())
+    by_res = {v.resolution: v for v in mv.variants}
+    assert set(by_res) == {(1280, 720), (854, 480), (640, 360)}
+    for variant, nominal in ((by_res[(1280, 720)], 2_500_000), (by_res[(640, 360)], 600_000)):
+        assert variant.codecs is not None and variant.codecs.startswith("avc1.")
+        assert variant.codecs.endswith(",mp4a.40.2")
+        assert variant.frame_rate == 30.0
+        assert variant.average_bandwidth is not None
+        # real measurements: within a broad band of the nominal rate (+128 kb/s audio)
+        assert 0.5 * nominal < variant.average_bandwidth < 1.6 * nominal + 200_000
+        assert variant.bandwidth >= variant.average_bandwidth
+
+
+async def test_parts_arrive_every_part_target(pipeline: LivePipeline) -> None:
+    """Blocking reloads of successive parts: each arrives about one PART-TARGET after the last
+    (draft-pantos-hls-rfc8216bis: a new part within one PART-TARGET of the previous)."""
+    url = f"{pipeline.base_url}/live/720p/index.m3u8"
+    _, body = await aget(url)
+    msn, part = parse_media_playlist(body.decode()).last_part()  # type: ignore[misc]
+    loop = asyncio.get_running_loop()
+    arrivals = []
+    for _ in range(12):
+        part += 1
+        status, body = await aget(f"{url}?_HLS_msn={msn}&_HLS_part={part}")
+        assert status == 200
+        arrivals.append(loop.time())
+        msn, part = parse_media_playlist(body.decode()).last_part()  # type: ignore[misc]
+    gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
+    target = pipeline.event.config.part_target
+    assert gaps[len(gaps) // 2] == pytest.approx(target, abs=0.12)
+    assert gaps[-1] < 3 * target
+
+
+async def test_metrics_count_requests_by_object_type(pipeline: LivePipeline) -> None:
+    await aget(pipeline.playlist_url)
+    await aget(f"{pipeline.base_url}/live/720p/index.m3u8")
+    await aget(f"{pipeline.base_url}/live/720p/nope.m4s")
+    status, body = await aget(f"{pipeline.base_url}/metrics")
+    text = body.decode()
+    assert status == 200
+    assert 'livecast_origin_requests_total{type="multivariant",status="200"} 1' in text
+    assert 'livecast_origin_requests_total{type="playlist-plain",status="200"} 1' in text
+    assert 'livecast_origin_requests_total{type="other",status="404"} 1' in text
+    assert "livecast_origin_blocked_requests" in text
+    assert 'livecast_packager_parts_total{rendition="720p"}' in text
+
+
+async def test_encoder_killed_mid_event_restarts_after_a_discontinuity(
+    pipeline: LivePipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"{pipeline.base_url}/live/720p/index.m3u8"
+    _, before = await aget(url)
+    last_before = parse_media_playlist(before.decode()).last_part()
+    assert last_before is not None
+    caplog.set_level(logging.INFO, logger="livecast.transcode")
+    pid = pipeline.supervisor.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    status, _ = await aget(url)  # the origin keeps serving while the encoder is down
+    assert status == 200
+    for _ in range(100):
+        await asyncio.sleep(0.1)
+        _, body = await aget(url)
+        pl = parse_media_playlist(body.decode())
+        if any(s.discontinuity for s in pl.segments) and pl.segments[-1].parts:
+            break
+    else:
+        pytest.fail("no discontinuity after the encoder restart")
+    restarted = next(i for i, s in enumerate(pl.segments) if s.discontinuity)
+    assert pl.segments[restarted].map is not None
+    assert pl.msn_of(restarted) > last_before[0]
+    status, _ = await aget(f"{url.rsplit('/', 1)[0]}/{pl.segments[restarted].map.uri}")
+    assert status == 200
+    lines = [
+        r for r in caplog.records if r.name == "livecast.transcode" and "exited" in r.getMessage()
+    ]
+    assert len(lines) == 1, [r.getMessage() for r in caplog.records]
+    assert "SIGKILL" in lines[0].getMessage()
+    assert pipeline.supervisor.pid not in (None, pid)
