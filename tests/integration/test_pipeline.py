@@ -20,7 +20,7 @@ import pytest
 from livecast.packager.playlist import parse_media_playlist, parse_multivariant_playlist
 from livecast.pipeline import LivePipeline
 
-from .conftest import need
+from tests.conftest import need
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,29 @@
+"""End to end: livecast's own stack played by hls.js in real headless Chromium.
+
+Acceptance (issue 2): playback advances ≥ 10 s, no fatal hls.js error, displayed live latency
+< 3 s.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from livecast.pipeline import LivePipeline
+from livecast.web.browser import find_chromium, watch
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_player_page_plays_live_with_low_latency(pipeline: LivePipeline) -> None:
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed (scripts/install.sh --test installs it)")
+    if "/hls.min.js" not in pipeline.app.static:
+        pytest.skip("hls.js is not installed (npm ci)")
+    result = await watch(pipeline.player_url, 16)
+    summary = result.summary()
+    assert result.fatal_error is None, summary
+    assert result.advance >= 10.0, summary
+    assert result.latency_p50 is not None and result.latency_p50 < 3.0, summary
+    final = result.final
+    assert final is not None and final.raw.get("lowLatencyMode") is True
+    assert final.raw.get("targetLatency", 99) <= 1.5, "PART-HOLD-BACK should drive the target"

@@ -1,0 +1,99 @@
+"""The ``livecast`` command as a user runs it: URLs on their own lines, clean stop on SIGINT and
+SIGTERM with no FFmpeg left behind, clear errors for bad configuration."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def livecast(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "livecast", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_demo_prints_urls_and_stops_cleanly(sig: signal.Signals) -> None:
+    proc = livecast("demo", "--port", "0")
+    try:
+        assert proc.stdout is not None
+        playlist = proc.stdout.readline().strip()
+        player = proc.stdout.readline().strip()
+        assert playlist.startswith("http://127.0.0.1:") and playlist.endswith(".m3u8")
+        assert player.endswith("/player.html")
+        with urllib.request.urlopen(playlist, timeout=10) as response:
+            assert response.read().startswith(b"#EXTM3U")
+        with urllib.request.urlopen(player, timeout=10) as response:
+            assert b"hls" in response.read()
+        encoders = children(proc.pid)
+        assert encoders, "no FFmpeg child found"
+        proc.send_signal(sig)
+        assert proc.wait(timeout=20) == 0
+        deadline = time.monotonic() + 5
+        while any(alive(pid) for pid in encoders) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in encoders), "FFmpeg outlived livecast"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_with_a_bad_key_exits_2_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "event.toml"
+    config.write_text("port = 8080\nsegment_lenght = 2\n")
+    proc = livecast("serve", "--config", str(config))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "'segment_lenght'" in err and "unknown key" in err
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = livecast("demo", "--port", str(port))
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in err

@@ -1,0 +1,70 @@
+"""Configuration: defaults → file → environment → validate(), errors naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from livecast.config import load_config
+from livecast.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "event.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_the_demo_ladder() -> None:
+    config = load_config(env={})
+    assert (config.host, config.port) == ("127.0.0.1", 8080)
+    assert [r.name for r in config.rungs] == ["720p", "480p", "360p"]
+    assert config.part_duration == pytest.approx(1 / 3)
+    assert config.segment_duration == 2.0
+
+
+def test_file_then_environment_then_options(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'port = 9000\nhost = "0.0.0.0"\npart_duration = 0.2\n'
+        '[[rungs]]\nname = "540p"\nwidth = 960\nheight = 540\nvideo_kbps = 1800\n',
+    )
+    config = load_config(path, env={"LIVECAST_PORT": "9100"}, overrides={"host": "::1"})
+    assert (config.host, config.port, config.part_duration) == ("::1", 9100, 0.2)
+    assert [r.name for r in config.rungs] == ["540p"]
+
+
+def test_part_duration_snaps_to_whole_frames(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "part_duration = 0.3333"), env={}).part_duration == (
+        pytest.approx(1 / 3)
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "key"),
+    [
+        ("prt = 3", {}, "prt"),
+        ('port = "x"', {}, "port"),
+        ("port = 70000", {}, "port"),
+        ("", {"LIVECAST_PORT": "abc"}, "port"),
+        ("part_duration = 0.05", {}, "part_duration"),
+        ("part_duration = 1.5", {}, "part_duration"),
+        ("segment_duration = 1.9", {}, "segment_duration"),
+        ("window = 4", {}, "window"),
+        ('source = "rtmp"', {}, "source"),
+        ('[[rungs]]\nname = "x"\nwidth = 10\nheight = 10\nvideo_kbps = 100\n', {}, "rungs.width"),
+        ('[[rungs]]\nname = "x"\nwidth = 640\n', {}, "rungs[0].height"),
+        ("port = [", {}, "config"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, text: str, env: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), env=env)
+    assert info.value.key == key
+    assert repr(key) in str(info.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.toml", env={})
