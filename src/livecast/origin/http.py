@@ -1,0 +1,593 @@
+"""The origin's HTTP/1.1 server: a thin asyncio adapter around the pure :class:`Handler`.
+
+Built for thousands of LL-HLS clients per core: a bare :class:`asyncio.Protocol` per connection
+(uvloop when installed), httptools parsing, bytes encoded once per :class:`Response` and second
+(memoised in ``Response._wire``), parked requests kept in one dict per hold key so that
+:meth:`OriginServer.notify` answers all waiters of a key with one ``resume`` and one encode.
+One periodic sweep handles deadlines and idle connections — no task or timer per request.
+
+GET and HEAD only (else 405); keep-alive by default; pipelined requests answered in order; URL too
+long → 414, headers too large → 431, malformed → 400 (each then closes). A client that stops
+reading is cut off once ``max_write_buffer`` bytes wait for it or its output stalls for
+``idle_timeout``; it never delays anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, fields
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import NamedTuple, cast
+
+import httptools
+
+from livecast.errors import ConfigError
+from livecast.origin.contract import OBJECT_TYPES, Handler, Hold, Request, Response
+from livecast.telemetry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from livecast.telemetry.metrics import CounterCell, Registry
+
+log = logging.getLogger(__name__)
+
+CLOSE_REASONS = ("slow_client", "idle_timeout", "bad_request", "client", "shutdown")
+
+_COMMON_HEADERS = "Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: Age, Date\r\n"
+_CONNECTION_LINE = {True: b"Connection: keep-alive\r\n\r\n", False: b"Connection: close\r\n\r\n"}
+_WIRE_KEY = (("close", "keep-alive"), ("head-close", "head-keep-alive"))  # [head][keep_alive]
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+_METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
+_REFUSALS = (400, 414, 431)  # protocol errors: answered, then the connection is closed
+
+METHOD_NOT_ALLOWED = Response(405, b"method not allowed\n", extra_headers=(("Allow", "GET, HEAD"),))
+BAD_REQUEST = Response(400, b"bad request\n")
+URI_TOO_LONG = Response(414, b"URI too long\n")
+HEADERS_TOO_LARGE = Response(431, b"request header fields too large\n")
+INTERNAL_ERROR = Response(500, b"internal server error\n")
+HOLD_EXPIRED = Response(503, b"blocking request timed out\n", cache_control="max-age=1")
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    max_url_bytes: int = 8192
+    max_header_bytes: int = 16384
+    max_headers: int = 100
+    idle_timeout: float = 15.0  # keep-alive connection with no request in flight
+    max_write_buffer: int = 4 * 1024 * 1024  # bytes waiting for a client before it is cut off
+    max_pipelined: int = 16  # requests queued behind a parked one
+    sweep_interval: float = 0.05  # deadline resolution of parked requests
+
+    def __post_init__(self) -> None:
+        for name in (field.name for field in fields(self)):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"http.{name}", f"must be positive, got {getattr(self, name)}")
+
+
+def install_uvloop() -> bool:
+    """Make uvloop the event loop policy if it is installed; True when it is."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+def encode_head(response: Response) -> bytes:
+    """Status line and headers of ``response`` except ``Date`` and ``Connection``."""
+    lines = [
+        f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}\r\n",
+        f"Content-Type: {response.content_type}\r\n",
+        f"Content-Length: {len(response.body)}\r\n",
+    ]
+    if response.cache_control:
+        lines.append(f"Cache-Control: {response.cache_control}\r\n")
+    lines.append(_COMMON_HEADERS)
+    for name, value in response.extra_headers:
+        line = f"{name}: {value}"
+        if "\r" not in line and "\n" not in line:  # no response splitting
+            lines.append(line + "\r\n")
+    return "".join(lines).encode("latin-1", errors="replace")
+
+
+class _OriginMetrics:
+    """The server's metrics with label children resolved once, for a tiny per-request cost."""
+
+    def __init__(self, registry: Registry) -> None:
+        counter, gauge = registry.counter, registry.gauge
+        self.requests = counter(
+            "livecast_origin_requests_total", "Responses by type and status.", ("type", "status")
+        )
+        self.response_bytes = counter(
+            "livecast_origin_response_bytes_total", "Bytes written, by type.", ("type",)
+        )
+        self.blocked = gauge("livecast_origin_blocked_requests", "Requests parked.").labels()
+        self.connections = gauge("livecast_origin_connections", "Open connections.").labels()
+        closed = counter(
+            "livecast_origin_connections_closed_total", "Connections closed.", ("reason",)
+        )
+        self.closed = {reason: closed.labels(reason) for reason in CLOSE_REASONS}
+        self._cells: dict[tuple[str, int], tuple[CounterCell, CounterCell]] = {}
+
+    def count_response(self, object_type: str, status: int, size: int) -> None:
+        cells = self._cells.get((object_type, status)) or self._resolve(object_type, status)
+        cells[0].value += 1
+        cells[1].value += size
+
+    def _resolve(self, object_type: str, status: int) -> tuple[CounterCell, CounterCell]:
+        label = object_type if object_type in OBJECT_TYPES else "other"
+        cells = (self.requests.labels(label, str(status)), self.response_bytes.labels(label))
+        self._cells[(object_type, status)] = cells
+        return cells
+
+
+class _Parked(NamedTuple):
+    """Where a parked request waits and how to answer it."""
+
+    key: Hashable
+    bucket: int  # deadline bucket: ceil(deadline / sweep_interval)
+    object_type: str
+    head: bool
+    keep_alive: bool
+
+
+_Queued = tuple[Request | Response, bool]  # a request (or a protocol error to send) + keep-alive
+
+
+class _StopParsing(Exception):
+    """Raised from a parser callback to abandon the rest of the received bytes."""
+
+
+class OriginServer:
+    """HTTP/1.1 front of a :class:`Handler`; call :meth:`notify` after every state change."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        registry: Registry,
+        *,
+        limits: HttpLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.handler = handler
+        self.registry = registry
+        self.limits = limits = limits or HttpLimits()
+        self.clock = clock
+        self.metrics = _OriginMetrics(registry)
+        self.port = 0
+        self.encode_count = 0  # responses serialised; stays flat when a memo is reused
+        self.date_line = b""
+        self._date_second = -1
+        self.refresh_date()
+        self._connections: dict[_Connection, None] = {}
+        self._parked: dict[Hashable, dict[_Connection, None]] = {}
+        self._buckets: dict[int, dict[_Connection, None]] = {}
+        self._bucket_heap: list[int] = []
+        self._idle_check_every = max(limits.sweep_interval, min(1.0, limits.idle_timeout / 4))
+        self._next_idle_check = 0.0
+        self._server: asyncio.AbstractServer | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        """Listen on ``host:port`` (port 0 picks a free one, then exposed as ``.port``)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Connection(self), host, port, backlog=4096, reuse_port=reuse_port or None
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._next_idle_check = self.clock() + self._idle_check_every
+        self._timer = loop.call_later(self.limits.sweep_interval, self._tick)
+
+    async def stop(self) -> None:
+        """Stop listening, cut every connection, forget every parked request."""
+        if self._timer is not None:
+            self._timer.cancel()
+        server, self._server, self._timer = self._server, None, None
+        if server is not None:
+            server.close()
+        for connection in list(self._connections):
+            connection.close("shutdown", abort=True)
+        if server is not None:
+            await server.wait_closed()
+        await asyncio.sleep(0)  # let the transports report connection_lost
+
+    def notify(self) -> None:
+        """Resume parked requests after the handler's state changed (one resume per key)."""
+        if not self._parked:
+            return
+        self.refresh_date()
+        now = self.clock()
+        for key in list(self._parked):
+            try:
+                response = self.handler.resume(key, now)
+            except Exception:
+                log.exception("handler.resume failed for %r", key)
+                continue
+            if response is None:
+                continue
+            for connection in self._parked.pop(key, {}):
+                self._unlink_bucket(connection)
+                connection.answer_parked(response, now)
+
+    def sweep(self) -> None:
+        """Answer parked requests past their deadline; close idle and stalled connections."""
+        self.refresh_date()
+        now = self.clock()
+        self._expire_due(now)
+        if now >= self._next_idle_check:
+            self._next_idle_check = now + self._idle_check_every
+            for connection in list(self._connections):
+                connection.check_idle(now, self.limits.idle_timeout)
+
+    def refresh_date(self) -> None:
+        """Re-format the ``Date`` header line when the wall-clock second changed."""
+        second = int(time.time())
+        if second != self._date_second:
+            self._date_second = second
+            self.date_line = f"Date: {formatdate(second, usegmt=True)}\r\n".encode()
+
+    def _tick(self) -> None:
+        try:
+            self.sweep()
+        finally:
+            if self._server is not None:
+                interval = self.limits.sweep_interval
+                self._timer = asyncio.get_running_loop().call_later(interval, self._tick)
+
+    def route(self, request: Request, now: float) -> Response | Hold:
+        """``/metrics`` from the registry, everything else from the handler."""
+        if request.path == "/metrics":
+            return Response(
+                200, self.registry.render(), METRICS_CONTENT_TYPE, "no-cache", "metrics"
+            )
+        try:
+            return self.handler.handle(request, now)
+        except Exception:
+            log.exception("handler failed for %s %s", request.method, request.path)
+            return INTERNAL_ERROR
+
+    def wire(self, response: Response, head: bool, keep_alive: bool) -> bytes:
+        """The bytes to send for ``response``, encoded at most once per kind and second."""
+        memo = response._wire
+        date_line = self.date_line
+        if memo.get("date") != date_line:
+            prefix = memo.get("prefix") or encode_head(response)
+            memo.clear()
+            memo["prefix"] = prefix
+            memo["date"] = date_line
+        key = _WIRE_KEY[head][keep_alive]
+        data = memo.get(key)
+        if data is None:
+            data = memo["prefix"] + date_line + _CONNECTION_LINE[keep_alive]
+            if not head:
+                data += response.body
+            memo[key] = data
+            self.encode_count += 1
+        return data
+
+    def park(self, connection: _Connection, hold: Hold, head: bool, keep_alive: bool) -> None:
+        bucket = math.ceil(hold.deadline / self.limits.sweep_interval)
+        waiters = self._parked.get(hold.key)
+        if waiters is None:
+            waiters = self._parked[hold.key] = {}
+        waiters[connection] = None
+        due = self._buckets.get(bucket)
+        if due is None:
+            due = self._buckets[bucket] = {}
+            heapq.heappush(self._bucket_heap, bucket)
+        due[connection] = None
+        connection.parked = _Parked(hold.key, bucket, hold.object_type, head, keep_alive)
+        self.metrics.blocked.value += 1
+
+    def unpark(self, connection: _Connection) -> None:
+        """Forget a parked connection that will not be answered (it closed)."""
+        parked = connection.parked
+        if parked is None:
+            return
+        waiters = self._parked.get(parked.key)
+        if waiters is not None:
+            waiters.pop(connection, None)
+            if not waiters:
+                del self._parked[parked.key]
+        self._unlink_bucket(connection)
+        connection.parked = None
+        self.metrics.blocked.value -= 1
+
+    def _unlink_bucket(self, connection: _Connection) -> None:
+        parked = connection.parked
+        if parked is None:
+            return
+        due = self._buckets.get(parked.bucket)
+        if due is not None:
+            due.pop(connection, None)
+            if not due:
+                del self._buckets[parked.bucket]
+
+    def _expire_due(self, now: float) -> None:
+        heap = self._bucket_heap
+        interval = self.limits.sweep_interval
+        while heap and heap[0] * interval <= now:
+            due = self._buckets.pop(heapq.heappop(heap), None)
+            if not due:
+                continue
+            by_key: dict[Hashable, list[_Connection]] = {}
+            for connection in due:
+                if connection.parked is not None:
+                    by_key.setdefault(connection.parked.key, []).append(connection)
+            for key, connections in by_key.items():
+                response = self.expire_now(key, now)
+                waiters = self._parked.get(key)
+                if waiters is not None:
+                    for connection in connections:
+                        waiters.pop(connection, None)
+                    if not waiters:
+                        del self._parked[key]
+                for connection in connections:
+                    connection.answer_parked(response, now)
+
+    def expire_now(self, key: Hashable, now: float) -> Response:
+        """The handler's answer to a hold past its deadline (a plain 503 if it fails)."""
+        try:
+            return self.handler.expired(key, now)
+        except Exception:
+            log.exception("handler.expired failed for %r", key)
+            return HOLD_EXPIRED
+
+    def opened(self, connection: _Connection) -> None:
+        self._connections[connection] = None
+        self.metrics.connections.value += 1
+
+    def forget(self, connection: _Connection, reason: str) -> None:
+        """A connection is gone: drop it from every table and count why it closed."""
+        if connection not in self._connections:
+            return
+        del self._connections[connection]
+        self.unpark(connection)
+        self.metrics.connections.value -= 1
+        self.metrics.closed[reason].value += 1
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: parse requests, answer them in order, park blocking ones."""
+
+    def __init__(self, server: OriginServer) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.parked: _Parked | None = None
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._queue: deque[_Queued] = deque()
+        self._accepting = True  # False once no further request will be read
+        self._close_reason: str | None = None
+        self._idle_since: float | None = None  # None while a request is parked or in progress
+        self._last_buffer_size = 0
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._header_bytes = 0
+        self._keep_alive = True
+        self._in_head = False
+        self._began_in_chunk = False
+        self._raw_head_bytes = 0
+        self._max_raw_head_bytes = self.limits.max_url_bytes + self.limits.max_header_bytes + 4096
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)
+        high = max(64 * 1024, self.limits.max_write_buffer // 4)
+        transport.set_write_buffer_limits(high=high, low=high // 4)
+        self._idle_since = self.server.clock()
+        self.server.opened(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._accepting = False
+        self.server.forget(self, self._close_reason or "client")
+        self.transport = None
+
+    def eof_received(self) -> bool:
+        # As nginx does: a client that closes while its request is parked has given up.
+        self._accepting = False
+        return False
+
+    def pause_writing(self) -> None:
+        if self.transport is not None and self._close_reason is None:
+            self.transport.pause_reading()  # no new requests from a client not reading answers
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and self._close_reason is None:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._accepting:
+            return
+        self.server.refresh_date()
+        self._began_in_chunk = False
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            return  # the upgrade request is answered with Connection: close
+        except httptools.HttpParserError as error:
+            if self._accepting:  # else our own _StopParsing, already answered
+                bug = isinstance(error, httptools.HttpParserCallbackError)
+                if bug:
+                    log.error("request handling failed", exc_info=error.__context__)
+                self._reject(INTERNAL_ERROR if bug else BAD_REQUEST)
+            return
+        if self._in_head and not self._began_in_chunk:
+            self._raw_head_bytes += len(data)
+            if self._raw_head_bytes > self._max_raw_head_bytes:  # memory guard
+                self._reject(HEADERS_TOO_LARGE)
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._header_bytes = 0
+        self._in_head = True
+        self._began_in_chunk = True
+        self._raw_head_bytes = 0
+
+    def on_url(self, fragment: bytes) -> None:
+        self._url += fragment
+        if len(self._url) > self.limits.max_url_bytes:
+            self._reject(URI_TOO_LONG)
+            raise _StopParsing
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+        self._header_bytes += len(name) + len(value) + 4
+        limits = self.limits
+        if self._header_bytes > limits.max_header_bytes or len(self._headers) > limits.max_headers:
+            self._reject(HEADERS_TOO_LARGE)
+            raise _StopParsing
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        self._keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
+
+    def on_message_complete(self) -> None:
+        request = self._build_request()
+        if request is None:
+            self._reject(BAD_REQUEST)
+            raise _StopParsing
+        keep_alive = self._keep_alive
+        if not keep_alive:
+            self._accepting = False
+        if self.parked is None and not self._queue:
+            self._idle_since = None
+            self._dispatch(request, keep_alive)
+        elif len(self._queue) < self.limits.max_pipelined:
+            self._idle_since = None
+            self._queue.append((request, keep_alive))
+        else:
+            self.close("bad_request", abort=True)
+            raise _StopParsing
+
+    def _build_request(self) -> Request | None:
+        url = self._url
+        if url[:1] == b"/":
+            path, _, query = url.partition(b"?")
+        else:  # absolute-form, as a proxy would send
+            try:
+                parsed = httptools.parse_url(url)
+            except httptools.HttpParserInvalidURLError:
+                return None
+            path, query = parsed.path or b"/", parsed.query or b""
+        method = self._parser.get_method()
+        name = _METHODS.get(method) or method.decode("latin-1")
+        return Request(name, path.decode("latin-1"), query.decode("latin-1"), tuple(self._headers))
+
+    def _dispatch(self, request: Request, keep_alive: bool) -> None:
+        """Answer ``request`` now or park it until the handler can."""
+        server = self.server
+        now = server.clock()
+        head = request.method == "HEAD"
+        if not head and request.method != "GET":
+            self._respond(METHOD_NOT_ALLOWED, False, keep_alive, "other", now)
+            return
+        outcome = server.route(request, now)
+        if isinstance(outcome, Response):
+            self._respond(outcome, head, keep_alive, outcome.object_type, now)
+        elif outcome.deadline <= now:
+            self._respond(
+                server.expire_now(outcome.key, now), head, keep_alive, outcome.object_type, now
+            )
+        else:
+            try:
+                server.park(self, outcome, head, keep_alive)
+            except TypeError:  # an unhashable key
+                log.exception("handler returned an unusable hold key %r", outcome.key)
+                self._respond(INTERNAL_ERROR, head, keep_alive, outcome.object_type, now)
+
+    def answer_parked(self, response: Response, now: float) -> None:
+        """Send ``response`` to the parked request (already unlinked from the key table)."""
+        parked = self.parked
+        if parked is None:
+            return
+        self.parked = None
+        self.server.metrics.blocked.value -= 1
+        self._respond(response, parked.head, parked.keep_alive, parked.object_type, now)
+        if self._queue:
+            self._run_queue(now)
+
+    def _run_queue(self, now: float) -> None:
+        while self._queue and self.parked is None and self._close_reason is None:
+            item, keep_alive = self._queue.popleft()
+            if isinstance(item, Response):
+                self._respond(item, False, False, "other", now)
+            else:
+                self._dispatch(item, keep_alive)
+
+    def _respond(
+        self, response: Response, head: bool, keep_alive: bool, object_type: str, now: float
+    ) -> None:
+        transport = self.transport
+        if transport is None or self._close_reason is not None:
+            return
+        if transport.get_write_buffer_size() > self.limits.max_write_buffer:
+            self.close("slow_client", abort=True)
+            return
+        data = self.server.wire(response, head, keep_alive)
+        transport.write(data)
+        self.server.metrics.count_response(object_type, response.status, len(data))
+        if not keep_alive:
+            refused = response.status in _REFUSALS  # linger, so that the client can read it
+            self.close("bad_request" if refused else "client", linger=refused)
+        elif self.parked is None and not self._queue:
+            self._idle_since = now
+            self._last_buffer_size = 0
+
+    def _reject(self, error: Response) -> None:
+        """Answer a protocol error (after any earlier pending answers), then close."""
+        self._accepting = False
+        if self.parked is None and not self._queue:
+            self._respond(error, False, False, "other", self.server.clock())
+        else:
+            self._queue.append((error, False))
+
+    def close(self, reason: str, *, abort: bool = False, linger: bool = False) -> None:
+        """Close once (flushing unless ``abort``); ``reason`` is counted when the socket goes.
+
+        ``linger`` only half-closes and keeps discarding input until the peer closes (or the idle
+        sweep cuts it), so that unread request bytes do not turn our close into a reset that
+        destroys the error response before the client reads it.
+        """
+        self._accepting = False
+        transport = self.transport
+        if self._close_reason is not None or transport is None:
+            return
+        self._close_reason = reason
+        self.server.unpark(self)
+        self._queue.clear()
+        self._idle_since = self.server.clock()
+        if abort:
+            transport.abort()
+        elif linger and transport.can_write_eof():
+            transport.write_eof()
+        else:
+            transport.close()
+        if reason == "shutdown":
+            self.server.forget(self, reason)
+
+    def check_idle(self, now: float, timeout: float) -> None:
+        """Close when idle too long; cut a client whose unread output stopped draining."""
+        since = self._idle_since
+        transport = self.transport
+        if since is None or transport is None:
+            return
+        pending = transport.get_write_buffer_size()
+        if pending:
+            if pending < self._last_buffer_size:  # the client is reading: progress
+                self._idle_since = now
+            self._last_buffer_size = pending
+            if now - since > timeout and self._idle_since == since:
+                self._close_reason = None  # replace a pending graceful close
+                self.close("slow_client", abort=True)
+        elif now - since > timeout:
+            if self._close_reason is None:
+                self.close("idle_timeout")
+            else:  # a lingering close the peer never finished
+                transport.abort()
