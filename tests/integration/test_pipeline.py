@@ -19,7 +19,6 @@ import pytest
 
 from livecast.packager.playlist import parse_media_playlist, parse_multivariant_playlist
 from livecast.pipeline import LivePipeline
-
 from tests.conftest import need
 
 pytestmark = pytest.mark.integration
