@@ -172,11 +172,11 @@ def _fmt(row: dict[str, Any], key: str, digits: int = 2) -> str:
 
 
 def report(figures: dict[str, Any]) -> str:
-    columns = ("hls.js p50", "p95", "PDT p50", "p95", "ratio", "start")
+    columns = ("hls.js p50", "p95", "PDT p50", "p95", "ratio", "start ms", "stalls")
     lines = [f"{'':40} " + " ".join(f"{c:>10}" for c in columns)]
     keys = ("latency_p50", "latency_p95", "pdt_latency_p50", "pdt_latency_p95", "pdt_ratio_vs_peer")
     for row in figures["rows"]:
-        cells = [_fmt(row, k) for k in keys] + [_fmt(row, "startup_ms", 0)]
+        cells = [_fmt(row, k) for k in keys] + [_fmt(row, "startup_ms", 0), _fmt(row, "stalls", 0)]
         fatal = f"  FATAL {row['fatal_error']}" if row["fatal_error"] else ""
         lines.append(f"{row['label']:40} " + " ".join(f"{c:>10}" for c in cells) + fatal)
     return "\n".join(lines)
