@@ -21,11 +21,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from livecast.transcode.ffmpeg import find_ffmpeg  # noqa: E402
-from livecast.web.assets import find_hlsjs, player_page_html  # noqa: E402
+from livecast.web.assets import find_hlsjs  # noqa: E402
 from livecast.web.browser import percentile, watch  # noqa: E402
+from livecast.web.static_server import serve_directory  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -56,36 +54,6 @@ def livecast_demo(part_duration: float) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-class _StaticHandler(SimpleHTTPRequestHandler):
-    def __init__(self, *args: Any, hlsjs: bytes, **kwargs: Any) -> None:
-        self._hlsjs = hlsjs
-        super().__init__(*args, **kwargs)
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/player.html":
-            self._send(player_page_html(), "text/html; charset=utf-8")
-        elif path == "/hls.min.js":
-            self._send(self._hlsjs, "text/javascript")
-        else:
-            super().do_GET()
-
-    def _send(self, body: bytes, content_type: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def end_headers(self) -> None:
-        if self.path.split("?", 1)[0].endswith(".m3u8"):
-            self.send_header("Cache-Control", "no-cache")
-        super().end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @contextlib.contextmanager
@@ -111,20 +79,14 @@ def ffmpeg_hls_peer(seconds: float) -> Iterator[str]:
             "-hls_segment_filename", "seg_%v_%05d.m4s", "stream_%v.m3u8",
         ]  # fmt: skip
         proc = subprocess.Popen(argv, cwd=out)
-        handler = partial(_StaticHandler, directory=tmp, hlsjs=find_hlsjs().read_bytes())
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
         try:
             for _ in range(100):
                 if (out / "main.m3u8").exists() and len(list(out.glob("seg_0_*.m4s"))) >= 2:
                     break
                 time.sleep(0.2)
-            port = server.server_address[1]
-            yield f"http://127.0.0.1:{port}/player.html?src=/live/main.m3u8"
+            with serve_directory(Path(tmp), find_hlsjs().read_bytes()) as base:
+                yield f"{base}/player.html?src=/live/main.m3u8"
         finally:
-            server.shutdown()
-            server.server_close()
             proc.kill()
             proc.wait()
 

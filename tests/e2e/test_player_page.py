@@ -10,11 +10,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ import pytest
 from livecast.errors import ConfigError
 from livecast.web import assets
 from livecast.web.browser import PlayerStats, find_chromium, percentile, watch
+from livecast.web.static_server import serve_directory
 
 pytestmark = pytest.mark.e2e
 
@@ -57,46 +55,6 @@ def chromium() -> str:
     if path is None:
         pytest.skip("no Chromium on this machine")
     return path
-
-
-class _Handler(SimpleHTTPRequestHandler):
-    """Static files from ``directory`` plus the player page and hls.js, no caching of playlists."""
-
-    extensions_map = {  # noqa: RUF012 - class attribute of the stdlib handler
-        **SimpleHTTPRequestHandler.extensions_map,
-        ".m3u8": "application/vnd.apple.mpegurl",
-        ".m4s": "video/iso.segment",
-        ".mp4": "video/mp4",
-        ".js": "text/javascript",
-    }
-
-    def __init__(self, *args: Any, hlsjs: bytes, **kwargs: Any) -> None:
-        self._hlsjs = hlsjs
-        super().__init__(*args, **kwargs)
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path in ("/", "/player.html"):
-            self._send(assets.player_page_html(), "text/html; charset=utf-8")
-        elif path == "/hls.min.js":
-            self._send(self._hlsjs, "text/javascript")
-        else:
-            super().do_GET()
-
-    def _send(self, body: bytes, content_type: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def end_headers(self) -> None:
-        if self.path.split("?", 1)[0].endswith(".m3u8"):
-            self.send_header("Cache-Control", "no-cache")
-        super().end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture
@@ -156,18 +114,8 @@ def _ready(out: Path) -> bool:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """``http://127.0.0.1:<port>`` serving ``tmp_path``, ``/player.html`` and ``/hls.min.js``."""
-    hlsjs = _hlsjs_or_skip().read_bytes()
-    handler = partial(_Handler, directory=str(tmp_path), hlsjs=hlsjs)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, name="e2e-http", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with serve_directory(tmp_path, _hlsjs_or_skip().read_bytes()) as url:
+        yield url
 
 
 def _assert_well_formed(raw: dict[str, Any]) -> None:
