@@ -1,8 +1,8 @@
 """The one exception hierarchy of livecast.
 
-Every error livecast raises on purpose derives from :class:`LivecastError`. Adapters (HTTP server,
-FFmpeg supervisor, CLI) translate foreign exceptions into these with ``raise ... from``; the CLI turns
-them into a one-line message and an exit code.
+Every error livecast raises on purpose derives from :class:`LivecastError`. Adapters (HTTP
+server, FFmpeg supervisor, CLI) translate foreign exceptions into these with ``raise ... from``;
+the CLI turns them into a one-line message and an exit code.
 
     LivecastError
     ├── ConfigError          bad configuration value (names the key)

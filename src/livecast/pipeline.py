@@ -119,9 +119,7 @@ class LivePipeline:
         """Until every rendition has a complete segment (so the multivariant playlist is real)."""
         waiter = asyncio.ensure_future(self._ready.wait())
         ended = asyncio.ensure_future(self.supervisor.wait())
-        await asyncio.wait(
-            {waiter, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait({waiter, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         ended.cancel()
         if not self._ready.is_set():

@@ -1,4 +1,5 @@
-"""The contract between the HTTP adapter (``origin.http``) and the LL-HLS origin logic (``origin.app``).
+"""The contract between the HTTP adapter (``origin.http``) and the LL-HLS origin logic
+(``origin.app``).
 
 The adapter parses bytes into a :class:`Request`, asks a :class:`Handler` what to do, and either
 writes the :class:`Response` or parks the connection under a :class:`Hold` key until the handler
