@@ -42,6 +42,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return sum(values) - idle, sum(values)
+
+
 class PartClock:
     """Arrival time of each complete top-level moof+mdat pair on one rendition's pipe."""
 
@@ -62,6 +69,10 @@ class PartClock:
             self.offset += size
 
 
+def snapshot(pid: int, clock: PartClock) -> tuple[float, float, int, tuple[int, int]]:
+    return cpu_seconds(pid), time.monotonic(), len(clock.mdat_arrivals), machine_ticks()
+
+
 async def measure(ladder: Ladder, seconds: float) -> dict[str, float]:
     """Run ``ladder`` in real time for ``seconds`` (+ warm-up); CPU share and part delivery lag."""
     ffmpeg, font = find_ffmpeg(), find_font()
@@ -79,17 +90,22 @@ async def measure(ladder: Ladder, seconds: float) -> dict[str, float]:
         pid = supervisor.pid
         assert pid is not None
         await asyncio.sleep(WARMUP)
-        cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+        cpu0, wall0, parts0, machine0 = snapshot(pid, clock)
         await asyncio.sleep(seconds)
-        cpu1, wall1 = cpu_seconds(pid), time.monotonic()
+        cpu1, wall1, parts1, machine1 = snapshot(pid, clock)
         epoch = supervisor.epoch
-    share = (cpu1 - cpu0) / ((wall1 - wall0) * (os.cpu_count() or 1))
+    cores = os.cpu_count() or 1
+    share = (cpu1 - cpu0) / ((wall1 - wall0) * cores)
+    media = (parts1 - parts0) * ladder.part_duration
+    busy = (machine1[0] - machine0[0]) / max(1, machine1[1] - machine0[1])
     lags = [
         arrived - (epoch + (index + 1) * ladder.part_duration)
         for index, arrived in enumerate(clock.mdat_arrivals)
     ]
     return {
         "cpu_share": share,
+        "cpu_share_per_media_second": (cpu1 - cpu0) / (media * cores) if media else float("nan"),
+        "others_share": max(0.0, busy - share),
         "part_lag_median_s": statistics.median(lags) if lags else float("nan"),
         "part_lag_max_s": max(lags) if lags else float("nan"),
     }
@@ -103,9 +119,13 @@ def run(seconds: float = 20.0, ladder: Ladder = DEFAULT_LADDER) -> dict[str, flo
         "seconds": seconds,
         "cores": float(os.cpu_count() or 1),
         "zerolatency_cpu_share": tuned["cpu_share"],
+        "zerolatency_cpu_share_per_media_second": tuned["cpu_share_per_media_second"],
+        "zerolatency_others_share": tuned["others_share"],
         "zerolatency_part_lag_median_s": tuned["part_lag_median_s"],
         "zerolatency_part_lag_max_s": tuned["part_lag_max_s"],
         "default_tune_cpu_share": plain["cpu_share"],
+        "default_tune_cpu_share_per_media_second": plain["cpu_share_per_media_second"],
+        "default_tune_others_share": plain["others_share"],
         "default_tune_part_lag_median_s": plain["part_lag_median_s"],
         "default_tune_part_lag_max_s": plain["part_lag_max_s"],
         "cpu_ratio_zerolatency_vs_default": tuned["cpu_share"] / plain["cpu_share"],
@@ -115,9 +135,11 @@ def run(seconds: float = 20.0, ladder: Ladder = DEFAULT_LADDER) -> dict[str, flo
 
 def _line(label: str, figures: dict[str, float], key: str, note: str = "") -> str:
     return (
-        f"  {label:<18}: {figures[f'{key}_cpu_share']:6.1%} of the machine{note}; a part reaches "
-        f"Python {figures[f'{key}_part_lag_median_s']:.3f} s after its media end "
-        f"(median, max {figures[f'{key}_part_lag_max_s']:.3f} s)"
+        f"  {label:<18}: {figures[f'{key}_cpu_share']:6.1%} of the machine{note} "
+        f"[{figures[f'{key}_cpu_share_per_media_second']:.1%} per media second; other processes "
+        f"used {figures[f'{key}_others_share']:.0%} meanwhile]\n"
+        f"  {'':<18}  a part reaches Python {figures[f'{key}_part_lag_median_s']:.3f} s after its "
+        f"media end (median, max {figures[f'{key}_part_lag_max_s']:.3f} s)"
     )
 
 

@@ -69,6 +69,12 @@ def test_fragment_durations_cut_exactly(part: float) -> None:
     assert math.floor(part / fragment) * fragment >= 0.85 * part
 
 
+def test_durations_snap_to_whole_frames_and_parts() -> None:
+    lad = Ladder(DEFAULT_RUNGS, part_duration=0.333, segment_duration=1.999)
+    assert lad.part_duration == 1 / 3 and lad.segment_duration == 2.0
+    assert lad == DEFAULT_LADDER
+
+
 # ------------------------------------------------------------------ argv structure
 
 
@@ -154,10 +160,12 @@ def test_part_and_segment_durations_flow_into_the_argv() -> None:
         ({"part_duration": 0.1}, "part_duration"),
         ({"part_duration": 1.5}, "part_duration"),
         ({"part_duration": 0.25}, "part_duration"),  # 7.5 frames at 30 fps
+        ({"part_duration": 0.33}, "part_duration"),  # 9.9 frames
         ({"segment_duration": 2.1}, "segment_duration"),  # not a multiple of 1/3 s
         ({"segment_duration": 1 / 3}, "segment_duration"),  # a single part
         ({"segment_duration": 12.0}, "segment_duration"),
         ({"fps": 0}, "fps"),
+        ({"fps": 29.97}, "fps"),
         ({"audio_rate": 22_050}, "audio_rate"),
         ({"audio_kbps": 4}, "audio_kbps"),
         ({"audio_channels": 6}, "audio_channels"),

@@ -48,6 +48,7 @@ PART_MIN, PART_MAX = 0.2, 1.0
 AUDIO_FRAGMENT_SHARE = 0.15  # an audio fragment is at most this share of a part
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _EPS = 1e-6
+_SNAP = 0.02  # a duration within 2 % of a frame (part) or of a part (segment) is snapped to it
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,11 @@ class Rung:
 
 
 def _whole_multiple(value: float, unit: Fraction) -> int | None:
-    """``value / unit`` if it is (within float noise) a positive whole number, else None."""
+    """``value / unit`` if it is within 2 % of a positive whole number (0.333 s → 10 frames at
+    30 fps), else None."""
     ratio = value / float(unit)
     whole = round(ratio)
-    return whole if whole >= 1 and abs(ratio - whole) < _EPS * max(1.0, ratio) else None
+    return whole if whole >= 1 and abs(ratio - whole) <= _SNAP else None
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,12 @@ class Ladder:
     audio_channels: int = 2
 
     def __post_init__(self) -> None:
+        """Validate; snap ``part_duration`` to whole frames and ``segment_duration`` to whole
+        parts, so that e.g. 0.333 becomes exactly 10/30 s."""
         self._check_rungs()
         self._check_audio()
-        if not 1 <= self.fps <= 120:
-            raise ConfigError("fps", f"{self.fps} is outside 1–120")
+        if not isinstance(self.fps, int) or not 1 <= self.fps <= 120:
+            raise ConfigError("fps", f"{self.fps} is not a whole number of frames/s in 1–120")
         if not PART_MIN - _EPS <= self.part_duration <= PART_MAX + _EPS:
             raise ConfigError("part_duration", f"{self.part_duration} s is outside 0.2–1 s")
         part_frames = _whole_multiple(self.part_duration, Fraction(1, self.fps))
@@ -111,6 +115,8 @@ class Ladder:
             )
         if self.segment_duration > 10 + _EPS:
             raise ConfigError("segment_duration", f"{self.segment_duration} s is above 10 s")
+        object.__setattr__(self, "part_duration", part_frames / self.fps)
+        object.__setattr__(self, "segment_duration", parts * part_frames / self.fps)
 
     def _check_rungs(self) -> None:
         if not self.rungs:

@@ -224,7 +224,7 @@ class TranscodeSupervisor:
 
     @property
     def stderr_tail(self) -> list[str]:
-        """The last lines FFmpeg wrote to stderr (across generations)."""
+        """The last lines the current (or last) FFmpeg wrote to stderr."""
         return list(self._stderr)
 
     async def start(self) -> None:
@@ -265,6 +265,7 @@ class TranscodeSupervisor:
     # -------------------------------------------------------------- spawning
 
     async def _spawn(self, generation: int) -> _Run:
+        self._stderr.clear()  # the exit message quotes this process only
         pipes = {name: _make_pipe() for name in self._renditions}
         write_fds = {name: w for name, (_, w) in pipes.items()}
         read_fds = {name: r for name, (r, _) in pipes.items()}
