@@ -257,7 +257,9 @@ async def test_ladder_fragments_are_parts_with_aligned_keyframes(tmp_path: Path)
         assert probe["codec_name"] == "aac" and probe["sample_rate"] == "48000"
     median = statistics.median(lags)
     print(f"video part arrival after its media end: median {median:.3f} s, max {max(lags):.3f} s")
-    assert 0 < median < 0.5
+    # > 0: no part before its wall-clock time (the -readrate_initial_burst pitfall); ≈ 0.05 s on
+    # an idle machine, the bound only catches gross regressions on a loaded one
+    assert 0 < median < 2.0, lags
 
 
 def part_lags(capture: Capture, name: str, data: bytes, track: Track, epoch: float) -> list[float]:
