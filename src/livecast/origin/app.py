@@ -43,7 +43,13 @@ class StaticAsset:
 
 
 def _error(status: int, message: str, cache: str = SHORT, object_type: str = "other") -> Response:
-    return Response(status, (message + "\n").encode(), cache_control=cache, object_type=object_type)
+    return Response(
+        status,
+        (message + "\n").encode(),
+        cache_control=cache,
+        object_type=object_type,
+        reusable=True,
+    )
 
 
 class OriginApp:
@@ -105,10 +111,13 @@ class OriginApp:
                 cache_control=SHORT,
                 object_type="static",
                 extra_headers=(("Location", "/player.html"),),
+                permanent=True,
             )
         asset = self.static.get(path)
         if asset is not None:
-            return Response(200, asset.body, asset.content_type, "public, max-age=60", "static")
+            return Response(
+                200, asset.body, asset.content_type, "public, max-age=60", "static", permanent=True
+            )
         return _error(404, "not found")
 
     def _media(
@@ -136,7 +145,7 @@ class OriginApp:
     def _object(data: bytes | None, content_type: str, object_type: str) -> Response:
         if data is None:
             return _error(404, f"no such {object_type}", object_type=object_type)
-        return Response(200, data, content_type, IMMUTABLE, object_type)
+        return Response(200, data, content_type, IMMUTABLE, object_type, permanent=True)
 
     def _resume_part(self, rendition: LiveRendition, msn: int, index: int) -> Response | None:
         content_type = (
@@ -144,7 +153,7 @@ class OriginApp:
         )
         data = rendition.part_data(msn, index)
         if data is not None:
-            return Response(200, data, content_type, IMMUTABLE, "part")
+            return Response(200, data, content_type, IMMUTABLE, "part", permanent=True)
         if rendition.part_is_pending(msn, index):
             return None
         return _error(404, "the hinted part was never produced", object_type="part")
@@ -158,9 +167,15 @@ class OriginApp:
                 cache_control="no-store",
                 object_type="multivariant",
                 extra_headers=(("Retry-After", "1"),),
+                reusable=True,
             )
         return Response(
-            200, self.event.multivariant_bytes(), PLAYLIST_TYPE, self.plain_cache, "multivariant"
+            200,
+            self.event.multivariant_bytes(),
+            PLAYLIST_TYPE,
+            self.plain_cache,
+            "multivariant",
+            reusable=True,
         )
 
     def _media_playlist(
@@ -199,6 +214,7 @@ class OriginApp:
             PLAYLIST_TYPE,
             self.blocking_cache if blocking else self.plain_cache,
             "playlist-blocking" if blocking else "playlist-plain",
+            reusable=True,
         )
         self._responses[key] = (self.event.version, response)
         return response

@@ -43,6 +43,11 @@ class Response:
     cache_control: str = "no-cache"
     object_type: str = "other"
     extra_headers: tuple[tuple[str, str], ...] = ()
+    # reusable: the answer depends only on the handler's state, so the adapter may give it to
+    # the same GET request target again until the next ``notify()``; permanent: it never changes
+    # (immutable media), so the adapter may keep giving it. Neither may depend on headers.
+    reusable: bool = False
+    permanent: bool = False
     # The adapter memoises the encoded head here so that one Response shared by many
     # waiters is serialised once. Not part of equality.
     _wire: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)

@@ -44,6 +44,7 @@ _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
 _REFUSALS = (400, 414, 431)  # protocol errors: answered, then the connection is closed
 
+MAX_CACHED_TARGETS = 20_000  # per cache; a flood of distinct URLs only stops the caching
 METHOD_NOT_ALLOWED = Response(405, b"method not allowed\n", extra_headers=(("Allow", "GET, HEAD"),))
 BAD_REQUEST = Response(400, b"bad request\n")
 URI_TOO_LONG = Response(414, b"URI too long\n")
@@ -166,6 +167,10 @@ class OriginServer:
         self.refresh_date()
         self._connections: dict[_Connection, None] = {}
         self._parked: dict[Hashable, dict[_Connection, None]] = {}
+        # Answers by raw request target (GET, origin-form): until the next notify(), and forever.
+        self._reusable: dict[bytes, Response] = {}
+        self._permanent: dict[bytes, Response] = {}
+        self._holds: dict[bytes, tuple[Hashable, str, float]] = {}  # key, type, hold seconds
         self._buckets: dict[int, dict[_Connection, None]] = {}
         self._bucket_heap: list[int] = []
         self._idle_check_every = max(limits.sweep_interval, min(1.0, limits.idle_timeout / 4))
@@ -198,6 +203,8 @@ class OriginServer:
 
     def notify(self) -> None:
         """Resume parked requests after the handler's state changed (one resume per key)."""
+        self._reusable.clear()
+        self._holds.clear()
         if not self._parked:
             return
         self.refresh_date()
@@ -269,6 +276,28 @@ class OriginServer:
             memo[key] = data
             self.encode_count += 1
         return data
+
+    def cached(self, target: bytes) -> Response | None:
+        """The answer already given to a GET of ``target`` that is still valid, if any."""
+        return self._reusable.get(target) or self._permanent.get(target)
+
+    def remember(self, target: bytes, response: Response) -> None:
+        """Keep ``response`` for later GETs of ``target`` as far as it allows (bounded)."""
+        if response.permanent:
+            if len(self._permanent) >= MAX_CACHED_TARGETS:
+                self._permanent.clear()
+            self._permanent[target] = response
+        elif response.reusable and len(self._reusable) < MAX_CACHED_TARGETS:
+            self._reusable[target] = response
+
+    def cached_hold(self, target: bytes, now: float) -> Hold | None:
+        """A GET of ``target`` was held since the last state change: hold this one the same way."""
+        known = self._holds.get(target)
+        return None if known is None else Hold(known[0], now + known[2], known[1])
+
+    def remember_hold(self, target: bytes, hold: Hold, now: float) -> None:
+        if len(self._holds) < MAX_CACHED_TARGETS:
+            self._holds[target] = (hold.key, hold.object_type, hold.deadline - now)
 
     def park(self, connection: _Connection, hold: Hold, head: bool, keep_alive: bool) -> None:
         bucket = math.ceil(hold.deadline / self.limits.sweep_interval)
@@ -367,7 +396,7 @@ class _Connection(asyncio.Protocol):
         self._idle_since: float | None = None  # None while a request is parked or in progress
         self._last_buffer_size = 0
         self._url = b""
-        self._headers: list[tuple[str, str]] = []
+        self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
         self._keep_alive = True
         self._in_head = False
@@ -436,7 +465,7 @@ class _Connection(asyncio.Protocol):
             raise _StopParsing
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+        self._headers.append((name, value))
         self._header_bytes += len(name) + len(value) + 4
         limits = self.limits
         if self._header_bytes > limits.max_header_bytes or len(self._headers) > limits.max_headers:
@@ -449,6 +478,8 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
 
     def on_message_complete(self) -> None:
+        if self._answered_from_cache():
+            return
         request = self._build_request()
         if request is None:
             self._reject(BAD_REQUEST)
@@ -458,13 +489,34 @@ class _Connection(asyncio.Protocol):
             self._accepting = False
         if self.parked is None and not self._queue:
             self._idle_since = None
-            self._dispatch(request, keep_alive)
+            self._dispatch(request, keep_alive, self._url)
         elif len(self._queue) < self.limits.max_pipelined:
             self._idle_since = None
             self._queue.append((request, keep_alive))
         else:
             self.close("bad_request", abort=True)
             raise _StopParsing
+
+    def _answered_from_cache(self) -> bool:
+        """Fast path for a keep-alive GET of a target seen since the last state change: send the
+        same answer, or park it under the same hold, without building a Request."""
+        if self.parked is not None or self._queue or not self._keep_alive:
+            return False
+        if self._parser.get_method() != b"GET":
+            return False
+        server = self.server
+        now = server.clock()
+        cached = server.cached(self._url)
+        if cached is not None:
+            self._idle_since = None
+            self._respond(cached, False, True, cached.object_type, now)
+            return True
+        hold = server.cached_hold(self._url, now)
+        if hold is not None:
+            self._idle_since = None
+            server.park(self, hold, False, True)
+            return True
+        return False
 
     def _build_request(self) -> Request | None:
         url = self._url
@@ -478,9 +530,12 @@ class _Connection(asyncio.Protocol):
             path, query = parsed.path or b"/", parsed.query or b""
         method = self._parser.get_method()
         name = _METHODS.get(method) or method.decode("latin-1")
-        return Request(name, path.decode("latin-1"), query.decode("latin-1"), tuple(self._headers))
+        headers = tuple(
+            (key.decode("latin-1").lower(), value.decode("latin-1")) for key, value in self._headers
+        )
+        return Request(name, path.decode("latin-1"), query.decode("latin-1"), headers)
 
-    def _dispatch(self, request: Request, keep_alive: bool) -> None:
+    def _dispatch(self, request: Request, keep_alive: bool, target: bytes = b"") -> None:
         """Answer ``request`` now or park it until the handler can."""
         server = self.server
         now = server.clock()
@@ -490,6 +545,8 @@ class _Connection(asyncio.Protocol):
             return
         outcome = server.route(request, now)
         if isinstance(outcome, Response):
+            if not head and target[:1] == b"/":
+                server.remember(target, outcome)
             self._respond(outcome, head, keep_alive, outcome.object_type, now)
         elif outcome.deadline <= now:
             self._respond(
@@ -498,6 +555,8 @@ class _Connection(asyncio.Protocol):
         else:
             try:
                 server.park(self, outcome, head, keep_alive)
+                if not head and keep_alive and target[:1] == b"/":
+                    server.remember_hold(target, outcome, now)
             except TypeError:  # an unhashable key
                 log.exception("handler returned an unusable hold key %r", outcome.key)
                 self._respond(INTERNAL_ERROR, head, keep_alive, outcome.object_type, now)
