@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from livecast.errors import ConfigError
-from livecast.transcode.ladder import DEFAULT_LADDER, Ladder, Rung
+from livecast.transcode.ladder import DEFAULT_LADDER, DEFAULT_X264_PARAMS, Ladder, Rung
 
 ENV_PREFIX = "LIVECAST_"
 SOURCES = ("test",)
@@ -48,7 +48,8 @@ class EventConfig:
     segment_duration: float = 2.0
     window: float = 30.0
     fps: int = 30
-    preset: str = "veryfast"
+    preset: str = "ultrafast"
+    x264_params: str = DEFAULT_X264_PARAMS
     audio_kbps: int = 128
     ffmpeg: str = ""  # path to a system FFmpeg; empty: $LIVECAST_FFMPEG or the imageio-ffmpeg wheel
     font: str = ""  # TrueType file for the burned-in clock; empty: look in the usual places
@@ -87,6 +88,7 @@ class EventConfig:
             part_duration=self.part_duration,
             segment_duration=self.segment_duration,
             preset=self.preset,
+            x264_params=self.x264_params,
         )
 
 

@@ -124,7 +124,8 @@ def test_video_outputs_have_aligned_fixed_gops() -> None:
     for rung, section in zip(DEFAULT_RUNGS, outputs(argv_for())[:3], strict=True):
         assert opt(section, "-c:v") == "libx264"
         assert opt(section, "-tune") == "zerolatency"
-        assert opt(section, "-preset") == "veryfast"
+        assert opt(section, "-preset") == "ultrafast"
+        assert opt(section, "-x264-params") == "cabac=1:deblock=1:8x8dct=1"
         assert opt(section, "-g") == opt(section, "-keyint_min") == "60"
         assert opt(section, "-sc_threshold") == "0"
         assert opt(section, "-bf") == "0"
@@ -170,6 +171,7 @@ def test_part_and_segment_durations_flow_into_the_argv() -> None:
         ({"audio_kbps": 4}, "audio_kbps"),
         ({"audio_channels": 6}, "audio_channels"),
         ({"preset": "fast;rm"}, "preset"),
+        ({"x264_params": "cabac=1;rm -rf"}, "x264_params"),
         ({"rungs": ()}, "rungs"),
         ({"rungs": (DEFAULT_RUNGS[0], DEFAULT_RUNGS[0])}, "rungs"),
         ({"rungs": tuple(reversed(DEFAULT_RUNGS))}, "rungs"),

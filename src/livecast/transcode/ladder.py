@@ -48,6 +48,8 @@ PART_MIN, PART_MAX = 0.2, 1.0
 AUDIO_FRAGMENT_SHARE = 0.15  # an audio fragment is at most this share of a part
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _EPS = 1e-6
+DEFAULT_X264_PARAMS = "cabac=1:deblock=1:8x8dct=1"
+_X264_PARAMS = re.compile(r"(?:[a-z0-9_-]+=[A-Za-z0-9_.,+-]+(?::[a-z0-9_-]+=[A-Za-z0-9_.,+-]+)*)?")
 _SNAP = 0.02  # a duration within 2 % of a frame (part) or of a part (segment) is snapped to it
 
 
@@ -88,7 +90,10 @@ class Ladder:
     audio_rate: int = 48_000
     part_duration: float = 1 / 3
     segment_duration: float = 2.0
-    preset: str = "veryfast"
+    # ultrafast with CABAC, deblocking and 8×8 transforms turned back on: 29% of the 2 cores for
+    # the default ladder vs 44% with veryfast (benchmarks/bench_ladder_cpu.py, same run).
+    preset: str = "ultrafast"
+    x264_params: str = DEFAULT_X264_PARAMS
     tune_zerolatency: bool = True
     audio_channels: int = 2
 
@@ -137,6 +142,8 @@ class Ladder:
             raise ConfigError("audio_channels", f"{self.audio_channels} is not 1 or 2")
         if not self.preset.isalpha():
             raise ConfigError("preset", f"{self.preset!r} is not an x264 preset name")
+        if not _X264_PARAMS.fullmatch(self.x264_params):
+            raise ConfigError("x264_params", f"{self.x264_params!r} is not key=value[:key=value]")
 
     @property
     def part_frames(self) -> int:
@@ -200,6 +207,7 @@ def _video_output(ladder: Ladder, index: int, rung: Rung, fd: int) -> list[str]:
         "-c:v", "libx264",
         "-preset", ladder.preset,
         *tune,
+        *(["-x264-params", ladder.x264_params] if ladder.x264_params else []),
         "-profile:v", "high",
         "-pix_fmt", "yuv420p",
         "-b:v", f"{rung.video_kbps}k",
