@@ -242,7 +242,7 @@ def filtergraph(source: SourceSpec, ladder: Ladder) -> str:
     chains = [source.filtergraph, f"[{source.video_label}]split={n}{split_outs}"]
     for i, rung in enumerate(ladder.rungs):
         chains.append(
-            f"[vsplit{i}]scale={rung.width}:{rung.height}:flags=bicubic,setsar=1[vout{i}]"
+            f"[vsplit{i}]scale={rung.width}:{rung.height}:flags=bilinear,setsar=1[vout{i}]"
         )
     return ";".join(chains)
 
