@@ -17,7 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from livecast.packager.playlist import parse_media_playlist, parse_multivariant_playlist
+from livecast.packager.playlist import (
+    MediaPlaylist,
+    parse_media_playlist,
+    parse_multivariant_playlist,
+)
 from livecast.pipeline import LivePipeline
 from tests.conftest import need
 
@@ -34,6 +38,18 @@ def fetch(url: str) -> tuple[int, bytes]:
 
 async def aget(url: str) -> tuple[int, bytes]:
     return await asyncio.to_thread(fetch, url)
+
+
+async def playlist_after_restart(url: str, seconds: float = 10.0) -> MediaPlaylist:
+    """Poll ``url`` until it lists a discontinuity followed by parts of the new encoder run."""
+    for _ in range(int(seconds / 0.1)):
+        await asyncio.sleep(0.1)
+        status, body = await aget(url)
+        if status == 200:
+            pl = parse_media_playlist(body.decode())
+            if any(s.discontinuity for s in pl.segments) and pl.segments[-1].parts:
+                return pl
+    pytest.fail(f"no discontinuity in {url} within {seconds:g} s of the encoder restart")
 
 
 async def test_ffprobe_sees_every_rendition(pipeline: LivePipeline) -> None:
@@ -170,14 +186,7 @@ async def test_encoder_killed_mid_event_restarts_after_a_discontinuity(
     os.kill(pid, signal.SIGKILL)
     status, _ = await aget(url)  # the origin keeps serving while the encoder is down
     assert status == 200
-    for _ in range(100):
-        await asyncio.sleep(0.1)
-        _, body = await aget(url)
-        pl = parse_media_playlist(body.decode())
-        if any(s.discontinuity for s in pl.segments) and pl.segments[-1].parts:
-            break
-    else:
-        pytest.fail("no discontinuity after the encoder restart")
+    pl = await playlist_after_restart(url)
     restarted = next(i for i, s in enumerate(pl.segments) if s.discontinuity)
     assert pl.segments[restarted].map is not None
     assert pl.msn_of(restarted) > last_before[0]
