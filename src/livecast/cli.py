@@ -80,7 +80,7 @@ async def _run_event(config: EventConfig) -> int:
 
 
 def _run(coro_factory: object) -> int:
-    from livecast.origin.http import install_uvloop
+    from livecast.origin.wire import install_uvloop
 
     install_uvloop()
     assert callable(coro_factory)

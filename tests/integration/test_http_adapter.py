@@ -18,7 +18,8 @@ import pytest
 import uvloop
 
 from livecast.origin.contract import Hold, Request, Response
-from livecast.origin.http import HttpLimits, OriginServer
+from livecast.origin.http import OriginServer
+from livecast.origin.wire import HttpLimits
 from livecast.telemetry.metrics import Registry
 
 pytestmark = pytest.mark.integration
