@@ -198,3 +198,32 @@ async def test_encoder_killed_mid_event_restarts_after_a_discontinuity(
     assert len(lines) == 1, [r.getMessage() for r in caplog.records]
     assert "SIGKILL" in lines[0].getMessage()
     assert pipeline.supervisor.pid not in (None, pid)
+
+
+async def raw_get(port: int, target: str) -> tuple[int, bytes]:
+    """One request with the target sent byte for byte (no client-side normalisation)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    data = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+BAD_TARGETS = [
+    ("/live/../../../../etc/passwd", 404),
+    ("/live/720p/..%2f..%2f..%2fetc%2fpasswd", 404),
+    ("/%2e%2e/%2e%2e/etc/passwd", 404),
+    ("/live/720p/index.m3u8/../../../pyproject.toml", 404),
+    ("/live/720p/index.m3u8?_HLS_part=2", 400),
+    ("/live/720p/index.m3u8?_HLS_msn=abc", 400),
+    ("/live/720p/index.m3u8?_HLS_msn=99999999999999", 400),
+    ("/live/720p/index.m3u8?_HLS_skip=maybe", 400),
+]
+
+
+async def test_bad_targets_over_a_real_socket(pipeline: LivePipeline) -> None:
+    for target, status in BAD_TARGETS:
+        code, body = await raw_get(pipeline.server.port, target)
+        assert code == status, (target, body)
+        assert b"root:" not in body and b"[project]" not in body
