@@ -1,0 +1,1 @@
+"""Dress rehearsal: virtual viewers, audience shapes, faults on a timeline, GO/NO-GO."""
