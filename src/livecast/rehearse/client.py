@@ -1,0 +1,228 @@
+"""A lean keep-alive HTTP/1.1 client for thousands of virtual viewers — the driver's adapter.
+
+One :class:`asyncio.Protocol` per connection, httptools response parsing, one request in flight per
+connection, results delivered by callback (no task or future per request). A viewer uses one
+connection per lane (playlists, media) as a browser would with HTTP/1.1. Timeouts are enforced by
+the owner calling :meth:`ClientConnection.check_timeout` from one periodic sweep.
+
+The connection reconnects by itself when the server closed an idle keep-alive connection; a
+request that fails is reported once through ``on_error`` with a short kind ("connect", "reset",
+"timeout", "protocol") and never retried here — retry policy belongs to the player model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httptools
+
+USER_AGENT = "livecast-rehearse"
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """The outcome of one request, as the player model needs it."""
+
+    request_id: int
+    status: int
+    body: bytes | None  # kept only when asked (playlists); media bodies are only counted
+    size: int
+    started: float  # clock() when the request was written
+    first_byte: float  # clock() when the response head arrived
+    finished: float  # clock() when the body was complete
+
+
+OnExchange = Callable[[Exchange], None]
+OnFailure = Callable[[int, str], None]  # request id, kind
+
+
+class _ResponseSink:
+    """httptools callbacks for one response."""
+
+    __slots__ = ("chunks", "clock", "complete", "first_byte", "keep_body", "size")
+
+    def __init__(self, keep_body: bool, clock: Callable[[], float]) -> None:
+        self.keep_body = keep_body
+        self.clock = clock
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.complete = False
+        self.first_byte = 0.0
+
+    def on_status(self, status: bytes) -> None:
+        self.first_byte = self.clock()
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.keep_body:
+            self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+class _Wire(asyncio.Protocol):
+    """One TCP connection; forwards to its owner only while it is the owner's current one."""
+
+    def __init__(self, owner: ClientConnection) -> None:
+        self.owner = owner
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.owner._wire is self:
+            assert isinstance(transport, asyncio.Transport)
+            self.owner._on_connected(transport)
+        else:
+            transport.close()  # superseded while connecting
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.owner._wire is self:
+            self.owner._on_lost()
+
+    def data_received(self, data: bytes) -> None:
+        if self.owner._wire is self:
+            self.owner._on_data(data)
+
+
+class ClientConnection:
+    """A keep-alive connection to ``host:port``; ``send`` one request at a time."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        on_exchange: OnExchange,
+        on_failure: OnFailure,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._host_header = f"{host}:{port}"
+        self._on_exchange = on_exchange
+        self._on_failure = on_failure
+        self._clock = clock
+        self._transport: asyncio.Transport | None = None
+        self._wire: _Wire | None = None
+        self._connecting = False
+        self._pending: tuple[int, bytes, bool, float] | None = None  # id, wire, keep, deadline
+        self._started = 0.0
+        self._sink: _ResponseSink | None = None
+        self._parser: httptools.HttpResponseParser | None = None
+        self._reused = False
+        self.requests = 0
+        self.reconnects = 0
+
+    # ------------------------------------------------------------------ public
+    @property
+    def busy(self) -> bool:
+        return self._pending is not None
+
+    def send(self, request_id: int, target: str, *, keep_body: bool, timeout: float) -> None:
+        """GET ``target`` (path + query); the result arrives through the callbacks."""
+        if self._pending is not None:
+            raise RuntimeError("one request at a time per connection")
+        wire = (
+            f"GET {target} HTTP/1.1\r\nHost: {self._host_header}\r\n"
+            f"User-Agent: {USER_AGENT}\r\nAccept: */*\r\n\r\n"
+        ).encode("latin-1")
+        self._pending = (request_id, wire, keep_body, self._clock() + timeout)
+        if self._transport is not None and not self._transport.is_closing():
+            self._reused = True
+            self._write()
+        elif not self._connecting:
+            self._reused = False
+            self._connect()
+
+    def check_timeout(self, now: float) -> None:
+        pending = self._pending
+        if pending is not None and now >= pending[3]:
+            self._fail("timeout")
+
+    def close(self) -> None:
+        transport, self._transport, self._wire = self._transport, None, None
+        self._connecting = False
+        if transport is not None:
+            transport.close()
+
+    # ------------------------------------------------------------------ from the current _Wire
+    def _on_connected(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._connecting = False
+        if self._pending is not None:
+            self._write()
+
+    def _on_lost(self) -> None:
+        self._transport, self._wire = None, None
+        if self._pending is None:
+            return
+        if self._reused and self._sink is not None and self._sink.first_byte == 0.0:
+            self._reused = False  # an idle keep-alive connection the server had closed: retry once
+            self.reconnects += 1
+            self._connect()
+            return
+        self._fail("reset")
+
+    def _on_data(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None:
+            return
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._fail("protocol")
+            return
+        sink = self._sink
+        if sink is not None and sink.complete:
+            self._complete(parser, sink)
+
+    # ------------------------------------------------------------------ internals
+    def _connect(self) -> None:
+        self._connecting = True
+        wire = self._wire = _Wire(self)
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(loop.create_connection(lambda: wire, self.host, self.port))
+        task.add_done_callback(lambda done: self._connected(done, wire))
+
+    def _connected(self, task: asyncio.Task[tuple[asyncio.Transport, _Wire]], wire: _Wire) -> None:
+        if wire is not self._wire:
+            return
+        self._connecting = False
+        if task.cancelled() or task.exception() is not None:
+            self._wire = None
+            self._fail("connect")
+
+    def _write(self) -> None:
+        assert self._pending is not None and self._transport is not None
+        _, wire, keep_body, _ = self._pending
+        self._sink = _ResponseSink(keep_body, self._clock)
+        self._parser = httptools.HttpResponseParser(self._sink)
+        self._started = self._clock()
+        self.requests += 1
+        self._transport.write(wire)
+
+    def _complete(self, parser: httptools.HttpResponseParser, sink: _ResponseSink) -> None:
+        pending = self._pending
+        assert pending is not None
+        self._pending, self._sink, self._parser = None, None, None
+        if not parser.should_keep_alive():
+            self.close()
+        body = b"".join(sink.chunks) if sink.keep_body else None
+        exchange = Exchange(
+            request_id=pending[0],
+            status=int(parser.get_status_code()),
+            body=body,
+            size=sink.size,
+            started=self._started,
+            first_byte=sink.first_byte or self._clock(),
+            finished=self._clock(),
+        )
+        self._on_exchange(exchange)
+
+    def _fail(self, kind: str) -> None:
+        pending = self._pending
+        self._pending, self._sink, self._parser = None, None, None
+        self.close()
+        if pending is not None:
+            self._on_failure(pending[0], kind)
