@@ -1,0 +1,490 @@
+"""The aggregate a rehearsal (or a simulation) produces: mergeable, JSON-serialisable, pure.
+
+    stats = RunStats(seed=worker_index)
+    stats.record_request("part", 200, latency_s=0.031, t_s=12.4)
+    stats.record_request("playlist", "reset", latency_s=None, t_s=12.5)   # no HTTP status
+    stats.record_viewer(ViewerOutcome(startup_s=1.2, played_s=29.0, ...))
+    stats.record_stall(t_s=14.0)
+    stats.record_live_latency(t_s=14.0, latency_s=1.9)
+    stats.set_active_viewers(t_s=14.0, viewers=180)
+    stats.record_tier_sample("origin", t_s=14.0, requests_total=5123, responses_5xx_total=0)
+    parent.merge(RunStats.from_dict(json.loads(worker_json)))
+
+Per-viewer QoE follows the Mux/Conviva definitions (design brief §6): startup time, video start
+failure (fatal error before the first frame), exit before video start (left, no error), stalls and
+stalled time, rebuffering ratio = stalled / (stalled + played), latency behind live (wall clock −
+PDT of the presented frame), average bitrate, switches. Viewer distributions are histograms over
+viewers plus a bounded reservoir sample of the per-viewer values, which ``compare`` tests.
+
+Merging sums every counter and histogram; time-series seconds are aligned on whole seconds since
+the show start (``t_s``), so workers must share that origin. Tier counter series come from one
+scraper; merging concatenates them by tier.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from livecast.results.histogram import Histogram, Reservoir, percentile
+
+REQUEST_KINDS = ("multivariant", "playlist", "part", "segment", "init")
+
+SECONDS = (1e-6, 3600.0)
+RATIO = (1e-6, 1.0)
+BITS_PER_SECOND = (1.0, 1e11)
+COUNT = (1.0, 1e9)
+
+# metric name → (lowest, highest) of its histogram over viewers
+VIEWER_DISTRIBUTIONS: dict[str, tuple[float, float]] = {
+    "startup_s": SECONDS,
+    "stalls": COUNT,
+    "stalled_s": SECONDS,
+    "rebuffering_ratio": RATIO,
+    "latency_behind_live_s": SECONDS,
+    "avg_bitrate_bps": BITS_PER_SECOND,
+    "switches": COUNT,
+}
+# viewer counters, all summed on merge
+VIEWER_COUNTERS = (
+    "viewers",
+    "started",
+    "start_failures",
+    "exits_before_start",
+    "fatal_errors",
+    "stalls",
+    "stalled_s",
+    "played_s",
+    "switches",
+)
+SAMPLE_CAPACITY = 5000
+TIMELINE_LAYOUT = (1e-4, 3600.0, 0.02)
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """One viewer's latency-behind-live samples, summarised (seconds)."""
+
+    samples: int
+    mean_s: float
+    p95_s: float
+    max_s: float
+
+    @classmethod
+    def of(cls, latencies_s: Iterable[float]) -> LatencySummary | None:
+        ordered = sorted(latencies_s)
+        if not ordered:
+            return None
+        mean = math.fsum(ordered) / len(ordered)
+        return cls(len(ordered), mean, percentile(ordered, 95), ordered[-1])
+
+
+@dataclass(frozen=True)
+class ViewerOutcome:
+    """What one virtual viewer experienced; produced by the player model at the viewer's exit."""
+
+    startup_s: float | None  # play request → first frame; None if playback never started
+    start_failed: bool = False  # fatal error before the first frame
+    exited_before_start: bool = False  # left before the first frame, no error
+    stalls: int = 0
+    stalled_s: float = 0.0
+    played_s: float = 0.0
+    latency: LatencySummary | None = None
+    avg_bitrate_bps: float | None = None
+    switches: int = 0
+    fatal_error: str | None = None  # error type when the viewer ended on a fatal error
+
+    @property
+    def rebuffering_ratio(self) -> float | None:
+        watched = self.stalled_s + self.played_s
+        return self.stalled_s / watched if watched > 0 else None
+
+
+def _status_key(status: int | str) -> str:
+    return str(status)
+
+
+def is_http_error(status_key: str) -> bool:
+    """True for 4xx/5xx and for transport failures ("reset", "timeout", ...)."""
+    return not (status_key.isdigit() and int(status_key) < 400)
+
+
+class RequestKindStats:
+    """Status counts and latency of one request kind (multivariant, playlist, part, ...)."""
+
+    __slots__ = ("latency_s", "latency_sample", "status_counts")
+
+    def __init__(self, seed: int = 0) -> None:
+        self.status_counts: dict[str, int] = {}
+        self.latency_s = Histogram(*SECONDS)
+        self.latency_sample = Reservoir(SAMPLE_CAPACITY, seed)
+
+    def record(self, status: int | str, latency_s: float | None) -> None:
+        key = _status_key(status)
+        self.status_counts[key] = self.status_counts.get(key, 0) + 1
+        if latency_s is not None:
+            self.latency_s.record(latency_s)
+            self.latency_sample.record(latency_s)
+
+    @property
+    def total(self) -> int:
+        return sum(self.status_counts.values())
+
+    def count_where(self, status_class: str) -> int:
+        """Requests whose status starts with ``status_class`` ("5", "4", "200", "reset")."""
+        return sum(n for key, n in self.status_counts.items() if key.startswith(status_class))
+
+    @property
+    def errors(self) -> int:
+        return sum(n for key, n in self.status_counts.items() if is_http_error(key))
+
+    def merge(self, other: RequestKindStats) -> None:
+        for key, n in other.status_counts.items():
+            self.status_counts[key] = self.status_counts.get(key, 0) + n
+        self.latency_s.merge(other.latency_s)
+        self.latency_sample.merge(other.latency_sample)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status_counts": dict(sorted(self.status_counts.items())),
+            "latency_s": self.latency_s.to_dict(),
+            "latency_sample": self.latency_sample.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RequestKindStats:
+        kind = cls()
+        kind.status_counts = {str(k): int(v) for k, v in data["status_counts"].items()}
+        kind.latency_s = Histogram.from_dict(data["latency_s"])
+        kind.latency_sample = Reservoir.from_dict(data["latency_sample"])
+        return kind
+
+
+class ViewerStats:
+    """QoE over viewers: counters, a histogram and a reservoir sample per distribution."""
+
+    __slots__ = ("counters", "distributions", "fatal_errors_by_type", "samples")
+
+    def __init__(self, seed: int = 0) -> None:
+        self.counters: dict[str, float] = dict.fromkeys(VIEWER_COUNTERS, 0.0)
+        self.fatal_errors_by_type: dict[str, int] = {}
+        self.distributions = {
+            name: Histogram(*bounds) for name, bounds in VIEWER_DISTRIBUTIONS.items()
+        }
+        self.samples = {
+            name: Reservoir(SAMPLE_CAPACITY, seed * 101 + i)
+            for i, name in enumerate(VIEWER_DISTRIBUTIONS)
+        }
+
+    def _observe(self, name: str, value: float) -> None:
+        self.distributions[name].record(value)
+        self.samples[name].record(value)
+
+    def record(self, outcome: ViewerOutcome) -> None:
+        counters = self.counters
+        counters["viewers"] += 1
+        counters["stalls"] += outcome.stalls
+        counters["stalled_s"] += outcome.stalled_s
+        counters["played_s"] += outcome.played_s
+        counters["switches"] += outcome.switches
+        counters["start_failures"] += outcome.start_failed
+        counters["exits_before_start"] += outcome.exited_before_start
+        if outcome.fatal_error is not None:
+            counters["fatal_errors"] += 1
+            self.fatal_errors_by_type[outcome.fatal_error] = (
+                self.fatal_errors_by_type.get(outcome.fatal_error, 0) + 1
+            )
+        if outcome.startup_s is None:
+            return
+        counters["started"] += 1
+        self._observe("startup_s", outcome.startup_s)
+        self._observe("stalls", outcome.stalls)
+        self._observe("stalled_s", outcome.stalled_s)
+        self._observe("switches", outcome.switches)
+        ratio = outcome.rebuffering_ratio
+        if ratio is not None:
+            self._observe("rebuffering_ratio", ratio)
+        if outcome.latency is not None:
+            self._observe("latency_behind_live_s", outcome.latency.mean_s)
+        if outcome.avg_bitrate_bps is not None:
+            self._observe("avg_bitrate_bps", outcome.avg_bitrate_bps)
+
+    def rate(self, counter: str) -> float | None:
+        """``counter`` per viewer (e.g. "fatal_errors" → fatal error rate); None with no viewers."""
+        viewers = self.counters["viewers"]
+        return self.counters[counter] / viewers if viewers else None
+
+    @property
+    def rebuffering_ratio(self) -> float | None:
+        """Aggregate ratio: total stalled time / (total stalled + played time)."""
+        watched = self.counters["stalled_s"] + self.counters["played_s"]
+        return self.counters["stalled_s"] / watched if watched > 0 else None
+
+    def merge(self, other: ViewerStats) -> None:
+        for name, value in other.counters.items():
+            self.counters[name] = self.counters.get(name, 0.0) + value
+        for error, n in other.fatal_errors_by_type.items():
+            self.fatal_errors_by_type[error] = self.fatal_errors_by_type.get(error, 0) + n
+        for name, histogram in other.distributions.items():
+            self.distributions[name].merge(histogram)
+        for name, reservoir in other.samples.items():
+            self.samples[name].merge(reservoir)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "counters": dict(self.counters),
+            "fatal_errors_by_type": dict(sorted(self.fatal_errors_by_type.items())),
+            "distributions": {n: h.to_dict() for n, h in self.distributions.items()},
+            "samples": {n: r.to_dict() for n, r in self.samples.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ViewerStats:
+        viewers = cls()
+        viewers.counters.update({k: float(v) for k, v in data["counters"].items()})
+        viewers.fatal_errors_by_type = {
+            str(k): int(v) for k, v in data["fatal_errors_by_type"].items()
+        }
+        for name, histogram in data["distributions"].items():
+            viewers.distributions[name] = Histogram.from_dict(histogram)
+        for name, reservoir in data["samples"].items():
+            viewers.samples[name] = Reservoir.from_dict(reservoir)
+        return viewers
+
+
+class TierCounters:
+    """Cumulative request counters of one tier of the stack, scraped over time.
+
+    ``samples`` holds ``(t_s, requests_total, responses_5xx_total)``; a counter that goes down
+    (the process restarted) counts from zero again, as Prometheus ``rate()`` does.
+    """
+
+    __slots__ = ("samples",)
+
+    def __init__(self, samples: Iterable[tuple[float, float, float]] = ()) -> None:
+        self.samples: list[tuple[float, float, float]] = sorted(samples)
+
+    def record(self, t_s: float, requests_total: float, responses_5xx_total: float) -> None:
+        self.samples.append((t_s, requests_total, responses_5xx_total))
+        self.samples.sort()
+
+    def _increases(self) -> list[tuple[float, float, float, float]]:
+        """(t_s, dt, Δrequests, Δ5xx) between consecutive samples."""
+        steps = []
+        for (t0, r0, e0), (t1, r1, e1) in zip(self.samples, self.samples[1:], strict=False):
+            d_requests = r1 - r0 if r1 >= r0 else r1
+            d_errors = e1 - e0 if e1 >= e0 else e1
+            steps.append((t1, t1 - t0, d_requests, d_errors))
+        return steps
+
+    def requests_per_s(self) -> list[tuple[float, float]]:
+        return [(t, dr / dt) for t, dt, dr, _ in self._increases() if dt > 0]
+
+    @property
+    def requests(self) -> float:
+        return sum(dr for _, _, dr, _ in self._increases())
+
+    @property
+    def five_xx_rate(self) -> float | None:
+        """Share of the tier's responses that were 5xx over the run; None with no requests."""
+        steps = self._increases()
+        requests = sum(dr for _, _, dr, _ in steps)
+        return sum(de for _, _, _, de in steps) / requests if requests > 0 else None
+
+    @property
+    def mean_requests_per_s(self) -> float | None:
+        if len(self.samples) < 2 or self.samples[-1][0] <= self.samples[0][0]:
+            return None
+        return self.requests / (self.samples[-1][0] - self.samples[0][0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"samples": [list(sample) for sample in self.samples]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TierCounters:
+        return cls((float(t), float(r), float(e)) for t, r, e in data["samples"])
+
+
+class Second:
+    """What happened during one second of the run (all workers added together)."""
+
+    __slots__ = (
+        "active_viewers",
+        "errors_by_type",
+        "live_latency_s",
+        "request_latency_s",
+        "requests",
+        "stalls",
+    )
+
+    def __init__(self) -> None:
+        self.active_viewers = 0
+        self.requests = 0
+        self.stalls = 0
+        self.errors_by_type: dict[str, int] = {}
+        self.request_latency_s = Histogram(*TIMELINE_LAYOUT)
+        self.live_latency_s = Histogram(*TIMELINE_LAYOUT)
+
+    def merge(self, other: Second) -> None:
+        self.active_viewers += other.active_viewers
+        self.requests += other.requests
+        self.stalls += other.stalls
+        for error, n in other.errors_by_type.items():
+            self.errors_by_type[error] = self.errors_by_type.get(error, 0) + n
+        self.request_latency_s.merge(other.request_latency_s)
+        self.live_latency_s.merge(other.live_latency_s)
+
+
+class Timeline:
+    """Per-second samples keyed by whole seconds since the show start."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, Second] = {}
+
+    def at(self, t_s: float) -> Second:
+        key = math.floor(t_s)
+        second = self.seconds.get(key)
+        if second is None:
+            second = self.seconds[key] = Second()
+        return second
+
+    def times(self) -> list[int]:
+        return sorted(self.seconds)
+
+    def column(self, name: str) -> list[float]:
+        """One per-second series: a ``Second`` attribute, or "request_latency_p50_s" style."""
+        ordered = [self.seconds[t] for t in self.times()]
+        for prefix in ("request_latency", "live_latency"):
+            if name.startswith(prefix + "_p") and name.endswith("_s"):
+                percent = float(name[len(prefix) + 2 : -2])
+                return [getattr(s, prefix + "_s").percentile(percent) for s in ordered]
+        return [float(getattr(s, name)) for s in ordered]
+
+    def errors_by_type(self) -> dict[str, list[float]]:
+        ordered = [self.seconds[t] for t in self.times()]
+        types = sorted({error for s in ordered for error in s.errors_by_type})
+        return {e: [float(s.errors_by_type.get(e, 0)) for s in ordered] for e in types}
+
+    def merge(self, other: Timeline) -> None:
+        for t, second in other.seconds.items():
+            self.at(t).merge(second)
+
+    def to_dict(self) -> dict[str, Any]:
+        ordered = [self.seconds[t] for t in self.times()]
+        return {
+            "t_s": self.times(),
+            "active_viewers": [s.active_viewers for s in ordered],
+            "requests": [s.requests for s in ordered],
+            "stalls": [s.stalls for s in ordered],
+            "errors_by_type": [dict(sorted(s.errors_by_type.items())) for s in ordered],
+            "request_latency_s": [s.request_latency_s.to_dict() for s in ordered],
+            "live_latency_s": [s.live_latency_s.to_dict() for s in ordered],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Timeline:
+        timeline = cls()
+        for i, t in enumerate(data["t_s"]):
+            second = timeline.at(int(t))
+            second.active_viewers = int(data["active_viewers"][i])
+            second.requests = int(data["requests"][i])
+            second.stalls = int(data["stalls"][i])
+            second.errors_by_type = {k: int(v) for k, v in data["errors_by_type"][i].items()}
+            second.request_latency_s = Histogram.from_dict(data["request_latency_s"][i])
+            second.live_latency_s = Histogram.from_dict(data["live_latency_s"][i])
+        return timeline
+
+
+class RunStats:
+    """Everything one run measured; ``merge`` adds a worker's stats, ``to_dict`` ships them."""
+
+    __slots__ = ("requests", "tiers", "timeline", "viewers")
+
+    def __init__(self, seed: int = 0) -> None:
+        self.requests = {
+            kind: RequestKindStats(seed * 7 + i) for i, kind in enumerate(REQUEST_KINDS)
+        }
+        self.viewers = ViewerStats(seed)
+        self.tiers: dict[str, TierCounters] = {}
+        self.timeline = Timeline()
+
+    def record_request(
+        self, kind: str, status: int | str, latency_s: float | None, t_s: float
+    ) -> None:
+        """One request outcome: an HTTP status, or a transport failure name ("reset")."""
+        if kind not in self.requests:
+            self.requests[kind] = RequestKindStats()
+        self.requests[kind].record(status, latency_s)
+        second = self.timeline.at(t_s)
+        second.requests += 1
+        key = _status_key(status)
+        if is_http_error(key):
+            second.errors_by_type[key] = second.errors_by_type.get(key, 0) + 1
+        if latency_s is not None:
+            second.request_latency_s.record(latency_s)
+
+    def record_viewer(self, outcome: ViewerOutcome) -> None:
+        self.viewers.record(outcome)
+
+    def record_stall(self, t_s: float) -> None:
+        self.timeline.at(t_s).stalls += 1
+
+    def record_live_latency(self, t_s: float, latency_s: float) -> None:
+        self.timeline.at(t_s).live_latency_s.record(max(0.0, latency_s))
+
+    def set_active_viewers(self, t_s: float, viewers: int) -> None:
+        self.timeline.at(t_s).active_viewers = viewers
+
+    def record_tier_sample(
+        self, tier: str, t_s: float, requests_total: float, responses_5xx_total: float
+    ) -> None:
+        self.tiers.setdefault(tier, TierCounters()).record(t_s, requests_total, responses_5xx_total)
+
+    def set_tier_series(
+        self, series_by_tier: Mapping[str, Sequence[tuple[float, float, float]]]
+    ) -> None:
+        """Tier → [(t_s, requests_total, responses_5xx_total), ...] from the stack's counters."""
+        for tier, samples in series_by_tier.items():
+            self.tiers[tier] = TierCounters(samples)
+
+    @property
+    def total_requests(self) -> int:
+        return sum(kind.total for kind in self.requests.values())
+
+    def request_share(self, status_class: str) -> float | None:
+        """Share of all requests whose status starts with ``status_class`` (e.g. "5")."""
+        total = self.total_requests
+        hits = sum(kind.count_where(status_class) for kind in self.requests.values())
+        return hits / total if total else None
+
+    def merge(self, other: RunStats) -> None:
+        for kind, kind_stats in other.requests.items():
+            self.requests.setdefault(kind, RequestKindStats()).merge(kind_stats)
+        self.viewers.merge(other.viewers)
+        for tier, counters in other.tiers.items():
+            mine = self.tiers.setdefault(tier, TierCounters())
+            mine.samples = sorted(mine.samples + counters.samples)
+        self.timeline.merge(other.timeline)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": {kind: s.to_dict() for kind, s in self.requests.items()},
+            "viewers": self.viewers.to_dict(),
+            "tiers": {tier: c.to_dict() for tier, c in sorted(self.tiers.items())},
+            "timeline": self.timeline.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunStats:
+        stats = cls()
+        stats.requests = {
+            str(kind): RequestKindStats.from_dict(s) for kind, s in data["requests"].items()
+        }
+        stats.viewers = ViewerStats.from_dict(data["viewers"])
+        stats.tiers = {str(t): TierCounters.from_dict(c) for t, c in data["tiers"].items()}
+        stats.timeline = Timeline.from_dict(data["timeline"])
+        return stats
