@@ -1,0 +1,18 @@
+"""Faults on the rehearsal timeline: the timeline (pure), the policy (pure), the fault proxy and
+process control (adapters)."""
+
+from livecast.rehearse.faults.policy import Action, FaultCounters, decide
+from livecast.rehearse.faults.proxy import FaultProxy
+from livecast.rehearse.faults.timeline import Fault, Timeline, Transitions, classify, parse_timeline
+
+__all__ = [
+    "Action",
+    "Fault",
+    "FaultCounters",
+    "FaultProxy",
+    "Timeline",
+    "Transitions",
+    "classify",
+    "decide",
+    "parse_timeline",
+]
