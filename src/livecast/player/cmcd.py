@@ -1,0 +1,101 @@
+"""Common Media Client Data (CTA-5004) as the ``CMCD`` query argument.
+
+Syntax (CTA-5004 §3): ``key=value`` pairs joined by ``,``, keys in alphabetical order; strings
+(``sid``, ``cid``) in double quotes; tokens (``ot``, ``sf``, ``st``) bare; integers bare; a boolean
+true is the bare key (``su``) and false is omitted. As a query argument the whole payload is
+URL-encoded (``CMCD=br%3D800%2C…``, as hls.js's ``cmcd-controller`` does with
+``encodeURIComponent``). Rounding: ``bl`` to the nearest 100 ms, ``mtp`` to the nearest
+100 kbit/s; ``br``/``tb`` are integer kbit/s.
+
+Keys written: br (encoded bitrate of the current rendition), bl (buffer length, ms), cid (content
+id), mtp (measured throughput), ot (m manifest/playlist, v video, a audio, av muxed, i init),
+sf (h = HLS), sid (session id), st (l = live), su (starting up), tb (top bitrate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+TOKEN_KEYS = frozenset({"ot", "sf", "st"})
+STRING_KEYS = frozenset({"sid", "cid"})
+
+
+@dataclass(frozen=True, slots=True)
+class CmcdData:
+    sid: str
+    cid: str
+    br: int | None  # kbit/s
+    bl: int | None  # ms
+    mtp: int | None  # kbit/s
+    ot: str
+    su: bool = False
+    tb: int | None = None
+    sf: str = "h"
+    st: str = "l"
+
+
+def round_to(value: float, step: int) -> int:
+    """``value`` rounded to the nearest multiple of ``step`` (halves up)."""
+    return int((value + step / 2) // step) * step
+
+
+def _quote_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def encode(data: CmcdData) -> str:
+    """The payload, keys sorted alphabetically."""
+    pairs: dict[str, str | None] = {
+        "sid": _quote_string(data.sid),
+        "cid": _quote_string(data.cid),
+        "ot": data.ot,
+        "sf": data.sf,
+        "st": data.st,
+    }
+    for key, number in (("br", data.br), ("bl", data.bl), ("mtp", data.mtp), ("tb", data.tb)):
+        if number is not None:
+            pairs[key] = str(number)
+    if data.su:
+        pairs["su"] = None
+    return ",".join(
+        key if value is None else f"{key}={value}" for key, value in sorted(pairs.items())
+    )
+
+
+def with_cmcd(url: str, payload: str) -> str:
+    """``url`` with ``CMCD=<url-encoded payload>`` appended to its query."""
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}CMCD={quote(payload, safe='')}"
+
+
+def parse(payload: str) -> dict[str, str | int | bool]:
+    """A payload back into values: strings unquoted, integers as int, bare keys True."""
+    out: dict[str, str | int | bool] = {}
+    for item in payload.split(","):
+        if not item:
+            continue
+        key, eq, value = item.partition("=")
+        if not eq:
+            out[key] = True
+        elif value.startswith('"'):
+            out[key] = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        elif key in TOKEN_KEYS:
+            out[key] = value
+        else:
+            out[key] = int(value) if value.lstrip("-").isdigit() else value
+    return out
+
+
+def from_url(url: str) -> dict[str, str | int | bool] | None:
+    """The CMCD data carried by ``url``'s query, or None."""
+    values = parse_qs(urlsplit(url).query, keep_blank_values=True).get("CMCD")
+    return parse(values[0]) if values else None
+
+
+def raw_payload(url: str) -> str | None:
+    """The decoded CMCD payload string of ``url`` (for checking key order)."""
+    for item in urlsplit(url).query.split("&"):
+        if item.startswith("CMCD="):
+            return unquote(item[5:])
+    return None

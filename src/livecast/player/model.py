@@ -1,0 +1,637 @@
+"""The player state machine — sans-IO, in the manner of h11 and aioquic.
+
+The adapter tells a :class:`Player` what happened and performs the :class:`Request` objects it
+answers with; nothing here opens a socket, reads a clock or uses global randomness:
+
+  * ``start(now)`` — the play request;
+  * ``on_response(request_id, status, body, size, now, first_byte_at=None)`` — a complete HTTP
+    response (``body`` for playlists only, ``size`` for everything; ``first_byte_at`` when the
+    adapter knows it, so held requests measure transfer time, not waiting time);
+  * ``on_error(request_id, kind, now)`` — a transport failure (``"timeout"``, ``"reset"``…);
+  * ``tick(now)`` — time passed (leave time, stall accounting, latency samples, delayed polls).
+
+Every request carries ``not_before`` (absolute wall time; retries and classic-mode polls are
+delayed) and ``timeout``. At most one playlist and one media request are in flight per track
+(video variant; audio rendition of its AUDIO group) — an adapter needs up to four connections.
+
+How it plays, after hls.js (``stream-controller``, ``audio-stream-controller``, ``abr-controller``):
+  * join: multivariant → start rendition (``lowest``/``highest``/``estimate`` = the highest the
+    default estimate allows with the up factor) → its media playlist and the AUDIO group's;
+  * LL-HLS mode: start at the newest INDEPENDENT part at least PART-HOLD-BACK behind the newest
+    part; fetch init, then every part in order; request the EXT-X-PRELOAD-HINT part as soon as it
+    is next; reload the playlist with ``_HLS_msn``/``_HLS_part`` for the part after the newest
+    listed one (hls.js ``lowLatencyMode``);
+  * classic mode: whole segments, starting at the segment holding ``edge − 3 × target duration``
+    (``liveSyncDurationCount``); reload every target duration (half when it did not change);
+  * audio starts at the part/segment holding the video start time;
+  * ABR after every video fetch (``player.abr``); a switch takes effect at the next INDEPENDENT
+    part (every segment in classic mode): new playlist (blocking for that position), new init;
+  * a failed request is retried per its :class:`RetryPolicy` (``player.retry``); when retries
+    run out the viewer ends: ``start_failure`` before the first frame, else ``fatal``. A failed
+    preload-hint part is not retried: the next playlist says what exists.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+from livecast.errors import PlaylistError
+from livecast.packager.playlist import (
+    MediaPlaylist,
+    parse_media_playlist,
+    parse_multivariant_playlist,
+)
+from livecast.packager.tags import Media, StreamInf
+from livecast.player.abr import AbrInputs, BandwidthEstimator, choose_level, start_level
+from livecast.player.buffer import MediaBuffer, PlaybackState
+from livecast.player.cmcd import CmcdData, encode, round_to, with_cmcd
+from livecast.player.config import PlayerConfig, RetryPolicy
+from livecast.player.qoe import LatencySummary, QoeRecord, rebuffering_ratio
+from livecast.player.retry import backoff_delay, can_retry
+from livecast.player.track import (
+    SEGMENT,
+    MediaItem,
+    Position,
+    TrackState,
+    blocking_url,
+    hinted_part,
+    index_playlist,
+    item_at,
+    live_start,
+    newest_init_url,
+    next_part_position,
+)
+
+KINDS = ("multivariant", "playlist", "init", "part", "segment")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    id: int
+    url: str  # absolute, with the CMCD query argument
+    kind: str  # one of KINDS
+    timeout: float  # seconds for the whole response
+    not_before: float  # wall clock: do not send earlier
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    request: Request
+    base_url: str  # without CMCD, for retries
+    track: str | None
+    generation: int
+    retries: int
+    position: Position | None = None
+    hinted: bool = False
+
+
+class Player:
+    """One viewer; see the module docstring. ``rng`` draws backoff jitter."""
+
+    def __init__(self, url: str, config: PlayerConfig, rng: random.Random) -> None:
+        self.url = url
+        self.config = config
+        self.rng = rng
+        self.estimator = BandwidthEstimator(
+            config.ewma_fast_half_life,
+            config.ewma_slow_half_life,
+            config.default_estimate_bps,
+            config.min_sample_seconds,
+        )
+        self.variants: list[StreamInf] = []  # ascending bandwidth
+        self.level: int | None = None
+        self.pending_level: int | None = None
+        self.start_bitrate: int | None = None
+        self.switches = 0
+        self.tracks: dict[str, TrackState] = {}
+        self.buffer: MediaBuffer | None = None
+        self.low_latency = config.mode == "llhls"
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.outcome = "idle"
+        self.error: str | None = None
+        self.requests: dict[str, dict[str, int]] = {}
+        self.bytes_by_kind: dict[str, int] = {}
+        self.latency_samples: list[float] = []
+        self._last_latency_at: float | None = None
+        self._start_time: float | None = None  # program time of the video start position
+        self._received: dict[str, dict[Position, int]] = {}  # media whose timing is unknown
+        self._in_flight: dict[int, _InFlight] = {}
+        self._next_id = 1
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
+
+    @property
+    def downlink_bps(self) -> float | None:
+        """The viewer's downlink cap, for the adapter or simulator to enforce."""
+        return self.config.downlink_bps
+
+    @property
+    def state(self) -> str:
+        if self.finished:
+            return self.outcome
+        return self.buffer.state.value if self.buffer else "joining"
+
+    @property
+    def bitrate(self) -> int | None:
+        return self.variants[self.level].bandwidth if self.level is not None else None
+
+    # ------------------------------------------------------------------ events
+    def start(self, now: float) -> list[Request]:
+        self.started_at = now
+        self.outcome = "watching"
+        policy = self.config.multivariant_retry
+        return [self._send("multivariant", self.url, policy.timeout, now, None)]
+
+    def on_response(
+        self,
+        request_id: int,
+        status: int,
+        body: bytes | None,
+        size: int,
+        now: float,
+        first_byte_at: float | None = None,
+    ) -> list[Request]:
+        flight = self._in_flight.pop(request_id, None)
+        if flight is None or self.finished:
+            return []
+        kind = flight.request.kind
+        self._count(kind, str(status), size)
+        self._release(flight)
+        if not self._observe(now):
+            return []
+        if not 200 <= status < 300:
+            return self._failed(flight, f"HTTP {status}", now)
+        try:
+            if kind == "multivariant":
+                self._on_multivariant((body or b"").decode("utf-8", "replace"))
+            elif kind == "playlist":
+                self._on_playlist(flight, (body or b"").decode("utf-8", "replace"), now)
+            elif kind == "init":
+                self.tracks[flight.track or "video"].loaded_inits.add(flight.base_url)
+            else:
+                self._on_media(flight, size, now, first_byte_at)
+        except PlaylistError as exc:
+            return self._fail(f"bad playlist at {flight.base_url}: {exc}", now)
+        return self._plan(now)
+
+    def on_error(self, request_id: int, kind: str, now: float) -> list[Request]:
+        flight = self._in_flight.pop(request_id, None)
+        if flight is None or self.finished:
+            return []
+        self._count(flight.request.kind, kind, 0)
+        self._release(flight)
+        if not self._observe(now):
+            return []
+        return self._failed(flight, kind, now)
+
+    def tick(self, now: float) -> list[Request]:
+        if self.finished or self.started_at is None or not self._observe(now):
+            return []
+        return self._plan(now)
+
+    # ------------------------------------------------------------------ QoE
+    def qoe(self, now: float) -> QoeRecord:
+        if not self.finished:
+            self._observe(now)
+        buf = self.buffer
+        first_frame = buf.first_frame_at if buf else None
+        played = buf.played if buf else 0.0
+        stalled = buf.stalled if buf else 0.0
+        average = buf.bitrate_seconds / played if buf and played > 0 else None
+        return QoeRecord(
+            session_id=self.config.session_id,
+            mode="llhls" if self.low_latency else "classic",
+            outcome=self.outcome,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            startup_time=(
+                first_frame - self.started_at
+                if first_frame is not None and self.started_at is not None
+                else None
+            ),
+            video_start_failure=self.outcome == "start_failure",
+            exit_before_video_start=self.outcome == "exit_before_start",
+            error=self.error,
+            stall_count=buf.stall_count if buf else 0,
+            stalled_time=stalled,
+            played_time=played,
+            rebuffering_ratio=rebuffering_ratio(stalled, played),
+            latency=LatencySummary.of(self.latency_samples),
+            average_bitrate=average,
+            start_bitrate=self.start_bitrate,
+            switches=self.switches,
+            requests={kind: dict(statuses) for kind, statuses in self.requests.items()},
+            bytes_by_kind=dict(self.bytes_by_kind),
+            latency_samples=tuple(self.latency_samples),
+        )
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _count(self, kind: str, status: str, size: int) -> None:
+        statuses = self.requests.setdefault(kind, {})
+        statuses[status] = statuses.get(status, 0) + 1
+        self.bytes_by_kind[kind] = self.bytes_by_kind.get(kind, 0) + size
+
+    def _release(self, flight: _InFlight) -> None:
+        track = self.tracks.get(flight.track or "")
+        if track is None:
+            return
+        if track.playlist_request == flight.request.id:
+            track.playlist_request = None
+        if track.media_request == flight.request.id:
+            track.media_request = None
+
+    def _observe(self, now: float) -> bool:
+        """Advance the buffer to ``now``; False once the viewer is gone."""
+        if self.finished:
+            return False
+        leave_at = self.config.leave_at
+        if leave_at is not None and now >= leave_at:
+            self._finish("left" if self._has_started else "exit_before_start", now)
+            return False
+        buf = self.buffer
+        if buf is None:
+            return True
+        buf.advance(now)
+        if buf.state is PlaybackState.ENDED:
+            self._finish("ended", now)
+            return False
+        self._sample_latency(buf, now)
+        return True
+
+    @property
+    def _has_started(self) -> bool:
+        return self.buffer is not None and self.buffer.first_frame_at is not None
+
+    def _sample_latency(self, buf: MediaBuffer, now: float) -> None:
+        if buf.state is not PlaybackState.PLAYING or buf.playhead is None:
+            return
+        last = self._last_latency_at
+        if last is None or now - last >= self.config.latency_sample_interval:
+            self._last_latency_at = now
+            self.latency_samples.append(now - buf.playhead)
+
+    def _finish(self, outcome: str, now: float) -> None:
+        if self.buffer is not None:
+            self.buffer.stop(now)
+        self.outcome = outcome
+        self.finished_at = now
+        self._in_flight.clear()
+
+    def _fail(self, message: str, now: float) -> list[Request]:
+        self.error = message
+        self._finish("fatal" if self._has_started else "start_failure", now)
+        return []
+
+    # ------------------------------------------------------------------ requests
+    def _policy(self, kind: str) -> RetryPolicy:
+        if kind == "multivariant":
+            return self.config.multivariant_retry
+        if kind == "playlist":
+            return self.config.playlist_retry
+        return self.config.fragment_retry
+
+    def _send(
+        self,
+        kind: str,
+        url: str,
+        timeout: float,
+        not_before: float,
+        track: TrackState | None,
+        retries: int = 0,
+        position: Position | None = None,
+        hinted: bool = False,
+    ) -> Request:
+        request = Request(
+            self._next_id, with_cmcd(url, self._cmcd(kind, track)), kind, timeout, not_before
+        )
+        self._next_id += 1
+        generation = track.generation if track else 0
+        name = track.name if track else None
+        self._in_flight[request.id] = _InFlight(
+            request, url, name, generation, retries, position, hinted
+        )
+        if track is not None:
+            if kind == "playlist":
+                track.playlist_request = request.id
+            else:
+                track.media_request = request.id
+        return request
+
+    def _cmcd(self, kind: str, track: TrackState | None) -> str:
+        if kind in ("multivariant", "playlist"):
+            object_type = "m"
+        elif kind == "init":
+            object_type = "i"
+        else:
+            object_type = track.object_type if track else "av"
+        bitrate = self.bitrate
+        buffered = self.buffer.track_ahead(track.name) if self.buffer and track else 0.0
+        measured = self.estimator.estimate() if self.estimator.has_samples else None
+        top = self.variants[-1].bandwidth if self.variants else None
+        data = CmcdData(
+            sid=self.config.session_id,
+            cid=self.config.content_id,
+            br=round(bitrate / 1000) if bitrate is not None else None,
+            bl=round_to(buffered * 1000, 100),
+            mtp=round_to(measured / 1000, 100) if measured is not None else None,
+            ot=object_type,
+            su=not self._has_started,
+            tb=round(top / 1000) if top is not None else None,
+        )
+        return encode(data)
+
+    def _failed(self, flight: _InFlight, what: str, now: float) -> list[Request]:
+        request = flight.request
+        track = self.tracks.get(flight.track or "")
+        if flight.hinted and track is not None:
+            track.hint_requested = None  # the next playlist says what exists
+            return self._plan(now)
+        stale = track is not None and flight.generation != track.generation
+        if stale:
+            return self._plan(now)
+        policy = self._policy(request.kind)
+        if not can_retry(policy, flight.retries):
+            return self._fail(
+                f"{request.kind} {flight.base_url}: {what} after {flight.retries} retries", now
+            )
+        delay = backoff_delay(policy, flight.retries, self.rng)
+        retry = self._send(
+            request.kind,
+            flight.base_url,
+            request.timeout,
+            now + delay,
+            track,
+            flight.retries + 1,
+            flight.position,
+        )
+        return [retry, *self._plan(now)]
+
+    # ------------------------------------------------------------------ responses
+    def _on_multivariant(self, text: str) -> None:
+        if "#EXT-X-TARGETDURATION" in text:  # the URL names a media playlist: one muxed track
+            self.variants = [StreamInf(bandwidth=0, uri=self.url)]
+            self.level = 0
+            self.tracks = {"video": TrackState("video", "av", self.url)}
+        else:
+            parsed = parse_multivariant_playlist(text)
+            if not parsed.variants:
+                raise PlaylistError("the multivariant playlist lists no variant")
+            self.variants = sorted(parsed.variants, key=lambda v: v.bandwidth)
+            bitrates = [v.bandwidth for v in self.variants]
+            self.level = start_level(
+                bitrates,
+                self.config.start_level,
+                self.estimator.estimate(),
+                self.config.bandwidth_up_factor,
+            )
+            variant = self.variants[self.level]
+            audio = self._audio_uri(parsed.media, variant.audio)
+            video_type = "v" if audio is not None else "av"
+            self.tracks = {"video": TrackState("video", video_type, urljoin(self.url, variant.uri))}
+            if audio is not None:
+                self.tracks["audio"] = TrackState("audio", "a", urljoin(self.url, audio))
+        self.start_bitrate = self.bitrate
+        self._received = {name: {} for name in self.tracks}
+        self.buffer = MediaBuffer(
+            tuple(self.tracks), self.config.start_buffer, self.config.resume_buffer
+        )
+
+    @staticmethod
+    def _audio_uri(media: Sequence[Media], group: str | None) -> str | None:
+        if group is None:
+            return None
+        candidates = [
+            m for m in media if m.type == "AUDIO" and m.group_id == group and m.uri is not None
+        ]
+        if not candidates:
+            return None
+        chosen = next((m for m in candidates if m.default), candidates[0])
+        return chosen.uri
+
+    def _on_playlist(self, flight: _InFlight, text: str, now: float) -> None:
+        track = self.tracks[flight.track or "video"]
+        if flight.generation != track.generation:
+            return  # answered for the rendition we switched away from
+        pl = parse_media_playlist(text)
+        if track.playlist is None and track.generation == 0 and pl.part_inf is None:
+            self.low_latency = False  # no parts: follow it the classic way
+        previous = track.playlist
+        track.playlist = pl
+        track.last_playlist_at = now
+        changed = previous is None or _newest(previous) != _newest(pl)
+        track.unchanged_reloads = 0 if changed else track.unchanged_reloads + 1
+        track.items = index_playlist(pl, track.playlist_url, parts=self.low_latency)
+        track.hint = hinted_part(pl, track.playlist_url) if self.low_latency else None
+        track.init_url = newest_init_url(pl, track.playlist_url)
+        track.normalize_next()
+        self._skip_if_behind(track)
+        self._settle_received(track, now)
+        if pl.endlist and not track.ended and self._past_last_item(track):
+            self._end_track(track, now)
+
+    def _skip_if_behind(self, track: TrackState) -> None:
+        """Fell out of the playlist window: jump to the oldest listed item (hls.js seeks)."""
+        if track.next_position is None or not track.items:
+            return
+        oldest = min(track.items)
+        if track.next_position < oldest and track.next_position not in self._received[track.name]:
+            track.next_position = oldest
+
+    def _past_last_item(self, track: TrackState) -> bool:
+        return track.next_position is not None and (
+            not track.items or track.next_position > max(track.items)
+        )
+
+    def _end_track(self, track: TrackState, now: float) -> None:
+        track.ended = True
+        if all(t.ended for t in self.tracks.values()) and self.buffer is not None:
+            self.buffer.mark_complete(now)
+
+    def _settle_received(self, track: TrackState, now: float) -> None:
+        pending = self._received[track.name]
+        for position in sorted(pending):
+            item = track.items.get(position)
+            if item is not None:
+                pending.pop(position)
+                self._buffer_item(track, item, now)
+
+    def _buffer_item(self, track: TrackState, item: MediaItem, now: float) -> None:
+        assert self.buffer is not None
+        bitrate = self.bitrate if track.name == "video" else None
+        self.buffer.add(track.name, item.start, item.end, now, bitrate)
+
+    def _on_media(
+        self, flight: _InFlight, size: int, now: float, first_byte_at: float | None
+    ) -> None:
+        track = self.tracks[flight.track or "video"]
+        position = flight.position
+        assert position is not None
+        if first_byte_at is not None:
+            self.estimator.sample(now - first_byte_at, size)
+        elif not flight.hinted:
+            self.estimator.sample(now - flight.request.not_before, size)
+        item = track.items.get(position)
+        if item is not None:
+            self._buffer_item(track, item, now)
+            track.next_position = item.successor
+        else:
+            self._received[track.name][position] = size
+            track.next_position = (position[0], position[1] + 1)
+            track.normalize_next()
+        if track.name == "video":
+            self._evaluate_abr()
+        if track.playlist is not None and track.playlist.endlist and self._past_last_item(track):
+            self._end_track(track, now)
+
+    def _evaluate_abr(self) -> None:
+        if len(self.variants) < 2 or self.level is None or self.buffer is None:
+            return
+        inputs = AbrInputs(
+            bitrates=[v.bandwidth for v in self.variants],
+            current=self.level,
+            estimate_bps=self.estimator.estimate(),
+            buffer_ahead=self.buffer.ahead(),
+            fragment_duration=self._fragment_duration(),
+            playing=self._has_started,
+            down_factor=self.config.bandwidth_factor,
+            up_factor=self.config.bandwidth_up_factor,
+        )
+        chosen = choose_level(inputs)
+        self.pending_level = chosen if chosen != self.level else None
+
+    def _fragment_duration(self) -> float:
+        pl = self.tracks["video"].playlist
+        if pl is None:
+            return 1.0
+        if self.low_latency and pl.part_inf is not None:
+            return pl.part_inf.part_target
+        return float(pl.target_duration)
+
+    # ------------------------------------------------------------------ planning
+    def _plan(self, now: float) -> list[Request]:
+        out: list[Request] = []
+        if self.finished:
+            return out
+        for track in self.tracks.values():
+            media = self._plan_media(track, now)
+            if media is not None:
+                out.append(media)
+            playlist = self._plan_playlist(track, now)
+            if playlist is not None:
+                out.append(playlist)
+        return out
+
+    def _hold_timeout(self, pl: MediaPlaylist | None) -> float:
+        target = pl.target_duration if pl is not None else 2
+        return 3.0 * target + self.config.hold_margin
+
+    def _plan_playlist(self, track: TrackState, now: float) -> Request | None:
+        if track.playlist_request is not None or track.ended:
+            return None
+        policy = self.config.playlist_retry
+        pl = track.playlist
+        if pl is None:
+            if self.low_latency and track.next_position is not None and track.generation > 0:
+                msn, part = track.next_position
+                url = blocking_url(track.playlist_url, msn, part)
+                return self._send("playlist", url, self._hold_timeout(None), now, track)
+            return self._send("playlist", track.playlist_url, policy.timeout, now, track)
+        can_block = pl.server_control is not None and pl.server_control.can_block_reload
+        upcoming = next_part_position(pl)
+        if self.low_latency and can_block and upcoming is not None:
+            url = blocking_url(track.playlist_url, *upcoming)
+            return self._send("playlist", url, self._hold_timeout(pl), now, track)
+        if self.low_latency and pl.part_inf is not None:
+            interval = pl.part_inf.part_target
+        else:
+            interval = float(pl.target_duration)
+        if track.unchanged_reloads:
+            interval /= 2  # hls.js: half the target duration when the playlist did not change
+        when = max(now, (track.last_playlist_at or now) + interval)
+        return self._send("playlist", track.playlist_url, policy.timeout, when, track)
+
+    def _plan_media(self, track: TrackState, now: float) -> Request | None:
+        if track.media_request is not None or track.playlist is None or track.ended:
+            return None
+        if track.next_position is None and not self._choose_start(track):
+            return None
+        assert track.next_position is not None
+        timeout = self.config.fragment_retry.timeout
+        item = track.items.get(track.next_position)
+        if item is not None:
+            if self._should_switch(track, item):
+                self._switch(track)
+                return None
+            init_url = item.init_url or track.init_url
+            if init_url is not None and init_url not in track.loaded_inits:
+                return self._send("init", init_url, timeout, now, track)
+            kind = "segment" if item.position[1] == SEGMENT else "part"
+            return self._send(kind, item.url, timeout, now, track, position=item.position)
+        hint = track.hint
+        if hint is not None and hint[0] == track.next_position and track.hint_requested != hint[0]:
+            if track.init_url is not None and track.init_url not in track.loaded_inits:
+                return self._send("init", track.init_url, timeout, now, track)
+            track.hint_requested = hint[0]
+            hold = self._hold_timeout(track.playlist)
+            return self._send("part", hint[1], hold, now, track, position=hint[0], hinted=True)
+        return None
+
+    def _choose_start(self, track: TrackState) -> bool:
+        pl = track.playlist
+        assert pl is not None
+        if track.name == "video":
+            if self.low_latency:
+                control = pl.server_control
+                part_target = pl.part_inf.part_target if pl.part_inf else 1.0
+                hold = control.part_hold_back if control and control.part_hold_back else None
+                behind = hold if hold is not None else 3 * part_target
+            else:
+                behind = self.config.live_sync_duration_count * pl.target_duration
+            item = live_start(track.items, behind)
+            if item is None:
+                return False
+            self._start_time = item.start
+            assert self.buffer is not None
+            self.buffer.set_start(item.start)
+        else:
+            if self._start_time is None:
+                return False
+            item = item_at(track.items, self._start_time)
+            if item is None:
+                return False
+        track.next_position = item.position
+        return True
+
+    def _should_switch(self, track: TrackState, item: MediaItem) -> bool:
+        return (
+            track.name == "video"
+            and self.pending_level is not None
+            and self.pending_level != self.level
+            and item.independent
+        )
+
+    def _switch(self, track: TrackState) -> None:
+        assert self.pending_level is not None
+        self.level = self.pending_level
+        self.pending_level = None
+        self.switches += 1
+        track.playlist_url = urljoin(self.url, self.variants[self.level].uri)
+        track.generation += 1
+        track.playlist = None
+        track.items = {}
+        track.hint = None
+        track.hint_requested = None
+        track.init_url = None
+        track.playlist_request = None  # an answer still in flight is ignored (stale)
+
+
+def _newest(pl: MediaPlaylist) -> tuple[int, int]:
+    last = pl.last_part()
+    return last if last is not None else (pl.msn_of(len(pl.segments)), -1)

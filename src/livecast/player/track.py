@@ -1,0 +1,176 @@
+"""What one track (video variant, audio rendition, or a muxed variant) can fetch next (pure).
+
+A media playlist is indexed into :class:`MediaItem` objects keyed by position ``(msn, part)``:
+parts in LL-HLS mode, whole segments (``part == SEGMENT``) in classic mode, each with its program
+time range (segment PDT + the durations before it; without PDT, ``msn × target duration``).
+
+Positions follow the LL-HLS rules: after a segment's last part comes part 0 of the next MSN; the
+part after the newest listed one is what a blocking reload (``_HLS_msn``/``_HLS_part``) asks for
+and what EXT-X-PRELOAD-HINT names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from livecast.packager.playlist import MediaPlaylist
+
+SEGMENT = -1  # the part index of a whole segment (classic mode)
+Position = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class MediaItem:
+    position: Position
+    url: str
+    start: float  # program time, epoch seconds
+    end: float
+    independent: bool
+    closes_segment: bool  # last part of a completed segment (or a whole segment)
+    init_url: str | None
+
+    @property
+    def successor(self) -> Position:
+        msn, part = self.position
+        if part == SEGMENT:
+            return (msn + 1, SEGMENT)
+        return (msn + 1, 0) if self.closes_segment else (msn, part + 1)
+
+
+def index_playlist(pl: MediaPlaylist, base_url: str, parts: bool) -> dict[Position, MediaItem]:
+    """Every fetchable item of ``pl``: its parts (``parts=True``) or its complete segments."""
+    items: dict[Position, MediaItem] = {}
+    init_url: str | None = None
+    clock: float | None = None
+    for offset, seg in enumerate(pl.segments):
+        msn = pl.msn_of(offset)
+        if seg.map is not None:
+            init_url = urljoin(base_url, seg.map.uri)
+        if seg.pdt is not None:
+            clock = seg.pdt
+        elif clock is None:
+            clock = float(msn * pl.target_duration)
+        if parts:
+            start = clock
+            for index, part in enumerate(seg.parts):
+                closes = seg.uri is not None and index == len(seg.parts) - 1
+                item = MediaItem(
+                    (msn, index),
+                    urljoin(base_url, part.uri),
+                    start,
+                    start + part.duration,
+                    part.independent,
+                    closes,
+                    init_url,
+                )
+                items[item.position] = item
+                start += part.duration
+        elif seg.uri is not None:
+            item = MediaItem(
+                (msn, SEGMENT),
+                urljoin(base_url, seg.uri),
+                clock,
+                clock + seg.duration,
+                True,
+                True,
+                init_url,
+            )
+            items[item.position] = item
+        clock += seg.duration if seg.uri is not None else sum(p.duration for p in seg.parts)
+    return items
+
+
+def newest_init_url(pl: MediaPlaylist, base_url: str) -> str | None:
+    for seg in reversed(pl.segments):
+        if seg.map is not None:
+            return urljoin(base_url, seg.map.uri)
+    return None
+
+
+def next_part_position(pl: MediaPlaylist) -> Position | None:
+    """The part after the newest listed one (part 0 of the next MSN after a closed segment)."""
+    last = pl.last_part()
+    if last is None:
+        return None
+    msn, index = last
+    segment = pl.segments[msn - pl.first_listed_msn]
+    return (msn + 1, 0) if segment.uri is not None else (msn, index + 1)
+
+
+def hinted_part(pl: MediaPlaylist, base_url: str) -> tuple[Position, str] | None:
+    """The EXT-X-PRELOAD-HINT TYPE=PART, at the position after the newest listed part."""
+    hint = next((h for h in pl.preload_hints if h.type == "PART"), None)
+    position = next_part_position(pl)
+    if hint is None or position is None:
+        return None
+    return position, urljoin(base_url, hint.uri)
+
+
+def blocking_url(url: str, msn: int, part: int | None) -> str:
+    """``url`` with ``_HLS_msn`` (and ``_HLS_part``) replacing any directives already there."""
+    split = urlsplit(url)
+    kept = [p for p in split.query.split("&") if p and not p.startswith("_HLS_")]
+    kept.append(f"_HLS_msn={msn}")
+    if part is not None:
+        kept.append(f"_HLS_part={part}")
+    return urlunsplit(split._replace(query="&".join(kept), fragment=""))
+
+
+def live_start(items: dict[Position, MediaItem], behind: float) -> MediaItem | None:
+    """The newest independent item starting at least ``behind`` seconds before the newest
+    item's end (the live edge); else the oldest independent item."""
+    if not items:
+        return None
+    ordered = sorted(items.values(), key=lambda item: item.position)
+    edge = ordered[-1].end
+    independent = [item for item in ordered if item.independent]
+    if not independent:
+        return None
+    eligible = [item for item in independent if item.start <= edge - behind + 1e-6]
+    return eligible[-1] if eligible else independent[0]
+
+
+def item_at(items: dict[Position, MediaItem], when: float) -> MediaItem | None:
+    """The item whose range contains program time ``when`` (else the first one after it)."""
+    ordered = sorted(items.values(), key=lambda item: item.position)
+    for item in ordered:
+        if item.end > when + 1e-6:
+            return item
+    return None
+
+
+@dataclass(slots=True)
+class TrackState:
+    """Fetch state of one track: its playlist, what it has and what it needs next."""
+
+    name: str  # "video" or "audio"
+    object_type: str  # CMCD ot: "v", "a" or "av"
+    playlist_url: str
+    generation: int = 0  # bumped on a rendition switch: older answers are ignored
+    playlist: MediaPlaylist | None = None
+    items: dict[Position, MediaItem] = field(default_factory=dict)
+    next_position: Position | None = None
+    init_url: str | None = None
+    loaded_inits: set[str] = field(default_factory=set)
+    playlist_request: int | None = None
+    media_request: int | None = None
+    hint: tuple[Position, str] | None = None
+    hint_requested: Position | None = None
+    ended: bool = False
+    last_playlist_at: float | None = None
+    unchanged_reloads: int = 0
+
+    def normalize_next(self) -> None:
+        """After a part fetched from a hint, the guessed next index may be past its segment's
+        end: once the playlist lists it as the segment's last part, move on to part 0."""
+        if self.next_position is None or self.next_position in self.items:
+            return
+        msn, part = self.next_position
+        previous = self.items.get((msn, part - 1))
+        if part > 0 and previous is not None and previous.closes_segment:
+            self.next_position = (msn + 1, 0)
+
+    def prune(self, keep_from: Position) -> None:
+        for position in [p for p in self.items if p < keep_from]:
+            del self.items[position]
