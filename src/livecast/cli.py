@@ -1,6 +1,7 @@
 """The ``livecast`` command: a thin entry point over the pipeline and the probe.
 
   livecast demo  [--host H] [--port P]      live event from the built-in test source
+                 [--source test|loop]       (loop: pre-encoded once, replayed as live)
   livecast serve --config event.toml        the same, from a config file
   livecast probe URL [--seconds N] [--json] join an LL-HLS stream, report startup and latency
 
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from livecast import __version__
-from livecast.config import EventConfig, load_config
+from livecast.config import SOURCES, EventConfig, load_config
 from livecast.errors import ConfigError, LivecastError
 
 log = logging.getLogger("livecast")
@@ -36,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", required=True, help="event TOML file (docs/configuration.md)")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    for command in (demo, serve):
+        command.add_argument(
+            "--source", choices=SOURCES, default=None, help="test (live encode) or loop (replay)"
+        )
     probe = sub.add_parser("probe", help="follow an LL-HLS stream and report startup/latency")
     probe.add_argument("url", help="multivariant or media playlist URL")
     probe.add_argument("--seconds", type=float, default=10.0)
@@ -63,13 +68,13 @@ async def _run_event(config: EventConfig) -> int:
             pipeline.ladder.part_duration,
             pipeline.ladder.segment_duration,
         )
-        ended = asyncio.ensure_future(pipeline.supervisor.wait())
+        ended = asyncio.ensure_future(pipeline.source.wait())
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
         ended.cancel()
         stopped.cancel()
         if not stop.is_set():
-            log.error("the encoder gave up; stopping")
+            log.error("the source gave up; stopping")
             return 1
         log.info("stopping")
         return 0
@@ -95,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from livecast.probe.client import run_probe
 
             return _run(lambda: run_probe(args.url, args.seconds, args.json, args.rendition))
-        overrides = {"host": args.host, "port": args.port}
+        overrides = {"host": args.host, "port": args.port, "source": args.source}
         if args.command == "demo":
             overrides["part_duration"] = args.part_duration
             config = load_config(None, overrides=overrides)

@@ -32,7 +32,8 @@ from livecast.errors import ConfigError
 from livecast.transcode.ladder import DEFAULT_LADDER, DEFAULT_X264_PARAMS, Ladder, Rung
 
 ENV_PREFIX = "LIVECAST_"
-SOURCES = ("test",)
+SOURCES = ("test", "loop")
+LOOP_MAX_SECONDS = 600.0
 
 
 def _default_rungs() -> tuple[Rung, ...]:
@@ -54,6 +55,10 @@ class EventConfig:
     ffmpeg: str = ""  # path to a system FFmpeg; empty: $LIVECAST_FFMPEG or the imageio-ffmpeg wheel
     font: str = ""  # TrueType file for the burned-in clock; empty: look in the usual places
     log_level: str = "info"
+    loop_seconds: float = 20.0  # source = "loop": length of the pre-encoded loop, whole segments
+    cache_dir: str = (
+        ""  # source = "loop": where pre-encodes are kept; empty: ~/.cache/livecast/loop
+    )
     rungs: tuple[Rung, ...] = field(default_factory=_default_rungs)
 
     def validate(self) -> EventConfig:
@@ -77,7 +82,18 @@ class EventConfig:
             )
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not debug/info/warning/error")
-        snapped.ladder()  # the ladder validates durations, rungs, preset and audio
+        ladder = snapped.ladder()  # the ladder validates durations, rungs, preset and audio
+        segments = self.loop_seconds / ladder.segment_duration
+        if abs(segments - round(segments)) > 1e-6 or round(segments) < 1:
+            raise ConfigError(
+                "loop_seconds",
+                f"{self.loop_seconds} s is not a whole number of {ladder.segment_duration:g} s "
+                "segments",
+            )
+        if self.loop_seconds > LOOP_MAX_SECONDS:
+            raise ConfigError(
+                "loop_seconds", f"{self.loop_seconds} s is above {LOOP_MAX_SECONDS:g} s"
+            )
         return snapped
 
     def ladder(self) -> Ladder:

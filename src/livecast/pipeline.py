@@ -15,6 +15,8 @@ import math
 import mimetypes
 import os
 import signal
+from pathlib import Path
+from typing import Protocol
 
 from livecast.config import EventConfig
 from livecast.errors import ConfigError, LivecastError, MediaError
@@ -23,6 +25,7 @@ from livecast.origin.app import OriginApp, StaticAsset
 from livecast.origin.http import OriginServer
 from livecast.packager.event import LiveEvent, RenditionSpec
 from livecast.packager.live import PackagingConfig
+from livecast.sources.loop_source import LoopSource, default_cache_dir
 from livecast.sources.testsrc import test_source
 from livecast.telemetry.metrics import Registry
 from livecast.transcode.ffmpeg import find_ffmpeg, find_font
@@ -52,6 +55,21 @@ def static_assets() -> dict[str, StaticAsset]:
     return assets
 
 
+class Source(Protocol):
+    """What feeds the packager: the FFmpeg supervisor (``source = "test"``) or the loop
+    replayer (``source = "loop"``). Either calls ``on_start(generation, epoch)`` and then
+    ``on_data(rendition, generation, bytes)`` with fMP4 as FFmpeg writes it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def wait(self) -> int | None: ...
+
+    @property
+    def stderr_tail(self) -> list[str]: ...
+
+
 class LivePipeline:
     def __init__(self, config: EventConfig) -> None:
         self.config = config
@@ -71,12 +89,21 @@ class LivePipeline:
         self.registry = Registry()
         self.app = OriginApp(self.event, static_assets())
         self.server = OriginServer(self.app, self.registry)
-        self.supervisor = TranscodeSupervisor(
-            self._argv,
-            self.ladder.renditions,
-            self._on_data,
-            on_start=self._on_start,
-        )
+        self.source: Source
+        if config.source == "loop":
+            self.source = LoopSource(
+                self.ladder,
+                self.ffmpeg,
+                self._on_data,
+                on_start=self._on_start,
+                loop_seconds=config.loop_seconds,
+                cache_dir=Path(config.cache_dir) if config.cache_dir else default_cache_dir(),
+                font=self.font,
+            )
+        else:
+            self.source = TranscodeSupervisor(
+                self._argv, self.ladder.renditions, self._on_data, on_start=self._on_start
+            )
         self._readers: dict[str, FMP4StreamReader] = {}
         self._broken_generation = -1
         self._ready = asyncio.Event()
@@ -106,6 +133,13 @@ class LivePipeline:
     def player_url(self) -> str:
         return f"{self.base_url}/player.html"
 
+    @property
+    def supervisor(self) -> TranscodeSupervisor:
+        """The FFmpeg supervisor of a live-encoded source (not of ``source = "loop"``)."""
+        if not isinstance(self.source, TranscodeSupervisor):
+            raise LivecastError(f"source {self.config.source!r} has no encoder process")
+        return self.source
+
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         try:
@@ -113,21 +147,21 @@ class LivePipeline:
         except OSError as exc:
             where = f"{self.config.host}:{self.config.port}"
             raise LivecastError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
-        await self.supervisor.start()
+        await self.source.start()
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
         """Until every rendition has a complete segment (so the multivariant playlist is real)."""
         waiter = asyncio.ensure_future(self._ready.wait())
-        ended = asyncio.ensure_future(self.supervisor.wait())
+        ended = asyncio.ensure_future(self.source.wait())
         await asyncio.wait({waiter, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         ended.cancel()
         if not self._ready.is_set():
-            tail = " | ".join(self.supervisor.stderr_tail[-3:])
+            tail = " | ".join(self.source.stderr_tail[-3:])
             raise LivecastError(f"the stream did not start within {timeout:g} s: {tail}")
 
     async def stop(self) -> None:
-        await self.supervisor.stop()
+        await self.source.stop()
         self.event.end()
         self.server.notify()
         await self.server.stop()
@@ -159,10 +193,13 @@ class LivePipeline:
         except MediaError as exc:
             self._media_errors.inc(rendition)
             self._broken_generation = generation
+            if not isinstance(self.source, TranscodeSupervisor):
+                log.error("unusable media on %s (%s); the stream stops", rendition, exc)
+                return
             log.error(
                 "unusable output from FFmpeg on %s (%s); restarting the encoder", rendition, exc
             )
-            pid = self.supervisor.pid
+            pid = self.source.pid
             if pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
