@@ -2,6 +2,7 @@
 process control (adapters)."""
 
 from livecast.rehearse.faults.policy import Action, FaultCounters, decide
+from livecast.rehearse.faults.processes import FaultDriver, ProcessControl, Processes
 from livecast.rehearse.faults.proxy import FaultProxy
 from livecast.rehearse.faults.timeline import Fault, Timeline, Transitions, classify, parse_timeline
 
@@ -9,7 +10,10 @@ __all__ = [
     "Action",
     "Fault",
     "FaultCounters",
+    "FaultDriver",
     "FaultProxy",
+    "ProcessControl",
+    "Processes",
     "Timeline",
     "Transitions",
     "classify",
