@@ -196,17 +196,25 @@ async def test_reset_closes_the_connection(stack: Stack) -> None:
     assert proxy.counters.injected["reset"] == 1
 
 
-async def test_reset_in_tcp_mode_refuses_new_connections(stack: Stack) -> None:
-    proxy = await stack.make([{"at": 1.0, "kind": "reset", "target": "origin"}], http=False)
+@pytest.mark.parametrize("http", [True, False])
+async def test_reset_cuts_open_connections_and_refuses_new_ones(stack: Stack, http: bool) -> None:
+    fault = {"at": 1.0, "duration": 1.0, "kind": "reset", "target": "origin"}
+    proxy = await stack.make([fault], http=http)
     client = await Client.open(proxy.port)
     assert (await client.get(PART)).status == 200
     stack.clock.now = 1.0
-    assert (await client.get(PART)).status == 200  # an open connection is not cut
+    await asyncio.sleep(0.2)  # the proxy notices the fault starting
+    with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
+        await client.get(PART)
     fresh = await Client.open(proxy.port)
     with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
         await fresh.get(PART)
-    await client.close()
-    await fresh.close()
+    stack.clock.now = 2.0
+    after = await Client.open(proxy.port)
+    assert (await after.get(PART)).status == 200
+    for each in (client, fresh, after):
+        await each.close()
+    assert proxy.counters.injected["reset"] == 2
 
 
 @pytest.mark.parametrize("http", [True, False])

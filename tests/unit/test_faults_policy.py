@@ -13,8 +13,10 @@ from livecast.rehearse.faults.policy import (
     FaultCounters,
     Pacer,
     chunk_delay,
+    cut_open_links,
     decide,
     injected_response,
+    resets_starting,
     slice_size,
 )
 from livecast.rehearse.faults.timeline import Fault, parse_timeline
@@ -176,3 +178,18 @@ def test_counters_by_kind_and_object_type() -> None:
         "segment:bandwidth": 1,
         "segment:latency": 1,
     }
+
+
+def test_resets_starting_cut_open_links_with_their_probability() -> None:
+    started = faults(
+        {"kind": "reset", "probability": 0.5},
+        {"kind": "reset", "match": "part"},  # per request only
+        {"kind": "latency", "latency_ms": 5},
+        {"kind": "reset", "target": "edge"},
+    )
+    resets = resets_starting(started, "origin")
+    assert [reset.probability for reset in resets] == [0.5]
+    cuts = cut_open_links(resets, 1000, rng())
+    assert 400 < sum(cuts) < 600
+    assert cut_open_links(resets, 1000, rng()) == cuts  # seeded
+    assert cut_open_links([], 3, rng()) == [False, False, False]

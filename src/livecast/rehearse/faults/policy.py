@@ -126,6 +126,22 @@ def _shape(object_type: str, faults: list[Fault]) -> Action:
     )
 
 
+def resets_starting(started: Iterable[Fault], name: str) -> list[Reset]:
+    """Reset faults on link ``name`` that just started and match any request: they cut the
+    connections already open (each with its probability), not only new ones."""
+    return [
+        fault.effect
+        for fault in started
+        if fault.target == name and isinstance(fault.effect, Reset) and ANY in fault.match
+    ]
+
+
+def cut_open_links(resets: Iterable[Reset], links: int, rng: random.Random) -> list[bool]:
+    """For each of ``links`` open connections, whether one of ``resets`` cuts it."""
+    chosen = list(resets)
+    return [any(_draw(rng, reset.probability) for reset in chosen) for _ in range(links)]
+
+
 def _draw(rng: random.Random, probability: float) -> bool:
     if probability >= 1.0:
         return True

@@ -7,6 +7,8 @@ pure :func:`~livecast.rehearse.faults.policy.decide` with a seeded :class:`rando
 
 * TCP mode (``http=False``): one decision per connection — reset it, or delay (latency ± jitter)
   and throttle (bandwidth cap) the downstream bytes. Only faults matching ``any`` apply.
+* In both modes a reset fault matching ``any`` also cuts the connections open when it starts
+  (each with its probability).
 * HTTP-aware mode (``http=True``): requests are parsed with httptools and forwarded one at a
   time (pipelined requests wait their turn); each gets its own decision by object type — an
   injected status (keep-alive preserved), a reset, a delayed first byte, latency, a bandwidth
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections import deque
@@ -33,13 +36,16 @@ from livecast.rehearse.faults.policy import (
     Action,
     FaultCounters,
     chunk_delay,
+    cut_open_links,
     decide,
     injected_response,
+    resets_starting,
 )
 from livecast.rehearse.faults.timeline import NETWORK_KINDS, Fault, Timeline
 
 log = logging.getLogger(__name__)
 
+TICK: Final = 0.05  # seconds between checks for reset faults starting
 MAX_PENDING_REQUESTS: Final = 32
 MAX_REQUEST_HEAD: Final = 64 * 1024
 _HOP_HEADERS: Final = frozenset({b"transfer-encoding", b"content-length"})
@@ -73,6 +79,8 @@ class FaultProxy:
         self._started_at = time.monotonic()
         self._server: asyncio.AbstractServer | None = None
         self._links: dict[_Link, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._prev = -math.inf
 
     def now(self) -> float:
         """Rehearsal time: the given clock, else seconds since :meth:`start`."""
@@ -104,10 +112,34 @@ class FaultProxy:
             backlog=1024,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self._prev = self.now()
+        self._timer = loop.call_later(TICK, self._tick)
+
+    def _tick(self) -> None:
+        """Cut the open connections when a reset fault starts (new ones are cut as they come)."""
+        try:
+            now = self.now()
+            step = self.timeline.transitions(self._prev, now)
+            self._prev = now
+            resets = resets_starting(step.started, self.name)
+            if resets:
+                links = list(self._links)
+                for link, cut in zip(
+                    links, cut_open_links(resets, len(links), self.rng), strict=True
+                ):
+                    if cut:
+                        self.counters.injected["reset"] += 1
+                        link.reset()
+        finally:
+            if self._server is not None:
+                self._timer = asyncio.get_running_loop().call_later(TICK, self._tick)
 
     async def stop(self) -> None:
         """Stop listening and cut every link."""
         server, self._server = self._server, None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if server is not None:
             server.close()
         for link in list(self._links):
