@@ -1,0 +1,367 @@
+"""A/B comparison of two results.json documents: does run B regress run A?
+
+Per metric, the difference B − A of a statistic and a significance test:
+
+* per-viewer and per-request distributions (startup time, latency behind live, rebuffering ratio,
+  stalled time, average bitrate, request latency per kind) — the Mann-Whitney U test (normal
+  approximation with tie correction and continuity correction) on the reservoir samples kept in
+  results.json, and a seeded bootstrap confidence interval (level ``1 − alpha``) of the difference
+  of medians (or means, for mostly-zero metrics such as the rebuffering ratio);
+* rates (fatal errors per viewer, video start failures, request errors and 5xx per kind) — a
+  two-proportion z-test on the counts.
+
+A metric *regresses* when B is worse than A by more than the tolerance (``tolerance`` × |A|, and
+at least the metric's absolute tolerance) AND the difference is significant (p < ``alpha``,
+0.01 by default). Exit codes: :data:`EXIT_NO_REGRESSION` 0, :data:`EXIT_REGRESSION` 1,
+:data:`EXIT_UNUSABLE_INPUT` 2.
+
+    comparison = compare(json.loads(a_text), json.loads(b_text))
+    print(render_table(comparison)); sys.exit(comparison.exit_code)
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from livecast.results.report import ResultsError, load_results, read_results
+from livecast.results.stats import REQUEST_KINDS, RunStats
+
+EXIT_NO_REGRESSION = 0
+EXIT_REGRESSION = 1
+EXIT_UNUSABLE_INPUT = 2
+
+DEFAULT_TOLERANCE = 0.05
+DEFAULT_ALPHA = 0.01
+BOOTSTRAP_RESAMPLES = 200
+BOOTSTRAP_MAX_SAMPLE = 2000
+
+
+@dataclass(frozen=True)
+class MannWhitney:
+    u: float  # U statistic of the first sample
+    z: float
+    p_value: float  # two-sided
+
+
+def _average_ranks(values: Sequence[float]) -> tuple[list[float], float]:
+    """Ranks (1-based, ties averaged) of ``values`` in their order, and Σ(t³ − t) over ties."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    tie_term = 0.0
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        average = (start + end) / 2 + 1
+        for position in range(start, end + 1):
+            ranks[order[position]] = average
+        ties = end - start + 1
+        tie_term += ties**3 - ties
+        start = end + 1
+    return ranks, tie_term
+
+
+def mann_whitney_u(x: Sequence[float], y: Sequence[float]) -> MannWhitney:
+    """Two-sided Mann-Whitney U test, normal approximation with tie and continuity correction."""
+    n1, n2 = len(x), len(y)
+    if not n1 or not n2:
+        raise ValueError("Mann-Whitney U needs two non-empty samples")
+    ranks, tie_term = _average_ranks([*x, *y])
+    u = math.fsum(ranks[:n1]) - n1 * (n1 + 1) / 2
+    n = n1 + n2
+    mean_u = n1 * n2 / 2
+    variance = n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1)))
+    if variance <= 0:
+        return MannWhitney(u, 0.0, 1.0)
+    distance = max(0.0, abs(u - mean_u) - 0.5)
+    z = math.copysign(distance, u - mean_u) / math.sqrt(variance)
+    return MannWhitney(u, z, min(1.0, math.erfc(abs(z) / math.sqrt(2))))
+
+
+def two_proportion_p_value(hits_a: float, total_a: float, hits_b: float, total_b: float) -> float:
+    """Two-sided p-value of a two-proportion z-test (pooled variance)."""
+    pooled = (hits_a + hits_b) / (total_a + total_b)
+    variance = pooled * (1 - pooled) * (1 / total_a + 1 / total_b)
+    if variance <= 0:
+        return 1.0
+    z = (hits_b / total_b - hits_a / total_a) / math.sqrt(variance)
+    return min(1.0, math.erfc(abs(z) / math.sqrt(2)))
+
+
+def _statistic_function(statistic: str) -> Callable[[Sequence[float]], float]:
+    return statistics.median if statistic == "median" else statistics.fmean
+
+
+def bootstrap_difference_interval(
+    a: Sequence[float],
+    b: Sequence[float],
+    statistic: str = "median",
+    level: float = 0.99,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of statistic(b) − statistic(a); seeded, so repeatable."""
+    rng = random.Random(seed)
+    of = _statistic_function(statistic)
+    a = a if len(a) <= BOOTSTRAP_MAX_SAMPLE else rng.sample(list(a), BOOTSTRAP_MAX_SAMPLE)
+    b = b if len(b) <= BOOTSTRAP_MAX_SAMPLE else rng.sample(list(b), BOOTSTRAP_MAX_SAMPLE)
+    differences = sorted(
+        of(rng.choices(b, k=len(b))) - of(rng.choices(a, k=len(a))) for _ in range(resamples)
+    )
+    tail = (1 - level) / 2
+    low = differences[max(0, math.floor(tail * resamples))]
+    high = differences[min(resamples - 1, math.ceil((1 - tail) * resamples) - 1)]
+    return low, high
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    metric: str
+    statistic: str  # "median", "mean" or "rate"
+    a: float
+    b: float
+    p_value: float
+    worse_beyond_tolerance: bool
+    significant: bool
+    interval: tuple[float, float] | None = None  # bootstrap interval of b − a
+
+    @property
+    def difference(self) -> float:
+        return self.b - self.a
+
+    @property
+    def regressed(self) -> bool:
+        return self.worse_beyond_tolerance and self.significant
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metrics: tuple[MetricComparison, ...]
+    problems: tuple[str, ...] = ()  # why the input was unusable
+    alpha: float = DEFAULT_ALPHA
+    tolerance: float = DEFAULT_TOLERANCE
+
+    @property
+    def regressions(self) -> tuple[MetricComparison, ...]:
+        return tuple(m for m in self.metrics if m.regressed)
+
+    @property
+    def exit_code(self) -> int:
+        if self.problems:
+            return EXIT_UNUSABLE_INPUT
+        return EXIT_REGRESSION if self.regressions else EXIT_NO_REGRESSION
+
+    def summary(self) -> str:
+        if self.problems:
+            return "unusable input: " + "; ".join(self.problems)
+        if not self.regressions:
+            return "no regression: B does not regress A"
+        return "REGRESSION: B regresses A in " + ", ".join(m.metric for m in self.regressions)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """How one sampled metric is compared."""
+
+    metric: str
+    statistic: str
+    higher_is_worse: bool
+    absolute_tolerance: float
+
+
+def _sampled_specs(a: RunStats, b: RunStats) -> list[tuple[_Spec, list[float], list[float]]]:
+    specs = [
+        (_Spec("viewers.startup_s", "median", True, 0.02), "startup_s"),
+        (_Spec("viewers.latency_behind_live_s", "median", True, 0.02), "latency_behind_live_s"),
+        (_Spec("viewers.rebuffering_ratio", "mean", True, 0.001), "rebuffering_ratio"),
+        (_Spec("viewers.stalled_s", "mean", True, 0.05), "stalled_s"),
+        (_Spec("viewers.avg_bitrate_bps", "median", False, 10_000.0), "avg_bitrate_bps"),
+    ]
+    chosen = [
+        (spec, a.viewers.samples[name].values(), b.viewers.samples[name].values())
+        for spec, name in specs
+    ]
+    for kind in (*REQUEST_KINDS, *sorted(set(a.requests) - set(REQUEST_KINDS))):
+        if kind in a.requests and kind in b.requests:
+            spec = _Spec(f"requests.{kind}.latency_s", "median", True, 0.001)
+            samples_a = a.requests[kind].latency_sample.values()
+            chosen.append((spec, samples_a, b.requests[kind].latency_sample.values()))
+    return [(spec, xs, ys) for spec, xs, ys in chosen if xs and ys]
+
+
+def _is_worse(
+    spec_higher_is_worse: bool, a: float, b: float, tolerance: float, floor: float
+) -> bool:
+    worsening = b - a if spec_higher_is_worse else a - b
+    return worsening > max(tolerance * abs(a), floor)
+
+
+def _compare_sampled(
+    spec: _Spec, xs: list[float], ys: list[float], tolerance: float, alpha: float, seed: int
+) -> MetricComparison:
+    of = _statistic_function(spec.statistic)
+    a_value, b_value = of(xs), of(ys)
+    test = mann_whitney_u(xs, ys)
+    interval = bootstrap_difference_interval(xs, ys, spec.statistic, 1 - alpha, seed=seed)
+    return MetricComparison(
+        metric=spec.metric,
+        statistic=spec.statistic,
+        a=a_value,
+        b=b_value,
+        p_value=test.p_value,
+        worse_beyond_tolerance=_is_worse(
+            spec.higher_is_worse, a_value, b_value, tolerance, spec.absolute_tolerance
+        ),
+        significant=test.p_value < alpha,
+        interval=interval,
+    )
+
+
+def _rate_counts(stats: RunStats) -> dict[str, tuple[float, float]]:
+    """Rate metric → (hits, total)."""
+    viewers = stats.viewers.counters
+    counts = {
+        "viewers.fatal_error_rate": (viewers["fatal_errors"], viewers["viewers"]),
+        "viewers.video_start_failure_rate": (viewers["start_failures"], viewers["viewers"]),
+        "viewers.exit_before_start_rate": (viewers["exits_before_start"], viewers["viewers"]),
+    }
+    for kind, kind_stats in stats.requests.items():
+        counts[f"requests.{kind}.error_rate"] = (kind_stats.errors, kind_stats.total)
+        counts[f"requests.{kind}.5xx_rate"] = (kind_stats.count_where("5"), kind_stats.total)
+    return counts
+
+
+def _compare_rates(
+    a: RunStats, b: RunStats, tolerance: float, alpha: float
+) -> list[MetricComparison]:
+    counts_a, counts_b = _rate_counts(a), _rate_counts(b)
+    compared = []
+    for metric, (hits_a, total_a) in counts_a.items():
+        hits_b, total_b = counts_b.get(metric, (0.0, 0.0))
+        if not total_a or not total_b:
+            continue
+        rate_a, rate_b = hits_a / total_a, hits_b / total_b
+        p_value = two_proportion_p_value(hits_a, total_a, hits_b, total_b)
+        compared.append(
+            MetricComparison(
+                metric=metric,
+                statistic="rate",
+                a=rate_a,
+                b=rate_b,
+                p_value=p_value,
+                worse_beyond_tolerance=_is_worse(True, rate_a, rate_b, tolerance, 0.001),
+                significant=p_value < alpha,
+            )
+        )
+    return compared
+
+
+def compare(
+    a: object,
+    b: object,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    alpha: float = DEFAULT_ALPHA,
+    seed: int = 0,
+) -> Comparison:
+    """Compare two parsed results.json documents (A the baseline, B the candidate)."""
+    try:
+        stats_a = load_results(a).stats
+    except ResultsError as error:
+        return Comparison((), (f"A: {error}",), alpha, tolerance)
+    try:
+        stats_b = load_results(b).stats
+    except ResultsError as error:
+        return Comparison((), (f"B: {error}",), alpha, tolerance)
+    return compare_stats(stats_a, stats_b, tolerance=tolerance, alpha=alpha, seed=seed)
+
+
+def compare_stats(
+    a: RunStats,
+    b: RunStats,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    alpha: float = DEFAULT_ALPHA,
+    seed: int = 0,
+) -> Comparison:
+    sampled = [
+        _compare_sampled(spec, xs, ys, tolerance, alpha, seed + i)
+        for i, (spec, xs, ys) in enumerate(_sampled_specs(a, b))
+    ]
+    metrics = tuple(sampled + _compare_rates(a, b, tolerance, alpha))
+    if not metrics:
+        return Comparison((), ("A and B share no measured metric",), alpha, tolerance)
+    return Comparison(metrics, (), alpha, tolerance)
+
+
+def compare_files(a: Path, b: Path, **options: float) -> Comparison:
+    """:func:`compare` of two results.json files; unreadable files make the input unusable."""
+    loaded = []
+    for label, path in (("A", a), ("B", b)):
+        try:
+            loaded.append(read_results(path).stats)
+        except ResultsError as error:
+            return Comparison((), (f"{label}: {error}",))
+    return compare_stats(
+        loaded[0],
+        loaded[1],
+        tolerance=options.get("tolerance", DEFAULT_TOLERANCE),
+        alpha=options.get("alpha", DEFAULT_ALPHA),
+        seed=int(options.get("seed", 0)),
+    )
+
+
+def _format(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _format_p(p_value: float) -> str:
+    return "<1e-12" if p_value < 1e-12 else f"{p_value:.2g}"
+
+
+def _relative(metric: MetricComparison) -> str:
+    if metric.a == 0:
+        return "n/a" if metric.b == 0 else "new"
+    return f"{(metric.b - metric.a) / abs(metric.a) * 100:+.1f}%"
+
+
+def render_table(comparison: Comparison) -> str:
+    """A plain-text table, one metric a row, and the verdict line."""
+    if comparison.problems:
+        return comparison.summary()
+    level = f"{(1 - comparison.alpha) * 100:g}% CI"
+    headers = ["metric", "stat", "A", "B", "B-A", "change", level, "p", "verdict"]
+    rows = []
+    for m in comparison.metrics:
+        interval = f"[{_format(m.interval[0])}, {_format(m.interval[1])}]" if m.interval else ""
+        if m.regressed:
+            verdict = "REGRESSED"
+        elif m.significant and m.difference != 0:
+            verdict = "changed"
+        else:
+            verdict = "same"
+        rows.append(
+            [
+                m.metric,
+                m.statistic,
+                _format(m.a),
+                _format(m.b),
+                f"{m.difference:+.4g}",
+                _relative(m),
+                interval,
+                _format_p(m.p_value),
+                verdict,
+            ]
+        )
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [headers, *rows]
+    ]
+    return "\n".join([*(line.rstrip() for line in lines), "", comparison.summary()])
