@@ -20,7 +20,7 @@ from .synth import EPOCH, FPS, audio_fragment, make_event, video_fragment
 from .synth import Feeder as SynthFeeder
 
 URL = "http://origin.test/live/main.m3u8"
-SIZES = {"720p": 4000, "360p": 800}  # bytes per frame: ≈ 0.96 and ≈ 0.19 Mbit/s video
+SIZES = {"720p": 6000, "360p": 2000}  # bytes per frame: 1.44 and 0.48 Mbit/s of video
 
 Fault = Callable[[Request, float], int | None]  # → an HTTP status to answer instead
 
@@ -63,6 +63,8 @@ class _Transfer:
     body: bytes | None
     size: int
     error: str | None = None
+    remaining: float = 0.0
+    sent_at: float = 0.0
 
 
 @dataclass
@@ -78,7 +80,7 @@ class ScriptedServer:
     _pending: list[Request] = field(default_factory=list)
     _held: dict[int, tuple[Request, Hold, float]] = field(default_factory=dict)
     _transfers: list[_Transfer] = field(default_factory=list)
-    _link_free: float = 0.0
+    _link: list[_Transfer] = field(default_factory=list)
 
     def run(self, player: Player, start: float, until: float, dt: float = 0.01) -> None:
         now = start
@@ -89,6 +91,7 @@ class ScriptedServer:
             self.feeder.advance_to(now - EPOCH)
             self._resume_held(now)
             self._send_due(now)
+            self._move_bytes(now, dt)
             for transfer in self._due_transfers(now):
                 if transfer.error is not None:
                     out = player.on_error(transfer.request.id, transfer.error, transfer.done_at)
@@ -142,18 +145,35 @@ class ScriptedServer:
     def _start(
         self, request: Request, now: float, answer: Response, sent_at: float | None = None
     ) -> None:
-        size = len(answer.body)
-        begin = max(now + self.rtt / 2, self._link_free)
-        self._link_free = begin + size * 8 / self.bandwidth(now)
-        done = self._link_free + self.rtt / 2
-        sent_at = now if sent_at is None else sent_at
-        if done - sent_at > request.timeout:
-            self._transfers.append(
-                _Transfer(request, sent_at + request.timeout, begin, 0, None, 0, "timeout")
-            )
-            return
         body = answer.body if request.kind in ("multivariant", "playlist") else None
-        self._transfers.append(_Transfer(request, done, begin, answer.status, body, size))
+        sent_at = now if sent_at is None else sent_at
+        transfer = _Transfer(
+            request, now + self.rtt / 2, -1.0, answer.status, body, len(answer.body)
+        )
+        transfer.remaining = float(len(answer.body))
+        transfer.sent_at = sent_at
+        self._link.append(transfer)
+
+    def _move_bytes(self, now: float, dt: float) -> None:
+        """The downlink serves responses first in, first out at ``bandwidth(now)``."""
+        budget = self.bandwidth(now) * dt / 8
+        for transfer in list(self._link):
+            if now - transfer.sent_at > transfer.request.timeout:
+                self._link.remove(transfer)
+                transfer.error, transfer.done_at = "timeout", now
+                self._transfers.append(transfer)
+                continue
+            if transfer.done_at > now or budget <= 0:
+                continue  # the first byte is still on its way (half the RTT)
+            if transfer.first_byte_at < 0:
+                transfer.first_byte_at = now - dt
+            sent = min(budget, transfer.remaining)
+            budget -= sent
+            transfer.remaining -= sent
+            if transfer.remaining <= 1e-9:
+                self._link.remove(transfer)
+                transfer.done_at = now + self.rtt / 2
+                self._transfers.append(transfer)
 
     def _due_transfers(self, now: float) -> list[_Transfer]:
         due = sorted((t for t in self._transfers if t.done_at <= now), key=lambda t: t.done_at)

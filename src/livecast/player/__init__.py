@@ -7,7 +7,8 @@ CMCD, QoE). Pure — no sockets, no clock, no global randomness; ``now`` and a s
 from __future__ import annotations
 
 from livecast.player.config import PlayerConfig, RetryPolicy
-from livecast.player.model import Player, Request
+from livecast.player.model import Player
 from livecast.player.qoe import QoeRecord
+from livecast.player.requests import Request
 
 __all__ = ["Player", "PlayerConfig", "QoeRecord", "Request", "RetryPolicy"]

@@ -7,6 +7,9 @@ feeds two exponentially weighted moving averages with half-lives in seconds of m
 for its zero start (divided by ``1 − α^total_weight``), and the estimate is the smaller of the two,
 so it drops fast and climbs slowly. Before any sample it is ``abrEwmaDefaultEstimate``.
 
+A video fetch slower than real time caps the estimate while it is still loading (hls.js abandons
+such a fetch; this model only re-decides from the cap — see ``slow_fetch_bound``).
+
 Choice (hls.js ``findBestLevel``, simplified): the highest rendition whose bitrate fits the
 adjusted estimate — ``0.95 ×`` (``abrBandWidthFactor``) for the current rendition and below,
 ``0.7 ×`` (``abrBandWidthUpFactor``) above it, so going up needs headroom. Once playing, a
@@ -104,6 +107,16 @@ def choose_level(inputs: AbrInputs) -> int:
                 continue
         return index
     return 0
+
+
+def slow_fetch_bound(bitrate: int, fragment_duration: float, loading_for: float) -> float | None:
+    """Evidence from a fetch still in flight (after hls.js's abandon rules, without aborting):
+    a fragment of ``fragment_duration`` s at ``bitrate`` that has been loading for
+    ``loading_for`` s — longer than it lasts — arrives at most at
+    ``bitrate × fragment_duration / loading_for``; None while it is not slower than real time."""
+    if loading_for <= fragment_duration:
+        return None
+    return bitrate * fragment_duration / loading_for
 
 
 def start_level(bitrates: Sequence[int], rule: str, estimate_bps: float, up_factor: float) -> int:

@@ -40,6 +40,39 @@ def round_to(value: float, step: int) -> int:
     return int((value + step / 2) // step) * step
 
 
+def object_type(kind: str, media_type: str) -> str:
+    """CMCD ``ot`` of a request kind: m for playlists, i for init, else the track's type."""
+    if kind in ("multivariant", "playlist"):
+        return "m"
+    if kind == "init":
+        return "i"
+    return media_type
+
+
+def request_data(
+    *,
+    session_id: str,
+    content_id: str,
+    object_type: str,
+    bitrate_bps: int | None,
+    buffer_s: float,
+    measured_bps: float | None,
+    top_bitrate_bps: int | None,
+    starting: bool,
+) -> CmcdData:
+    """CMCD of one request, units and rounding per CTA-5004 (see the module docstring)."""
+    return CmcdData(
+        sid=session_id,
+        cid=content_id,
+        br=round(bitrate_bps / 1000) if bitrate_bps is not None else None,
+        bl=round_to(buffer_s * 1000, 100),
+        mtp=round_to(measured_bps / 1000, 100) if measured_bps is not None else None,
+        ot=object_type,
+        su=starting,
+        tb=round(top_bitrate_bps / 1000) if top_bitrate_bps is not None else None,
+    )
+
+
 def _quote_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -34,8 +34,6 @@ How it plays, after hls.js (``stream-controller``, ``audio-stream-controller``, 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
 from urllib.parse import urljoin
 
 from livecast.errors import PlaylistError
@@ -44,48 +42,36 @@ from livecast.packager.playlist import (
     parse_media_playlist,
     parse_multivariant_playlist,
 )
-from livecast.packager.tags import Media, StreamInf
-from livecast.player.abr import AbrInputs, BandwidthEstimator, choose_level, start_level
+from livecast.packager.tags import StreamInf
+from livecast.player.abr import (
+    AbrInputs,
+    BandwidthEstimator,
+    choose_level,
+    slow_fetch_bound,
+    start_level,
+)
 from livecast.player.buffer import MediaBuffer, PlaybackState
-from livecast.player.cmcd import CmcdData, encode, round_to, with_cmcd
+from livecast.player.cmcd import encode, object_type, request_data, with_cmcd
 from livecast.player.config import PlayerConfig, RetryPolicy
-from livecast.player.qoe import LatencySummary, QoeRecord, rebuffering_ratio
+from livecast.player.qoe import QoeRecord, build_record
+from livecast.player.requests import InFlight, Request, RequestLedger
 from livecast.player.retry import backoff_delay, can_retry
 from livecast.player.track import (
     SEGMENT,
     MediaItem,
     Position,
     TrackState,
+    audio_rendition_uri,
     blocking_url,
     hinted_part,
     index_playlist,
     item_at,
+    live_offset,
     live_start,
     newest_init_url,
+    newest_position,
     next_part_position,
 )
-
-KINDS = ("multivariant", "playlist", "init", "part", "segment")
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    id: int
-    url: str  # absolute, with the CMCD query argument
-    kind: str  # one of KINDS
-    timeout: float  # seconds for the whole response
-    not_before: float  # wall clock: do not send earlier
-
-
-@dataclass(frozen=True, slots=True)
-class _InFlight:
-    request: Request
-    base_url: str  # without CMCD, for retries
-    track: str | None
-    generation: int
-    retries: int
-    position: Position | None = None
-    hinted: bool = False
 
 
 class Player:
@@ -113,14 +99,11 @@ class Player:
         self.finished_at: float | None = None
         self.outcome = "idle"
         self.error: str | None = None
-        self.requests: dict[str, dict[str, int]] = {}
-        self.bytes_by_kind: dict[str, int] = {}
+        self.ledger = RequestLedger()
         self.latency_samples: list[float] = []
         self._last_latency_at: float | None = None
         self._start_time: float | None = None  # program time of the video start position
         self._received: dict[str, dict[Position, int]] = {}  # media whose timing is unknown
-        self._in_flight: dict[int, _InFlight] = {}
-        self._next_id = 1
 
     # ------------------------------------------------------------------ properties
     @property
@@ -158,11 +141,10 @@ class Player:
         now: float,
         first_byte_at: float | None = None,
     ) -> list[Request]:
-        flight = self._in_flight.pop(request_id, None)
+        flight = self.ledger.settle(request_id, str(status), size)
         if flight is None or self.finished:
             return []
         kind = flight.request.kind
-        self._count(kind, str(status), size)
         self._release(flight)
         if not self._observe(now):
             return []
@@ -182,10 +164,9 @@ class Player:
         return self._plan(now)
 
     def on_error(self, request_id: int, kind: str, now: float) -> list[Request]:
-        flight = self._in_flight.pop(request_id, None)
+        flight = self.ledger.settle(request_id, kind, 0)
         if flight is None or self.finished:
             return []
-        self._count(flight.request.kind, kind, 0)
         self._release(flight)
         if not self._observe(now):
             return []
@@ -194,51 +175,29 @@ class Player:
     def tick(self, now: float) -> list[Request]:
         if self.finished or self.started_at is None or not self._observe(now):
             return []
+        self._check_slow_fetch(now)
         return self._plan(now)
 
     # ------------------------------------------------------------------ QoE
     def qoe(self, now: float) -> QoeRecord:
         if not self.finished:
             self._observe(now)
-        buf = self.buffer
-        first_frame = buf.first_frame_at if buf else None
-        played = buf.played if buf else 0.0
-        stalled = buf.stalled if buf else 0.0
-        average = buf.bitrate_seconds / played if buf and played > 0 else None
-        return QoeRecord(
+        return build_record(
             session_id=self.config.session_id,
             mode="llhls" if self.low_latency else "classic",
             outcome=self.outcome,
             started_at=self.started_at,
             finished_at=self.finished_at,
-            startup_time=(
-                first_frame - self.started_at
-                if first_frame is not None and self.started_at is not None
-                else None
-            ),
-            video_start_failure=self.outcome == "start_failure",
-            exit_before_video_start=self.outcome == "exit_before_start",
             error=self.error,
-            stall_count=buf.stall_count if buf else 0,
-            stalled_time=stalled,
-            played_time=played,
-            rebuffering_ratio=rebuffering_ratio(stalled, played),
-            latency=LatencySummary.of(self.latency_samples),
-            average_bitrate=average,
+            buffer=self.buffer,
+            latency_samples=self.latency_samples,
             start_bitrate=self.start_bitrate,
             switches=self.switches,
-            requests={kind: dict(statuses) for kind, statuses in self.requests.items()},
-            bytes_by_kind=dict(self.bytes_by_kind),
-            latency_samples=tuple(self.latency_samples),
+            ledger=self.ledger,
         )
 
     # ------------------------------------------------------------------ bookkeeping
-    def _count(self, kind: str, status: str, size: int) -> None:
-        statuses = self.requests.setdefault(kind, {})
-        statuses[status] = statuses.get(status, 0) + 1
-        self.bytes_by_kind[kind] = self.bytes_by_kind.get(kind, 0) + size
-
-    def _release(self, flight: _InFlight) -> None:
+    def _release(self, flight: InFlight) -> None:
         track = self.tracks.get(flight.track or "")
         if track is None:
             return
@@ -282,7 +241,7 @@ class Player:
             self.buffer.stop(now)
         self.outcome = outcome
         self.finished_at = now
-        self._in_flight.clear()
+        self.ledger.abandon_all()
 
     def _fail(self, message: str, now: float) -> list[Request]:
         self.error = message
@@ -308,15 +267,19 @@ class Player:
         position: Position | None = None,
         hinted: bool = False,
     ) -> Request:
-        request = Request(
-            self._next_id, with_cmcd(url, self._cmcd(kind, track)), kind, timeout, not_before
+        flight = self.ledger.issue(
+            kind,
+            url,
+            with_cmcd(url, self._cmcd(kind, track)),
+            timeout,
+            not_before,
+            track.name if track else None,
+            track.generation if track else 0,
+            retries,
+            position,
+            hinted,
         )
-        self._next_id += 1
-        generation = track.generation if track else 0
-        name = track.name if track else None
-        self._in_flight[request.id] = _InFlight(
-            request, url, name, generation, retries, position, hinted
-        )
+        request = flight.request
         if track is not None:
             if kind == "playlist":
                 track.playlist_request = request.id
@@ -325,29 +288,21 @@ class Player:
         return request
 
     def _cmcd(self, kind: str, track: TrackState | None) -> str:
-        if kind in ("multivariant", "playlist"):
-            object_type = "m"
-        elif kind == "init":
-            object_type = "i"
-        else:
-            object_type = track.object_type if track else "av"
-        bitrate = self.bitrate
-        buffered = self.buffer.track_ahead(track.name) if self.buffer and track else 0.0
         measured = self.estimator.estimate() if self.estimator.has_samples else None
-        top = self.variants[-1].bandwidth if self.variants else None
-        data = CmcdData(
-            sid=self.config.session_id,
-            cid=self.config.content_id,
-            br=round(bitrate / 1000) if bitrate is not None else None,
-            bl=round_to(buffered * 1000, 100),
-            mtp=round_to(measured / 1000, 100) if measured is not None else None,
-            ot=object_type,
-            su=not self._has_started,
-            tb=round(top / 1000) if top is not None else None,
+        return encode(
+            request_data(
+                session_id=self.config.session_id,
+                content_id=self.config.content_id,
+                object_type=object_type(kind, track.object_type if track else "av"),
+                bitrate_bps=self.bitrate,
+                buffer_s=self.buffer.track_ahead(track.name) if self.buffer and track else 0.0,
+                measured_bps=measured,
+                top_bitrate_bps=self.variants[-1].bandwidth if self.variants else None,
+                starting=not self._has_started,
+            )
         )
-        return encode(data)
 
-    def _failed(self, flight: _InFlight, what: str, now: float) -> list[Request]:
+    def _failed(self, flight: InFlight, what: str, now: float) -> list[Request]:
         request = flight.request
         track = self.tracks.get(flight.track or "")
         if flight.hinted and track is not None:
@@ -392,7 +347,7 @@ class Player:
                 self.config.bandwidth_up_factor,
             )
             variant = self.variants[self.level]
-            audio = self._audio_uri(parsed.media, variant.audio)
+            audio = audio_rendition_uri(parsed.media, variant.audio)
             video_type = "v" if audio is not None else "av"
             self.tracks = {"video": TrackState("video", video_type, urljoin(self.url, variant.uri))}
             if audio is not None:
@@ -403,19 +358,7 @@ class Player:
             tuple(self.tracks), self.config.start_buffer, self.config.resume_buffer
         )
 
-    @staticmethod
-    def _audio_uri(media: Sequence[Media], group: str | None) -> str | None:
-        if group is None:
-            return None
-        candidates = [
-            m for m in media if m.type == "AUDIO" and m.group_id == group and m.uri is not None
-        ]
-        if not candidates:
-            return None
-        chosen = next((m for m in candidates if m.default), candidates[0])
-        return chosen.uri
-
-    def _on_playlist(self, flight: _InFlight, text: str, now: float) -> None:
+    def _on_playlist(self, flight: InFlight, text: str, now: float) -> None:
         track = self.tracks[flight.track or "video"]
         if flight.generation != track.generation:
             return  # answered for the rendition we switched away from
@@ -425,7 +368,7 @@ class Player:
         previous = track.playlist
         track.playlist = pl
         track.last_playlist_at = now
-        changed = previous is None or _newest(previous) != _newest(pl)
+        changed = previous is None or newest_position(previous) != newest_position(pl)
         track.unchanged_reloads = 0 if changed else track.unchanged_reloads + 1
         track.items = index_playlist(pl, track.playlist_url, parts=self.low_latency)
         track.hint = hinted_part(pl, track.playlist_url) if self.low_latency else None
@@ -468,15 +411,16 @@ class Player:
         self.buffer.add(track.name, item.start, item.end, now, bitrate)
 
     def _on_media(
-        self, flight: _InFlight, size: int, now: float, first_byte_at: float | None
+        self, flight: InFlight, size: int, now: float, first_byte_at: float | None
     ) -> None:
         track = self.tracks[flight.track or "video"]
         position = flight.position
         assert position is not None
-        if first_byte_at is not None:
-            self.estimator.sample(now - first_byte_at, size)
-        elif not flight.hinted:
-            self.estimator.sample(now - flight.request.not_before, size)
+        if track.name == "video":  # hls.js samples main-variant fragments only
+            if first_byte_at is not None:
+                self.estimator.sample(now - first_byte_at, size)
+            elif not flight.hinted:
+                self.estimator.sample(now - flight.request.not_before, size)
         item = track.items.get(position)
         if item is not None:
             self._buffer_item(track, item, now)
@@ -490,13 +434,29 @@ class Player:
         if track.playlist is not None and track.playlist.endlist and self._past_last_item(track):
             self._end_track(track, now)
 
-    def _evaluate_abr(self) -> None:
+    def _check_slow_fetch(self, now: float) -> None:
+        """Re-decide while a video fetch loads slower than real time (hinted parts are allowed
+        one part duration of waiting for the part to be produced)."""
+        track = self.tracks.get("video")
+        if track is None or track.media_request is None or self.level is None:
+            return
+        flight = self.ledger.in_flight.get(track.media_request)
+        if flight is None or flight.request.kind == "init":
+            return
+        duration = self._fragment_duration()
+        loading_for = now - flight.request.not_before - (duration if flight.hinted else 0.0)
+        bound = slow_fetch_bound(self.variants[self.level].bandwidth, duration, loading_for)
+        if bound is not None:
+            self._evaluate_abr(bound)
+
+    def _evaluate_abr(self, cap_bps: float | None = None) -> None:
         if len(self.variants) < 2 or self.level is None or self.buffer is None:
             return
+        estimate = self.estimator.estimate()
         inputs = AbrInputs(
             bitrates=[v.bandwidth for v in self.variants],
             current=self.level,
-            estimate_bps=self.estimator.estimate(),
+            estimate_bps=estimate if cap_bps is None else min(estimate, cap_bps),
             buffer_ahead=self.buffer.ahead(),
             fragment_duration=self._fragment_duration(),
             playing=self._has_started,
@@ -576,6 +536,9 @@ class Player:
             return self._send(kind, item.url, timeout, now, track, position=item.position)
         hint = track.hint
         if hint is not None and hint[0] == track.next_position and track.hint_requested != hint[0]:
+            if self._should_switch(track, None):
+                self._switch(track)
+                return None
             if track.init_url is not None and track.init_url not in track.loaded_inits:
                 return self._send("init", track.init_url, timeout, now, track)
             track.hint_requested = hint[0]
@@ -587,13 +550,7 @@ class Player:
         pl = track.playlist
         assert pl is not None
         if track.name == "video":
-            if self.low_latency:
-                control = pl.server_control
-                part_target = pl.part_inf.part_target if pl.part_inf else 1.0
-                hold = control.part_hold_back if control and control.part_hold_back else None
-                behind = hold if hold is not None else 3 * part_target
-            else:
-                behind = self.config.live_sync_duration_count * pl.target_duration
+            behind = live_offset(pl, self.low_latency, self.config.live_sync_duration_count)
             item = live_start(track.items, behind)
             if item is None:
                 return False
@@ -609,12 +566,20 @@ class Player:
         track.next_position = item.position
         return True
 
-    def _should_switch(self, track: TrackState, item: MediaItem) -> bool:
+    def _should_switch(self, track: TrackState, item: MediaItem | None) -> bool:
+        """A pending switch happens at an INDEPENDENT part — or, for the hinted part (whose
+        attributes are unknown yet), at part 0 of a segment under EXT-X-INDEPENDENT-SEGMENTS."""
+        if track.name != "video" or self.pending_level in (None, self.level):
+            return False
+        if item is not None:
+            return item.independent
+        pl = track.playlist
+        position = track.next_position
         return (
-            track.name == "video"
-            and self.pending_level is not None
-            and self.pending_level != self.level
-            and item.independent
+            pl is not None
+            and pl.independent_segments
+            and position is not None
+            and (position[1] == 0)
         )
 
     def _switch(self, track: TrackState) -> None:
@@ -630,8 +595,3 @@ class Player:
         track.hint_requested = None
         track.init_url = None
         track.playlist_request = None  # an answer still in flight is ignored (stale)
-
-
-def _newest(pl: MediaPlaylist) -> tuple[int, int]:
-    last = pl.last_part()
-    return last if last is not None else (pl.msn_of(len(pl.segments)), -1)

@@ -20,6 +20,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from livecast.player.buffer import MediaBuffer
+from livecast.player.requests import RequestLedger
+
 
 def rebuffering_ratio(stalled: float, played: float) -> float:
     total = stalled + played
@@ -92,3 +95,48 @@ class QoeRecord:
             data["latency_samples"] = list(self.latency_samples)
         data["total_bytes"] = self.total_bytes
         return data
+
+
+def build_record(
+    *,
+    session_id: str,
+    mode: str,
+    outcome: str,
+    started_at: float | None,
+    finished_at: float | None,
+    error: str | None,
+    buffer: MediaBuffer | None,
+    latency_samples: Sequence[float],
+    start_bitrate: int | None,
+    switches: int,
+    ledger: RequestLedger,
+) -> QoeRecord:
+    """The record of a viewer from its buffer (already advanced to the moment wanted)."""
+    first_frame = buffer.first_frame_at if buffer else None
+    played = buffer.played if buffer else 0.0
+    stalled = buffer.stalled if buffer else 0.0
+    startup = None
+    if first_frame is not None and started_at is not None:
+        startup = first_frame - started_at
+    return QoeRecord(
+        session_id=session_id,
+        mode=mode,
+        outcome=outcome,
+        started_at=started_at,
+        finished_at=finished_at,
+        startup_time=startup,
+        video_start_failure=outcome == "start_failure",
+        exit_before_video_start=outcome == "exit_before_start",
+        error=error,
+        stall_count=buffer.stall_count if buffer else 0,
+        stalled_time=stalled,
+        played_time=played,
+        rebuffering_ratio=rebuffering_ratio(stalled, played),
+        latency=LatencySummary.of(latency_samples),
+        average_bitrate=buffer.bitrate_seconds / played if buffer and played > 0 else None,
+        start_bitrate=start_bitrate,
+        switches=switches,
+        requests={kind: dict(statuses) for kind, statuses in ledger.by_status.items()},
+        bytes_by_kind=dict(ledger.bytes_by_kind),
+        latency_samples=tuple(latency_samples),
+    )

@@ -11,10 +11,12 @@ and what EXT-X-PRELOAD-HINT names.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from livecast.packager.playlist import MediaPlaylist
+from livecast.packager.tags import Media
 
 SEGMENT = -1  # the part index of a whole segment (classic mode)
 Position = tuple[int, int]
@@ -88,6 +90,12 @@ def newest_init_url(pl: MediaPlaylist, base_url: str) -> str | None:
     return None
 
 
+def newest_position(pl: MediaPlaylist) -> Position:
+    """The newest listed part, or (next MSN, -1) without parts: changes when the playlist does."""
+    last = pl.last_part()
+    return last if last is not None else (pl.msn_of(len(pl.segments)), -1)
+
+
 def next_part_position(pl: MediaPlaylist) -> Position | None:
     """The part after the newest listed one (part 0 of the next MSN after a closed segment)."""
     last = pl.last_part()
@@ -107,6 +115,18 @@ def hinted_part(pl: MediaPlaylist, base_url: str) -> tuple[Position, str] | None
     return position, urljoin(base_url, hint.uri)
 
 
+def audio_rendition_uri(media: Sequence[Media], group: str | None) -> str | None:
+    """URI of the AUDIO rendition of ``group`` (its DEFAULT=YES one first), if any."""
+    if group is None:
+        return None
+    candidates = [
+        m for m in media if m.type == "AUDIO" and m.group_id == group and m.uri is not None
+    ]
+    if not candidates:
+        return None
+    return next((m for m in candidates if m.default), candidates[0]).uri
+
+
 def blocking_url(url: str, msn: int, part: int | None) -> str:
     """``url`` with ``_HLS_msn`` (and ``_HLS_part``) replacing any directives already there."""
     split = urlsplit(url)
@@ -115,6 +135,18 @@ def blocking_url(url: str, msn: int, part: int | None) -> str:
     if part is not None:
         kept.append(f"_HLS_part={part}")
     return urlunsplit(split._replace(query="&".join(kept), fragment=""))
+
+
+def live_offset(pl: MediaPlaylist, low_latency: bool, sync_duration_count: int) -> float:
+    """How far behind the newest media to start: PART-HOLD-BACK (else 3 part targets) in
+    low-latency mode, as hls.js ``lowLatencyMode``; ``liveSyncDurationCount`` target durations
+    otherwise."""
+    if not low_latency:
+        return float(sync_duration_count * pl.target_duration)
+    control = pl.server_control
+    if control is not None and control.part_hold_back is not None:
+        return control.part_hold_back
+    return 3 * (pl.part_inf.part_target if pl.part_inf else 1.0)
 
 
 def live_start(items: dict[Position, MediaItem], behind: float) -> MediaItem | None:

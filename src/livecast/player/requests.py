@@ -1,0 +1,82 @@
+"""Requests the player asks its adapter to perform, and the ledger of those in flight (pure).
+
+A :class:`Request` is what an adapter sends: absolute URL (CMCD included), kind, timeout and the
+wall time before which it must not be sent (retry backoff, classic-mode polling). The
+:class:`RequestLedger` allocates ids, remembers what each request was for (so that a retry
+repeats it and a late answer for an abandoned rendition is recognised), and counts answers by
+kind and status — network failures by their kind (``timeout``, ``reset``…) — and bytes by kind,
+as hls.js's ``LoadStats`` would be summed by a QoE beacon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from livecast.player.track import Position
+
+KINDS = ("multivariant", "playlist", "init", "part", "segment")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    id: int
+    url: str  # absolute, with the CMCD query argument
+    kind: str  # one of KINDS
+    timeout: float  # seconds for the whole response
+    not_before: float  # wall clock: do not send earlier
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """What a request was for."""
+
+    request: Request
+    base_url: str  # without CMCD, for retries
+    track: str | None  # "video" / "audio"; None for the multivariant playlist
+    generation: int  # the track's rendition generation when it was sent
+    retries: int  # retries already done for this object
+    position: Position | None = None
+    hinted: bool = False  # a preload-hinted part (held by the server until produced)
+
+
+class RequestLedger:
+    def __init__(self) -> None:
+        self.in_flight: dict[int, InFlight] = {}
+        self.by_status: dict[str, dict[str, int]] = {}  # kind → status → count
+        self.bytes_by_kind: dict[str, int] = {}
+        self._next_id = 1
+
+    def issue(
+        self,
+        kind: str,
+        base_url: str,
+        url: str,
+        timeout: float,
+        not_before: float,
+        track: str | None = None,
+        generation: int = 0,
+        retries: int = 0,
+        position: Position | None = None,
+        hinted: bool = False,
+    ) -> InFlight:
+        if kind not in KINDS:
+            raise ValueError(f"unknown request kind {kind!r}")
+        request = Request(self._next_id, url, kind, timeout, not_before)
+        self._next_id += 1
+        flight = InFlight(request, base_url, track, generation, retries, position, hinted)
+        self.in_flight[request.id] = flight
+        return flight
+
+    def settle(self, request_id: int, status: str, size: int) -> InFlight | None:
+        """The answer to ``request_id`` (None when unknown or abandoned); counts it."""
+        flight = self.in_flight.pop(request_id, None)
+        if flight is None:
+            return None
+        kind = flight.request.kind
+        statuses = self.by_status.setdefault(kind, {})
+        statuses[status] = statuses.get(status, 0) + 1
+        self.bytes_by_kind[kind] = self.bytes_by_kind.get(kind, 0) + size
+        return flight
+
+    def abandon_all(self) -> None:
+        self.in_flight.clear()
