@@ -241,6 +241,34 @@ async def test_slow_first_byte_delays_only_the_first_byte(stack: Stack) -> None:
     assert part.total < 0.3
 
 
+async def test_pipelined_requests_answered_in_order_around_an_injected_status(
+    stack: Stack,
+) -> None:
+    fault = {"at": 0.0, "kind": "http_status", "target": "origin", "status": 500}
+    proxy = await stack.make([{**fault, "match": "part"}])
+    client = await Client.open(proxy.port)
+    request = "GET {} HTTP/1.1\r\nHost: t\r\n\r\n"
+    targets = [PLAYLIST, PART, "/live/main.m3u8", "/live/720p/seg-7.m4s", PART]
+    client.writer.write("".join(request.format(target) for target in targets).encode())
+    replies = []
+    for _ in targets:
+        head = await client.reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        replies.append((int(head.split(b" ")[1]), await client.reader.readexactly(length)))
+    await client.close()
+    assert [status for status, _ in replies] == [200, 500, 200, 200, 500]
+    assert replies[2][1] == BODIES["/live/main.m3u8"] and replies[3][1] == BIG
+
+
+async def test_a_malformed_request_is_refused_with_400(stack: Stack) -> None:
+    proxy = await stack.make([])
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 2)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
 async def test_latency_in_tcp_mode_delays_the_response(stack: Stack) -> None:
     proxy = await stack.make(
         [{"at": 0.0, "kind": "latency", "target": "origin", "latency_ms": 300}], http=False
@@ -282,3 +310,40 @@ async def test_slow_reader_bounds_the_proxy_buffer(stack: Stack, latency_ms: int
     held = link.down.queued + link.client.get_write_buffer_size()
     assert 0 < held < 1_000_000
     writer.close()
+
+
+async def _uvloop_exchange() -> None:
+    server = await asyncio.start_server(_serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    clock = Clock()
+    faults = [
+        {"at": 0.0, "kind": "http_status", "target": "origin", "match": "part"},
+        {"at": 0.0, "kind": "bandwidth", "target": "origin", "rate_kbps": 4000},
+        {"at": 1.0, "kind": "reset", "target": "origin"},
+    ]
+    proxy = FaultProxy(
+        "origin", ("127.0.0.1", port), parse_timeline(faults), http=True, clock=clock
+    )
+    await proxy.start()
+    try:
+        client = await Client.open(proxy.port)
+        assert (await client.get(PART)).status == 503
+        big = await client.get("/live/720p/seg-7.m4s")
+        assert big.body == BIG and big.total >= len(BIG) / 500_000
+        clock.now = 1.0
+        await asyncio.sleep(0.2)
+        # uvloop refuses to write to the transport the reset already closed: RuntimeError
+        with pytest.raises((ConnectionError, asyncio.IncompleteReadError, RuntimeError)):
+            await client.get(PLAYLIST)
+        await client.close()
+    finally:
+        await proxy.stop()
+        server.close()
+        await server.wait_closed()
+
+
+def test_the_same_faults_work_on_uvloop() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert isinstance(runner.get_loop(), uvloop.Loop)
+        runner.run(_uvloop_exchange())

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 TICK: Final = 0.05  # seconds between checks for reset faults starting
 MAX_PENDING_REQUESTS: Final = 32
 MAX_REQUEST_HEAD: Final = 64 * 1024
+MAX_REQUEST_BODY: Final = 1024 * 1024
 _HOP_HEADERS: Final = frozenset({b"transfer-encoding", b"content-length"})
 
 
@@ -391,6 +392,9 @@ class _HttpLink(_Link):
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
+        self._head_bytes += len(body)
+        if self._head_bytes > MAX_REQUEST_HEAD + MAX_REQUEST_BODY:
+            raise ValueError("request body too large")
 
     def on_message_complete(self) -> None:
         parser = self._parser
