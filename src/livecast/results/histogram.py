@@ -60,6 +60,8 @@ class Histogram:
     __slots__ = (
         "_buckets",
         "_growth_log",
+        "_index_scale",
+        "_log_lowest",
         "count",
         "highest",
         "lowest",
@@ -83,6 +85,8 @@ class Histogram:
         self.highest = highest
         self.relative_error = relative_error
         self._growth_log = math.log1p(2.0 * relative_error)
+        self._index_scale = 1.0 / self._growth_log
+        self._log_lowest = math.log(lowest)
         self._buckets: dict[int, int] = {}
         self.count = 0
         self.sum = 0.0
@@ -100,8 +104,8 @@ class Histogram:
     def bucket_index(self, value: float) -> int:
         if value < self.lowest:
             return _BELOW_LOWEST
-        clamped = min(value, self.highest)
-        return int(math.log(clamped / self.lowest) / self._growth_log)
+        clamped = value if value < self.highest else self.highest
+        return int((math.log(clamped) - self._log_lowest) * self._index_scale)
 
     def bucket_value(self, index: int) -> float:
         """The value reported for bucket ``index``: the geometric middle of its bounds."""
@@ -114,14 +118,21 @@ class Histogram:
             if count == 0:
                 return
             raise ValueError(f"count must be positive, got {count}")
-        if not value >= 0.0 or math.isinf(value):
+        if not 0.0 <= value < math.inf:
             raise ValueError(f"histogram values must be finite and >= 0, got {value}")
-        index = self.bucket_index(value)
-        self._buckets[index] = self._buckets.get(index, 0) + count
+        if value < self.lowest:
+            index = _BELOW_LOWEST
+        else:  # bucket_index, inlined for the hot path
+            clamped = value if value < self.highest else self.highest
+            index = int((math.log(clamped) - self._log_lowest) * self._index_scale)
+        buckets = self._buckets
+        buckets[index] = buckets.get(index, 0) + count
         self.count += count
         self.sum += value * count
-        self.min = min(self.min, value)
-        self.max = max(self.max, value)
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
 
     def merge(self, other: Histogram) -> None:
         """Add ``other``'s counts into this histogram (same layout required)."""

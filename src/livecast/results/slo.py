@@ -194,7 +194,10 @@ class SloCheck:
 
     @property
     def violated(self) -> bool:
-        return self.measured_ok and not self.slo.holds_for(self.measured)  # type: ignore[arg-type]
+        measured = self.measured
+        if measured is None or math.isnan(measured):
+            return False
+        return not self.slo.holds_for(measured)
 
     def describe(self) -> str:
         figure = f"{self.measured:.4g}" if self.measured_ok else "not measured"
@@ -255,7 +258,8 @@ class Verdict:
         for check in data["checks"]:
             slo = Slo(**check["slo"])
             measured = check["measured"]
-            checks.append(SloCheck(slo, check["subject"], None if measured is None else measured))
+            value = None if measured is None else float(measured)
+            checks.append(SloCheck(slo, str(check["subject"]), value))
         return cls(tuple(checks))
 
 

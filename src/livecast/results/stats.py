@@ -102,13 +102,21 @@ class ViewerOutcome:
         return self.stalled_s / watched if watched > 0 else None
 
 
+_HTTP_STATUS_KEYS = {status: str(status) for status in range(100, 600)}
+
+
 def _status_key(status: int | str) -> str:
-    return str(status)
+    if isinstance(status, str):
+        return status
+    return _HTTP_STATUS_KEYS.get(status) or str(status)
 
 
 def is_http_error(status_key: str) -> bool:
     """True for 4xx/5xx and for transport failures ("reset", "timeout", ...)."""
     return not (status_key.isdigit() and int(status_key) < 400)
+
+
+_NOT_ERRORS = frozenset(key for key in _HTTP_STATUS_KEYS.values() if not is_http_error(key))
 
 
 class RequestKindStats:
@@ -416,13 +424,14 @@ class RunStats:
         self, kind: str, status: int | str, latency_s: float | None, t_s: float
     ) -> None:
         """One request outcome: an HTTP status, or a transport failure name ("reset")."""
-        if kind not in self.requests:
-            self.requests[kind] = RequestKindStats()
-        self.requests[kind].record(status, latency_s)
+        kind_stats = self.requests.get(kind)
+        if kind_stats is None:
+            kind_stats = self.requests[kind] = RequestKindStats()
+        key = _status_key(status)
+        kind_stats.record(key, latency_s)
         second = self.timeline.at(t_s)
         second.requests += 1
-        key = _status_key(status)
-        if is_http_error(key):
+        if key not in _NOT_ERRORS:
             second.errors_by_type[key] = second.errors_by_type.get(key, 0) + 1
         if latency_s is not None:
             second.request_latency_s.record(latency_s)
