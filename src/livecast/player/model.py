@@ -305,9 +305,8 @@ class Player:
     def _failed(self, flight: InFlight, what: str, now: float) -> list[Request]:
         request = flight.request
         track = self.tracks.get(flight.track or "")
-        if flight.hinted and track is not None:
-            track.hint_requested = None  # the next playlist says what exists
-            return self._plan(now)
+        if flight.hinted:
+            return self._plan(now)  # not again as a hint: fetched once a playlist lists it
         stale = track is not None and flight.generation != track.generation
         if stale:
             return self._plan(now)
