@@ -1,0 +1,160 @@
+"""The loop source end to end: a 4 s pre-encode (cached in tmp_path) replayed as a live stream
+through the real packager and origin, across several loop boundaries."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from livecast.config import load_config
+from livecast.media.fmp4 import FMP4StreamReader, Fragment
+from livecast.packager.playlist import MediaPlaylist, parse_media_playlist
+from livecast.pipeline import LivePipeline
+from livecast.sources.loop_source import LoopSource
+from tests.conftest import need
+from tests.integration.test_pipeline import aget
+
+pytestmark = pytest.mark.integration
+
+LOOP_SECONDS = 4.0
+CPU_BOUND = 0.15  # of one core, for the pipeline process while replaying and serving
+
+
+def loop_pipeline(cache: Path) -> LivePipeline:
+    overrides = {
+        "port": 0,
+        "source": "loop",
+        "loop_seconds": LOOP_SECONDS,
+        "cache_dir": str(cache),
+    }
+    return LivePipeline(load_config(None, env={}, overrides=overrides))
+
+
+@pytest_asyncio.fixture
+async def looped(tmp_path: Path) -> AsyncIterator[LivePipeline]:
+    live = loop_pipeline(tmp_path / "cache")
+    await live.start()
+    try:
+        await live.wait_ready(timeout=60)
+        yield live
+    finally:
+        await live.stop()
+
+
+def process_cpu_seconds() -> float:
+    """utime + stime of this process (all threads), from /proc/self/stat."""
+    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def playlist(url: str) -> MediaPlaylist:
+    status, body = await aget(url)
+    assert status == 200, body
+    return parse_media_playlist(body.decode())
+
+
+async def test_playlist_keeps_advancing_across_loop_boundaries(looped: LivePipeline) -> None:
+    source = looped.source
+    assert isinstance(source, LoopSource) and source.encoded
+    urls = [f"{looped.base_url}/live/{name}/index.m3u8" for name in ("720p", "audio")]
+    seen: dict[str, dict[int, float]] = {url: {} for url in urls}
+    last_parts: list[tuple[int, int]] = []
+    cpu0, wall0 = process_cpu_seconds(), time.monotonic()
+    while time.monotonic() - wall0 < 2.5 * LOOP_SECONDS:  # at least two loop boundaries
+        await asyncio.sleep(0.25)
+        for url in urls:
+            pl = await playlist(url)
+            assert not any(s.discontinuity for s in pl.segments), url
+            for index, segment in enumerate(pl.segments):
+                if segment.pdt is not None:
+                    previous = seen[url].setdefault(pl.msn_of(index), segment.pdt)
+                    assert previous == pytest.approx(segment.pdt, abs=1e-3)  # never rewritten
+            if url == urls[0]:
+                last = pl.last_part()
+                assert last is not None
+                last_parts.append(last)
+    cpu = (process_cpu_seconds() - cpu0) / (time.monotonic() - wall0)
+    logging.getLogger("test").warning(
+        "loop replay: pipeline process CPU %.1f%% of one core", cpu * 100
+    )
+    assert cpu < CPU_BOUND
+    assert last_parts == sorted(last_parts)
+    assert len(set(last_parts)) >= 0.8 * 2.5 * LOOP_SECONDS / looped.ladder.part_duration
+    for url in urls:
+        msns = sorted(seen[url])
+        assert msns == list(range(msns[0], msns[-1] + 1)), url
+        pdts = [seen[url][m] for m in msns]
+        gaps = [b - a for a, b in itertools.pairwise(pdts)]
+        # segments follow each other on the wall clock: 2 s apart, also over each loop point
+        assert all(abs(g - looped.ladder.segment_duration) < 0.05 for g in gaps), (url, gaps)
+        assert msns[-1] - msns[0] >= 2.5 * LOOP_SECONDS / looped.ladder.segment_duration - 2
+
+
+async def test_media_time_continues_and_matches_the_pdt(looped: LivePipeline) -> None:
+    """Each segment's first tfdt (media time) plus the epoch is its PDT, past the loop too."""
+    await asyncio.sleep(LOOP_SECONDS + 1.5)
+    for name in ("720p", "audio"):
+        base = f"{looped.base_url}/live/{name}"
+        pl = await playlist(f"{base}/index.m3u8")
+        init_uri = next(s.map.uri for s in pl.segments if s.map is not None)
+        _, init = await aget(f"{base}/{init_uri}")
+        starts = []
+        for segment in pl.segments:
+            if segment.uri is None or segment.pdt is None:
+                continue
+            status, data = await aget(f"{base}/{segment.uri}")
+            assert status == 200
+            reader = FMP4StreamReader()
+            reader.feed(init)
+            fragments = [f for f in reader.feed(data) if isinstance(f, Fragment)]
+            assert reader.track is not None
+            media = fragments[0].decode_time / reader.track.timescale
+            assert looped.event.epoch + media == pytest.approx(segment.pdt, abs=2e-3)
+            starts.append(media)
+        assert len(starts) >= 2 and max(starts) >= LOOP_SECONDS - 1e-3, (name, starts)
+
+
+async def test_ffmpeg_reads_the_looped_stream_without_complaint(
+    looped: LivePipeline, tmp_path: Path
+) -> None:
+    """An HLS client records across a loop point: no non-monotonic DTS, nothing on stderr."""
+    ffmpeg = need("ffmpeg")
+    out = tmp_path / "rec.mp4"
+    argv = [ffmpeg, "-v", "error", "-nostdin", "-i", looped.playlist_url]
+    argv += ["-map", "0:v:2", "-map", "0:a:0", "-c", "copy", "-t", "6", str(out)]
+    proc = await asyncio.create_subprocess_exec(*argv, stderr=subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0 and not err.strip(), err.decode()
+    assert out.stat().st_size > 0
+
+
+async def test_a_second_start_reuses_the_cache(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="livecast.sources")
+    cache = tmp_path / "cache"
+    first = loop_pipeline(cache)
+    await first.start()
+    await first.stop()
+    assert isinstance(first.source, LoopSource) and first.source.encoded
+    (directory,) = [p for p in cache.iterdir()]  # no partial directory left behind
+    second = loop_pipeline(cache)
+    started = time.monotonic()
+    await second.start()
+    try:
+        assert isinstance(second.source, LoopSource)
+        assert not second.source.encoded and second.source.directory == directory
+        assert time.monotonic() - started < 2.0
+        assert any("reusing the pre-encode" in r.getMessage() for r in caplog.records)
+        await second.wait_ready(timeout=10)
+    finally:
+        await second.stop()
