@@ -15,6 +15,7 @@ from livecast.results.report import (
     ResultsError,
     histogram_bars,
     load_results,
+    progress_line,
     read_results,
     render_html,
     write_results,
@@ -142,3 +143,19 @@ def test_nice_ticks() -> None:
     assert nice_ticks(0.0, 10.0) == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
     assert nice_ticks(0.0, 0.37) == [0.0, 0.1, 0.2, 0.3, 0.4]
     assert nice_ticks(5.0, 5.0)[0] <= 5.0 <= nice_ticks(5.0, 5.0)[-1]
+
+
+def test_progress_line_reports_the_last_complete_second() -> None:
+    stats = RunStats()
+    stats.set_active_viewers(11.2, 180)
+    for _ in range(9):
+        stats.record_request("part", 200, 0.030, 11.5)
+    stats.record_request("playlist", 503, 0.120, 11.6)
+    stats.record_request("part", "reset", None, 11.7)
+    stats.record_stall(11.9)
+    line = progress_line(stats, 12.3)
+    assert line == (
+        "t=11s viewers=180 req/s=11 errors/s=2 (503:1 reset:1) "
+        "latency p50=30ms p95=120ms stalls/s=1"
+    )
+    assert progress_line(RunStats(), 0.5) == "t=0s no data yet"

@@ -156,6 +156,30 @@ def write_results(
     return paths
 
 
+def progress_line(stats: RunStats, t_s: float) -> str:
+    """One terminal line about the last complete second before ``t_s``.
+
+    "t=12s viewers=180 req/s=1104 errors/s=3 (503:2 reset:1) latency p50=31ms p95=120ms stalls/s=1"
+    """
+    second_key = math.floor(t_s) - 1
+    second = stats.timeline.seconds.get(second_key)
+    if second is None:
+        return f"t={max(second_key, 0)}s no data yet"
+    errors = sum(second.errors_by_type.values())
+    by_type = " ".join(f"{e}:{n}" for e, n in sorted(second.errors_by_type.items()))
+    latency = second.request_latency_s
+    return (
+        f"t={second_key}s viewers={second.active_viewers} req/s={second.requests} "
+        f"errors/s={errors}{f' ({by_type})' if by_type else ''} "
+        f"latency p50={_milliseconds(latency.percentile(50))} "
+        f"p95={_milliseconds(latency.percentile(95))} stalls/s={second.stalls}"
+    )
+
+
+def _milliseconds(seconds: float) -> str:
+    return "-" if math.isnan(seconds) else f"{seconds * 1000:.0f}ms"
+
+
 def histogram_bars(histogram: Histogram, bins: int = 12, scale: float = 1.0) -> list[Bar]:
     """Histogram buckets regrouped into ``bins`` equal-width bars; values divided by ``scale``."""
     if not histogram.count:
