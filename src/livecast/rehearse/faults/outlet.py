@@ -38,7 +38,6 @@ class Outlet:
         self._dest_paused = False
         self._source_paused = False
         self._finish: str | None = None  # "eof" or "close" once the queue is empty
-        self.on_finished: Callable[[], None] | None = None
 
     @property
     def idle(self) -> bool:
@@ -132,8 +131,6 @@ class Outlet:
             transport.write_eof()
         else:
             transport.close()
-        if self.on_finished is not None:
-            self.on_finished()
 
     def _update_flow(self) -> None:
         source = self.source()

@@ -16,7 +16,8 @@ Keys per kind (everything else is refused, naming the key as ``faults[2].latency
 
 * ``latency``: ``latency_ms`` (required), ``jitter_ms`` (0)
 * ``bandwidth``: ``rate_kbps`` (required, kbit/s)
-* ``reset``: ``probability`` (1.0) — of each new connection / request being reset
+* ``reset``: ``probability`` (1.0) — of each new connection / matching request being reset;
+  with ``match = "any"`` the connections open when it starts are cut too
 * ``http_status``: ``status`` (503), ``probability`` (1.0), ``body`` (a short text)
 * ``slow_first_byte``: ``delay_ms`` (required)
 * ``stop_process``: ``mode`` = ``"pause"`` (SIGSTOP/SIGCONT, default) or ``"kill"``
