@@ -108,3 +108,16 @@ def test_reservoir_merge_is_bottom_k_of_union_and_round_trips() -> None:
     back.record(5.0)
     a.record(5.0)
     assert back.values() == a.values()
+
+
+def test_reservoir_records_a_weighted_cohort_in_proportion() -> None:
+    few = Reservoir(capacity=10)
+    few.record(7.0, count=3)
+    assert few.values() == [7.0, 7.0, 7.0] and few.seen == 3
+    mixed = Reservoir(capacity=1000, seed=9)
+    for v in range(10_000):
+        mixed.record(float(v))  # 10,000 singles
+    mixed.record(-1.0, count=30_000)  # one cohort three times their size
+    share = mixed.values().count(-1.0) / len(mixed)
+    assert mixed.seen == 40_000 and len(mixed) == 1000
+    assert share == pytest.approx(0.75, abs=0.05)

@@ -112,3 +112,14 @@ def test_json_round_trip() -> None:
     document = json.loads(json.dumps(stats.to_dict()))
     back = RunStats.from_dict(document)
     assert back.to_dict() == stats.to_dict()
+
+
+def test_a_cohort_counts_as_that_many_viewers() -> None:
+    cohort, singles = RunStats(), RunStats()
+    outcome = _healthy(1.5, stalled_s=0.5)
+    cohort.record_viewer(outcome, count=4)
+    for _ in range(4):
+        singles.record_viewer(outcome)
+    assert cohort.viewers.counters == singles.viewers.counters
+    assert cohort.viewers.distributions == singles.viewers.distributions
+    assert cohort.viewers.samples["startup_s"].values() == [1.5] * 4

@@ -216,7 +216,8 @@ def histogram_of(values: Iterable[float], **layout: float) -> Histogram:
     return histogram
 
 
-_MASK64 = (1 << 64) - 1
+_KEY_SPACE = 1 << 64
+_MASK64 = _KEY_SPACE - 1
 
 
 def splitmix64(state: int) -> int:
@@ -244,10 +245,34 @@ class Reservoir:
         # max-heap on key through negation: (-key, value)
         self._heap: list[tuple[int, float]] = []
 
-    def record(self, value: float) -> None:
-        self.seen += 1
+    def _next_key(self) -> int:
         self._next_key_state = (self._next_key_state + 1) & _MASK64
-        self._offer(splitmix64(self._next_key_state), value)
+        return splitmix64(self._next_key_state)
+
+    def _threshold(self) -> int:
+        """Keys at or above this cannot enter the sample."""
+        return -self._heap[0][0] if len(self._heap) >= self.capacity else _KEY_SPACE
+
+    def record(self, value: float, count: int = 1) -> None:
+        """Record ``value`` ``count`` times (a cohort, say) in O(min(count, capacity)) steps."""
+        if count == 1:
+            self.seen += 1
+            self._offer(self._next_key(), value)
+            return
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count}")
+        self.seen += count
+        # the smallest keys of ``count`` uniform draws, in order (sequential order statistics)
+        position = 0.0
+        threshold = self._threshold()
+        for drawn in range(min(count, self.capacity)):
+            uniform = (self._next_key() + 1) / _KEY_SPACE
+            position = 1.0 - (1.0 - position) * uniform ** (1.0 / (count - drawn))
+            key = min(int(position * _KEY_SPACE), _MASK64)
+            if key >= threshold:
+                break
+            self._offer(key, value)
+            threshold = self._threshold()
 
     def _offer(self, key: int, value: float) -> None:
         if len(self._heap) < self.capacity:

@@ -186,38 +186,39 @@ class ViewerStats:
             for i, name in enumerate(VIEWER_DISTRIBUTIONS)
         }
 
-    def _observe(self, name: str, value: float) -> None:
-        self.distributions[name].record(value)
-        self.samples[name].record(value)
+    def _observe(self, name: str, value: float, count: int) -> None:
+        self.distributions[name].record(value, count)
+        self.samples[name].record(value, count)
 
-    def record(self, outcome: ViewerOutcome) -> None:
+    def record(self, outcome: ViewerOutcome, count: int = 1) -> None:
+        """One viewer's outcome, or ``count`` identical viewers' (a simulated cohort)."""
         counters = self.counters
-        counters["viewers"] += 1
-        counters["stalls"] += outcome.stalls
-        counters["stalled_s"] += outcome.stalled_s
-        counters["played_s"] += outcome.played_s
-        counters["switches"] += outcome.switches
-        counters["start_failures"] += outcome.start_failed
-        counters["exits_before_start"] += outcome.exited_before_start
+        counters["viewers"] += count
+        counters["stalls"] += outcome.stalls * count
+        counters["stalled_s"] += outcome.stalled_s * count
+        counters["played_s"] += outcome.played_s * count
+        counters["switches"] += outcome.switches * count
+        counters["start_failures"] += outcome.start_failed * count
+        counters["exits_before_start"] += outcome.exited_before_start * count
         if outcome.fatal_error is not None:
-            counters["fatal_errors"] += 1
+            counters["fatal_errors"] += count
             self.fatal_errors_by_type[outcome.fatal_error] = (
-                self.fatal_errors_by_type.get(outcome.fatal_error, 0) + 1
+                self.fatal_errors_by_type.get(outcome.fatal_error, 0) + count
             )
         if outcome.startup_s is None:
             return
-        counters["started"] += 1
-        self._observe("startup_s", outcome.startup_s)
-        self._observe("stalls", outcome.stalls)
-        self._observe("stalled_s", outcome.stalled_s)
-        self._observe("switches", outcome.switches)
+        counters["started"] += count
+        self._observe("startup_s", outcome.startup_s, count)
+        self._observe("stalls", outcome.stalls, count)
+        self._observe("stalled_s", outcome.stalled_s, count)
+        self._observe("switches", outcome.switches, count)
         ratio = outcome.rebuffering_ratio
         if ratio is not None:
-            self._observe("rebuffering_ratio", ratio)
+            self._observe("rebuffering_ratio", ratio, count)
         if outcome.latency is not None:
-            self._observe("latency_behind_live_s", outcome.latency.mean_s)
+            self._observe("latency_behind_live_s", outcome.latency.mean_s, count)
         if outcome.avg_bitrate_bps is not None:
-            self._observe("avg_bitrate_bps", outcome.avg_bitrate_bps)
+            self._observe("avg_bitrate_bps", outcome.avg_bitrate_bps, count)
 
     def rate(self, counter: str) -> float | None:
         """``counter`` per viewer (e.g. "fatal_errors" → fatal error rate); None with no viewers."""
@@ -436,8 +437,8 @@ class RunStats:
         if latency_s is not None:
             second.request_latency_s.record(latency_s)
 
-    def record_viewer(self, outcome: ViewerOutcome) -> None:
-        self.viewers.record(outcome)
+    def record_viewer(self, outcome: ViewerOutcome, count: int = 1) -> None:
+        self.viewers.record(outcome, count)
 
     def record_stall(self, t_s: float) -> None:
         self.timeline.at(t_s).stalls += 1
