@@ -81,16 +81,22 @@ class ScriptedServer:
     _held: dict[int, tuple[Request, Hold, float]] = field(default_factory=dict)
     _transfers: list[_Transfer] = field(default_factory=list)
     _link: list[_Transfer] = field(default_factory=list)
+    now: float = 0.0
 
     def run(self, player: Player, start: float, until: float, dt: float = 0.01) -> None:
-        now = start
-        self.feeder.advance_to(now - EPOCH)
-        self._pending.extend(player.start(now))
+        self.now = start
+        self.feeder.advance_to(start - EPOCH)
+        self._pending.extend(player.start(start))
+        self.run_more(player, until, dt)
+
+    def run_more(self, player: Player, until: float, dt: float = 0.01) -> None:
+        """Carry on until ``until`` (the feeder keeps producing unless its event ended)."""
+        now = self.now
         while now < until and not player.finished:
             now = round(now + dt, 6)
             self.feeder.advance_to(now - EPOCH)
             self._resume_held(now)
-            self._send_due(now)
+            self._send_due(now, player)
             self._move_bytes(now, dt)
             for transfer in self._due_transfers(now):
                 if transfer.error is not None:
@@ -106,15 +112,18 @@ class ScriptedServer:
                     )
                 self._pending.extend(out)
             self._pending.extend(player.tick(now))
+        self.now = now
 
     def kinds(self, kind: str) -> list[Sent]:
         return [s for s in self.sent if s.request.kind == kind]
 
     # ------------------------------------------------------------------ internals
-    def _send_due(self, now: float) -> None:
+    def _send_due(self, now: float, player: Player) -> None:
         due = [r for r in self._pending if r.not_before <= now]
         self._pending = [r for r in self._pending if r.not_before > now]
         for request in due:
+            if not player.wanted(request.id):
+                continue
             record = Sent(now, request)
             self.sent.append(record)
             status = self.fault(request, now) if self.fault else None

@@ -8,7 +8,8 @@ answers with; nothing here opens a socket, reads a clock or uses global randomne
     response (``body`` for playlists only, ``size`` for everything; ``first_byte_at`` when the
     adapter knows it, so held requests measure transfer time, not waiting time);
   * ``on_error(request_id, kind, now)`` — a transport failure (``"timeout"``, ``"reset"``…);
-  * ``tick(now)`` — time passed (leave time, stall accounting, latency samples, delayed polls).
+  * ``tick(now)`` — time passed (leave time, stall accounting, latency samples, ABR checks);
+  * ``wanted(request_id)`` — ask before sending a delayed request: False once abandoned.
 
 Every request carries ``not_before`` (absolute wall time; retries and classic-mode polls are
 delayed) and ``timeout``. At most one playlist and one media request are in flight per track
@@ -171,6 +172,11 @@ class Player:
         if not self._observe(now):
             return []
         return self._failed(flight, kind, now)
+
+    def wanted(self, request_id: int) -> bool:
+        """Whether a request not sent yet (``not_before`` in the future) is still wanted: an
+        adapter may drop one the player abandoned (a poll of the rendition it switched from)."""
+        return self.ledger.wanted(request_id)
 
     def tick(self, now: float) -> list[Request]:
         if self.finished or self.started_at is None or not self._observe(now):
@@ -593,4 +599,6 @@ class Player:
         track.hint = None
         track.hint_requested = None
         track.init_url = None
-        track.playlist_request = None  # an answer still in flight is ignored (stale)
+        if track.playlist_request is not None:  # its answer, if any, is ignored
+            self.ledger.abandon(track.playlist_request)
+            track.playlist_request = None

@@ -42,6 +42,7 @@ class InFlight:
 class RequestLedger:
     def __init__(self) -> None:
         self.in_flight: dict[int, InFlight] = {}
+        self.abandoned: dict[int, InFlight] = {}
         self.by_status: dict[str, dict[str, int]] = {}  # kind → status → count
         self.bytes_by_kind: dict[str, int] = {}
         self._next_id = 1
@@ -67,12 +68,23 @@ class RequestLedger:
         self.in_flight[request.id] = flight
         return flight
 
-    def settle(self, request_id: int, status: str, size: int) -> InFlight | None:
-        """The answer to ``request_id`` (None when unknown or abandoned); counts it."""
+    def abandon(self, request_id: int) -> None:
+        """No longer wanted (a rendition switch): its answer is counted, then ignored."""
         flight = self.in_flight.pop(request_id, None)
-        if flight is None:
+        if flight is not None:
+            self.abandoned[request_id] = flight
+
+    def wanted(self, request_id: int) -> bool:
+        return request_id in self.in_flight
+
+    def settle(self, request_id: int, status: str, size: int) -> InFlight | None:
+        """The answer to ``request_id``, counted; None when unknown or abandoned."""
+        flight = self.in_flight.pop(request_id, None)
+        abandoned = self.abandoned.pop(request_id, None)
+        counted = flight or abandoned
+        if counted is None:
             return None
-        kind = flight.request.kind
+        kind = counted.request.kind
         statuses = self.by_status.setdefault(kind, {})
         statuses[status] = statuses.get(status, 0) + 1
         self.bytes_by_kind[kind] = self.bytes_by_kind.get(kind, 0) + size
@@ -80,3 +92,4 @@ class RequestLedger:
 
     def abandon_all(self) -> None:
         self.in_flight.clear()
+        self.abandoned.clear()

@@ -1,0 +1,89 @@
+"""Classic HLS mode (polling, whole segments, 3 target durations behind), churn (leaving before
+or after the first frame), the end of the stream, and the QoE record."""
+
+from __future__ import annotations
+
+import json
+import random
+from itertools import pairwise
+from urllib.parse import urlsplit
+
+import pytest
+
+from livecast.errors import ConfigError
+from livecast.origin.app import OriginApp
+from livecast.player import Player, PlayerConfig
+
+from .synth import EPOCH, make_event
+from .test_player_server import URL, LadderFeeder, ScriptedServer, session
+
+
+def test_classic_mode_polls_every_target_duration_and_fetches_whole_segments() -> None:
+    player, server = session(PlayerConfig("classic", mode="classic"), seconds=20.0)
+    record = player.qoe(EPOCH + 30.0)
+    assert record.mode == "classic" and record.stall_count == 0
+    assert not server.kinds("part")
+    assert len(server.kinds("segment")) >= 18  # two tracks, a 2 s segment each every 2 s
+    playlists = server.kinds("playlist")
+    assert all("_HLS_" not in s.request.url for s in playlists)
+    video_polls = [s.at for s in playlists if "/live/audio/" not in s.request.url]
+    gaps = [b - a for a, b in pairwise(video_polls)]
+    assert all(gap >= 0.99 for gap in gaps[1:])  # TD, or TD / 2 after an unchanged playlist
+    assert 8 <= len(video_polls) <= 22
+    # starts at the segment holding edge − 3 × TD (6 s): latency 6–8 s plus the transfer
+    assert record.latency is not None and 6.0 <= record.latency.p50 <= 8.5
+
+
+def test_leaving_before_the_first_frame_is_an_exit_before_video_start() -> None:
+    config = PlayerConfig("churn", leave_at=EPOCH + 10.05)
+    player, _ = session(config, seconds=5.0)
+    record = player.qoe(EPOCH + 15.0)
+    assert record.outcome == "exit_before_start"
+    assert record.exit_before_video_start and not record.video_start_failure
+    assert record.startup_time is None and record.finished_at == pytest.approx(EPOCH + 10.05)
+
+
+def test_leaving_while_watching() -> None:
+    player, server = session(PlayerConfig("bye", leave_at=EPOCH + 14.0), seconds=10.0)
+    record = player.qoe(EPOCH + 20.0)
+    assert record.outcome == "left" and not record.exit_before_video_start
+    assert record.finished_at == pytest.approx(EPOCH + 14.0, abs=0.011)
+    assert record.played_time == pytest.approx(4.0 - record.startup_time, abs=0.02)  # type: ignore[operator]
+    assert max(s.at for s in server.sent) <= EPOCH + 14.0
+
+
+def test_a_stream_that_ends_plays_to_its_end_without_a_stall() -> None:
+    event = make_event()
+    feeder = LadderFeeder(event)
+    server = ScriptedServer(OriginApp(event), feeder)
+    player = Player(URL, PlayerConfig("end"), random.Random(1))
+    server.run(player, EPOCH + 10.0, EPOCH + 16.0)
+    event.end()
+    server.run_more(player, EPOCH + 26.0)
+    record = player.qoe(EPOCH + 26.0)
+    assert record.outcome == "ended", record
+    assert record.stall_count == 0 and record.error is None
+
+
+def test_qoe_record_is_json_able_and_consistent() -> None:
+    player, _ = session(PlayerConfig("q"), seconds=6.0)
+    record = player.qoe(EPOCH + 16.0)
+    data = json.loads(json.dumps(record.as_dict()))
+    assert data["session_id"] == "q" and "latency_samples" not in data
+    assert data["total_bytes"] == sum(record.bytes_by_kind.values()) > 0
+    assert set(record.requests) == {"multivariant", "playlist", "init", "part"}
+    assert all(set(statuses) == {"200"} for statuses in record.requests.values())
+    assert player.buffer is not None and player.buffer.first_frame_at is not None
+    assert record.startup_time == pytest.approx(player.buffer.first_frame_at - (EPOCH + 10.0))
+    assert 0 < record.startup_time < 0.5  # type: ignore[operator]
+    assert record.latency is not None and record.latency.count == len(record.latency_samples)
+    with_samples = record.as_dict(with_samples=True)
+    assert len(with_samples["latency_samples"]) == record.latency.count
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ConfigError):
+        PlayerConfig("x", mode="dash")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        PlayerConfig("x", downlink_bps=0)
+    assert urlsplit(URL).path == "/live/main.m3u8"
