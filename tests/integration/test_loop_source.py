@@ -7,8 +7,10 @@ import asyncio
 import itertools
 import logging
 import os
+import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -158,3 +160,39 @@ async def test_a_second_start_reuses_the_cache(
         await second.wait_ready(timeout=10)
     finally:
         await second.stop()
+
+
+def test_demo_with_source_loop_serves_without_an_encoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.test_cli import children, livecast
+
+    monkeypatch.setenv("LIVECAST_LOOP_SECONDS", "4")
+    monkeypatch.setenv("LIVECAST_CACHE_DIR", str(tmp_path / "cache"))
+    proc = livecast("demo", "--port", "0", "--source", "loop")
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        playlist = proc.stdout.readline().strip()
+        assert playlist.startswith("http://127.0.0.1:") and playlist.endswith(".m3u8")
+        with urllib.request.urlopen(playlist, timeout=10) as response:
+            assert response.read().startswith(b"#EXTM3U")
+        assert children(proc.pid) == []  # the pre-encode is over: no FFmpeg while live
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        assert "pre-encoded a 4.0 s loop" in proc.stderr.read()
+        assert len(list((tmp_path / "cache").iterdir())) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_with_a_bad_loop_length_exits_2_naming_it(tmp_path: Path) -> None:
+    from tests.integration.test_cli import livecast
+
+    config = tmp_path / "event.toml"
+    config.write_text('source = "loop"\nloop_seconds = 5\n')
+    proc = livecast("serve", "--config", str(config))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "'loop_seconds'" in err and "whole number" in err
