@@ -1,0 +1,39 @@
+"""Virtual viewers driven by the player model against the real live stack on 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from livecast.pipeline import LivePipeline
+from livecast.rehearse.audience import AudienceShape, DownlinkBand, plan_audience
+from livecast.rehearse.driver import Driver, DriverConfig, Progress
+
+pytestmark = pytest.mark.integration
+
+
+async def test_forty_viewers_start_and_play_with_low_latency(pipeline: LivePipeline) -> None:
+    plans = plan_audience(
+        AudienceShape("flash", viewers=40, within=2.0),
+        duration=10.0,
+        low_latency_share=0.75,
+        downlink=[DownlinkBand(20_000, 1)],
+        seed=3,
+    )
+    progress: list[Progress] = []
+    config = DriverConfig((pipeline.playlist_url,), duration=10.0, show_start=time.time())
+    stats = await Driver(plans, config, on_progress=progress.append).run()
+    counters = stats.viewers.counters
+    assert counters["viewers"] == 40, counters
+    assert counters["started"] == 40 and counters["start_failures"] == 0, counters
+    parts = stats.requests["part"]
+    assert parts.total > 30 * 10 and parts.errors == 0, parts.to_dict()
+    assert stats.requests["segment"].total > 0  # the classic-HLS viewers
+    ratio = stats.viewers.rebuffering_ratio
+    assert ratio is not None and ratio < 0.05, counters
+    latency = stats.viewers.distributions["latency_behind_live_s"].percentile(50)
+    assert 0 < latency < 8.0
+    startup = stats.viewers.distributions["startup_s"].percentile(95)
+    assert 0 < startup < 3.0
+    assert [p.t for p in progress] == list(range(len(progress))) and progress[-1].active == 40
