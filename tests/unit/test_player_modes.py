@@ -30,6 +30,10 @@ def test_classic_mode_polls_every_target_duration_and_fetches_whole_segments() -
     gaps = [b - a for a, b in pairwise(video_polls)]
     assert all(gap >= 0.99 for gap in gaps[1:])  # TD, or TD / 2 after an unchanged playlist
     assert 8 <= len(video_polls) <= 22
+    # after the switch up, the poll scheduled for 360p is abandoned (Player.wanted) and not sent
+    assert record.switches == 1
+    first_720 = min(s.at for s in playlists if "/live/720p/" in s.request.url)
+    assert not [s for s in playlists if "/live/360p/" in s.request.url and s.at > first_720]
     # starts at the segment holding edge − 3 × TD (6 s): latency 6–8 s plus the transfer
     assert record.latency is not None and 6.0 <= record.latency.p50 <= 8.5
 
@@ -87,3 +91,16 @@ def test_config_is_validated() -> None:
     with pytest.raises(ConfigError):
         PlayerConfig("x", downlink_bps=0)
     assert urlsplit(URL).path == "/live/main.m3u8"
+
+
+def test_a_media_playlist_url_plays_as_one_muxed_track() -> None:
+    event = make_event()
+    server = ScriptedServer(OriginApp(event), LadderFeeder(event))
+    url = "http://origin.test/live/360p/index.m3u8"
+    player = Player(url, PlayerConfig("muxed"), random.Random(1))
+    server.run(player, EPOCH + 10.0, EPOCH + 16.0)
+    record = player.qoe(EPOCH + 16.0)
+    assert record.outcome == "watching" and record.stall_count == 0
+    assert record.startup_time is not None
+    assert list(player.tracks) == ["video"] and player.tracks["video"].object_type == "av"
+    assert all("ot%3Dav" in s.request.url for s in server.kinds("part"))

@@ -52,6 +52,7 @@ class Sent:
     at: float
     request: Request
     status: int | None = None
+    held: bool = False  # the origin parked it (blocking reload, preload-hinted part)
 
 
 @dataclass
@@ -134,6 +135,7 @@ class ScriptedServer:
             split = urlsplit(request.url)
             answer = self.app.handle(OriginRequest("GET", split.path, split.query), now)
             if isinstance(answer, Hold):
+                record.held = True
                 self._held[request.id] = (request, answer, now)
             else:
                 record.status = answer.status
@@ -231,6 +233,17 @@ def test_llhls_viewer_joins_and_plays_without_stalls() -> None:
     assert record.latency is not None and 1.0 < record.latency.p50 < 3.5
     assert record.latency.max - record.latency.min < 0.01  # no stall: it never drifts
     assert all(s.status in (200, None) for s in server.sent)
+    # at the live edge the preload-hinted part is asked for before it exists (held by the origin)
+    parts = [s for s in server.kinds("part") if s.at > EPOCH + 12.0]
+    assert sum(s.held for s in parts) > 0.8 * len(parts)
+    # blocking reloads wait up to the origin's 3 × TD hold, plus a margin
+    assert {s.request.timeout for s in blocking} == {3 * 2 + 1.0}
+    # audio starts with the part holding the video start time
+    assert player.buffer is not None
+    video_start = player.buffer.track_starts["video"]
+    audio_start = player.buffer.track_starts["audio"]
+    assert video_start is not None and audio_start is not None
+    assert 0 <= video_start - audio_start < 0.33
 
 
 def test_every_request_carries_cmcd() -> None:

@@ -18,7 +18,7 @@ HAVE_FUTURE_DATA readiness rule; see ``player.buffer``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from livecast.errors import ConfigError
@@ -95,10 +95,16 @@ class PlayerConfig:
         if self.start_buffer < 0 or self.resume_buffer < 0:
             raise ConfigError("resume_buffer", "buffer thresholds must be ≥ 0")
 
+    def retry_policy(self, kind: str) -> RetryPolicy:
+        """The policy of a request kind: multivariant, playlist, or media (init/part/segment)."""
+        if kind == "multivariant":
+            return self.multivariant_retry
+        if kind == "playlist":
+            return self.playlist_retry
+        return self.fragment_retry
+
     def without_jitter(self) -> PlayerConfig:
         """The same viewer with every backoff synchronised (hls.js behaviour: a retry storm)."""
-        from dataclasses import replace
-
         return replace(
             self,
             multivariant_retry=self.multivariant_retry.without_jitter(),

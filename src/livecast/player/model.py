@@ -53,7 +53,7 @@ from livecast.player.abr import (
 )
 from livecast.player.buffer import MediaBuffer, PlaybackState
 from livecast.player.cmcd import encode, object_type, request_data, with_cmcd
-from livecast.player.config import PlayerConfig, RetryPolicy
+from livecast.player.config import PlayerConfig
 from livecast.player.qoe import QoeRecord, build_record
 from livecast.player.requests import InFlight, Request, RequestLedger
 from livecast.player.retry import backoff_delay, can_retry
@@ -255,13 +255,6 @@ class Player:
         return []
 
     # ------------------------------------------------------------------ requests
-    def _policy(self, kind: str) -> RetryPolicy:
-        if kind == "multivariant":
-            return self.config.multivariant_retry
-        if kind == "playlist":
-            return self.config.playlist_retry
-        return self.config.fragment_retry
-
     def _send(
         self,
         kind: str,
@@ -316,7 +309,7 @@ class Player:
         stale = track is not None and flight.generation != track.generation
         if stale:
             return self._plan(now)
-        policy = self._policy(request.kind)
+        policy = self.config.retry_policy(request.kind)
         if not can_retry(policy, flight.retries):
             return self._fail(
                 f"{request.kind} {flight.base_url}: {what} after {flight.retries} retries", now
