@@ -116,11 +116,14 @@ def test_go_banner() -> None:
     assert '<section class="banner go"><h1>GO</h1>' in page
 
 
-def test_histogram_bars_keep_every_count() -> None:
+def test_histogram_bars_keep_every_count_with_round_edges() -> None:
     histogram = histogram_of([1.0, 2.0, 2.0, 3.0, 10.0])
     bars = histogram_bars(histogram, bins=4)
-    assert len(bars) == 4 and sum(b.value for b in bars) == 5
-    assert bars[0].value == 4 and bars[-1].value == 1
+    assert [(b.label, b.value) for b in bars] == [("0–5", 4), ("5–10", 1)]
+    bitrates = histogram_of([8e5, 1.6e6, 1.7e6, 3e6], lowest=1.0, highest=1e11)
+    bars = histogram_bars(bitrates, bins=6, scale=1e6)
+    assert [b.label for b in bars] == ["0.5–1", "1–1.5", "1.5–2", "2–2.5", "2.5–3"]
+    assert [b.value for b in bars] == [1, 0, 2, 0, 1]
     assert histogram_bars(histogram_of([])) == []
 
 

@@ -45,7 +45,15 @@ from livecast.errors import LivecastError
 from livecast.results.histogram import Histogram
 from livecast.results.slo import Verdict
 from livecast.results.stats import RunStats
-from livecast.results.svg import Bar, Series, bar_chart, escape, format_number, line_chart
+from livecast.results.svg import (
+    Bar,
+    Series,
+    bar_chart,
+    escape,
+    format_number,
+    line_chart,
+    nice_ticks,
+)
 
 SCHEMA_NAME = "livecast.results"
 SCHEMA_VERSION = 1
@@ -181,17 +189,20 @@ def _milliseconds(seconds: float) -> str:
 
 
 def histogram_bars(histogram: Histogram, bins: int = 12, scale: float = 1.0) -> list[Bar]:
-    """Histogram buckets regrouped into ``bins`` equal-width bars; values divided by ``scale``."""
+    """Histogram buckets regrouped into about ``bins`` bars with round edges; values / ``scale``."""
     if not histogram.count:
         return []
     low, high = histogram.min / scale, histogram.max / scale
-    width = (high - low) / bins or 1.0
-    counts = [0] * bins
+    edges = nice_ticks(low, high, bins)
+    if edges[-1] < high:
+        edges.append(edges[-1] + (edges[1] - edges[0]))
+    width = edges[1] - edges[0]
+    counts = [0] * (len(edges) - 1)
     for value, count in histogram.buckets():
-        index = int((min(max(value / scale, low), high) - low) / width)
-        counts[min(index, bins - 1)] += count
+        clamped = min(max(value / scale, low), high)
+        counts[min(int((clamped - edges[0]) / width), len(counts) - 1)] += count
     return [
-        Bar(f"{format_number(low + i * width)}–{format_number(low + (i + 1) * width)}", count)
+        Bar(f"{format_number(edges[i])}–{format_number(edges[i + 1])}", count)
         for i, count in enumerate(counts)
     ]
 
