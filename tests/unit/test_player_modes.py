@@ -104,3 +104,28 @@ def test_a_media_playlist_url_plays_as_one_muxed_track() -> None:
     assert record.startup_time is not None
     assert list(player.tracks) == ["video"] and player.tracks["video"].object_type == "av"
     assert all("ot%3Dav" in s.request.url for s in server.kinds("part"))
+
+
+def test_an_encoder_restart_costs_a_short_stall_and_new_init_segments() -> None:
+    event = make_event()
+    feeder = LadderFeeder(event)
+    server = ScriptedServer(OriginApp(event), feeder)
+    player = Player(URL, PlayerConfig("restart", start_level="highest"), random.Random(1))
+    server.run(player, EPOCH + 10.0, EPOCH + 15.0)
+    feeder.stopped = True  # the encoder dies for 2 s, then a new run starts (new MSNs, new init)
+    server.run_more(player, EPOCH + 17.0)
+    server.feeder = LadderFeeder(event, generation=1, epoch=EPOCH + 17.0)
+    server.run_more(player, EPOCH + 30.0)
+    record = player.qoe(EPOCH + 30.0)
+    assert record.outcome == "watching" and record.error is None
+    assert record.stall_count == 1 and record.stalled_time < 1.0
+    assert record.switches == 0  # waiting for a part to be produced is not a slow transfer
+    inits = sorted(urlsplit(s.request.url).path for s in server.kinds("init"))
+    assert inits == [
+        "/live/720p/init-882000000.mp4",
+        "/live/720p/init-882000008.mp4",
+        "/live/audio/init-882000000.mp4",
+        "/live/audio/init-882000008.mp4",
+    ]
+    # the hinted part that was never produced: one 404, not retried
+    assert record.requests["part"].get("404", 0) <= 2

@@ -28,12 +28,20 @@ Fault = Callable[[Request, float], int | None]  # → an HTTP status to answer i
 class LadderFeeder(SynthFeeder):
     """``synth.Feeder`` with a real ladder: each video rendition its own frame size."""
 
-    def __init__(self, event: LiveEvent, sizes: dict[str, int] | None = None) -> None:
-        super().__init__(event)
+    def __init__(
+        self,
+        event: LiveEvent,
+        sizes: dict[str, int] | None = None,
+        generation: int = 0,
+        epoch: float = EPOCH,
+    ) -> None:
+        super().__init__(event, generation, epoch)
         self.sizes = sizes or SIZES
+        self.epoch = epoch
+        self.stopped = False  # the encoder died: nothing more until a new feeder replaces it
 
     def advance_to(self, seconds: float) -> None:
-        while True:
+        while not self.stopped:
             video_end = (self.video_index + 1) * 10 / FPS
             audio_end = (self.audio_index + 1) * 1024 / 48000
             if min(video_end, audio_end) > seconds + 1e-9:
@@ -73,7 +81,7 @@ class ScriptedServer:
     """Runs one player against the origin; ``bandwidth(now)`` is the viewer's downlink."""
 
     app: OriginApp
-    feeder: SynthFeeder
+    feeder: LadderFeeder
     bandwidth: Callable[[float], float] = lambda now: 20e6
     rtt: float = 0.02
     fault: Fault | None = None
@@ -86,7 +94,7 @@ class ScriptedServer:
 
     def run(self, player: Player, start: float, until: float, dt: float = 0.01) -> None:
         self.now = start
-        self.feeder.advance_to(start - EPOCH)
+        self.feeder.advance_to(start - self.feeder.epoch)
         self._pending.extend(player.start(start))
         self.run_more(player, until, dt)
 
@@ -95,7 +103,7 @@ class ScriptedServer:
         now = self.now
         while now < until and not player.finished:
             now = round(now + dt, 6)
-            self.feeder.advance_to(now - EPOCH)
+            self.feeder.advance_to(now - self.feeder.epoch)
             self._resume_held(now)
             self._send_due(now, player)
             self._move_bytes(now, dt)

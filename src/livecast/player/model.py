@@ -371,6 +371,8 @@ class Player:
         track.items = index_playlist(pl, track.playlist_url, parts=self.low_latency)
         track.hint = hinted_part(pl, track.playlist_url) if self.low_latency else None
         track.init_url = newest_init_url(pl, track.playlist_url)
+        if track.hint_requested in track.items and track.hint_listed_at is None:
+            track.hint_listed_at = now  # the hinted part exists now: the rest is transfer
         track.normalize_next()
         self._skip_if_behind(track)
         self._settle_received(track, now)
@@ -433,16 +435,19 @@ class Player:
             self._end_track(track, now)
 
     def _check_slow_fetch(self, now: float) -> None:
-        """Re-decide while a video fetch loads slower than real time (hinted parts are allowed
-        one part duration of waiting for the part to be produced)."""
+        """Re-decide while a video fetch loads slower than real time — for a preload-hinted
+        part, counted from when a playlist listed it (before that the server was producing it)."""
         track = self.tracks.get("video")
         if track is None or track.media_request is None or self.level is None:
             return
         flight = self.ledger.in_flight.get(track.media_request)
         if flight is None or flight.request.kind == "init":
             return
+        began = track.hint_listed_at if flight.hinted else flight.request.not_before
+        if began is None:
+            return
         duration = self._fragment_duration()
-        loading_for = now - flight.request.not_before - (duration if flight.hinted else 0.0)
+        loading_for = now - began
         bound = slow_fetch_bound(self.variants[self.level].bandwidth, duration, loading_for)
         if bound is not None:
             self._evaluate_abr(bound)
@@ -540,6 +545,7 @@ class Player:
             if track.init_url is not None and track.init_url not in track.loaded_inits:
                 return self._send("init", track.init_url, timeout, now, track)
             track.hint_requested = hint[0]
+            track.hint_listed_at = None
             hold = self._hold_timeout(track.playlist)
             return self._send("part", hint[1], hold, now, track, position=hint[0], hinted=True)
         return None

@@ -189,6 +189,7 @@ class TrackState:
     media_request: int | None = None
     hint: tuple[Position, str] | None = None
     hint_requested: Position | None = None
+    hint_listed_at: float | None = None  # when a playlist first listed the requested hint
     ended: bool = False
     last_playlist_at: float | None = None
     unchanged_reloads: int = 0
