@@ -1,0 +1,426 @@
+"""The rehearsal's player model as a Locust ``User`` — large audiences over many Locust workers.
+
+    locust -f src/livecast/rehearse/locust_user.py --headless -u 500 -r 50 -t 60s \\
+        --host http://origin:8080 [--livecast-path /live/main.m3u8] [--livecast-results q.json]
+
+Each Locust user plays viewers, one after another: a viewer is one sans-IO
+:class:`~livecast.player.model.Player` (the same model the asyncio driver runs; nothing here
+decides anything a player would — retries, ABR, buffering and QoE are the model's). A viewer lasts
+until its player finishes (stream end, fatal error, or ``--livecast-session`` seconds) or the test
+stops; then the user starts the next one.
+
+Concurrency (gevent, as Locust is): a player keeps at most one playlist and one media request in
+flight per track and LL-HLS playlist reloads are *held* by the server, so requests cannot be
+performed one after another. Each request runs in its own greenlet (sleeping until its
+``not_before``), and the viewer has at most four keep-alive connections ("lanes",
+:data:`~livecast.rehearse.driver.MAX_CONNECTIONS_PER_VIEWER`, a geventhttpclient ``HTTPClient``
+of one socket each); a request that finds all four busy waits for one, as in the driver. The whole
+response has a deadline (the request's ``timeout``, a ``gevent.Timeout``); a lane that failed is
+closed and replaced. The player itself is only touched between greenlet switches, so it needs
+no lock.
+
+The downlink cap is applied as the driver applies it: a response is handed to the player when its
+bytes would have crossed the viewer's link (one FIFO link per viewer starting at the first byte).
+
+Reporting: every request fires Locust's ``request`` event (``request_type`` and ``name`` = the
+request kind: multivariant, playlist, init, part, segment; a 4xx/5xx status or a transport failure
+is a failure), so Locust's own statistics, CSV and UI work. QoE goes to
+:class:`~livecast.results.stats.RunStats`: each process records its viewers and requests and a
+worker ships the increment with every Locust stats report (``report_to_master``); the master (or a
+local runner) merges them, logs a QoE line at the end and writes ``RunStats.to_dict()`` as JSON to
+``--livecast-results`` when given.
+
+Options (command line or environment): ``--livecast-path`` (``LIVECAST_PATH``, the multivariant
+playlist path below ``--host``, default ``/live/main.m3u8``), ``--livecast-downlink-kbps``
+(``LIVECAST_DOWNLINK_KBPS``, ±10 % per viewer; 0 = no cap), ``--livecast-classic-share``
+(``LIVECAST_CLASSIC_SHARE``, share of classic-HLS players), ``--livecast-session``
+(``LIVECAST_SESSION``, seconds a viewer stays; 0 = until the test ends), ``--livecast-seed``,
+``--livecast-results`` (``LIVECAST_RESULTS``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import random
+import socket
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import gevent  # type: ignore[import-untyped]
+import gevent.pool  # type: ignore[import-untyped]
+from gevent.lock import Semaphore  # type: ignore[import-untyped]
+from geventhttpclient import HTTPClient
+from locust import User, constant, events, task
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from livecast.player.config import PlayerConfig
+from livecast.player.model import Player
+from livecast.player.requests import Request
+from livecast.rehearse.driver import MAX_CONNECTIONS_PER_VIEWER, TEXT_KINDS, outcome_of
+from livecast.results.stats import RunStats
+
+log = logging.getLogger("livecast.locust")
+
+USER_AGENT = "livecast-rehearse-locust"
+TICK_INTERVAL = 0.1
+READ_BLOCK = 65536
+REPORT_KEY = "livecast_stats"
+
+
+class HttpStatusError(Exception):
+    """A 4xx/5xx answer, as Locust counts a failure."""
+
+
+class TransportError(Exception):
+    """No HTTP answer: connect, reset, timeout or protocol failure."""
+
+
+# ---------------------------------------------------------------- per-process results
+class _Results:
+    """What this process measured since its last report, and (master/local) the merged total."""
+
+    def __init__(self) -> None:
+        self.delta = RunStats()
+        self.total = RunStats()
+        self.show_start = time.time()
+        self.viewer_counter = itertools.count()
+
+    def take(self) -> RunStats:
+        delta, self.delta = self.delta, RunStats()
+        return delta
+
+
+RESULTS = _Results()
+
+
+def _options(parser: Any, **_: Any) -> None:
+    group = parser.add_argument_group("livecast viewers")
+    group.add_argument(
+        "--livecast-path",
+        env_var="LIVECAST_PATH",
+        default="/live/main.m3u8",
+        help="multivariant playlist path below --host",
+    )
+    group.add_argument(
+        "--livecast-downlink-kbps",
+        env_var="LIVECAST_DOWNLINK_KBPS",
+        type=float,
+        default=20_000.0,
+        help="viewer downlink (±10 %%); 0: no cap",
+    )
+    group.add_argument(
+        "--livecast-classic-share",
+        env_var="LIVECAST_CLASSIC_SHARE",
+        type=float,
+        default=0.0,
+        help="share of classic-HLS players (the others are LL-HLS)",
+    )
+    group.add_argument(
+        "--livecast-session",
+        env_var="LIVECAST_SESSION",
+        type=float,
+        default=0.0,
+        help="seconds a viewer stays; 0: until the test ends",
+    )
+    group.add_argument("--livecast-seed", env_var="LIVECAST_SEED", type=int, default=1)
+    group.add_argument(
+        "--livecast-results",
+        env_var="LIVECAST_RESULTS",
+        default="",
+        help="master/local: write the merged QoE RunStats JSON here at the end",
+    )
+
+
+def _test_start(environment: Environment, **_: Any) -> None:
+    RESULTS.show_start = time.time()
+
+
+def _report_to_master(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    delta = RESULTS.take()
+    if delta.total_requests or delta.viewers.counters.get("viewers", 0):
+        data[REPORT_KEY] = delta.to_dict()
+
+
+def _worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    payload = data.get(REPORT_KEY)
+    if payload is not None:
+        RESULTS.total.merge(RunStats.from_dict(payload))
+
+
+def _quitting(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    if not isinstance(environment.runner, MasterRunner):
+        RESULTS.total.merge(RESULTS.take())  # a local runner: its own users
+    total = RESULTS.total
+    counters = total.viewers.counters
+    log.info(
+        "livecast QoE: %d viewers, %d started, %d start failures, %d fatal errors, %d requests",
+        counters.get("viewers", 0),
+        counters.get("started", 0),
+        counters.get("start_failures", 0),
+        counters.get("fatal_errors", 0),
+        total.total_requests,
+    )
+    options = environment.parsed_options
+    path = getattr(options, "livecast_results", "") if options is not None else ""
+    if path:
+        Path(path).write_text(json.dumps(total.to_dict()))
+
+
+_hooks: Any = events
+_hooks.init_command_line_parser.add_listener(_options)
+_hooks.test_start.add_listener(_test_start)
+_hooks.report_to_master.add_listener(_report_to_master)
+_hooks.worker_report.add_listener(_worker_report)
+_hooks.quitting.add_listener(_quitting)
+
+
+# ---------------------------------------------------------------- one viewer
+def _failure_kind(exc: BaseException) -> str:
+    if isinstance(exc, gevent.Timeout):
+        return "timeout"
+    if isinstance(exc, ConnectionRefusedError | socket.gaierror):
+        return "connect"
+    if type(exc).__name__ == "HTTPParseError":
+        return "protocol"
+    return "reset"
+
+
+class _Lane:
+    """One keep-alive connection of a viewer."""
+
+    __slots__ = ("busy", "client", "host", "port")
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.busy = False
+        self.client = HTTPClient(
+            host,
+            port,
+            headers={"User-Agent": USER_AGENT, "Accept": "*/*"},
+            connection_timeout=10.0,
+            network_timeout=600.0,  # the request's own deadline applies (gevent.Timeout)
+            concurrency=1,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class ViewerSession:
+    """One player on up to four lanes, inside a Locust user's greenlet."""
+
+    def __init__(self, environment: Environment, url: str, config: PlayerConfig, seed: int):
+        self.environment = environment
+        self.player = Player(url, config, random.Random(seed))
+        self.lanes: list[_Lane] = []
+        self.slots = Semaphore(MAX_CONNECTIONS_PER_VIEWER)
+        self.group = gevent.pool.Group()
+        self.link_free_at = 0.0
+        self.stalls_seen = 0
+        self.samples_seen = 0
+        self.second = -1
+        self.done = False
+
+    # ------------------------------------------------------------ lifecycle
+    def run(self) -> None:
+        """Until the player finishes; a GreenletExit (the user stopped) ends it too."""
+        try:
+            now = time.time()
+            self._dispatch(self.player.start(now), now)
+            while not self.player.finished:
+                gevent.sleep(TICK_INTERVAL)
+                now = time.time()
+                self._dispatch(self.player.tick(now), now)
+                second = int(now - RESULTS.show_start)
+                if second != self.second:
+                    self.second = second
+                    self._sample(now)
+        finally:
+            self.finish(time.time())
+
+    def finish(self, now: float) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.group.kill(block=False)
+        for lane in self.lanes:
+            lane.close()
+        self.lanes.clear()
+        self._sample(now)
+        RESULTS.delta.record_viewer(outcome_of(self.player.qoe(now)))
+
+    def _sample(self, now: float) -> None:
+        t = now - RESULTS.show_start
+        player, stats = self.player, RESULTS.delta
+        stalls = player.buffer.stall_count if player.buffer is not None else 0
+        for _ in range(stalls - self.stalls_seen):
+            stats.record_stall(t)
+        self.stalls_seen = stalls
+        samples = player.latency_samples
+        for latency in samples[self.samples_seen :]:
+            stats.record_live_latency(t, latency)
+        self.samples_seen = len(samples)
+
+    def _dispatch(self, requests: list[Request], now: float) -> None:
+        if self.done or self.player.finished:
+            return  # the tick loop notices and finishes the viewer
+        for request in requests:
+            self.group.spawn(self._perform, request)
+
+    # ------------------------------------------------------------ requests
+    def _lane(self, host: str, port: int) -> _Lane:
+        """A free lane to host:port (called holding a slot, so one is free or may be made)."""
+        for lane in self.lanes:
+            if not lane.busy and lane.host == host and lane.port == port:
+                return lane
+        if len(self.lanes) >= MAX_CONNECTIONS_PER_VIEWER:
+            idle = next(lane for lane in self.lanes if not lane.busy)  # another host: replace it
+            self.lanes.remove(idle)
+            idle.close()
+        lane = _Lane(host, port)
+        self.lanes.append(lane)
+        return lane
+
+    def _perform(self, request: Request) -> None:
+        delay = request.not_before - time.time()
+        if delay > 0.001:
+            gevent.sleep(delay)
+        if self.done:
+            return
+        split = urlsplit(request.url)
+        host, port = split.hostname or "127.0.0.1", split.port or 80
+        target = split.path + (f"?{split.query}" if split.query else "")
+        keep_body = request.kind in TEXT_KINDS
+        failure: str | None = None
+        status, body, size = 0, b"", 0
+        with self.slots:
+            lane = self._lane(host, port)
+            lane.busy = True
+            started = first_byte = time.time()
+            try:
+                with gevent.Timeout(request.timeout):
+                    response = lane.client.get(target)
+                    first_byte = time.time()
+                    status = response.status_code
+                    if keep_body:
+                        body = response.read()
+                        size = len(body)
+                    else:
+                        while chunk := response.read(READ_BLOCK):
+                            size += len(chunk)
+                    response.release()
+            except (gevent.Timeout, Exception) as exc:
+                failure = _failure_kind(exc)
+                lane.close()
+                if lane in self.lanes:
+                    self.lanes.remove(lane)
+            finally:
+                lane.busy = False
+        finished = time.time()
+        self._report(request, status, failure, started, finished, size)
+        if self.done:
+            return
+        if failure is not None:
+            self._dispatch(self.player.on_error(request.id, failure, finished), finished)
+            return
+        cap = self.player.downlink_bps
+        deliver_at = finished
+        if cap:
+            link_start = max(self.link_free_at, first_byte)
+            self.link_free_at = link_start + 8 * size / cap
+            deliver_at = max(deliver_at, self.link_free_at)
+        wait = deliver_at - time.time()
+        if wait > 0.001:
+            gevent.sleep(wait)
+        if self.done:
+            return
+        now = time.time()
+        actions = self.player.on_response(
+            request.id, status, body if keep_body else None, size, now, first_byte_at=first_byte
+        )
+        self._dispatch(actions, now)
+
+    def _report(
+        self,
+        request: Request,
+        status: int,
+        failure: str | None,
+        started: float,
+        finished: float,
+        size: int,
+    ) -> None:
+        exception: Exception | None = None
+        if failure is not None:
+            exception = TransportError(failure)
+        elif status >= 400:
+            exception = HttpStatusError(f"HTTP {status}")
+        request_event: Any = self.environment.events.request
+        request_event.fire(
+            request_type=request.kind,
+            name=request.kind,
+            response_time=(finished - started) * 1000.0,
+            response_length=size,
+            response=None,
+            context={},
+            exception=exception,
+        )
+        latency = None if failure is not None else finished - started
+        RESULTS.delta.record_request(
+            request.kind, failure or status, latency, finished - RESULTS.show_start
+        )
+
+
+# ---------------------------------------------------------------- the Locust user
+class LivecastViewer(User):
+    """A Locust user that plays one viewer after another with the livecast player model."""
+
+    wait_time = constant(0)
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.session: ViewerSession | None = None
+
+    def _config(self, index: int, rng: random.Random) -> PlayerConfig:
+        options = self.environment.parsed_options
+        downlink = float(getattr(options, "livecast_downlink_kbps", 20_000.0) or 0.0)
+        classic = float(getattr(options, "livecast_classic_share", 0.0) or 0.0)
+        session = float(getattr(options, "livecast_session", 0.0) or 0.0)
+        runner = self.environment.runner
+        worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+        return PlayerConfig(
+            session_id=f"L{worker:03d}-{index:06d}-{rng.getrandbits(32):08x}",
+            mode="classic" if rng.random() < classic else "llhls",
+            downlink_bps=downlink * 1000 * rng.uniform(0.9, 1.1) if downlink > 0 else None,
+            leave_at=time.time() + session if session > 0 else None,
+        )
+
+    def url(self) -> str:
+        options = self.environment.parsed_options
+        path = getattr(options, "livecast_path", "/live/main.m3u8") or "/live/main.m3u8"
+        base = (self.host or "http://127.0.0.1:8080").rstrip("/")
+        return path if path.startswith(("http://", "https://")) else f"{base}/{path.lstrip('/')}"
+
+    @task
+    def watch(self) -> None:
+        index = next(RESULTS.viewer_counter)
+        options = self.environment.parsed_options
+        base_seed = int(getattr(options, "livecast_seed", 1) or 1)
+        runner = self.environment.runner
+        worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+        rng = random.Random(f"{base_seed}:{worker}:{index}")
+        self.session = ViewerSession(
+            self.environment, self.url(), self._config(index, rng), rng.getrandbits(32)
+        )
+        self.session.run()
+
+    def on_stop(self) -> None:
+        if self.session is not None:
+            self.session.finish(time.time())
