@@ -98,3 +98,25 @@ def test_starved_viewer_stalls_then_resumes_and_falls_behind_by_the_stalled_time
     # no catch-up (hls.js maxLiveSyncPlaybackRate 1): latency grows by the time spent stalled
     assert record.latency is not None
     assert record.latency.max - record.latency.min == pytest.approx(record.stalled_time, abs=0.05)
+
+
+def test_a_hole_stalls_until_media_beyond_it_then_the_playhead_jumps_it() -> None:
+    buffer = two_tracks()
+    buffer.add("video", 100.0, 101.0, 10.0)
+    buffer.add("audio", 100.0, 101.0, 10.0)
+    buffer.advance(11.5)  # ran out at 11.0
+    assert buffer.state is PlaybackState.STALLED and buffer.stalled == pytest.approx(0.5)
+    buffer.add("video", 103.0, 103.4, 11.6)
+    assert buffer.state is PlaybackState.STALLED  # audio has nothing beyond the hole yet
+    buffer.add("audio", 102.9, 103.4, 11.8)
+    assert buffer.state is PlaybackState.PLAYING
+    assert buffer.playhead == pytest.approx(103.0) and buffer.skipped == pytest.approx(2.0)
+    assert buffer.stalled == pytest.approx(0.8) and buffer.stall_count == 1
+    # a hole met while playing, with media already beyond it, is jumped without a stall
+    buffer.add("video", 104.0, 105.0, 11.8)
+    buffer.add("audio", 104.0, 105.0, 11.8)
+    buffer.advance(12.6)
+    assert buffer.state is PlaybackState.PLAYING and buffer.stall_count == 1
+    assert buffer.playhead == pytest.approx(104.4) and buffer.played == pytest.approx(1.8)
+    assert buffer.skipped == pytest.approx(2.6)
+    assert buffer.ranges("video") == [(100.0, 101.0), (103.0, 103.4), (104.0, 105.0)]

@@ -129,3 +129,21 @@ def test_an_encoder_restart_costs_a_short_stall_and_new_init_segments() -> None:
     ]
     # the hinted part that was never produced: one 404, not retried
     assert record.requests["part"].get("404", 0) <= 2
+    # the PDT gap of the restart is a hole the playhead jumps: new media plays, latency drops
+    assert player.buffer is not None and 1.0 < player.buffer.skipped < 2.5
+    assert record.latency is not None and record.latency.min < record.latency.max - 1.0
+
+
+def test_a_viewer_behind_the_part_window_fetches_whole_segments_then_parts_again() -> None:
+    def bandwidth(now: float) -> float:
+        return 20e3 if EPOCH + 14.0 <= now < EPOCH + 24.0 else 20e6
+
+    player, server = session(PlayerConfig("behind", start_level="lowest"), 30.0, bandwidth)
+    record = player.qoe(EPOCH + 40.0)
+    assert record.outcome == "watching" and record.stall_count == 1
+    segments = server.kinds("segment")
+    assert segments and all(s.status == 200 for s in segments)
+    assert max(s.at for s in server.kinds("part")) > max(s.at for s in segments)
+    assert all(s.status in (200, None) for s in server.kinds("part"))
+    assert player.buffer is not None and player.buffer.skipped == 0.0  # nothing was skipped
+    assert record.latency is not None and record.latency.max > 9.0  # no catch-up (hls.js)

@@ -20,6 +20,11 @@ Definitions (mirroring what an HTML media element does under hls.js):
     even when the model learns it later;
   * **resume**: at least ``resume_buffer`` seconds playable ahead of the playhead again (or the
     stream ended);
+  * **holes**: media that never arrived (a position skipped after falling out of the playlist
+    window, the PDT gap of an encoder restart) leaves a hole in a track's buffered ranges; the
+    playhead stalls at it and, once every track holds media beyond it, jumps to that media —
+    hls.js's gap controller (``_trySkipBufferHole``) does the same. Skipped media is neither
+    played nor stalled time, and the latency drops by the hole;
   * played / stalled seconds accumulate exactly between events; average bitrate is the video
     bitrate of the media under the playhead, weighted by the time it was played.
 """
@@ -28,6 +33,8 @@ from __future__ import annotations
 
 from collections import deque
 from enum import StrEnum
+
+TOLERANCE = 0.05  # seconds: ranges closer than this are contiguous (PDT has ms precision)
 
 
 class PlaybackState(StrEnum):
@@ -45,39 +52,57 @@ class MediaBuffer:
         self.state = PlaybackState.WAITING
         self.start_position: float | None = None
         self.track_starts: dict[str, float | None] = dict.fromkeys(tracks)
-        self.track_ends: dict[str, float | None] = dict.fromkeys(tracks)
         self.playhead: float | None = None
         self.clock: float | None = None  # wall time the playhead was last advanced to
         self.first_frame_at: float | None = None
         self.played = 0.0
         self.stalled = 0.0
         self.stall_count = 0
+        self.skipped = 0.0  # seconds of media jumped over (holes)
         self.bitrate_seconds = 0.0  # ∫ bitrate dt over played time
         self.complete = False  # the stream ended and every track holds its last media
+        self._ranges: dict[str, list[list[float]]] = {track: [] for track in tracks}
         self._bitrates: deque[tuple[float, float, int]] = deque()  # (start, end, bps) of video
 
     # ------------------------------------------------------------------ queries
+    def _reference(self) -> float | None:
+        """Where playback is (or will start): the playhead, else the start position."""
+        if self.playhead is not None:
+            return self.playhead
+        starts = [s for s in self.track_starts.values() if s is not None]
+        if self.start_position is None:
+            return None
+        return max([self.start_position, *starts])
+
+    def _contiguous_end(self, track: str, at: float) -> float | None:
+        for start, end in self._ranges[track]:
+            if start - TOLERANCE <= at <= end + TOLERANCE:
+                return end
+        return None
+
     @property
     def playable_end(self) -> float | None:
-        ends = list(self.track_ends.values())
+        """End of the media every track holds contiguously from the playhead."""
+        at = self._reference()
+        if at is None:
+            return None
+        ends = [self._contiguous_end(track, at) for track in self.tracks]
         if any(end is None for end in ends):
             return None
         return min(end for end in ends if end is not None)
 
     def ahead(self) -> float:
         """Seconds playable ahead of the playhead (before startup: beyond the start position)."""
-        end = self.playable_end
-        origin = self.playhead if self.playhead is not None else self.start_position
-        if end is None or origin is None:
-            return 0.0
-        return max(0.0, end - origin)
+        at, end = self._reference(), self.playable_end
+        return 0.0 if at is None or end is None else max(0.0, end - at)
 
     def track_ahead(self, track: str) -> float:
-        end = self.track_ends.get(track)
-        origin = self.playhead if self.playhead is not None else self.start_position
-        if end is None or origin is None:
-            return 0.0
-        return max(0.0, end - origin)
+        at = self._reference()
+        end = self._contiguous_end(track, at) if at is not None else None
+        return 0.0 if at is None or end is None else max(0.0, end - at)
+
+    def ranges(self, track: str) -> list[tuple[float, float]]:
+        return [(start, end) for start, end in self._ranges[track]]
 
     # ------------------------------------------------------------------ events
     def set_start(self, position: float) -> None:
@@ -90,8 +115,7 @@ class MediaBuffer:
         self.advance(now)
         if self.track_starts[track] is None:
             self.track_starts[track] = start
-        previous = self.track_ends[track]
-        self.track_ends[track] = end if previous is None else max(previous, end)
+        _insert(self._ranges[track], start, end)
         if bitrate is not None:
             self._bitrates.append((start, end, bitrate))
         self._maybe_play(now)
@@ -121,37 +145,74 @@ class MediaBuffer:
     # ------------------------------------------------------------------ internals
     def _play(self, elapsed: float) -> None:
         assert self.playhead is not None
-        end = self.playable_end
-        room = max(0.0, (end if end is not None else self.playhead) - self.playhead)
-        step = min(elapsed, room)
-        self._count_bitrate(self.playhead, self.playhead + step)
-        self.playhead += step
-        self.played += step
-        if elapsed > room or (room == 0.0 and elapsed > 0):
-            if self.complete:
-                self.state = PlaybackState.ENDED
-                return
-            self.state = PlaybackState.STALLED
-            self.stall_count += 1
-            self.stalled += elapsed - step
+        while elapsed > 0:
+            end = self.playable_end
+            room = max(0.0, (end if end is not None else self.playhead) - self.playhead)
+            step = min(elapsed, room)
+            self._count_bitrate(self.playhead, self.playhead + step)
+            self.playhead += step
+            self.played += step
+            elapsed -= step
+            if elapsed <= 0:
+                break
+            target = self._hole_target()
+            if target is None:
+                if self.complete:
+                    self.state = PlaybackState.ENDED
+                    return
+                self.state = PlaybackState.STALLED
+                self.stall_count += 1
+                self.stalled += elapsed
+                break
+            self.skipped += target - self.playhead
+            self.playhead = target
+        self._prune()
 
     def _maybe_play(self, now: float) -> None:
-        end = self.playable_end
-        if end is None:
-            return
         if self.state is PlaybackState.WAITING:
-            assert self.start_position is not None, "set_start() before media arrives"
-            starts = [s for s in self.track_starts.values() if s is not None]
-            playhead = max([self.start_position, *starts])
-            if end - playhead > self.start_buffer or (self.complete and end > playhead):
-                self.playhead = playhead
+            at, end = self._reference(), self.playable_end
+            if at is None or end is None:
+                return
+            if end - at > self.start_buffer or (self.complete and end > at):
+                self.playhead = at
                 self.state = PlaybackState.PLAYING
                 self.first_frame_at = now
                 self.clock = now
         elif self.state is PlaybackState.STALLED:
             assert self.playhead is not None
-            if end - self.playhead >= self.resume_buffer or self.complete:
+            target = self._hole_target()
+            if target is not None and self.ahead() <= 0:
+                self.skipped += target - self.playhead
+                self.playhead = target
+            enough = self.ahead() >= self.resume_buffer
+            if enough or target is not None or (self.complete and self.ahead() > 0):
                 self.state = PlaybackState.PLAYING
+
+    def _hole_target(self) -> float | None:
+        """Where playback continues past a hole at the playable end: the first point every track
+        holds media again — None when some track has nothing beyond it yet."""
+        assert self.playhead is not None
+        end = self.playable_end
+        base = end if end is not None else self.playhead
+        beyond = [_next_start(self._ranges[t], base) for t in self.tracks]
+        if any(start is None for start in beyond):
+            return None
+        target = max(start for start in beyond if start is not None)
+        if target <= base + TOLERANCE:
+            return None
+        for track in self.tracks:
+            track_end = self._contiguous_end(track, target)
+            if track_end is None or track_end <= target:
+                return None
+        return target
+
+    def _prune(self) -> None:
+        """Forget ranges well behind the playhead."""
+        assert self.playhead is not None
+        horizon = self.playhead - 30.0
+        for ranges in self._ranges.values():
+            while len(ranges) > 1 and ranges[0][1] < horizon:
+                ranges.pop(0)
 
     def _count_bitrate(self, start: float, end: float) -> None:
         while self._bitrates and self._bitrates[0][1] <= start:
@@ -162,3 +223,26 @@ class MediaBuffer:
             overlap = min(end, range_end) - max(start, range_start)
             if overlap > 0:
                 self.bitrate_seconds += overlap * bps
+
+
+def _insert(ranges: list[list[float]], start: float, end: float) -> None:
+    """Add [start, end) to sorted, disjoint ``ranges``, merging what touches it."""
+    ranges.append([start, end])
+    ranges.sort()
+    merged: list[list[float]] = []
+    for current in ranges:
+        if merged and current[0] <= merged[-1][1] + TOLERANCE:
+            merged[-1][1] = max(merged[-1][1], current[1])
+        else:
+            merged.append(current)
+    ranges[:] = merged
+
+
+def _next_start(ranges: list[list[float]], at: float) -> float | None:
+    """``at`` itself when a range holds it, else the start of the first range after it."""
+    for start, end in ranges:
+        if start - TOLERANCE <= at <= end + TOLERANCE and end > at + TOLERANCE:
+            return at
+        if start > at:
+            return start
+    return None

@@ -428,7 +428,7 @@ class Player:
         else:
             self._received[track.name][position] = size
             track.next_position = (position[0], position[1] + 1)
-            track.normalize_next()
+        track.normalize_next()
         if track.name == "video":
             self._evaluate_abr()
         if track.playlist is not None and track.playlist.endlist and self._past_last_item(track):

@@ -1,7 +1,8 @@
 """What one track (video variant, audio rendition, or a muxed variant) can fetch next (pure).
 
 A media playlist is indexed into :class:`MediaItem` objects keyed by position ``(msn, part)``:
-parts in LL-HLS mode, whole segments (``part == SEGMENT``) in classic mode, each with its program
+parts in LL-HLS mode (plus the whole segments whose part tags were dropped, for a viewer that
+fell behind), whole segments (``part == SEGMENT``) in classic mode, each with its program
 time range (segment PDT + the durations before it; without PDT, ``msn × target duration``).
 
 Positions follow the LL-HLS rules: after a segment's last part comes part 0 of the next MSN; the
@@ -53,7 +54,7 @@ def index_playlist(pl: MediaPlaylist, base_url: str, parts: bool) -> dict[Positi
             clock = seg.pdt
         elif clock is None:
             clock = float(msn * pl.target_duration)
-        if parts:
+        if parts and seg.parts:
             start = clock
             for index, part in enumerate(seg.parts):
                 closes = seg.uri is not None and index == len(seg.parts) - 1
@@ -68,7 +69,7 @@ def index_playlist(pl: MediaPlaylist, base_url: str, parts: bool) -> dict[Positi
                 )
                 items[item.position] = item
                 start += part.duration
-        elif seg.uri is not None:
+        elif seg.uri is not None:  # classic mode, or a segment whose part tags were dropped
             item = MediaItem(
                 (msn, SEGMENT),
                 urljoin(base_url, seg.uri),
@@ -195,14 +196,20 @@ class TrackState:
     unchanged_reloads: int = 0
 
     def normalize_next(self) -> None:
-        """After a part fetched from a hint, the guessed next index may be past its segment's
-        end: once the playlist lists it as the segment's last part, move on to part 0."""
+        """Make the next position one the playlist lists: after a part fetched from a hint the
+        guessed index may be past its segment's end (→ part 0 of the next MSN); a part whose tag
+        was dropped is fetched within its whole segment, and after a whole segment come parts
+        again when they are listed (hls.js loads the segment when the part is gone)."""
         if self.next_position is None or self.next_position in self.items:
             return
         msn, part = self.next_position
         previous = self.items.get((msn, part - 1))
         if part > 0 and previous is not None and previous.closes_segment:
             self.next_position = (msn + 1, 0)
+        elif part == SEGMENT and (msn, 0) in self.items:
+            self.next_position = (msn, 0)
+        elif part >= 0 and (msn, SEGMENT) in self.items:
+            self.next_position = (msn, SEGMENT)
 
     def prune(self, keep_from: Position) -> None:
         for position in [p for p in self.items if p < keep_from]:
