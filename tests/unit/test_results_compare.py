@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -29,6 +30,14 @@ def _document(
     seed: int, startup_scale: float = 1.0, part_scale: float = 1.0, fatal_every: int = 0
 ) -> dict[str, object]:
     """A results.json document of 1,000 viewers with lognormal startup and part latency."""
+    document: dict[str, object] = json.loads(
+        _document_text(seed, startup_scale, part_scale, fatal_every)
+    )
+    return document
+
+
+@functools.cache
+def _document_text(seed: int, startup_scale: float, part_scale: float, fatal_every: int) -> str:
     rng = random.Random(seed)
     stats = RunStats(seed=seed)
     for i in range(1000):
@@ -46,7 +55,7 @@ def _document(
         )
         for _ in range(3):
             stats.record_request("part", 200, part_scale * rng.lognormvariate(-3.0, 0.4), 0.0)
-    return json.loads(json.dumps(results_document(stats, verdict(stats), {"seed": seed})))
+    return json.dumps(results_document(stats, verdict(stats), {"seed": seed}))
 
 
 def test_mann_whitney_u_matches_a_hand_computed_example() -> None:
@@ -86,17 +95,24 @@ def test_identical_runs_do_not_regress() -> None:
     document = _document(1)
     comparison = compare(document, document)
     assert comparison.exit_code == EXIT_NO_REGRESSION
-    assert all(m.p_value == 1.0 and not m.regressed for m in comparison.metrics)
+    assert not comparison.regressions
+    assert all(m.p_value == 1.0 for m in comparison.metrics if m.test != "bootstrap")
+    assert all(m.difference == 0.0 for m in comparison.metrics)
     assert "no regression" in render_table(comparison)
 
 
 def test_clearly_slower_b_regresses_with_tiny_p() -> None:
     comparison = compare(_document(1), _document(2, startup_scale=1.5, part_scale=1.3))
     assert comparison.exit_code == EXIT_REGRESSION
-    regressed = {m.metric: m for m in comparison.regressions}
-    assert set(regressed) == {"viewers.startup_s", "requests.part.latency_s"}
-    startup = regressed["viewers.startup_s"]
-    assert startup.p_value < 1e-12
+    regressed = {(m.metric, m.statistic): m for m in comparison.regressions}
+    assert set(regressed) == {
+        ("viewers.startup_s", "median"),
+        ("viewers.startup_s", "p95"),
+        ("requests.part.latency_s", "median"),
+        ("requests.part.latency_s", "p95"),
+    }
+    startup = regressed[("viewers.startup_s", "median")]
+    assert startup.test == "mann-whitney" and startup.p_value < 1e-12
     assert startup.b / startup.a == pytest.approx(1.5, rel=0.1)
     assert startup.interval is not None and startup.interval[0] > 0
     table = render_table(comparison)
@@ -109,6 +125,7 @@ def test_faster_b_is_not_a_regression() -> None:
     assert comparison.exit_code == EXIT_NO_REGRESSION
     startup = next(m for m in comparison.metrics if m.metric == "viewers.startup_s")
     assert startup.significant and not startup.regressed
+    assert not comparison.regressions
 
 
 def test_small_noise_is_not_significant() -> None:
@@ -118,12 +135,35 @@ def test_small_noise_is_not_significant() -> None:
     assert not startup.significant and not startup.worse_beyond_tolerance
 
 
+def test_a_heavier_tail_regresses_the_p95_only() -> None:
+    a = _document(1)
+    b = _document(1)  # the same viewers, but the slowest 8 % now start 3× slower
+    startup = b["stats"]["viewers"]["samples"]["startup_s"]  # type: ignore[index]
+    values = startup["values"]
+    cut = sorted(values)[int(len(values) * 0.92)]
+    startup["values"] = [v * 3 if v >= cut else v for v in values]
+    comparison = compare(a, b)
+    rows = {m.statistic: m for m in comparison.metrics if m.metric == "viewers.startup_s"}
+    assert rows["p95"].regressed and rows["p95"].test == "bootstrap"
+    assert rows["p95"].interval is not None and rows["p95"].interval[0] > 0
+    assert not rows["median"].worse_beyond_tolerance
+
+
 def test_fatal_error_rate_regression_uses_the_proportion_test() -> None:
     comparison = compare(_document(1), _document(2, fatal_every=10))
     fatal = next(m for m in comparison.metrics if m.metric == "viewers.fatal_error_rate")
     assert (fatal.a, fatal.b) == (0.0, 0.1)
     assert fatal.regressed and fatal.statistic == "rate"
     assert comparison.exit_code == EXIT_REGRESSION
+
+
+def test_tier_5xx_rate_is_compared_from_the_tier_counters() -> None:
+    a, b = _document(1), _document(2)
+    a["stats"]["tiers"] = {"origin": {"samples": [[0, 0, 0], [30, 30_000, 3]]}}  # type: ignore[index]
+    b["stats"]["tiers"] = {"origin": {"samples": [[0, 0, 0], [30, 30_000, 900]]}}  # type: ignore[index]
+    comparison = compare(a, b)
+    tier = next(m for m in comparison.metrics if m.metric == "tiers.origin.5xx_rate")
+    assert tier.b == pytest.approx(0.03) and tier.regressed
 
 
 def test_unusable_input_exits_2() -> None:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from livecast.results.histogram import percentile
 from livecast.results.report import ResultsError, load_results, read_results
 from livecast.results.stats import REQUEST_KINDS, RunStats
 
@@ -94,8 +95,51 @@ def two_proportion_p_value(hits_a: float, total_a: float, hits_b: float, total_b
     return min(1.0, math.erfc(abs(z) / math.sqrt(2)))
 
 
-def _statistic_function(statistic: str) -> Callable[[Sequence[float]], float]:
-    return statistics.median if statistic == "median" else statistics.fmean
+def _p95(values: Sequence[float]) -> float:
+    return percentile(sorted(values), 95)
+
+
+_STATISTICS: dict[str, Callable[[Sequence[float]], float]] = {
+    "median": statistics.median,
+    "mean": statistics.fmean,
+    "p95": _p95,
+}
+
+
+def bootstrap_differences(
+    a: Sequence[float],
+    b: Sequence[float],
+    statistic: str = "median",
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> list[float]:
+    """Sorted statistic(b*) − statistic(a*) over seeded bootstrap resamples a*, b*."""
+    rng = random.Random(seed)
+    of = _STATISTICS[statistic]
+    a = a if len(a) <= BOOTSTRAP_MAX_SAMPLE else rng.sample(list(a), BOOTSTRAP_MAX_SAMPLE)
+    b = b if len(b) <= BOOTSTRAP_MAX_SAMPLE else rng.sample(list(b), BOOTSTRAP_MAX_SAMPLE)
+    return sorted(
+        of(rng.choices(b, k=len(b))) - of(rng.choices(a, k=len(a))) for _ in range(resamples)
+    )
+
+
+def percentile_interval(differences: Sequence[float], level: float) -> tuple[float, float]:
+    """The central ``level`` interval of sorted bootstrap differences."""
+    count = len(differences)
+    tail = (1 - level) / 2
+    low = differences[max(0, math.floor(tail * count))]
+    high = differences[min(count - 1, math.ceil((1 - tail) * count) - 1)]
+    return low, high
+
+
+def bootstrap_p_value(differences: Sequence[float]) -> float:
+    """Two-sided bootstrap p-value of "no difference"; at least 1 / number of resamples."""
+    count = len(differences)
+    at_or_below = sum(1 for d in differences if d <= 0)
+    at_or_above = sum(1 for d in differences if d >= 0)
+    if at_or_below == count and at_or_above == count:
+        return 1.0  # every resample shows exactly no difference
+    return min(1.0, max(1 / count, 2 * min(at_or_below, at_or_above) / count))
 
 
 def bootstrap_difference_interval(
@@ -107,23 +151,14 @@ def bootstrap_difference_interval(
     seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile-bootstrap interval of statistic(b) − statistic(a); seeded, so repeatable."""
-    rng = random.Random(seed)
-    of = _statistic_function(statistic)
-    a = a if len(a) <= BOOTSTRAP_MAX_SAMPLE else rng.sample(list(a), BOOTSTRAP_MAX_SAMPLE)
-    b = b if len(b) <= BOOTSTRAP_MAX_SAMPLE else rng.sample(list(b), BOOTSTRAP_MAX_SAMPLE)
-    differences = sorted(
-        of(rng.choices(b, k=len(b))) - of(rng.choices(a, k=len(a))) for _ in range(resamples)
-    )
-    tail = (1 - level) / 2
-    low = differences[max(0, math.floor(tail * resamples))]
-    high = differences[min(resamples - 1, math.ceil((1 - tail) * resamples) - 1)]
-    return low, high
+    return percentile_interval(bootstrap_differences(a, b, statistic, resamples, seed), level)
 
 
 @dataclass(frozen=True)
 class MetricComparison:
     metric: str
-    statistic: str  # "median", "mean" or "rate"
+    statistic: str  # "median", "mean", "p95" or "rate"
+    test: str  # "mann-whitney", "bootstrap" or "two-proportion"
     a: float
     b: float
     p_value: float
@@ -178,7 +213,9 @@ class _Spec:
 def _sampled_specs(a: RunStats, b: RunStats) -> list[tuple[_Spec, list[float], list[float]]]:
     specs = [
         (_Spec("viewers.startup_s", "median", True, 0.02), "startup_s"),
+        (_Spec("viewers.startup_s", "p95", True, 0.05), "startup_s"),
         (_Spec("viewers.latency_behind_live_s", "median", True, 0.02), "latency_behind_live_s"),
+        (_Spec("viewers.latency_behind_live_s", "p95", True, 0.05), "latency_behind_live_s"),
         (_Spec("viewers.rebuffering_ratio", "mean", True, 0.001), "rebuffering_ratio"),
         (_Spec("viewers.stalled_s", "mean", True, 0.05), "stalled_s"),
         (_Spec("viewers.avg_bitrate_bps", "median", False, 10_000.0), "avg_bitrate_bps"),
@@ -189,9 +226,11 @@ def _sampled_specs(a: RunStats, b: RunStats) -> list[tuple[_Spec, list[float], l
     ]
     for kind in (*REQUEST_KINDS, *sorted(set(a.requests) - set(REQUEST_KINDS))):
         if kind in a.requests and kind in b.requests:
-            spec = _Spec(f"requests.{kind}.latency_s", "median", True, 0.001)
             samples_a = a.requests[kind].latency_sample.values()
-            chosen.append((spec, samples_a, b.requests[kind].latency_sample.values()))
+            samples_b = b.requests[kind].latency_sample.values()
+            for statistic in ("median", "p95"):
+                spec = _Spec(f"requests.{kind}.latency_s", statistic, True, 0.001)
+                chosen.append((spec, samples_a, samples_b))
     return [(spec, xs, ys) for spec, xs, ys in chosen if xs and ys]
 
 
@@ -205,21 +244,25 @@ def _is_worse(
 def _compare_sampled(
     spec: _Spec, xs: list[float], ys: list[float], tolerance: float, alpha: float, seed: int
 ) -> MetricComparison:
-    of = _statistic_function(spec.statistic)
+    of = _STATISTICS[spec.statistic]
     a_value, b_value = of(xs), of(ys)
-    test = mann_whitney_u(xs, ys)
-    interval = bootstrap_difference_interval(xs, ys, spec.statistic, 1 - alpha, seed=seed)
+    differences = bootstrap_differences(xs, ys, spec.statistic, seed=seed)
+    if spec.statistic == "p95":  # a tail: Mann-Whitney tests the bulk, the bootstrap the tail
+        test, p_value = "bootstrap", bootstrap_p_value(differences)
+    else:
+        test, p_value = "mann-whitney", mann_whitney_u(xs, ys).p_value
     return MetricComparison(
         metric=spec.metric,
         statistic=spec.statistic,
+        test=test,
         a=a_value,
         b=b_value,
-        p_value=test.p_value,
+        p_value=p_value,
         worse_beyond_tolerance=_is_worse(
             spec.higher_is_worse, a_value, b_value, tolerance, spec.absolute_tolerance
         ),
-        significant=test.p_value < alpha,
-        interval=interval,
+        significant=p_value < alpha,
+        interval=percentile_interval(differences, 1 - alpha),
     )
 
 
@@ -234,6 +277,8 @@ def _rate_counts(stats: RunStats) -> dict[str, tuple[float, float]]:
     for kind, kind_stats in stats.requests.items():
         counts[f"requests.{kind}.error_rate"] = (kind_stats.errors, kind_stats.total)
         counts[f"requests.{kind}.5xx_rate"] = (kind_stats.count_where("5"), kind_stats.total)
+    for tier, counters in stats.tiers.items():
+        counts[f"tiers.{tier}.5xx_rate"] = (counters.responses_5xx, counters.requests)
     return counts
 
 
@@ -252,6 +297,7 @@ def _compare_rates(
             MetricComparison(
                 metric=metric,
                 statistic="rate",
+                test="two-proportion",
                 a=rate_a,
                 b=rate_b,
                 p_value=p_value,

@@ -296,6 +296,10 @@ class TierCounters:
         return sum(dr for _, _, dr, _ in self._increases())
 
     @property
+    def responses_5xx(self) -> float:
+        return sum(de for _, _, _, de in self._increases())
+
+    @property
     def five_xx_rate(self) -> float | None:
         """Share of the tier's responses that were 5xx over the run; None with no requests."""
         steps = self._increases()
