@@ -64,6 +64,7 @@ from livecast.player.track import (
     TrackState,
     audio_rendition_uri,
     blocking_url,
+    fragment_duration,
     hinted_part,
     index_playlist,
     item_at,
@@ -446,7 +447,7 @@ class Player:
         began = track.hint_listed_at if flight.hinted else flight.request.not_before
         if began is None:
             return
-        duration = self._fragment_duration()
+        duration = fragment_duration(self.tracks["video"].playlist, self.low_latency)
         loading_for = now - began
         bound = slow_fetch_bound(self.variants[self.level].bandwidth, duration, loading_for)
         if bound is not None:
@@ -461,21 +462,13 @@ class Player:
             current=self.level,
             estimate_bps=estimate if cap_bps is None else min(estimate, cap_bps),
             buffer_ahead=self.buffer.ahead(),
-            fragment_duration=self._fragment_duration(),
+            fragment_duration=fragment_duration(self.tracks["video"].playlist, self.low_latency),
             playing=self._has_started,
             down_factor=self.config.bandwidth_factor,
             up_factor=self.config.bandwidth_up_factor,
         )
         chosen = choose_level(inputs)
         self.pending_level = chosen if chosen != self.level else None
-
-    def _fragment_duration(self) -> float:
-        pl = self.tracks["video"].playlist
-        if pl is None:
-            return 1.0
-        if self.low_latency and pl.part_inf is not None:
-            return pl.part_inf.part_target
-        return float(pl.target_duration)
 
     # ------------------------------------------------------------------ planning
     def _plan(self, now: float) -> list[Request]:

@@ -84,6 +84,15 @@ def index_playlist(pl: MediaPlaylist, base_url: str, parts: bool) -> dict[Positi
     return items
 
 
+def fragment_duration(pl: MediaPlaylist | None, low_latency: bool) -> float:
+    """Seconds of media one fetch brings: the part target, or the target duration."""
+    if pl is None:
+        return 1.0
+    if low_latency and pl.part_inf is not None:
+        return pl.part_inf.part_target
+    return float(pl.target_duration)
+
+
 def newest_init_url(pl: MediaPlaylist, base_url: str) -> str | None:
     for seg in reversed(pl.segments):
         if seg.map is not None:
