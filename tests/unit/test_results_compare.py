@@ -117,7 +117,11 @@ def test_clearly_slower_b_regresses_with_tiny_p() -> None:
     assert startup.interval is not None and startup.interval[0] > 0
     table = render_table(comparison)
     assert "REGRESSED" in table and "viewers.startup_s" in table
-    assert table.splitlines()[-1].startswith("REGRESSION: B regresses A in viewers.startup_s")
+    assert table.splitlines()[-1] == (
+        "REGRESSION: B regresses A in viewers.startup_s (median), viewers.startup_s (p95), "
+        "requests.part.latency_s (median), requests.part.latency_s (p95)"
+    )
+    assert "mann-whitney" in table and "bootstrap" in table
 
 
 def test_faster_b_is_not_a_regression() -> None:

@@ -197,7 +197,8 @@ class Comparison:
             return "unusable input: " + "; ".join(self.problems)
         if not self.regressions:
             return "no regression: B does not regress A"
-        return "REGRESSION: B regresses A in " + ", ".join(m.metric for m in self.regressions)
+        named = ", ".join(f"{m.metric} ({m.statistic})" for m in self.regressions)
+        return "REGRESSION: B regresses A in " + named
 
 
 @dataclass(frozen=True)
@@ -382,7 +383,7 @@ def render_table(comparison: Comparison) -> str:
     if comparison.problems:
         return comparison.summary()
     level = f"{(1 - comparison.alpha) * 100:g}% CI"
-    headers = ["metric", "stat", "A", "B", "B-A", "change", level, "p", "verdict"]
+    headers = ["metric", "stat", "A", "B", "B-A", "change", level, "test", "p", "verdict"]
     rows = []
     for m in comparison.metrics:
         interval = f"[{_format(m.interval[0])}, {_format(m.interval[1])}]" if m.interval else ""
@@ -401,6 +402,7 @@ def render_table(comparison: Comparison) -> str:
                 f"{m.difference:+.4g}",
                 _relative(m),
                 interval,
+                m.test,
                 _format_p(m.p_value),
                 verdict,
             ]
