@@ -67,6 +67,8 @@ def test_a_stream_that_ends_plays_to_its_end_without_a_stall() -> None:
     record = player.qoe(EPOCH + 26.0)
     assert record.outcome == "ended", record
     assert record.stall_count == 0 and record.error is None
+    after_end = [s for s in server.kinds("playlist") if s.at > EPOCH + 16.1]
+    assert len(after_end) <= 4  # the final playlist is not polled again
 
 
 def test_qoe_record_is_json_able_and_consistent() -> None:

@@ -495,10 +495,12 @@ class Player:
         pl = track.playlist
         if pl is None:
             if self.low_latency and track.next_position is not None and track.generation > 0:
-                msn, part = track.next_position
-                url = blocking_url(track.playlist_url, msn, part)
+                msn, part = track.next_position  # block until the switch position exists
+                url = blocking_url(track.playlist_url, msn, None if part == SEGMENT else part)
                 return self._send("playlist", url, self._hold_timeout(None), now, track)
             return self._send("playlist", track.playlist_url, policy.timeout, now, track)
+        if pl.endlist:
+            return None  # the playlist is final
         can_block = pl.server_control is not None and pl.server_control.can_block_reload
         upcoming = next_part_position(pl)
         if self.low_latency and can_block and upcoming is not None:
