@@ -61,7 +61,10 @@ def test_write_results_round_trips_into_stats(tmp_path: Path) -> None:
     stats = _stats(1.0)
     result = verdict(stats)
     paths = write_results(tmp_path / "out", stats, result, {"scenario": "smoke.toml"})
-    document = json.loads(paths.json_path.read_text())
+    text = paths.json_path.read_text()
+    assert text.startswith('{\n "schema": "livecast.results",\n "version": 1,')
+    assert text.count("\n") < 200  # stats on one line, headline parts indented
+    document = json.loads(text)
     assert document["schema"] == SCHEMA_NAME and document["version"] == SCHEMA_VERSION
     assert document["verdict"]["verdict"] == "GO"
     assert document["summary"]["viewers"] == 50

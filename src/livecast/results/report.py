@@ -29,6 +29,8 @@ A histogram is ``{"lowest", "highest", "relative_error", "count", "sum", "min", 
 "key_state", "keys", "values"}`` — ``values`` is a uniform sample (≤ 5,000) of per-viewer or
 per-request values, which ``compare`` tests.
 
+The headline parts are indented; ``stats`` is written on one compact line.
+
 ``report.html`` is one self-contained page: inline CSS and inline SVG, no script, no external URL.
 """
 
@@ -152,6 +154,16 @@ def read_results(path: Path) -> LoadedResults:
     return load_results(document)
 
 
+def results_json_text(document: Mapping[str, Any]) -> str:
+    """The document as JSON: headline parts indented for people, ``stats`` on one compact line."""
+    head = {key: value for key, value in document.items() if key != "stats"}
+    text = json.dumps(head, indent=1)
+    if "stats" not in document:
+        return text + "\n"
+    stats = json.dumps(document["stats"], separators=(",", ":"))
+    return f'{text[:-2]},\n "stats": {stats}\n}}\n'
+
+
 def write_results(
     out_dir: Path, stats: RunStats, verdict: Verdict, meta: Mapping[str, Any]
 ) -> ResultsPaths:
@@ -159,7 +171,7 @@ def write_results(
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = ResultsPaths(out_dir / RESULTS_JSON, out_dir / REPORT_HTML)
     document = results_document(stats, verdict, meta)
-    paths.json_path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    paths.json_path.write_text(results_json_text(document), encoding="utf-8")
     paths.html_path.write_text(render_html(stats, verdict, meta), encoding="utf-8")
     return paths
 
