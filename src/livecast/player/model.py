@@ -219,7 +219,9 @@ class Player:
             return False
         leave_at = self.config.leave_at
         if leave_at is not None and now >= leave_at:
-            self._finish("left" if self._has_started else "exit_before_start", now)
+            clock = self.buffer.clock if self.buffer is not None else None
+            when = leave_at if clock is None or clock <= leave_at else now  # left exactly then
+            self._finish("left" if self._has_started else "exit_before_start", when)
             return False
         buf = self.buffer
         if buf is None:
