@@ -89,6 +89,8 @@ class _Results:
         self.total = RunStats()
         self.show_start = time.time()
         self.viewer_counter = itertools.count()
+        self.active = 0  # viewers playing in this process
+        self.sampler: Any = None  # the greenlet of the per-second active-viewers sample
 
     def take(self) -> RunStats:
         delta, self.delta = self.delta, RunStats()
@@ -138,6 +140,22 @@ def _options(parser: Any, **_: Any) -> None:
 
 def _test_start(environment: Environment, **_: Any) -> None:
     RESULTS.show_start = time.time()
+    if not isinstance(environment.runner, MasterRunner) and RESULTS.sampler is None:
+        RESULTS.sampler = gevent.spawn(_sample_active)
+
+
+def _test_stop(environment: Environment, **_: Any) -> None:
+    sampler, RESULTS.sampler = RESULTS.sampler, None
+    if sampler is not None:
+        sampler.kill(block=False)
+
+
+def _sample_active() -> None:
+    """Active viewers of this process once a second (merging sums them over workers)."""
+    while True:
+        t = time.time() - RESULTS.show_start
+        gevent.sleep(max(0.0, int(t) + 1 - t))
+        RESULTS.delta.set_active_viewers(time.time() - RESULTS.show_start, RESULTS.active)
 
 
 def _report_to_master(client_id: str, data: dict[str, Any], **_: Any) -> None:
@@ -176,6 +194,7 @@ def _quitting(environment: Environment, **_: Any) -> None:
 _hooks: Any = events
 _hooks.init_command_line_parser.add_listener(_options)
 _hooks.test_start.add_listener(_test_start)
+_hooks.test_stop.add_listener(_test_stop)
 _hooks.report_to_master.add_listener(_report_to_master)
 _hooks.worker_report.add_listener(_worker_report)
 _hooks.quitting.add_listener(_quitting)
@@ -228,6 +247,7 @@ class ViewerSession:
         self.samples_seen = 0
         self.second = -1
         self.done = False
+        RESULTS.active += 1
 
     # ------------------------------------------------------------ lifecycle
     def run(self) -> None:
@@ -250,6 +270,7 @@ class ViewerSession:
         if self.done:
             return
         self.done = True
+        RESULTS.active -= 1
         self.group.kill(block=False)
         for lane in self.lanes:
             lane.close()
