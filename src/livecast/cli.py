@@ -41,6 +41,14 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--source", choices=SOURCES, default=None, help="test (live encode) or loop (replay)"
         )
+    rehearse = sub.add_parser(
+        "rehearse",
+        help="dress rehearsal: virtual viewers against the stack, GO/NO-GO",
+        description="livecast rehearse SCENARIO.toml --out DIR | "
+        "livecast rehearse compare A/results.json B/results.json",
+    )
+    rehearse.add_argument("what", nargs="+", help="SCENARIO.toml, or: compare A.json B.json")
+    rehearse.add_argument("--out", default=None, help="directory for results.json + report.html")
     probe = sub.add_parser("probe", help="follow an LL-HLS stream and report startup/latency")
     probe.add_argument("url", help="multivariant or media playlist URL")
     probe.add_argument("--seconds", type=float, default=10.0)
@@ -92,10 +100,39 @@ def _run(coro_factory: object) -> int:
     return int(asyncio.run(coro_factory()))
 
 
+def _rehearse(what: list[str], out: str | None) -> int:
+    """0 GO / no regression, 1 NO-GO / regression, 2 could not run / unusable input."""
+    from pathlib import Path
+
+    if what[0] == "compare":
+        from livecast.results.compare import compare_files, render_table
+
+        if len(what) != 3:
+            print(
+                "livecast rehearse compare: give A/results.json and B/results.json", file=sys.stderr
+            )
+            return 2
+        comparison = compare_files(Path(what[1]), Path(what[2]))
+        print(render_table(comparison))
+        return comparison.exit_code
+    if len(what) != 1 or out is None:
+        print(
+            "livecast rehearse: usage: livecast rehearse SCENARIO.toml --out DIR", file=sys.stderr
+        )
+        return 2
+    from livecast.rehearse.runner import rehearse
+    from livecast.rehearse.scenario import load_scenario
+
+    scenario = load_scenario(what[0])
+    return _run(lambda: rehearse(scenario, Path(out)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
+        if args.command == "rehearse":
+            return _rehearse(args.what, args.out)
         if args.command == "probe":
             from livecast.probe.client import run_probe
 

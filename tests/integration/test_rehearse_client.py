@@ -73,7 +73,8 @@ async def test_requests_reuse_one_keep_alive_connection() -> None:
     big = rec.exchanges[3]
     assert (big.request_id, big.status, big.body, big.size) == (9, 200, None, 300_000)
     assert big.started <= big.first_byte <= big.finished
-    assert conn.requests == 4 and conn.reconnects == 0 and not rec.failures
+    assert conn.requests == 4 and conn.connects == 1 and conn.reconnects == 0
+    assert not rec.failures
 
 
 async def test_nothing_listening_is_a_connect_failure() -> None:

@@ -34,6 +34,12 @@ class _Response:
         self.chunks: list[bytes] = []
         self.size = 0
         self.complete = False
+        self.keep_alive = False
+        self.parser: httptools.HttpResponseParser | None = None
+
+    def on_headers_complete(self) -> None:
+        # llhttp forgets the connection's keep-alive state once the message is complete
+        self.keep_alive = self.parser is not None and bool(self.parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -92,7 +98,7 @@ class HttpConnection:
         )
         writer.write(request.encode("latin-1"))
         response = _Response(keep_body)
-        parser = httptools.HttpResponseParser(response)
+        parser = response.parser = httptools.HttpResponseParser(response)
         while not response.complete:
             data = await reader.read(256 * 1024)
             if not data:
@@ -102,7 +108,7 @@ class HttpConnection:
             except httptools.HttpParserError as exc:
                 self.close()
                 raise ConnectionError(f"malformed HTTP response: {exc}") from exc
-        if not parser.should_keep_alive():
+        if not response.keep_alive:
             self.close()
         return int(parser.get_status_code()), b"".join(response.chunks), response.size
 

@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import httptools
 
@@ -42,7 +43,9 @@ OnFailure = Callable[[int, str], None]  # request id, kind
 class _ResponseSink:
     """httptools callbacks for one response."""
 
-    __slots__ = ("chunks", "clock", "complete", "first_byte", "keep_body", "size")
+    __slots__ = (
+        "chunks", "clock", "complete", "first_byte", "keep_alive", "keep_body", "parser", "size",
+    )  # fmt: skip
 
     def __init__(self, keep_body: bool, clock: Callable[[], float]) -> None:
         self.keep_body = keep_body
@@ -51,6 +54,12 @@ class _ResponseSink:
         self.size = 0
         self.complete = False
         self.first_byte = 0.0
+        self.keep_alive = False
+        self.parser: httptools.HttpResponseParser | None = None
+
+    def on_headers_complete(self) -> None:
+        # llhttp forgets the connection's keep-alive state once the message is complete
+        self.keep_alive = self.parser is not None and bool(self.parser.should_keep_alive())
 
     def on_status(self, status: bytes) -> None:
         self.first_byte = self.clock()
@@ -72,8 +81,7 @@ class _Wire(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.owner._wire is self:
-            assert isinstance(transport, asyncio.Transport)
-            self.owner._on_connected(transport)
+            self.owner._on_connected(cast(asyncio.Transport, transport))  # uvloop's too
         else:
             transport.close()  # superseded while connecting
 
@@ -112,6 +120,7 @@ class ClientConnection:
         self._parser: httptools.HttpResponseParser | None = None
         self._reused = False
         self.requests = 0
+        self.connects = 0
         self.reconnects = 0
 
     # ------------------------------------------------------------------ public
@@ -180,6 +189,7 @@ class ClientConnection:
     # ------------------------------------------------------------------ internals
     def _connect(self) -> None:
         self._connecting = True
+        self.connects += 1
         wire = self._wire = _Wire(self)
         loop = asyncio.get_running_loop()
         task = loop.create_task(loop.create_connection(lambda: wire, self.host, self.port))
@@ -197,7 +207,7 @@ class ClientConnection:
         assert self._pending is not None and self._transport is not None
         _, wire, keep_body, _ = self._pending
         self._sink = _ResponseSink(keep_body, self._clock)
-        self._parser = httptools.HttpResponseParser(self._sink)
+        self._parser = self._sink.parser = httptools.HttpResponseParser(self._sink)
         self._started = self._clock()
         self.requests += 1
         self._transport.write(wire)
@@ -206,7 +216,7 @@ class ClientConnection:
         pending = self._pending
         assert pending is not None
         self._pending, self._sink, self._parser = None, None, None
-        if not parser.should_keep_alive():
+        if not sink.keep_alive:
             self.close()
         body = b"".join(sink.chunks) if sink.keep_body else None
         exchange = Exchange(

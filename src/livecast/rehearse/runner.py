@@ -1,0 +1,239 @@
+"""``livecast rehearse``: start the stack (or use the given entry points), put fault proxies in
+the path, run the audience, scrape the stack's own counters, judge the SLOs, write the report.
+
+Order of events: stack up and answering → fault proxies → show start (t = 0) → viewers arrive on
+their plan, faults fire on the timeline, one progress line a second → after ``duration``: every
+viewer's QoE is recorded, tiers are scraped one last time → results.json + report.html → exit
+code 0 GO, 1 NO-GO, 2 could not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TextIO
+
+from livecast.errors import LivecastError
+from livecast.rehearse.audience import plan_audience
+from livecast.rehearse.driver import DriverConfig
+from livecast.rehearse.faults.processes import FaultDriver, Processes, check_targets
+from livecast.rehearse.faults.proxy import FaultProxy
+from livecast.rehearse.faults.timeline import NETWORK_KINDS
+from livecast.rehearse.scenario import Scenario, StackSpec
+from livecast.rehearse.workers import MergedProgress, raise_open_files_limit, run_workers
+from livecast.results.report import write_results
+from livecast.results.slo import EXIT_COULD_NOT_RUN, verdict
+from livecast.results.stats import RunStats
+
+log = logging.getLogger("livecast.rehearse")
+STACK_START_TIMEOUT = 120.0  # a first loop pre-encode included
+_REQUESTS_LINE = re.compile(
+    r'^livecast_origin_requests_total\{type="[^"]*",status="(\d+)"\} ([0-9.e+]+)$', re.M
+)
+
+
+class Stack:
+    """A livecast stack in its own process (``livecast serve``), stopped with SIGTERM."""
+
+    def __init__(self, spec: StackSpec, workdir: Path) -> None:
+        self.spec = spec
+        self.workdir = workdir
+        self.process: asyncio.subprocess.Process | None = None
+        self.playlist_url = ""
+        self.base_url = ""
+
+    async def start(self) -> None:
+        config = self.workdir / "stack.toml"
+        lines = [
+            'host = "127.0.0.1"', "port = 0", f'source = "{self.spec.source}"',
+            f"loop_seconds = {self.spec.loop_seconds}",
+            f"part_duration = {self.spec.part_duration}", 'log_level = "warning"',
+        ]  # fmt: skip
+        if self.spec.cache_dir:
+            lines.append(f'cache_dir = "{self.spec.cache_dir}"')
+        config.write_text("\n".join(lines) + "\n")
+        with open(self.workdir / "stack.log", "wb") as stack_log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "livecast", "serve", "--config", str(config),
+                stdout=asyncio.subprocess.PIPE, stderr=stack_log,
+            )  # fmt: skip
+        assert self.process.stdout is not None
+        try:
+            async with asyncio.timeout(STACK_START_TIMEOUT):
+                self.playlist_url = (await self.process.stdout.readline()).decode().strip()
+        except TimeoutError:
+            self.playlist_url = ""
+        if not self.playlist_url.endswith(".m3u8"):
+            tail = (self.workdir / "stack.log").read_text(errors="replace")[-500:]
+            raise LivecastError(f"the stack did not start: {tail.strip() or 'no output'}")
+        self.base_url = self.playlist_url.split("/live/", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 20)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+def scrape_origin(base_url: str) -> tuple[float, float]:
+    """(requests, 5xx responses) so far, from the origin's /metrics."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    total = five_xx = 0.0
+    for status, value in _REQUESTS_LINE.findall(text):
+        total += float(value)
+        five_xx += float(value) if status.startswith("5") else 0.0
+    return total, five_xx
+
+
+def check_reachable(url: str) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = response.read(7)
+    except OSError as exc:
+        raise LivecastError(f"target {url} is unreachable: {exc}") from exc
+    if body != b"#EXTM3U":
+        raise LivecastError(f"target {url} does not answer with a playlist")
+
+
+class Rehearsal:
+    def __init__(self, scenario: Scenario, out_dir: Path, stream: TextIO = sys.stderr) -> None:
+        self.scenario = scenario
+        self.out_dir = out_dir
+        self.stream = stream
+        self.show_start = 0.0
+        self.stack: Stack | None = None
+        self.proxies: list[FaultProxy] = []
+        self.tiers: dict[str, str] = {}  # tier → base URL of its /metrics
+        self.processes = Processes()
+
+    def clock(self) -> float:
+        return time.time() - self.show_start
+
+    @contextlib.asynccontextmanager
+    async def _stack(self) -> AsyncIterator[tuple[str, ...]]:
+        spec = self.scenario.stack
+        if spec is None:
+            yield self.scenario.urls
+            return
+        with tempfile.TemporaryDirectory(prefix="livecast-rehearse-") as tmp:
+            stack = self.stack = Stack(spec, Path(tmp))
+            try:
+                await stack.start()
+                self.tiers["origin"] = stack.base_url
+                assert stack.process is not None
+                self.processes.register_pid("origin", stack.process.pid)
+                yield await self._entry_points(stack)
+            finally:
+                for proxy in self.proxies:
+                    await proxy.stop()
+                self.processes.restore()
+                await stack.stop()
+
+    async def _entry_points(self, stack: Stack) -> tuple[str, ...]:
+        timeline = self.scenario.faults
+        if not any(f.kind in NETWORK_KINDS and f.target == "origin" for f in timeline.faults):
+            return (stack.playlist_url,)
+        proxy = FaultProxy(
+            "origin",
+            ("127.0.0.1", stack.port),
+            timeline,
+            http=True,
+            clock=self.clock,
+            seed=self.scenario.seed,
+        )
+        await proxy.start("127.0.0.1", 0)
+        self.proxies.append(proxy)
+        return (f"http://127.0.0.1:{proxy.port}/live/main.m3u8",)
+
+    async def run(self) -> tuple[RunStats, dict[str, object]]:
+        raise_open_files_limit()
+        scenario = self.scenario
+        async with self._stack() as urls:
+            check_targets(scenario.faults, self.processes.names())
+            for url in urls:
+                await asyncio.to_thread(check_reachable, url)
+            plans = plan_audience(
+                scenario.audience, scenario.duration,
+                low_latency_share=scenario.low_latency_share,
+                downlink=list(scenario.downlink), seed=scenario.seed,
+            )  # fmt: skip
+            self.show_start = time.time() + 1.0
+            config = DriverConfig(
+                urls, scenario.duration, self.show_start, retry_jitter=scenario.retry_jitter
+            )
+            faults = FaultDriver(scenario.faults, self.processes, clock=self.clock)
+            tier_samples: dict[str, list[tuple[float, float, float]]] = {}
+            scraper = asyncio.create_task(self._scrape_tiers(tier_samples))
+            faults.start()
+            try:
+                stats = await run_workers(plans, config, scenario.workers, self._progress)
+            finally:
+                faults.stop()
+                scraper.cancel()
+            await self._scrape_once(tier_samples)
+            stats.set_tier_series(tier_samples)
+            injected = {p.name: p.counters.as_dict() for p in self.proxies}
+            meta: dict[str, object] = {
+                "scenario": scenario.name,
+                "duration_s": scenario.duration,
+                "viewers_planned": len(plans),
+                "entry_points": list(urls),
+                "faults_injected": injected,
+                "fault_events": [str(e) for e in faults.events],
+            }
+        return stats, meta
+
+    async def _scrape_tiers(self, samples: dict[str, list[tuple[float, float, float]]]) -> None:
+        while True:
+            await self._scrape_once(samples)
+            await asyncio.sleep(1.0)
+
+    async def _scrape_once(self, samples: dict[str, list[tuple[float, float, float]]]) -> None:
+        for tier, base in self.tiers.items():
+            with contextlib.suppress(OSError):
+                total, five_xx = await asyncio.to_thread(scrape_origin, base)
+                samples.setdefault(tier, []).append((self.clock(), total, five_xx))
+
+    def _progress(self, p: MergedProgress) -> None:
+        def fmt(value: float | None) -> str:
+            return "—" if value is None else f"{value:.2f}s"
+
+        print(
+            f"t={p.t:4d}s viewers={p.active:6d} req/s={p.requests:7d} errors={p.errors:5d} "
+            f"latency p50={fmt(p.latency_p50)} p95={fmt(p.latency_p95)}",
+            file=self.stream, flush=True,
+        )  # fmt: skip
+
+
+async def rehearse(scenario: Scenario, out_dir: Path, stream: TextIO = sys.stderr) -> int:
+    """Run ``scenario``; write DIR/results.json and DIR/report.html; the exit code."""
+    try:
+        stats, meta = await Rehearsal(scenario, out_dir, stream).run()
+    except LivecastError as exc:
+        print(f"livecast rehearse: could not run: {exc}", file=stream)
+        return EXIT_COULD_NOT_RUN
+    result = verdict(stats, scenario.slos)
+    paths = write_results(out_dir, stats, result, meta)
+    for check in result.checks:
+        print(f"  {check.describe()}", file=stream)
+    print(result.summary(), file=stream)
+    print(f"report: {paths.html_path}", file=stream)
+    return result.exit_code

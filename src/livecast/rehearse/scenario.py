@@ -1,0 +1,210 @@
+"""Rehearsal scenarios (TOML, documented in docs/rehearsal.md) — parsed and validated, pure.
+
+Every error is a :class:`~livecast.errors.ConfigError` naming the bad key, e.g.
+``audience.viewers`` or ``faults[1].latency_ms``; ``livecast rehearse`` turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from livecast.errors import ConfigError
+from livecast.rehearse.audience import AudienceShape, DownlinkBand
+from livecast.rehearse.faults.timeline import Timeline, parse_timeline
+from livecast.results.slo import DEFAULT_SLOS, Slo, parse_slos
+
+TOP_KEYS = {
+    "name",
+    "duration",
+    "seed",
+    "workers",
+    "retry_jitter",
+    "target",
+    "audience",
+    "players",
+    "downlink",
+    "slo",
+    "faults",
+}
+TARGET_KEYS = {"urls", "stack", "source", "loop_seconds", "part_duration", "cache_dir"}
+AUDIENCE_KEYS = {"kind", "viewers", "at", "within", "skew", "mean_session", "replace"}
+PLAYER_KEYS = {"low_latency_share"}
+DEFAULT_DOWNLINK = (DownlinkBand(25_000, 6), DownlinkBand(6_000, 3), DownlinkBand(2_000, 1))
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """The stack livecast starts for the rehearsal and stops afterwards."""
+
+    source: str = "loop"
+    loop_seconds: float = 20.0
+    part_duration: float = 1 / 3
+    cache_dir: str = ""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str = "rehearsal"
+    duration: float = 30.0
+    seed: int = 1
+    workers: int = 0  # 0: one per core
+    retry_jitter: bool = True
+    urls: tuple[str, ...] = ()  # external entry points (multivariant playlists)
+    stack: StackSpec | None = field(default_factory=StackSpec)
+    audience: AudienceShape = field(default_factory=AudienceShape)
+    low_latency_share: float = 0.8
+    downlink: tuple[DownlinkBand, ...] = DEFAULT_DOWNLINK
+    slos: tuple[Slo, ...] = DEFAULT_SLOS
+    faults: Timeline = field(default_factory=Timeline)
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, "expected a table")
+    return value
+
+
+def _unknown(table: Mapping[str, Any], known: set[str], prefix: str) -> None:
+    extra = sorted(set(table) - known)
+    if extra:
+        where = f"{prefix}.{extra[0]}" if prefix else extra[0]
+        raise ConfigError(where, "unknown key")
+
+
+def _number(
+    table: Mapping[str, Any], key: str, default: float, where: str, minimum: float | None = None
+) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(where, f"must be a number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(where, f"{value} is below {minimum:g}")
+    return float(value)
+
+
+def _integer(table: Mapping[str, Any], key: str, default: int, where: str, minimum: int) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(where, f"must be an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(where, f"{value} is below {minimum}")
+    return value
+
+
+def _target(table: Mapping[str, Any]) -> tuple[tuple[str, ...], StackSpec | None]:
+    _unknown(table, TARGET_KEYS, "target")
+    urls = table.get("urls", [])
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise ConfigError("target.urls", "expected a list of playlist URLs")
+    for index, url in enumerate(urls):
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"target.urls[{index}]", f"{url!r} is not an http(s) URL")
+    stack = table.get("stack", not urls)
+    if not isinstance(stack, bool):
+        raise ConfigError("target.stack", "must be true or false")
+    if stack and urls:
+        raise ConfigError("target.stack", "give either urls or stack = true, not both")
+    if not stack and not urls:
+        raise ConfigError("target.urls", "no target: give urls or stack = true")
+    if not stack:
+        return tuple(urls), None
+    source = table.get("source", "loop")
+    if source not in ("loop", "test"):
+        raise ConfigError("target.source", f"{source!r} is not loop or test")
+    cache_dir = table.get("cache_dir", "")
+    if not isinstance(cache_dir, str):
+        raise ConfigError("target.cache_dir", "must be a string")
+    spec = StackSpec(
+        source=source,
+        loop_seconds=_number(table, "loop_seconds", 20.0, "target.loop_seconds", 2.0),
+        part_duration=_number(table, "part_duration", 1 / 3, "target.part_duration", 0.2),
+        cache_dir=cache_dir,
+    )
+    return (), spec
+
+
+def _audience(table: Mapping[str, Any]) -> AudienceShape:
+    _unknown(table, AUDIENCE_KEYS, "audience")
+    session = table.get("mean_session")
+    replace = table.get("replace", False)
+    if not isinstance(replace, bool):
+        raise ConfigError("audience.replace", "must be true or false")
+    kind = table.get("kind", "flash")
+    if not isinstance(kind, str):
+        raise ConfigError("audience.kind", "must be a string")
+    return AudienceShape(
+        kind=kind,
+        viewers=_integer(table, "viewers", 200, "audience.viewers", 1),
+        at=_number(table, "at", 0.0, "audience.at", 0.0),
+        within=_number(table, "within", 10.0, "audience.within", 0.0),
+        skew=_number(table, "skew", 3.0, "audience.skew", 1.0),
+        mean_session=None
+        if session is None
+        else _number(table, "mean_session", 0.0, "audience.mean_session", 0.001),
+        replace=replace,
+    ).validate()
+
+
+def _downlink(raw: Any) -> tuple[DownlinkBand, ...]:
+    if raw is None:
+        return DEFAULT_DOWNLINK
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("downlink", "expected [[downlink]] tables with kbps and weight")
+    bands = []
+    for index, band in enumerate(raw):
+        where = f"downlink[{index}]"
+        if not isinstance(band, Mapping):
+            raise ConfigError(where, "expected a table")
+        _unknown(band, {"kbps", "weight"}, where)
+        bands.append(
+            DownlinkBand(
+                kbps=_number(band, "kbps", 0.0, f"{where}.kbps", 50.0),
+                weight=_number(band, "weight", 1.0, f"{where}.weight", 0.0),
+            )
+        )
+    return tuple(bands)
+
+
+def parse_scenario(data: Mapping[str, Any]) -> Scenario:
+    _unknown(data, TOP_KEYS, "")
+    urls, stack = _target(_table(data, "target"))
+    players = _table(data, "players")
+    _unknown(players, PLAYER_KEYS, "players")
+    share = _number(players, "low_latency_share", 0.8, "players.low_latency_share", 0.0)
+    if share > 1:
+        raise ConfigError("players.low_latency_share", f"{share} is above 1")
+    jitter = data.get("retry_jitter", True)
+    if not isinstance(jitter, bool):
+        raise ConfigError("retry_jitter", "must be true or false")
+    name = data.get("name", "rehearsal")
+    if not isinstance(name, str):
+        raise ConfigError("name", "must be a string")
+    return Scenario(
+        name=name,
+        duration=_number(data, "duration", 30.0, "duration", 1.0),
+        seed=_integer(data, "seed", 1, "seed", 0),
+        workers=_integer(data, "workers", 0, "workers", 0),
+        retry_jitter=jitter,
+        urls=urls,
+        stack=stack,
+        audience=_audience(_table(data, "audience")),
+        low_latency_share=share,
+        downlink=_downlink(data.get("downlink")),
+        slos=parse_slos(_table(data, "slo")),
+        faults=parse_timeline(data.get("faults")),
+    )
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("scenario", f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("scenario", f"{path} is not valid TOML: {exc}") from exc
+    return parse_scenario(data)

@@ -1,0 +1,87 @@
+"""``livecast rehearse`` end to end on its own stack (loop source): GO on a healthy run, NO-GO
+naming the violated SLOs when every part is delayed 3 s, 2 when it cannot run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+HEALTHY = """
+name = "small"
+duration = 12.0
+seed = 3
+[target]
+stack = true
+source = "loop"
+loop_seconds = 4
+cache_dir = "{cache}"
+[audience]
+kind = "flash"
+viewers = 20
+within = 2.0
+[players]
+low_latency_share = 1.0
+"""
+SLOW_PARTS = """
+[[faults]]
+at = 0.0
+kind = "latency"
+target = "origin"
+latency_ms = 3000
+match = "part"
+"""
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("loop-cache")
+
+
+def rehearse(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run(
+        [sys.executable, "-m", "livecast", "rehearse", *args],
+        capture_output=True, text=True, env=env, timeout=timeout,
+    )  # fmt: skip
+
+
+def test_a_healthy_rehearsal_is_go(tmp_path: Path, cache: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(HEALTHY.format(cache=cache))
+    run = rehearse(str(scenario), "--out", str(tmp_path / "out"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "\nGO\n" in run.stderr and "t=" in run.stderr  # progress lines, then the verdict
+    document = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert document["verdict"]["verdict"] == "GO"
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "<svg" in html and "GO" in html
+
+
+def test_three_seconds_on_every_part_is_no_go_naming_the_slos(tmp_path: Path, cache: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(HEALTHY.format(cache=cache) + SLOW_PARTS)
+    run = rehearse(str(scenario), "--out", str(tmp_path / "out"))
+    assert run.returncode == 1, run.stderr[-3000:]
+    verdict_line = next(line for line in run.stderr.splitlines() if line.startswith("NO-GO"))
+    assert "startup_p95" in verdict_line
+    document = json.loads((tmp_path / "out" / "results.json").read_text())
+    violated = {c["slo"]["name"] for c in document["verdict"]["checks"] if c["violated"]}
+    assert "startup_p95" in violated
+
+
+def test_unreachable_target_and_bad_scenario_exit_2(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('duration = 5\n[target]\nurls = ["http://127.0.0.1:9/live/main.m3u8"]\n')
+    run = rehearse(str(scenario), "--out", str(tmp_path / "out"), timeout=60)
+    assert run.returncode == 2 and "unreachable" in run.stderr
+    scenario.write_text("duration = 5\n[audience]\nviewers = -1\n")
+    run = rehearse(str(scenario), "--out", str(tmp_path / "out"), timeout=60)
+    assert run.returncode == 2 and "'audience.viewers'" in run.stderr
