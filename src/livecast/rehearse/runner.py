@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import sys
 import tempfile
 import time
@@ -30,14 +29,12 @@ from livecast.rehearse.faults.timeline import NETWORK_KINDS
 from livecast.rehearse.scenario import Scenario, StackSpec
 from livecast.rehearse.workers import MergedProgress, raise_open_files_limit, run_workers
 from livecast.results.report import write_results
+from livecast.results.scrape import ORIGIN_REQUESTS_METRIC, request_totals
 from livecast.results.slo import EXIT_COULD_NOT_RUN, verdict
 from livecast.results.stats import RunStats
 
 log = logging.getLogger("livecast.rehearse")
 STACK_START_TIMEOUT = 120.0  # a first loop pre-encode included
-_REQUESTS_LINE = re.compile(
-    r'^livecast_origin_requests_total\{type="[^"]*",status="(\d+)"\} ([0-9.e+]+)$', re.M
-)
 
 
 class Stack:
@@ -95,12 +92,8 @@ class Stack:
 def scrape_origin(base_url: str) -> tuple[float, float]:
     """(requests, 5xx responses) so far, from the origin's /metrics."""
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    total = five_xx = 0.0
-    for status, value in _REQUESTS_LINE.findall(text):
-        total += float(value)
-        five_xx += float(value) if status.startswith("5") else 0.0
-    return total, five_xx
+        totals = request_totals(response.read().decode(), ORIGIN_REQUESTS_METRIC)
+    return totals.requests, totals.responses_5xx
 
 
 def check_reachable(url: str) -> None:
@@ -208,7 +201,7 @@ class Rehearsal:
 
     async def _scrape_once(self, samples: dict[str, list[tuple[float, float, float]]]) -> None:
         for tier, base in self.tiers.items():
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 total, five_xx = await asyncio.to_thread(scrape_origin, base)
                 samples.setdefault(tier, []).append((self.clock(), total, five_xx))
 
@@ -229,6 +222,10 @@ async def rehearse(scenario: Scenario, out_dir: Path, stream: TextIO = sys.stder
         stats, meta = await Rehearsal(scenario, out_dir, stream).run()
     except LivecastError as exc:
         print(f"livecast rehearse: could not run: {exc}", file=stream)
+        return EXIT_COULD_NOT_RUN
+    counters = stats.viewers.counters
+    if counters["started"] == 0 and counters["start_failures"] == 0:
+        print("livecast rehearse: could not run: no viewer started or failed to start", file=stream)
         return EXIT_COULD_NOT_RUN
     result = verdict(stats, scenario.slos)
     paths = write_results(out_dir, stats, result, meta)
