@@ -50,17 +50,18 @@ async def looped(tmp_path: Path) -> AsyncIterator[LivePipeline]:
 
 
 async def _locust(*args: str, log: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        *args,
-        stdout=log.open("wb"),
-        stderr=asyncio.subprocess.STDOUT,
-        env=env,
-    )
+    with log.open("wb") as out:  # the child keeps its own descriptor
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILE),
+            *args,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+        )
 
 
 async def test_master_with_two_workers_plays_viewers(looped: LivePipeline, tmp_path: Path) -> None:

@@ -40,7 +40,6 @@ from urllib.parse import urljoin
 from livecast.errors import PlaylistError
 from livecast.packager.playlist import (
     MediaPlaylist,
-    parse_media_playlist,
     parse_multivariant_playlist,
 )
 from livecast.packager.tags import StreamInf
@@ -54,6 +53,7 @@ from livecast.player.abr import (
 from livecast.player.buffer import MediaBuffer, PlaybackState
 from livecast.player.cmcd import encode, object_type, request_data, with_cmcd
 from livecast.player.config import PlayerConfig
+from livecast.player.parsed import PlaylistCache
 from livecast.player.qoe import QoeRecord, build_record
 from livecast.player.requests import InFlight, Request, RequestLedger
 from livecast.player.retry import backoff_delay, can_retry
@@ -65,24 +65,29 @@ from livecast.player.track import (
     audio_rendition_uri,
     blocking_url,
     fragment_duration,
-    hinted_part,
-    index_playlist,
     item_at,
     live_offset,
     live_start,
-    newest_init_url,
     newest_position,
     next_part_position,
 )
 
 
 class Player:
-    """One viewer; see the module docstring. ``rng`` draws backoff jitter."""
+    """One viewer; see the module docstring. ``rng`` draws backoff jitter; ``cache`` may be
+    shared by all the viewers of a driver (``player.parsed``)."""
 
-    def __init__(self, url: str, config: PlayerConfig, rng: random.Random) -> None:
+    def __init__(
+        self,
+        url: str,
+        config: PlayerConfig,
+        rng: random.Random,
+        cache: PlaylistCache | None = None,
+    ) -> None:
         self.url = url
         self.config = config
         self.rng = rng
+        self.cache = cache if cache is not None else PlaylistCache(size=4)
         self.estimator = BandwidthEstimator(
             config.ewma_fast_half_life,
             config.ewma_slow_half_life,
@@ -363,17 +368,19 @@ class Player:
         track = self.tracks[flight.track or "video"]
         if flight.generation != track.generation:
             return  # answered for the rendition we switched away from
-        pl = parse_media_playlist(text)
+        parsed = self.cache.parse(text, track.playlist_url, self.low_latency)
+        pl = parsed.playlist
         if track.playlist is None and track.generation == 0 and pl.part_inf is None:
             self.low_latency = False  # no parts: follow it the classic way
+            parsed = self.cache.parse(text, track.playlist_url, False)
         previous = track.playlist
         track.playlist = pl
         track.last_playlist_at = now
         changed = previous is None or newest_position(previous) != newest_position(pl)
         track.unchanged_reloads = 0 if changed else track.unchanged_reloads + 1
-        track.items = index_playlist(pl, track.playlist_url, parts=self.low_latency)
-        track.hint = hinted_part(pl, track.playlist_url) if self.low_latency else None
-        track.init_url = newest_init_url(pl, track.playlist_url)
+        track.items = parsed.items  # shared with other viewers: never mutated
+        track.hint = parsed.hint
+        track.init_url = parsed.init_url
         if track.hint_requested in track.items and track.hint_listed_at is None:
             track.hint_listed_at = now  # the hinted part exists now: the rest is transfer
         track.normalize_next()

@@ -23,6 +23,19 @@ SEGMENT = -1  # the part index of a whole segment (classic mode)
 Position = tuple[int, int]
 
 
+def join_url(base: str, uri: str) -> str:
+    """``urljoin(base, uri)``, fast for a plain relative file name."""
+    if not uri or "://" in uri or uri[0] in "/.?#" or "/." in uri:
+        return urljoin(base, uri)
+    cut = len(base)
+    for mark in ("?", "#"):
+        found = base.find(mark)
+        if found >= 0:
+            cut = min(cut, found)
+    path = base[:cut]
+    return path[: path.rfind("/") + 1] + uri
+
+
 @dataclass(frozen=True, slots=True)
 class MediaItem:
     position: Position
@@ -49,7 +62,7 @@ def index_playlist(pl: MediaPlaylist, base_url: str, parts: bool) -> dict[Positi
     for offset, seg in enumerate(pl.segments):
         msn = pl.msn_of(offset)
         if seg.map is not None:
-            init_url = urljoin(base_url, seg.map.uri)
+            init_url = join_url(base_url, seg.map.uri)
         if seg.pdt is not None:
             clock = seg.pdt
         elif clock is None:
@@ -60,7 +73,7 @@ def index_playlist(pl: MediaPlaylist, base_url: str, parts: bool) -> dict[Positi
                 closes = seg.uri is not None and index == len(seg.parts) - 1
                 item = MediaItem(
                     (msn, index),
-                    urljoin(base_url, part.uri),
+                    join_url(base_url, part.uri),
                     start,
                     start + part.duration,
                     part.independent,
@@ -72,7 +85,7 @@ def index_playlist(pl: MediaPlaylist, base_url: str, parts: bool) -> dict[Positi
         elif seg.uri is not None:  # classic mode, or a segment whose part tags were dropped
             item = MediaItem(
                 (msn, SEGMENT),
-                urljoin(base_url, seg.uri),
+                join_url(base_url, seg.uri),
                 clock,
                 clock + seg.duration,
                 True,
@@ -96,7 +109,7 @@ def fragment_duration(pl: MediaPlaylist | None, low_latency: bool) -> float:
 def newest_init_url(pl: MediaPlaylist, base_url: str) -> str | None:
     for seg in reversed(pl.segments):
         if seg.map is not None:
-            return urljoin(base_url, seg.map.uri)
+            return join_url(base_url, seg.map.uri)
     return None
 
 
@@ -122,7 +135,7 @@ def hinted_part(pl: MediaPlaylist, base_url: str) -> tuple[Position, str] | None
     position = next_part_position(pl)
     if hint is None or position is None:
         return None
-    return position, urljoin(base_url, hint.uri)
+    return position, join_url(base_url, hint.uri)
 
 
 def audio_rendition_uri(media: Sequence[Media], group: str | None) -> str | None:
@@ -219,7 +232,3 @@ class TrackState:
             self.next_position = (msn, 0)
         elif part >= 0 and (msn, SEGMENT) in self.items:
             self.next_position = (msn, SEGMENT)
-
-    def prune(self, keep_from: Position) -> None:
-        for position in [p for p in self.items if p < keep_from]:
-            del self.items[position]

@@ -16,7 +16,9 @@ performed one after another. Each request runs in its own greenlet (sleeping unt
 :data:`~livecast.rehearse.driver.MAX_CONNECTIONS_PER_VIEWER`, a geventhttpclient ``HTTPClient``
 of one socket each); a request that finds all four busy waits for one, as in the driver. The whole
 response has a deadline (the request's ``timeout``, a ``gevent.Timeout``); a lane that failed is
-closed and replaced. The player itself is only touched between greenlet switches, so it needs
+closed and replaced (geventhttpclient re-sends a request once on a kept-alive socket the server
+had closed, as the driver's client does; any other failure goes to the player, which owns the
+retries). The player itself is only touched between greenlet switches, so it needs
 no lock.
 
 The downlink cap is applied as the driver applies it: a response is handed to the player when its
