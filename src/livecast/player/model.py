@@ -384,23 +384,10 @@ class Player:
         if track.hint_requested in track.items and track.hint_listed_at is None:
             track.hint_listed_at = now  # the hinted part exists now: the rest is transfer
         track.normalize_next()
-        self._skip_if_behind(track)
+        track.skip_if_behind(self._received[track.name])
         self._settle_received(track, now)
-        if pl.endlist and not track.ended and self._past_last_item(track):
+        if pl.endlist and not track.ended and track.past_last_item():
             self._end_track(track, now)
-
-    def _skip_if_behind(self, track: TrackState) -> None:
-        """Fell out of the playlist window: jump to the oldest listed item (hls.js seeks)."""
-        if track.next_position is None or not track.items:
-            return
-        oldest = min(track.items)
-        if track.next_position < oldest and track.next_position not in self._received[track.name]:
-            track.next_position = oldest
-
-    def _past_last_item(self, track: TrackState) -> bool:
-        return track.next_position is not None and (
-            not track.items or track.next_position > max(track.items)
-        )
 
     def _end_track(self, track: TrackState, now: float) -> None:
         track.ended = True
@@ -441,7 +428,7 @@ class Player:
         track.normalize_next()
         if track.name == "video":
             self._evaluate_abr()
-        if track.playlist is not None and track.playlist.endlist and self._past_last_item(track):
+        if track.playlist is not None and track.playlist.endlist and track.past_last_item():
             self._end_track(track, now)
 
     def _check_slow_fetch(self, now: float) -> None:

@@ -12,7 +12,7 @@ and what EXT-X-PRELOAD-HINT names.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -232,3 +232,17 @@ class TrackState:
             self.next_position = (msn, 0)
         elif part >= 0 and (msn, SEGMENT) in self.items:
             self.next_position = (msn, SEGMENT)
+
+    def skip_if_behind(self, received: Collection[Position]) -> None:
+        """Fell out of the playlist window: jump to the oldest listed item (hls.js seeks); the
+        buffer then skips the hole (``player.buffer``)."""
+        if self.next_position is None or not self.items:
+            return
+        oldest = min(self.items)
+        if self.next_position < oldest and self.next_position not in received:
+            self.next_position = oldest
+
+    def past_last_item(self) -> bool:
+        return self.next_position is not None and (
+            not self.items or self.next_position > max(self.items)
+        )
