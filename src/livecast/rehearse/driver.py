@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from livecast.player.config import PlayerConfig
 from livecast.player.model import Player
+from livecast.player.parsed import PlaylistCache
 from livecast.player.qoe import QoeRecord
 from livecast.player.requests import Request
 from livecast.rehearse.audience import ViewerPlan
@@ -115,6 +116,7 @@ class Driver:
         self.on_progress = on_progress
         self.clock = clock
         self.viewers: dict[int, _Viewer] = {}
+        self.playlists = PlaylistCache(size=256)  # one parse per playlist version, all viewers
         self._second = -1
         self._second_requests = 0
         self._second_errors = 0
@@ -153,7 +155,9 @@ class Driver:
         )
         if not self.config.retry_jitter:
             config = config.without_jitter()
-        player = Player(urls[plan.index % len(urls)], config, random.Random(plan.seed))
+        player = Player(
+            urls[plan.index % len(urls)], config, random.Random(plan.seed), self.playlists
+        )
         viewer = self.viewers[plan.index] = _Viewer(plan, player)
         self._dispatch(viewer, player.start(now), now)
 
