@@ -21,7 +21,7 @@ How it plays, after hls.js (``stream-controller``, ``audio-stream-controller``, 
   * LL-HLS mode: start at the newest INDEPENDENT part at least PART-HOLD-BACK behind the newest
     part; fetch init, then every part in order; request the EXT-X-PRELOAD-HINT part as soon as it
     is next; reload the playlist with ``_HLS_msn``/``_HLS_part`` for the part after the newest
-    listed one (hls.js ``lowLatencyMode``);
+    listed one (hls.js ``lowLatencyMode``); behind the part tags' window, whole segments;
   * classic mode: whole segments, starting at the segment holding ``edge − 3 × target duration``
     (``liveSyncDurationCount``); reload every target duration (half when it did not change);
   * audio starts at the part/segment holding the video start time;
