@@ -178,11 +178,16 @@ class Driver:
         for request in requests:
             delay = request.not_before - now
             if delay > 0.001:
-                loop.call_later(delay, self._send, viewer, request)
+                loop.call_later(delay, self._send_later, viewer, request)
             else:
                 self._send(viewer, request)
 
     # ------------------------------------------------------------------ requests
+    def _send_later(self, viewer: _Viewer, request: Request) -> None:
+        """A delayed request (retry backoff, classic poll) the player may no longer want."""
+        if viewer.index in self.viewers and viewer.player.wanted(request.id):
+            self._send(viewer, request)
+
     def _send(self, viewer: _Viewer, request: Request) -> None:
         if viewer.index not in self.viewers:
             return
