@@ -62,6 +62,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from livecast.player.config import PlayerConfig
 from livecast.player.model import Player
+from livecast.player.parsed import PlaylistCache
 from livecast.player.requests import Request
 from livecast.rehearse.driver import MAX_CONNECTIONS_PER_VIEWER, TEXT_KINDS, outcome_of
 from livecast.results.stats import RunStats
@@ -72,6 +73,9 @@ USER_AGENT = "livecast-rehearse-locust"
 TICK_INTERVAL = 0.1
 READ_BLOCK = 65536
 REPORT_KEY = "livecast_stats"
+FINISH_MESSAGE = "livecast_finish"  # master → workers: end your viewers, send the rest
+FINAL_MESSAGE = "livecast_final"  # worker → master: the last RunStats increment
+FINAL_WAIT = 10.0  # seconds the master waits for them
 
 
 class HttpStatusError(Exception):
@@ -92,7 +96,11 @@ class _Results:
         self.show_start = time.time()
         self.viewer_counter = itertools.count()
         self.active = 0  # viewers playing in this process
+        self.playlists = PlaylistCache()  # parse results shared by this process's viewers
         self.sampler: Any = None  # the greenlet of the per-second active-viewers sample
+        self.sessions: set[ViewerSession] = set()  # playing in this process
+        self.closing = False  # the test is ending: no new viewers
+        self.awaiting: set[str] = set()  # master: workers whose final QoE has not arrived
 
     def take(self) -> RunStats:
         delta, self.delta = self.delta, RunStats()
@@ -140,8 +148,17 @@ def _options(parser: Any, **_: Any) -> None:
     )
 
 
+def _init(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.register_message(FINISH_MESSAGE, _on_finish)
+    elif isinstance(runner, MasterRunner):
+        runner.register_message(FINAL_MESSAGE, _on_final)
+
+
 def _test_start(environment: Environment, **_: Any) -> None:
     RESULTS.show_start = time.time()
+    RESULTS.closing = False
     if not isinstance(environment.runner, MasterRunner) and RESULTS.sampler is None:
         RESULTS.sampler = gevent.spawn(_sample_active)
 
@@ -150,6 +167,54 @@ def _test_stop(environment: Environment, **_: Any) -> None:
     sampler, RESULTS.sampler = RESULTS.sampler, None
     if sampler is not None:
         sampler.kill(block=False)
+
+
+def _test_stopping(environment: Environment, **_: Any) -> None:
+    """Master: before the workers are told to stop or quit, have each end its viewers and send
+    their QoE (Locust waits only 0.5 s for a quitting worker's last report)."""
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        return
+    workers = [c.id for c in runner.clients.all if c.state in ("running", "spawning")]
+    if not workers:
+        return
+    RESULTS.awaiting = set(workers)
+    runner.send_message(FINISH_MESSAGE)
+    deadline = time.monotonic() + FINAL_WAIT
+    while RESULTS.awaiting and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    if RESULTS.awaiting:
+        log.warning("livecast: no final QoE from %d worker(s)", len(RESULTS.awaiting))
+
+
+def _finish_all() -> None:
+    RESULTS.closing = True
+    now = time.time()
+    for session in list(RESULTS.sessions):
+        session.finish(now)
+
+
+def _on_finish(environment: Environment, msg: Any, **_: Any) -> None:
+    """Worker: end every viewer now and send everything not yet reported."""
+    _finish_all()
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.send_message(FINAL_MESSAGE, {"client_id": runner.client_id, **_payload()})
+
+
+def _on_final(environment: Environment, msg: Any, **_: Any) -> None:
+    data = msg.data or {}
+    payload = data.get(REPORT_KEY)
+    if payload is not None:
+        RESULTS.total.merge(RunStats.from_dict(payload))
+    RESULTS.awaiting.discard(data.get("client_id", msg.node_id))
+
+
+def _payload() -> dict[str, Any]:
+    delta = RESULTS.take()
+    if delta.total_requests or delta.viewers.counters.get("viewers", 0):
+        return {REPORT_KEY: delta.to_dict()}
+    return {}
 
 
 def _sample_active() -> None:
@@ -161,9 +226,7 @@ def _sample_active() -> None:
 
 
 def _report_to_master(client_id: str, data: dict[str, Any], **_: Any) -> None:
-    delta = RESULTS.take()
-    if delta.total_requests or delta.viewers.counters.get("viewers", 0):
-        data[REPORT_KEY] = delta.to_dict()
+    data.update(_payload())
 
 
 def _worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
@@ -176,6 +239,7 @@ def _quitting(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
     if not isinstance(environment.runner, MasterRunner):
+        _finish_all()
         RESULTS.total.merge(RESULTS.take())  # a local runner: its own users
     total = RESULTS.total
     counters = total.viewers.counters
@@ -195,7 +259,9 @@ def _quitting(environment: Environment, **_: Any) -> None:
 
 _hooks: Any = events
 _hooks.init_command_line_parser.add_listener(_options)
+_hooks.init.add_listener(_init)
 _hooks.test_start.add_listener(_test_start)
+_hooks.test_stopping.add_listener(_test_stopping)
 _hooks.test_stop.add_listener(_test_stop)
 _hooks.report_to_master.add_listener(_report_to_master)
 _hooks.worker_report.add_listener(_worker_report)
@@ -240,7 +306,7 @@ class ViewerSession:
 
     def __init__(self, environment: Environment, url: str, config: PlayerConfig, seed: int):
         self.environment = environment
-        self.player = Player(url, config, random.Random(seed))
+        self.player = Player(url, config, random.Random(seed), RESULTS.playlists)
         self.lanes: list[_Lane] = []
         self.slots = Semaphore(MAX_CONNECTIONS_PER_VIEWER)
         self.group = gevent.pool.Group()
@@ -250,6 +316,7 @@ class ViewerSession:
         self.second = -1
         self.done = False
         RESULTS.active += 1
+        RESULTS.sessions.add(self)
 
     # ------------------------------------------------------------ lifecycle
     def run(self) -> None:
@@ -257,7 +324,7 @@ class ViewerSession:
         try:
             now = time.time()
             self._dispatch(self.player.start(now), now)
-            while not self.player.finished:
+            while not self.player.finished and not self.done:
                 gevent.sleep(TICK_INTERVAL)
                 now = time.time()
                 self._dispatch(self.player.tick(now), now)
@@ -273,6 +340,7 @@ class ViewerSession:
             return
         self.done = True
         RESULTS.active -= 1
+        RESULTS.sessions.discard(self)
         self.group.kill(block=False)
         for lane in self.lanes:
             lane.close()
@@ -433,6 +501,9 @@ class LivecastViewer(User):
 
     @task
     def watch(self) -> None:
+        if RESULTS.closing:
+            gevent.sleep(1.0)  # the test is ending
+            return
         index = next(RESULTS.viewer_counter)
         options = self.environment.parsed_options
         base_seed = int(getattr(options, "livecast_seed", 1) or 1)
