@@ -28,9 +28,11 @@ Reporting: every request fires Locust's ``request`` event (``request_type`` and 
 request kind: multivariant, playlist, init, part, segment; a 4xx/5xx status or a transport failure
 is a failure), so Locust's own statistics, CSV and UI work. QoE goes to
 :class:`~livecast.results.stats.RunStats`: each process records its viewers and requests and a
-worker ships the increment with every Locust stats report (``report_to_master``); the master (or a
-local runner) merges them, logs a QoE line at the end and writes ``RunStats.to_dict()`` as JSON to
-``--livecast-results`` when given.
+worker ships the increment with every Locust stats report (``report_to_master``). When the test
+stops, the master first sends ``livecast_finish`` to its workers; each ends its viewers and answers
+with its last increment (``livecast_final``) — Locust itself waits only 0.5 s for a quitting
+worker's last report. The master (or a local runner) merges them, logs a QoE line at the end and
+writes ``RunStats.to_dict()`` as JSON to ``--livecast-results`` when given.
 
 Options (command line or environment): ``--livecast-path`` (``LIVECAST_PATH``, the multivariant
 playlist path below ``--host``, default ``/live/main.m3u8``), ``--livecast-downlink-kbps``
