@@ -88,7 +88,7 @@ class LivePipeline:
         self.event = LiveEvent(packaging, specs)
         self.registry = Registry()
         self.app = OriginApp(self.event, static_assets())
-        self.server = OriginServer(self.app, self.registry)
+        self.server = OriginServer(self.app, self.registry, cache_key=self.app.cache_key)
         self.source: Source
         if config.source == "loop":
             self.source = LoopSource(

@@ -7,6 +7,8 @@ import dataclasses
 from collections.abc import Hashable
 
 from livecast.origin.contract import Hold, Request, Response
+from livecast.origin.http import OriginServer
+from livecast.telemetry.metrics import Registry
 from tests.integration.test_http_adapter import Client, FakeHandler, Serve, serve
 
 __all__ = ["serve"]  # the fixture, shared with the adapter tests
@@ -96,3 +98,20 @@ async def test_a_held_target_is_held_again_without_asking_the_handler(serve: Ser
     assert (await second.reply()).body == b"published"
     first.close()
     second.close()
+
+
+async def test_a_cache_key_function_lets_per_viewer_arguments_share_an_answer() -> None:
+    handler = CachingHandler()
+    server = OriginServer(
+        handler, Registry(), cache_key=lambda target: target.partition(b"?CMCD=")[0]
+    )
+    await server.start("127.0.0.1", 0)
+    client = await Client.connect(server.port)
+    try:
+        for sid in ("a", "b", "c"):
+            client.get(f"/playlist?CMCD=sid%3D{sid}")
+            assert (await client.reply()).body == b"v0 CMCD=sid%3Da"  # the first viewer's answer
+    finally:
+        client.close()
+        await server.stop()
+    assert len(handler.requests) == 1

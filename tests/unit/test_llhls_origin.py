@@ -388,3 +388,19 @@ def test_unknown_and_traversal_paths_are_404(path: str) -> None:
     app, _ = running(4.0)
     answer = get(app, path)
     assert isinstance(answer, Response) and answer.status == 404
+
+
+@pytest.mark.parametrize(
+    ("target", "key"),
+    [
+        (b"/live/720p/part-5.1.m4s", b"/live/720p/part-5.1.m4s"),
+        (b"/live/720p/part-5.1.m4s?CMCD=bl%3D300%2Csid%3D%22a%22", b"/live/720p/part-5.1.m4s"),
+        (
+            b"/live/720p/index.m3u8?CMCD=sid%3D%22b%22&_HLS_msn=5&_HLS_part=2&v=1",
+            b"/live/720p/index.m3u8?_HLS_msn=5&_HLS_part=2",
+        ),
+        (b"/live/720p/index.m3u8?_HLS_skip=YES", b"/live/720p/index.m3u8?_HLS_skip=YES"),
+    ],
+)
+def test_cache_key_keeps_only_what_changes_the_answer(target: bytes, key: bytes) -> None:
+    assert OriginApp.cache_key(target) == key

@@ -64,6 +64,16 @@ class OriginApp:
         self.plain_cache = f"public, max-age={max(1, td // 2)}"
         self._responses: dict[tuple[str, bool, bool], tuple[int, Response]] = {}
 
+    @staticmethod
+    def cache_key(target: bytes) -> bytes:
+        """The request target without the query arguments that never change an answer here
+        (all but ``_HLS_*``: CMCD, cache busters), for the adapter's answer cache."""
+        path, sep, query = target.partition(b"?")
+        if not sep:
+            return target
+        kept = [arg for arg in query.split(b"&") if arg.startswith(b"_HLS_")]
+        return path + b"?" + b"&".join(kept) if kept else path
+
     # ------------------------------------------------------------------ Handler
     def handle(self, request: Request, now: float) -> Response | Hold:
         try:

@@ -76,8 +76,12 @@ class OriginServer:
         *,
         limits: HttpLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cache_key: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.handler = handler
+        # Maps a raw request target to the key of the answer cache; the handler may know that
+        # some query arguments (CMCD, cache busters) never change its answer.
+        self.cache_key = cache_key or (lambda target: target)
         self.registry = registry
         self.limits = limits = limits or HttpLimits()
         self.clock = clock
@@ -411,7 +415,7 @@ class _Connection(asyncio.Protocol):
             self._accepting = False
         if self.parked is None and not self._queue:
             self._idle_since = None
-            self._dispatch(request, keep_alive, self._url)
+            self._dispatch(request, keep_alive, self.server.cache_key(self._url))
         elif len(self._queue) < self.limits.max_pipelined:
             self._idle_since = None
             self._queue.append((request, keep_alive))
@@ -428,12 +432,13 @@ class _Connection(asyncio.Protocol):
             return False
         server = self.server
         now = server.clock()
-        cached = server.cached(self._url)
+        target = server.cache_key(self._url)
+        cached = server.cached(target)
         if cached is not None:
             self._idle_since = None
             self._respond(cached, False, True, cached.object_type, now)
             return True
-        hold = server.cached_hold(self._url, now)
+        hold = server.cached_hold(target, now)
         if hold is not None:
             self._idle_since = None
             server.park(self, hold, False, True)
