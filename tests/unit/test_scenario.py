@@ -18,6 +18,8 @@ def test_the_shipped_examples_parse() -> None:
     assert smoke.audience.viewers == 200 and smoke.duration == 30.0
     assert smoke.stack is not None and smoke.stack.source == "loop"
     assert {slo.name for slo in smoke.slos} >= {"startup_p95", "rebuffering_ratio"}
+    crowd = load_scenario(EXAMPLES / "flash-crowd.toml")
+    assert crowd.audience.kind == "flash" and crowd.audience.within == 10.0
 
 
 def test_a_full_scenario() -> None:
