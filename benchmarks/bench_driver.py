@@ -31,7 +31,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,40 +39,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from procs import (
+    NGINX,
+    NGINX_CONF,
+    cpu_seconds,
+    free_port,
+    nginx_workers,
+    stop_process,
+    wait_listening,
+)
+
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
-NGINX = "/usr/sbin/nginx"
 GOAL = 2.0
 PLAYLIST = "/live/720p/index.m3u8"
 LAST_PART = b"#EXT-X-PART:"
 SEGMENTS, PARTS = 3, 6
 
-NGINX_CONF = """worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-worker_rlimit_nofile 20000;
-events {{ worker_connections 16000; }}
-http {{
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 10000000;
-  keepalive_timeout 60s;
-  open_file_cache max=64 inactive=60s;
-  open_file_cache_valid 60s;
-  client_body_temp_path {tmp}/body;
-  proxy_temp_path {tmp}/proxy;
-  fastcgi_temp_path {tmp}/fastcgi;
-  uwsgi_temp_path {tmp}/uwsgi;
-  scgi_temp_path {tmp}/scgi;
-  types {{ application/vnd.apple.mpegurl m3u8; video/mp4 m4s; }}
-  server {{
-    listen 127.0.0.1:{port} backlog=4096;
-    root {tmp}/www;
-  }}
-}}
-"""
 
 LOCUSTFILE = '''"""bench_driver's peer: a FastHttpUser looping on playlist → newest part."""
 import json
@@ -244,64 +226,6 @@ async def drive(port: int, clients: int, warmup: float, seconds: float) -> dict[
         "requests_per_s": round(counts["responses"] / window, 1),
         "recorded_requests": stats.total_requests,
     }
-
-
-# ---------------------------------------------------------------- measurement helpers
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of processes, in seconds (a vanished process counts 0)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def nginx_workers(master: int, timeout: float = 5.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError, IndexError, ValueError):
-                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                    if int(stat[1]) == master:
-                        found.append(int(entry.name))
-        if found:
-            return found
-        time.sleep(0.05)
-    raise RuntimeError("nginx started no worker process")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_listening(port: int, proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nginx does not listen on 127.0.0.1:{port} (exit {proc.returncode})")
-
-
-def stop_process(proc: subprocess.Popen[Any]) -> None:
-    """Terminate our own child (its own process group), then kill it if it lingers."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
 
 
 def follow(gen: subprocess.Popen[str], server: list[int], limit: float) -> dict[str, Any]:

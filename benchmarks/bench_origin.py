@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,10 +44,18 @@ from livecast.media import boxes
 from livecast.media.fmp4 import FMP4StreamReader, Fragment, InitSegment
 from livecast.packager.event import LiveEvent, RenditionSpec
 from livecast.packager.live import PackagingConfig
+from procs import (
+    NGINX,
+    NGINX_CONF,
+    cpu_seconds,
+    free_port,
+    nginx_workers,
+    stop_process,
+    wait_listening,
+)
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
-NGINX = "/usr/sbin/nginx"
 GOAL = 0.5
 FPS = 30
 FRAMES_PER_PART = 10  # 1/3 s parts, one fragment each
@@ -195,99 +201,6 @@ async def serve_origin(part_bytes: int, max_seconds: float, profile: str | None)
         profiler.disable()
         profiler.dump_stats(profile)
     await server.stop()
-
-
-# ---------------------------------------------------------------- measurement helpers
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of processes, in seconds (a vanished process counts 0)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-    return found
-
-
-def nginx_workers(master: int, timeout: float = 5.0) -> list[int]:
-    """The worker processes of an nginx master (forked after it starts listening)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        workers = children(master)
-        if workers:
-            return workers
-        time.sleep(0.05)
-    raise RuntimeError("nginx started no worker process")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_listening(port: int, proc: subprocess.Popen[str], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nginx does not listen on 127.0.0.1:{port} (exit {proc.returncode})")
-
-
-def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
-    """Signal our own child, wait a little, then kill its process group (started by us)."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-
-NGINX_CONF = """worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-worker_rlimit_nofile 20000;
-events {{ worker_connections 16000; }}
-http {{
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 10000000;
-  keepalive_timeout 60s;
-  open_file_cache max=64 inactive=60s;
-  open_file_cache_valid 60s;
-  client_body_temp_path {tmp}/body;
-  proxy_temp_path {tmp}/proxy;
-  fastcgi_temp_path {tmp}/fastcgi;
-  uwsgi_temp_path {tmp}/uwsgi;
-  scgi_temp_path {tmp}/scgi;
-  types {{ application/vnd.apple.mpegurl m3u8; video/mp4 m4s; }}
-  server {{
-    listen 127.0.0.1:{port} backlog=4096;
-    root {tmp}/www;
-    location ~ \\.m3u8$ {{ add_header Cache-Control "public, max-age=1"; }}
-    location ~ \\.m4s$ {{ add_header Cache-Control "public, max-age=86400, immutable"; }}
-  }}
-}}
-"""
 
 
 # ---------------------------------------------------------------- one measurement
