@@ -121,6 +121,7 @@ def test_media_playlist_round_trips() -> None:
     parsed = parse_media_playlist(render_media_playlist(pl))
     assert parsed == pl
     assert parsed.first_listed_msn == 103 and parsed.last_part() == (105, 0)
+    assert parsed.next_part() == (105, 1)
 
 
 def test_multivariant_playlist_round_trips_and_is_not_a_media_playlist() -> None:

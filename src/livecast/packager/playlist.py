@@ -63,6 +63,16 @@ class MediaPlaylist:
     def msn_of(self, index: int) -> int:
         return self.first_listed_msn + index
 
+    def next_part(self) -> tuple[int, int] | None:
+        """(msn, index) of the part after the newest listed one — part 0 of the next segment when
+        the newest part closed its segment (it has its URI): what a blocking reload asks for."""
+        last = self.last_part()
+        if last is None:
+            return None
+        msn, index = last
+        closed = self.segments[msn - self.first_listed_msn].uri is not None
+        return (msn + 1, 0) if closed else (msn, index + 1)
+
     def last_part(self) -> tuple[int, int] | None:
         """(msn, part index) of the newest listed part, if any."""
         for index in range(len(self.segments) - 1, -1, -1):

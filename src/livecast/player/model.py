@@ -69,7 +69,6 @@ from livecast.player.track import (
     live_offset,
     live_start,
     newest_position,
-    next_part_position,
 )
 
 
@@ -498,7 +497,7 @@ class Player:
         if pl.endlist:
             return None  # the playlist is final
         can_block = pl.server_control is not None and pl.server_control.can_block_reload
-        upcoming = next_part_position(pl)
+        upcoming = pl.next_part()
         if self.low_latency and can_block and upcoming is not None:
             url = blocking_url(track.playlist_url, *upcoming)
             return self._send("playlist", url, self._hold_timeout(pl), now, track)

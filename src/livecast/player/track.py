@@ -119,20 +119,10 @@ def newest_position(pl: MediaPlaylist) -> Position:
     return last if last is not None else (pl.msn_of(len(pl.segments)), -1)
 
 
-def next_part_position(pl: MediaPlaylist) -> Position | None:
-    """The part after the newest listed one (part 0 of the next MSN after a closed segment)."""
-    last = pl.last_part()
-    if last is None:
-        return None
-    msn, index = last
-    segment = pl.segments[msn - pl.first_listed_msn]
-    return (msn + 1, 0) if segment.uri is not None else (msn, index + 1)
-
-
 def hinted_part(pl: MediaPlaylist, base_url: str) -> tuple[Position, str] | None:
     """The EXT-X-PRELOAD-HINT TYPE=PART, at the position after the newest listed part."""
     hint = next((h for h in pl.preload_hints if h.type == "PART"), None)
-    position = next_part_position(pl)
+    position = pl.next_part()
     if hint is None or position is None:
         return None
     return position, join_url(base_url, hint.uri)

@@ -415,7 +415,7 @@ class ProbeSession:
                 self._part_queue.append(ProbeRequest("part", url, self.hold_timeout))
                 self._queued_until = where
         hint = next((h for h in pl.preload_hints if h.type == "PART"), None)
-        upcoming = _next_position(pl)
+        upcoming = pl.next_part()
         newer = upcoming is not None and (
             self._queued_until is None or upcoming > self._queued_until
         )
@@ -427,7 +427,7 @@ class ProbeSession:
     def _next_reload(self, pl: MediaPlaylist, answered: ProbeRequest | None) -> ProbeRequest:
         """The blocking reload for the part after the newest listed one."""
         assert self.media_url is not None
-        upcoming = _next_position(pl)
+        upcoming = pl.next_part()
         assert upcoming is not None
         part_target = self.part_target or 1.0
         can_block = pl.server_control is not None and pl.server_control.can_block_reload
@@ -447,17 +447,6 @@ def _replace_delay(request: ProbeRequest, delay: float) -> ProbeRequest:
     return ProbeRequest(
         request.kind, request.url, request.timeout, delay, request.msn, request.part
     )
-
-
-def _next_position(pl: MediaPlaylist) -> tuple[int, int] | None:
-    """Position of the part after the newest listed one: part 0 of the next segment when the
-    newest part closed its segment (the segment has its URI), else the next index."""
-    last = pl.last_part()
-    if last is None:
-        return None
-    msn, index = last
-    segment = pl.segments[msn - pl.first_listed_msn]
-    return (msn + 1, 0) if segment.uri is not None else (msn, index + 1)
 
 
 def _live_edge(pl: MediaPlaylist) -> tuple[int, int]:
