@@ -15,25 +15,18 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from livecast.player.buffer import MediaBuffer
 from livecast.player.requests import RequestLedger
+from livecast.results.histogram import interpolated_percentile
 
 
 def rebuffering_ratio(stalled: float, played: float) -> float:
     total = stalled + played
     return stalled / total if total > 0 else 0.0
-
-
-def _percentile(ordered: Sequence[float], q: float) -> float:
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +46,8 @@ class LatencySummary:
         return cls(
             count=len(ordered),
             mean=sum(ordered) / len(ordered),
-            p50=_percentile(ordered, 50),
-            p95=_percentile(ordered, 95),
+            p50=interpolated_percentile(ordered, 50),
+            p95=interpolated_percentile(ordered, 95),
             min=ordered[0],
             max=ordered[-1],
         )

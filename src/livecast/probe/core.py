@@ -24,7 +24,6 @@ the segment + its own); requests, bytes, errors by status, and how long each blo
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,25 +37,13 @@ from livecast.packager.playlist import (
     parse_multivariant_playlist,
 )
 from livecast.packager.tags import StreamInf
+from livecast.results.histogram import interpolated_percentile as percentile
 
 JOIN_TIMEOUT = 5.0  # multivariant, first media playlist, init segments
 JOIN_RETRIES = 5  # 503 while the event is starting
 MAX_CONSECUTIVE_ERRORS = 6  # per lane, while following
 HOLD_MARGIN = 2.0  # seconds beyond the server's 3 × TD hold limit before the client gives up
 _KEEP_SEGMENTS = 12  # part timings remembered behind the newest segment
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0–100) with linear interpolation between closest ranks."""
-    if not values:
-        raise ValueError("percentile of no values")
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile must be within 0–100, got {q}")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def summarize(values: Sequence[float]) -> dict[str, float] | None:

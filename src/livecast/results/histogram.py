@@ -44,6 +44,19 @@ def percentile(sorted_values: Sequence[float], percent: float) -> float:
     return sorted_values[_nearest_rank(len(sorted_values), percent) - 1]
 
 
+def interpolated_percentile(values: Sequence[float], percent: float) -> float:
+    """Percentile with linear interpolation between closest ranks (numpy's default), for small
+    samples reported as they are (probe, browser, one viewer); ``percent`` in [0, 100]."""
+    if not values:
+        raise ValueError("percentile of no values")
+    _check_percent(percent)
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * percent / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
 def _check_percent(percent: float) -> None:
     if not 0.0 <= percent <= 100.0:
         raise ValueError(f"percent must be within [0, 100], got {percent}")

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from livecast.results.histogram import interpolated_percentile
+
 if TYPE_CHECKING:
     from playwright.async_api import ConsoleMessage
 
@@ -196,13 +198,7 @@ class WatchResult:
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Linear-interpolated ``q``-th percentile (0–100) of ``values``; ``None`` when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * min(max(q, 0.0), 100.0) / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    return interpolated_percentile(values, min(max(q, 0.0), 100.0)) if values else None
 
 
 async def watch(
