@@ -20,34 +20,11 @@ from urllib.parse import urlsplit
 import httptools
 
 from livecast.errors import ProbeError
+from livecast.httpsink import ResponseSink
 from livecast.probe.core import ProbeReport, ProbeRequest, ProbeSession
 
 TICK = 0.25  # seconds between stall checks
 USER_AGENT = "livecast-probe"
-
-
-class _Response:
-    """httptools callbacks for one response."""
-
-    def __init__(self, keep_body: bool) -> None:
-        self.keep_body = keep_body
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.complete = False
-        self.keep_alive = False
-        self.parser: httptools.HttpResponseParser | None = None
-
-    def on_headers_complete(self) -> None:
-        # llhttp forgets the connection's keep-alive state once the message is complete
-        self.keep_alive = self.parser is not None and bool(self.parser.should_keep_alive())
-
-    def on_body(self, body: bytes) -> None:
-        self.size += len(body)
-        if self.keep_body:
-            self.chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        self.complete = True
 
 
 class HttpConnection:
@@ -97,20 +74,19 @@ class HttpConnection:
             "Accept: */*\r\n\r\n"
         )
         writer.write(request.encode("latin-1"))
-        response = _Response(keep_body)
-        parser = response.parser = httptools.HttpResponseParser(response)
+        response = ResponseSink(keep_body)
         while not response.complete:
             data = await reader.read(256 * 1024)
             if not data:
                 raise EOFError("the server closed the connection")
             try:
-                parser.feed_data(data)
+                response.parser.feed_data(data)
             except httptools.HttpParserError as exc:
                 self.close()
                 raise ConnectionError(f"malformed HTTP response: {exc}") from exc
         if not response.keep_alive:
             self.close()
-        return int(parser.get_status_code()), b"".join(response.chunks), response.size
+        return response.status, response.body, response.size
 
     def close(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None

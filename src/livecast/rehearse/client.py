@@ -20,6 +20,8 @@ from typing import cast
 
 import httptools
 
+from livecast.httpsink import ResponseSink
+
 USER_AGENT = "livecast-rehearse"
 
 
@@ -38,39 +40,6 @@ class Exchange:
 
 OnExchange = Callable[[Exchange], None]
 OnFailure = Callable[[int, str], None]  # request id, kind
-
-
-class _ResponseSink:
-    """httptools callbacks for one response."""
-
-    __slots__ = (
-        "chunks", "clock", "complete", "first_byte", "keep_alive", "keep_body", "parser", "size",
-    )  # fmt: skip
-
-    def __init__(self, keep_body: bool, clock: Callable[[], float]) -> None:
-        self.keep_body = keep_body
-        self.clock = clock
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.complete = False
-        self.first_byte = 0.0
-        self.keep_alive = False
-        self.parser: httptools.HttpResponseParser | None = None
-
-    def on_headers_complete(self) -> None:
-        # llhttp forgets the connection's keep-alive state once the message is complete
-        self.keep_alive = self.parser is not None and bool(self.parser.should_keep_alive())
-
-    def on_status(self, status: bytes) -> None:
-        self.first_byte = self.clock()
-
-    def on_body(self, body: bytes) -> None:
-        self.size += len(body)
-        if self.keep_body:
-            self.chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        self.complete = True
 
 
 class _Wire(asyncio.Protocol):
@@ -116,8 +85,7 @@ class ClientConnection:
         self._connecting = False
         self._pending: tuple[int, bytes, bool, float] | None = None  # id, wire, keep, deadline
         self._started = 0.0
-        self._sink: _ResponseSink | None = None
-        self._parser: httptools.HttpResponseParser | None = None
+        self._sink: ResponseSink | None = None
         self._reused = False
         self.requests = 0
         self.connects = 0
@@ -174,17 +142,16 @@ class ClientConnection:
         self._fail("reset")
 
     def _on_data(self, data: bytes) -> None:
-        parser = self._parser
-        if parser is None:
+        sink = self._sink
+        if sink is None:
             return
         try:
-            parser.feed_data(data)
+            sink.parser.feed_data(data)
         except httptools.HttpParserError:
             self._fail("protocol")
             return
-        sink = self._sink
-        if sink is not None and sink.complete:
-            self._complete(parser, sink)
+        if sink.complete:
+            self._complete(sink)
 
     # ------------------------------------------------------------------ internals
     def _connect(self) -> None:
@@ -206,22 +173,21 @@ class ClientConnection:
     def _write(self) -> None:
         assert self._pending is not None and self._transport is not None
         _, wire, keep_body, _ = self._pending
-        self._sink = _ResponseSink(keep_body, self._clock)
-        self._parser = self._sink.parser = httptools.HttpResponseParser(self._sink)
+        self._sink = ResponseSink(keep_body, self._clock)
         self._started = self._clock()
         self.requests += 1
         self._transport.write(wire)
 
-    def _complete(self, parser: httptools.HttpResponseParser, sink: _ResponseSink) -> None:
+    def _complete(self, sink: ResponseSink) -> None:
         pending = self._pending
         assert pending is not None
-        self._pending, self._sink, self._parser = None, None, None
+        self._pending, self._sink = None, None
         if not sink.keep_alive:
             self.close()
-        body = b"".join(sink.chunks) if sink.keep_body else None
+        body = sink.body if sink.keep_body else None
         exchange = Exchange(
             request_id=pending[0],
-            status=int(parser.get_status_code()),
+            status=sink.status,
             body=body,
             size=sink.size,
             started=self._started,
@@ -232,7 +198,7 @@ class ClientConnection:
 
     def _fail(self, kind: str) -> None:
         pending = self._pending
-        self._pending, self._sink, self._parser = None, None, None
+        self._pending, self._sink = None, None
         self.close()
         if pending is not None:
             self._on_failure(pending[0], kind)

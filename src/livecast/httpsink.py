@@ -1,0 +1,52 @@
+"""The httptools response callbacks shared by livecast's HTTP clients (probe, rehearsal driver).
+
+One :class:`ResponseSink` per response: status time (first byte), body size, the body when asked
+for, completion, and the connection's keep-alive state — read when the headers are complete,
+because llhttp forgets it once the message is complete (reading it afterwards made every request
+open a new connection).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httptools
+
+
+class ResponseSink:
+    __slots__ = (
+        "chunks", "clock", "complete", "first_byte", "keep_alive", "keep_body", "parser", "size",
+    )  # fmt: skip
+
+    def __init__(self, keep_body: bool, clock: Callable[[], float] = time.monotonic) -> None:
+        self.keep_body = keep_body
+        self.clock = clock
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.complete = False
+        self.first_byte = 0.0
+        self.keep_alive = False
+        self.parser = httptools.HttpResponseParser(self)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+    @property
+    def status(self) -> int:
+        return int(self.parser.get_status_code())
+
+    def on_status(self, status: bytes) -> None:
+        self.first_byte = self.clock()
+
+    def on_headers_complete(self) -> None:
+        self.keep_alive = bool(self.parser.should_keep_alive())
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.keep_body:
+            self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
