@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from procs import cpu_seconds
+
 try:
     import livecast  # noqa: F401
 except ImportError:  # running from a checkout without PYTHONPATH=src
@@ -36,12 +38,6 @@ from livecast.transcode.supervisor import TranscodeSupervisor
 GOAL_SHARE = 0.30
 WARMUP = 2.0
 PROBE_RENDITION = "360p"
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -72,7 +68,7 @@ class PartClock:
 
 
 def snapshot(pid: int, clock: PartClock) -> tuple[float, float, int, tuple[int, int]]:
-    return cpu_seconds(pid), time.monotonic(), len(clock.mdat_arrivals), machine_ticks()
+    return cpu_seconds([pid]), time.monotonic(), len(clock.mdat_arrivals), machine_ticks()
 
 
 async def measure(ladder: Ladder, seconds: float) -> dict[str, float]:

@@ -162,6 +162,16 @@ def _apply(config: EventConfig, values: Mapping[str, Any], origin: str) -> Event
     return dataclasses.replace(config, **changes)
 
 
+def read_toml(path: str | Path, key: str) -> dict[str, Any]:
+    """A TOML file as a dict; an unreadable or malformed file is a ConfigError under ``key``."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(key, f"{path} is not valid TOML: {exc}") from exc
+
+
 def load_config(
     path: str | Path | None = None,
     env: Mapping[str, str] | None = None,
@@ -170,13 +180,7 @@ def load_config(
     """Defaults → TOML file → ``LIVECAST_*`` environment → explicit overrides → validate()."""
     config = EventConfig()
     if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("config", f"{path} is not valid TOML: {exc}") from exc
-        config = _apply(config, data, str(path))
+        config = _apply(config, read_toml(path, "config"), str(path))
     environ = os.environ if env is None else env
     from_env = {
         key: environ[ENV_PREFIX + key.upper()]

@@ -6,12 +6,12 @@ Every error is a :class:`~livecast.errors.ConfigError` naming the bad key, e.g.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from livecast.config import read_toml
 from livecast.errors import ConfigError
 from livecast.rehearse.audience import AudienceShape, DownlinkBand
 from livecast.rehearse.faults.timeline import Timeline, parse_timeline
@@ -201,10 +201,4 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError("scenario", f"cannot read {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("scenario", f"{path} is not valid TOML: {exc}") from exc
-    return parse_scenario(data)
+    return parse_scenario(read_toml(path, "scenario"))
