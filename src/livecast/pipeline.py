@@ -23,6 +23,7 @@ from livecast.errors import ConfigError, LivecastError, MediaError
 from livecast.media.fmp4 import FMP4StreamReader, InitSegment
 from livecast.origin.app import OriginApp, StaticAsset
 from livecast.origin.http import OriginServer
+from livecast.packager.cutter import PartCut
 from livecast.packager.event import LiveEvent, RenditionSpec
 from livecast.packager.live import PackagingConfig
 from livecast.sources.loop_source import LoopSource, default_cache_dir
@@ -188,7 +189,7 @@ class LivePipeline:
                     self.event.on_init(rendition, item)
                     continue
                 cuts = self.event.on_fragment(rendition, item)
-                self._parts.inc(rendition, amount=sum(1 for c in cuts if hasattr(c, "part")))
+                self._parts.inc(rendition, amount=sum(isinstance(c, PartCut) for c in cuts))
                 published = published or bool(cuts)
         except MediaError as exc:
             self._media_errors.inc(rendition)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from livecast.errors import MediaError
 from livecast.media.fmp4 import Fragment, InitSegment, TrackInfo
-from livecast.packager.cutter import Cut, Part, Segment, SegmentCutter
+from livecast.packager.cutter import Cut, Segment, SegmentCutter
 from livecast.packager.directives import LivePosition
 from livecast.packager.playlist import MediaPlaylist, SegmentEntry
 from livecast.packager.tags import MapTag, PartInf, PartTag, PreloadHint, ServerControl, Skip
@@ -209,9 +209,6 @@ class LiveRendition:
         """The part is hinted (or will be, for a brand-new segment) but not yet complete."""
         return self.next_part() == (msn, index)
 
-    def segments(self) -> list[Segment]:
-        return list(self._segments)
-
     # ------------------------------------------------------------------ playlist
     def media_playlist(self, skip: bool = False) -> MediaPlaylist:
         cfg = self.config
@@ -293,11 +290,3 @@ class LiveRendition:
         total_bits = sum(8 * len(s.data) for s in self._segments)
         total_time = sum(s.duration for s in self._segments)
         return math.ceil(max(rates)), math.ceil(total_bits / total_time)
-
-
-def newest_part(rendition: LiveRendition) -> Part | None:
-    seg = rendition.open_segment
-    if seg is not None and seg.parts:
-        return seg.parts[-1]
-    segments = rendition.segments()
-    return segments[-1].parts[-1] if segments and segments[-1].parts else None
