@@ -1,0 +1,207 @@
+"""An nginx configuration for one LL-HLS cache tier (edge or shield), rendered from a dataclass —
+pure: no files, no processes (docs/edge.md explains every directive; nginx doc quoted there).
+
+What LL-HLS needs from a cache, and how this config does it:
+
+* **One cache entry per answer, not per viewer.** The key is the path plus ``_HLS_msn``,
+  ``_HLS_part`` and ``_HLS_skip`` only — CMCD and any other per-viewer argument would otherwise
+  give every viewer its own entry (and its own origin request).
+* **Miss collapsing through a blocking hold.** ``proxy_cache_lock`` lets one request per key
+  reach the upstream; the others wait for it. The origin holds a blocking playlist request (or a
+  preload-hinted part) up to 3 × target duration, so the lock timeout and the lock age must be
+  longer than that: nginx's default 5 s would send every waiter to the origin, uncached, exactly
+  when the origin is slow.
+* **TTLs from the origin.** No ``proxy_cache_valid`` for 200: the origin's ``Cache-Control``
+  decides (blocking playlists 6 × TD, plain playlists ½ TD, media immutable). Only 404 has a
+  one-second fallback, for answers that come without a ``Cache-Control``.
+* **Stale-while-revalidate and stale-if-error** for plain playlists (and everything else):
+  ``proxy_cache_use_stale … updating …`` + ``proxy_cache_background_update``.
+* **Keep-alive and failover upstream**; an optional shield is just another tier as upstream.
+* ``X-Cache-Status`` on every answer, the origin's ``Date`` kept (so a player can compute the
+  age of what it got, RFC 9111 §4.2.3) and any upstream ``Age`` passed on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from livecast.edge.accesslog import FORMAT_NAME, log_format
+
+CACHE_KEY = "$uri|msn=$arg__HLS_msn|part=$arg__HLS_part|skip=$arg__HLS_skip"
+STALE_CASES = "error timeout updating http_500 http_502 http_503 http_504"
+NEXT_UPSTREAM_CASES = "error timeout http_502 http_503 http_504"
+NEGATIVE_TTL = "1s"  # 404s without Cache-Control (nginx reads whole seconds here; 0 = off)
+
+
+def _duration(seconds: float) -> str:
+    """nginx time syntax, to the millisecond."""
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def _seconds(seconds: float) -> str:
+    """Whole seconds, for the parameters nginx reads in seconds (inactive=, fail_timeout=)."""
+    return f"{max(1, math.ceil(seconds))}s"
+
+
+def _quoted(path: str) -> str:
+    if any(c in path for c in '"\\\n;{}$'):
+        raise ValueError(f"unusable path for nginx: {path!r}")
+    return f'"{path}"'
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One server of the upstream group (an origin, or the shield)."""
+
+    host: str
+    port: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"upstream port {self.port} is not a TCP port")
+        if not self.host or any(c.isspace() or c in ";{}$\"'" for c in self.host):
+            raise ValueError(f"unusable upstream host {self.host!r}")
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class TierConfig:
+    """Everything one nginx cache tier needs; derived timeouts are properties."""
+
+    name: str  # "edge-0", "shield": logged with every request, shown in X-Edge
+    prefix: str  # absolute directory: pid, logs, cache and temp files live under it
+    port: int
+    upstreams: tuple[Upstream, ...]
+    target_duration: float = 2.0  # the stream's EXT-X-TARGETDURATION
+    host: str = "127.0.0.1"
+    workers: int = 1
+    worker_connections: int = 8192
+    cache_max_size_mb: int = 512
+    keys_zone_mb: int = 16
+    upstream_keepalive: int = 64  # idle connections kept per worker
+    max_fails: int = 2
+    fail_timeout: float = 2.0
+    lock_margin: float = 2.0  # beyond the longest hold: network, origin sweep, lock polling
+    lock_timeout: float | None = None  # default: hold + margin (None); only tests override
+    access_log: str | None = None  # default: <prefix>/access.log
+    user: str | None = None  # worker user when started as root (nginx default: nobody)
+    extra_http: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not self.upstreams:
+            raise ValueError("a tier needs at least one upstream server")
+        if not self.prefix.startswith("/"):
+            raise ValueError(f"prefix must be absolute, got {self.prefix!r}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port {self.port} is not a TCP port")
+        if self.target_duration <= 0 or self.workers < 1 or self.lock_margin < 0:
+            raise ValueError("target_duration, workers and lock_margin must be positive")
+        log_format(self.name)  # validates the name
+        if self.user is not None and not self.user.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"unusable user name {self.user!r}")
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def hold(self) -> float:
+        """The longest the origin holds a blocking request (LL-HLS: 3 × target duration)."""
+        return 3.0 * self.target_duration
+
+    @property
+    def lock_wait(self) -> float:
+        """``proxy_cache_lock_timeout`` and ``proxy_cache_lock_age``: longer than a hold."""
+        return self.lock_timeout if self.lock_timeout is not None else self.hold + self.lock_margin
+
+    @property
+    def read_timeout(self) -> float:
+        """``proxy_read_timeout``: an upstream that holds is not a dead upstream."""
+        return self.hold + self.lock_margin
+
+    @property
+    def access_log_path(self) -> str:
+        return self.access_log or f"{self.prefix}/access.log"
+
+    @property
+    def inactive(self) -> float:
+        """Unused entries leave the cache after this long (parts are wanted for seconds)."""
+        return max(60.0, 30 * self.target_duration)
+
+
+def _upstream_block(conf: TierConfig) -> list[str]:
+    lines = ["    upstream livecast_upstream {"]
+    for server in conf.upstreams:
+        lines.append(
+            f"        server {server.address} max_fails={conf.max_fails} "
+            f"fail_timeout={_seconds(conf.fail_timeout)};"
+        )
+    lines += [f"        keepalive {conf.upstream_keepalive};", "    }"]
+    return lines
+
+
+def render_nginx_conf(conf: TierConfig) -> str:
+    """The complete nginx.conf text for ``conf`` (``nginx -p PREFIX -c FILE``)."""
+    p = conf.prefix
+    lock = _duration(conf.lock_wait)
+    lines = [
+        f"# livecast {conf.name}: rendered by livecast.edge.nginx_conf — see docs/edge.md",
+        *([f"user {conf.user};"] if conf.user else []),
+        f"worker_processes {conf.workers};",
+        "daemon off;",
+        f"pid {_quoted(p + '/nginx.pid')};",
+        f"error_log {_quoted(p + '/error.log')} warn;",
+        f"worker_rlimit_nofile {2 * conf.worker_connections + 64};",
+        f"events {{ worker_connections {conf.worker_connections}; }}",
+        "http {",
+        f"    log_format {FORMAT_NAME} '{log_format(conf.name)}';",
+        f"    access_log {_quoted(conf.access_log_path)} {FORMAT_NAME};",
+        f"    client_body_temp_path {_quoted(p + '/tmp/body')};",
+        f"    proxy_temp_path {_quoted(p + '/tmp/proxy')};",
+        f"    fastcgi_temp_path {_quoted(p + '/tmp/fastcgi')};",
+        f"    uwsgi_temp_path {_quoted(p + '/tmp/uwsgi')};",
+        f"    scgi_temp_path {_quoted(p + '/tmp/scgi')};",
+        "    keepalive_timeout 60s;",
+        "    keepalive_requests 100000;",
+        "    server_tokens off;",
+        f"    proxy_cache_path {_quoted(p + '/cache')} levels=1:2"
+        f" keys_zone=livecast:{conf.keys_zone_mb}m max_size={conf.cache_max_size_mb}m"
+        f" inactive={_seconds(conf.inactive)} use_temp_path=off;",
+        *_upstream_block(conf),
+        *(f"    {line}" for line in conf.extra_http),
+        "    server {",
+        f"        listen {Upstream(conf.host, conf.port).address} backlog=4096;",
+        "        location = /edge/status {",
+        "            stub_status;",
+        "            access_log off;",
+        "        }",
+        "        location / {",
+        "            proxy_pass http://livecast_upstream;",
+        "            proxy_http_version 1.1;",
+        '            proxy_set_header Connection "";',
+        "            proxy_connect_timeout 1s;",
+        f"            proxy_read_timeout {_duration(conf.read_timeout)};",
+        f"            proxy_send_timeout {_duration(conf.read_timeout)};",
+        f"            proxy_next_upstream {NEXT_UPSTREAM_CASES};",
+        f"            proxy_next_upstream_tries {len(conf.upstreams)};",
+        f"            proxy_next_upstream_timeout {_duration(conf.read_timeout)};",
+        "            proxy_cache livecast;",
+        f'            proxy_cache_key "{CACHE_KEY}";',
+        "            proxy_cache_lock on;",
+        f"            proxy_cache_lock_timeout {lock};",
+        f"            proxy_cache_lock_age {lock};",
+        f"            proxy_cache_use_stale {STALE_CASES};",
+        "            proxy_cache_background_update on;",
+        f"            proxy_cache_valid 404 {NEGATIVE_TTL};",
+        "            proxy_pass_header Date;",
+        "            proxy_hide_header X-Cache-Status;",
+        "            proxy_hide_header X-Edge;",
+        '            add_header X-Cache-Status "$upstream_cache_status" always;',
+        f'            add_header X-Edge "{conf.name}" always;',
+        "        }",
+        "    }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,217 @@
+"""Origin + optional shield + K nginx edges on loopback: ``livecast up`` and its async API.
+
+    async with running_topology(config, TopologySpec(edges=2, shield=True)) as top:
+        top.entry_urls          # multivariant playlist through each edge, one per edge
+        top.origin_base_url     # the origin itself (http://127.0.0.1:PORT)
+        top.edge_access_logs    # tier name → access log (edge-0 …, shield), see edge.accesslog
+
+:func:`edge_tier` alone puts the shield and edges in front of origins that are already running
+(the rehearsal can steer viewers over ``tier.entry_base_urls`` the way DNS or a CDN would).
+Every tier's directory (config, logs, cache) lives under ``TopologySpec.workdir``, or a temporary
+directory removed on exit — copy the access logs out inside the ``async with`` if they are wanted
+afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from livecast.config import EventConfig
+from livecast.edge.nginx import NginxTier, find_nginx
+from livecast.edge.nginx_conf import TierConfig, Upstream
+from livecast.errors import ConfigError, LivecastError
+
+if TYPE_CHECKING:
+    from livecast.pipeline import LivePipeline
+
+log = logging.getLogger(__name__)
+
+MAX_EDGES = 64
+MULTIVARIANT = "/live/main.m3u8"
+
+
+@dataclass(frozen=True, slots=True)
+class TopologySpec:
+    edges: int = 2
+    shield: bool = False
+    host: str = "127.0.0.1"  # where the edges listen
+    port: int = 0  # first edge's port, the others follow; 0: any free ports
+    workers: int = 1  # nginx worker processes per tier
+    nginx: str | None = None  # nginx binary; default $LIVECAST_NGINX or Debian's
+    workdir: str | None = None  # tier directories; default: a temporary one, removed on exit
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.edges <= MAX_EDGES:
+            raise ConfigError("edges", f"{self.edges} is outside 1–{MAX_EDGES}")
+        if not 0 <= self.port <= 65535 - self.edges:
+            raise ConfigError("port", f"{self.port} leaves no room for {self.edges} edges")
+        if self.workers < 1:
+            raise ConfigError("workers", f"{self.workers} is not a worker count")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the kernel's choice)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _url_host(host: str) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+    return f"[{shown}]" if ":" in shown else shown
+
+
+def tier_configs(
+    spec: TopologySpec, origins: Sequence[Upstream], target_duration: float, workdir: Path
+) -> list[TierConfig]:
+    """The shield (first, if any) and the edges, each with its own prefix and port — pure but
+    for choosing free ports when ``spec.port`` is 0."""
+    configs: list[TierConfig] = []
+    upstreams = tuple(origins)
+    if spec.shield:
+        shield = TierConfig(
+            name="shield",
+            prefix=str(workdir / "shield"),
+            port=free_port("127.0.0.1"),
+            upstreams=upstreams,
+            target_duration=target_duration,
+            workers=spec.workers,
+        )
+        configs.append(shield)
+        upstreams = (Upstream(shield.host, shield.port),)
+    for index in range(spec.edges):
+        configs.append(
+            TierConfig(
+                name=f"edge-{index}",
+                prefix=str(workdir / f"edge-{index}"),
+                host=spec.host,
+                port=spec.port + index if spec.port else free_port(spec.host),
+                upstreams=upstreams,
+                target_duration=target_duration,
+                workers=spec.workers,
+            )
+        )
+    return configs
+
+
+@dataclass
+class EdgeTier:
+    """Running nginx tiers: ``tiers[0]`` is the shield when there is one."""
+
+    tiers: list[NginxTier]
+
+    @property
+    def edges(self) -> list[NginxTier]:
+        return [t for t in self.tiers if t.conf.name.startswith("edge-")]
+
+    @property
+    def entry_base_urls(self) -> list[str]:
+        return [f"http://{_url_host(t.conf.host)}:{t.conf.port}" for t in self.edges]
+
+    @property
+    def access_logs(self) -> dict[str, Path]:
+        return {t.conf.name: t.access_log for t in self.tiers}
+
+
+@contextlib.asynccontextmanager
+async def edge_tier(
+    spec: TopologySpec, origins: Sequence[Upstream], target_duration: float
+) -> AsyncIterator[EdgeTier]:
+    """Start the shield (if asked) then the edges in front of ``origins``; stop all on exit."""
+    find_nginx(spec.nginx)  # a clear error before anything starts
+    temporary = spec.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="livecast-edge-") if temporary else spec.workdir or "")
+    workdir.mkdir(parents=True, exist_ok=True)
+    tiers: list[NginxTier] = []
+    try:
+        for conf in tier_configs(spec, origins, target_duration, workdir):
+            tier = NginxTier(conf, spec.nginx)
+            tiers.append(tier)
+            await tier.start()
+        yield EdgeTier(tiers)
+    finally:
+        for tier in reversed(tiers):
+            await tier.stop()
+        if temporary:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
+class Topology:
+    """A running origin with its edge tier."""
+
+    origin_base_url: str
+    tier: EdgeTier
+    pipeline: LivePipeline
+
+    @property
+    def entry_urls(self) -> list[str]:
+        """The multivariant playlist through each edge, in edge order."""
+        return [base + MULTIVARIANT for base in self.tier.entry_base_urls]
+
+    @property
+    def edge_access_logs(self) -> dict[str, Path]:
+        return self.tier.access_logs
+
+
+@contextlib.asynccontextmanager
+async def running_topology(
+    config: EventConfig, spec: TopologySpec, ready_timeout: float = 30.0
+) -> AsyncIterator[Topology]:
+    """Start the origin (``LivePipeline``), wait for its first segments, then the edge tier."""
+    from livecast.pipeline import LivePipeline
+
+    find_nginx(spec.nginx)
+    pipeline = LivePipeline(config)
+    await pipeline.start()
+    try:
+        await pipeline.wait_ready(timeout=ready_timeout)
+        origin = Upstream(_url_host(config.host).strip("[]"), pipeline.server.port)
+        target = pipeline.event.config.target_duration
+        async with edge_tier(spec, [origin], target) as tier:
+            yield Topology(pipeline.base_url, tier, pipeline)
+    finally:
+        await pipeline.stop()
+
+
+async def run_up(config: EventConfig, spec: TopologySpec) -> int:
+    """``livecast up``: print one entry URL per edge, run until SIGINT/SIGTERM (0) or until the
+    source gives up (1)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with running_topology(config, spec) as top:
+            for url in top.entry_urls:
+                print(url, flush=True)
+            log.info(
+                "origin %s; %d edge(s)%s; Ctrl-C stops",
+                top.origin_base_url,
+                len(top.entry_urls),
+                " behind a shield" if spec.shield else "",
+            )
+            ended = asyncio.ensure_future(top.pipeline.source.wait())
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            ended.cancel()
+            stopped.cancel()
+            if not stop.is_set():
+                raise LivecastError("the source gave up; stopping")
+            log.info("stopping")
+        return 0
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

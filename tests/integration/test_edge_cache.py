@@ -1,0 +1,96 @@
+# ruff: noqa: F811  (the ``stack`` fixture is imported from the shared rig)
+"""What the edge keeps and for whom (issue 4, evidence), on real nginx in front of the origin:
+requests that differ only in CMCD share one cache entry; the LL-HLS directives do not; plain
+playlists are served stale through a brief origin outage and fresh again once it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from livecast.edge.accesslog import parse_access_log_line
+from livecast.packager.playlist import parse_media_playlist
+
+from .test_edge_collapse import Stack, fetch, stack  # noqa: F401  (the shared rig)
+
+pytestmark = pytest.mark.integration
+
+CMCD_A = "CMCD=bl%3D21300%2Cbr%3D2500%2Csid%3D%226e2fb550-c457-11e9-bb97-0800200c9a66%22"
+CMCD_B = "CMCD=bl%3D900%2Cbr%3D800%2Csid%3D%22f0e1d2c3-0000-4000-8000-000000000001%22"
+
+
+async def test_requests_differing_only_in_cmcd_share_one_cache_entry(stack: Stack) -> None:
+    port = stack.edge.conf.port
+    msn, part = stack.next_part()
+    cases = [
+        "/live/720p/index.m3u8",  # plain playlist
+        f"/live/720p/index.m3u8?_HLS_msn={msn}&_HLS_part={part - 1}",  # blocking, satisfied
+        f"/live/720p/part-{msn}.{part - 1}.m4s",  # a part
+    ]
+    for path in cases:
+        sep = "&" if "?" in path else "?"
+        origin_before = stack.tap.total
+        first = await fetch(port, f"{path}{sep}{CMCD_A}")
+        second = await fetch(port, f"{path}{sep}{CMCD_B}&cachebuster=123")
+        assert first.status == second.status == 200, (path, first, second)
+        assert first.headers["x-cache-status"] == "MISS", path
+        assert second.headers["x-cache-status"] == "HIT", path
+        assert first.body == second.body
+        assert stack.tap.total - origin_before == 1, (path, stack.tap.counts)
+
+
+async def test_the_ll_hls_directives_are_part_of_the_key(stack: Stack) -> None:
+    port = stack.edge.conf.port
+    msn, part = stack.next_part()
+    base = f"/live/720p/index.m3u8?_HLS_msn={msn}&_HLS_part={part - 1}"
+    full = await fetch(port, base)
+    delta = await fetch(port, base + "&_HLS_skip=YES")
+    older = await fetch(port, f"/live/720p/index.m3u8?_HLS_msn={msn}&_HLS_part={part - 2}")
+    assert [r.headers["x-cache-status"] for r in (full, delta, older)] == ["MISS"] * 3
+    assert b"#EXT-X-SKIP:" in delta.body and b"#EXT-X-SKIP:" not in full.body
+    assert stack.tap.count_path("/live/720p/index.m3u8") == 3
+
+
+async def test_plain_playlist_served_stale_through_an_origin_outage_then_fresh(
+    stack: Stack,
+) -> None:
+    port = stack.edge.conf.port
+    target = "/live/720p/index.m3u8"
+    before = await fetch(port, target)
+    assert before.status == 200 and before.headers["x-cache-status"] == "MISS"
+    assert before.headers["cache-control"] == "public, max-age=1"  # the origin's TTL, kept
+
+    await stack.tap.cut()  # the origin is unreachable for the edge …
+    stack.advance(1.0)  # … while it keeps producing
+    outage_started = time.monotonic()
+    during = []
+    while time.monotonic() - outage_started < 2.5:  # well past the 1 s TTL
+        during.append(await fetch(port, target))
+        await asyncio.sleep(0.25)
+    assert {r.status for r in during} == {200}
+    assert all(r.body == before.body for r in during)
+    late = [r.headers["x-cache-status"] for r in during if r.finished - outage_started > 1.2]
+    print(f"cache statuses during the outage: {late}")
+    assert "STALE" in late, late
+
+    await stack.tap.restore()
+    fresh_body = stack.app.event.media_playlist_bytes("720p", False)
+    deadline = time.monotonic() + 5.0
+    while True:
+        reply = await fetch(port, target)
+        assert reply.status == 200
+        if reply.body == fresh_body:
+            break
+        assert time.monotonic() < deadline, "the edge did not come back to the origin's playlist"
+        await asyncio.sleep(0.1)
+    assert (
+        parse_media_playlist(reply.body.decode()).last_part()
+        != parse_media_playlist(before.body.decode()).last_part()
+    )
+    records = [
+        parse_access_log_line(line) for line in stack.edge.access_log.read_text().split("\n")
+    ]
+    statuses = [r.cache_status for r in records if r is not None]
+    print(f"plain playlist through the outage: {statuses}")

@@ -1,0 +1,221 @@
+"""Miss collapsing through a real nginx edge (issue 4, evidence): N identical blocking requests
+for a part that does not exist yet reach the origin once — for a blocking playlist reload, for a
+preload-hinted part, and for a hold longer than nginx's default 5 s lock timeout.
+
+The origin is the real OriginServer + OriginApp over a LiveEvent fed by hand (synthetic fMP4), so
+the hold lasts exactly as long as the test wants; a RequestTap between nginx and the origin counts
+what reaches the origin, by request target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from livecast.edge.accesslog import tally
+from livecast.edge.nginx import NginxTier, find_nginx
+from livecast.edge.nginx_conf import TierConfig, Upstream
+from livecast.edge.tap import RequestTap
+from livecast.errors import LivecastError
+from livecast.origin.app import OriginApp
+from livecast.origin.http import OriginServer
+from livecast.packager.playlist import parse_media_playlist
+from livecast.telemetry.metrics import Registry
+from tests.unit.synth import Feeder, make_event
+
+pytestmark = pytest.mark.integration
+
+START = 20.5  # media seconds fed before the test starts: mid-segment, parts pending
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    finished: float  # time.monotonic() when the body was complete
+
+
+async def fetch(port: int, target: str, timeout: float = 20.0) -> Reply:
+    """One GET on a fresh connection (Connection: close), read to the end."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"GET {target} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n".encode("latin-1")
+        )
+        data = await asyncio.wait_for(reader.read(-1), timeout)
+    finally:
+        writer.close()
+    finished = time.monotonic()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return Reply(int(status_line.split()[1]), headers, body, finished)
+
+
+@dataclass
+class Stack:
+    feeder: Feeder
+    app: OriginApp
+    server: OriginServer
+    tap: RequestTap
+    edge: NginxTier
+    media_time: float
+
+    def advance(self, seconds: float) -> None:
+        """Publish ``seconds`` more media and wake the origin's parked requests."""
+        self.media_time += seconds
+        self.feeder.advance_to(self.media_time)
+        self.server.notify()
+
+    def next_part(self, rendition: str = "720p") -> tuple[int, int]:
+        body = self.app.event.media_playlist_bytes(rendition, False).decode()
+        last = parse_media_playlist(body).last_part()
+        assert last is not None
+        return last[0], last[1] + 1
+
+    def hint(self, rendition: str = "720p") -> str:
+        body = self.app.event.media_playlist_bytes(rendition, False).decode()
+        return f"/live/{rendition}/{parse_media_playlist(body).preload_hints[0].uri}"
+
+    async def active_connections(self) -> int:
+        reply = await fetch(self.edge.conf.port, "/edge/status")
+        return int(reply.body.split(b"Active connections:")[1].split()[0])
+
+    async def wait_waiting(self, count: int, timeout: float = 10.0) -> None:
+        """Until ``count`` client connections are open at the edge (our requests all sent)."""
+        deadline = time.monotonic() + timeout
+        while await self.active_connections() < count + 1:  # + the status request
+            assert time.monotonic() < deadline, "the requests did not all reach the edge"
+            await asyncio.sleep(0.05)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest_asyncio.fixture
+async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    try:
+        find_nginx()
+    except LivecastError as exc:
+        pytest.skip(str(exc))
+    overrides = getattr(request, "param", {})
+    event = make_event()
+    feeder = Feeder(event)
+    feeder.advance_to(START)
+    app = OriginApp(event)
+    server = OriginServer(app, Registry(), cache_key=app.cache_key)
+    await server.start("127.0.0.1", 0)
+    tap = RequestTap("127.0.0.1", server.port)
+    await tap.start()
+    os.chmod(tmp_path, 0o755)
+    conf = TierConfig(
+        name="edge-0",
+        prefix=str(tmp_path / "edge-0"),
+        port=_free_port(),
+        upstreams=(Upstream("127.0.0.1", tap.port),),
+        target_duration=event.config.target_duration,
+    )
+    edge = NginxTier(replace(conf, **overrides))
+    try:
+        await edge.start()
+        yield Stack(feeder, app, server, tap, edge, START)
+    finally:
+        await edge.stop()
+        await tap.stop()
+        server.notify()
+        await server.stop()
+
+
+def _statuses(stack: Stack) -> dict[str, int]:
+    lines = stack.edge.access_log.read_text().splitlines()
+    return dict(tally(lines)["edge-0"].by_status)
+
+
+async def _collapse(stack: Stack, target: str, viewers: int, hold: float) -> list[Reply]:
+    """``viewers`` identical requests for ``target``; release the origin after ``hold`` s."""
+    requests = [asyncio.ensure_future(fetch(stack.edge.conf.port, target)) for _ in range(viewers)]
+    await stack.wait_waiting(viewers)
+    started = time.monotonic()
+    while time.monotonic() - started < hold:
+        await asyncio.sleep(0.1)
+        done = [r for r in requests if r.done()]
+        assert not done, (
+            f"answered before the part existed: {done[0].exception() or done[0].result()}"
+        )
+    assert stack.tap.count(target) == 1  # one request went on to the origin, and it is parked
+    released = time.monotonic()
+    stack.advance(1 / 3)
+    replies = await asyncio.gather(*requests)
+    waits = sorted(r.finished - released for r in replies)
+    print(
+        f"{viewers} viewers of {target}: origin requests {stack.tap.count(target)}, "
+        f"answered {waits[len(waits) // 2] * 1000:.0f} ms (p50) / {waits[-1] * 1000:.0f} ms "
+        f"(max) after the part, cache statuses {_statuses(stack)}"
+    )
+    return replies
+
+
+async def test_500_identical_blocking_playlist_requests_reach_the_origin_once(
+    stack: Stack,
+) -> None:
+    msn, part = stack.next_part()
+    target = f"/live/720p/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
+    replies = await _collapse(stack, target, viewers=500, hold=0.5)
+    assert stack.tap.count(target) == 1
+    assert {r.status for r in replies} == {200}
+    assert len({r.body for r in replies}) == 1
+    assert parse_media_playlist(replies[0].body.decode()).last_part() == (msn, part)
+    statuses = _statuses(stack)
+    assert statuses.get("MISS") == 1 and statuses.get("HIT") == 499, statuses
+    assert replies[0].headers["cache-control"] == "public, max-age=12"  # the origin's TTL
+
+
+async def test_500_identical_preload_hint_requests_reach_the_origin_once(stack: Stack) -> None:
+    target = stack.hint()
+    replies = await _collapse(stack, target, viewers=500, hold=0.5)
+    assert stack.tap.count(target) == 1
+    assert {r.status for r in replies} == {200}
+    assert len({r.body for r in replies}) == 1 and len(replies[0].body) > 0
+    assert replies[0].headers["cache-control"] == "public, max-age=86400, immutable"
+
+
+async def test_a_hold_longer_than_5_s_still_collapses(stack: Stack) -> None:
+    msn, part = stack.next_part()
+    target = f"/live/720p/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
+    replies = await _collapse(stack, target, viewers=50, hold=5.5)
+    assert stack.tap.count(target) == 1
+    assert {r.status for r in replies} == {200}
+
+
+@pytest.mark.parametrize("stack", [{"lock_timeout": 5.0}], indirect=True)
+async def test_control_nginx_default_lock_timeout_does_not_collapse_a_long_hold(
+    stack: Stack,
+) -> None:
+    """The pitfall the config avoids, shown on the same rig: with nginx's default 5 s the waiters
+    are sent to the origin after 5 s, uncached."""
+    msn, part = stack.next_part()
+    target = f"/live/720p/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
+    requests = [asyncio.ensure_future(fetch(stack.edge.conf.port, target)) for _ in range(20)]
+    await stack.wait_waiting(20)
+    await asyncio.sleep(5.8)
+    assert stack.tap.count(target) > 1
+    stack.advance(1 / 3)
+    await asyncio.gather(*requests)
+    print(f"lock timeout 5 s, hold 5.8 s: {stack.tap.count(target)} origin requests for 20 viewers")

@@ -1,0 +1,109 @@
+"""``livecast up`` as an operator runs it: one entry URL per edge on stdout, each serving the
+stream through its own nginx, a clean stop on SIGINT with no nginx or FFmpeg left behind, and a
+clear message when nginx is missing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from livecast.edge.nginx import find_nginx
+from livecast.errors import LivecastError
+
+pytestmark = pytest.mark.integration
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def livecast(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    base = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "livecast", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**base, **(env or {})},
+    )
+
+
+def descendants(pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def get(url: str) -> tuple[bytes, dict[str, str]]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read(), {k.lower(): v for k, v in response.headers.items()}
+
+
+def test_up_with_two_edges_prints_two_urls_serves_through_each_and_stops_on_sigint() -> None:
+    try:
+        find_nginx()
+    except LivecastError as exc:
+        pytest.skip(str(exc))
+    proc = livecast(
+        "up", "--edges", "2", "--shield", "--port", "0", "--origin-port", "0", "--source", "loop"
+    )
+    try:
+        assert proc.stdout is not None
+        urls = [proc.stdout.readline().strip() for _ in range(2)]
+        assert all(
+            u.startswith("http://127.0.0.1:") and u.endswith("/live/main.m3u8") for u in urls
+        )
+        assert len(set(urls)) == 2
+        for index, url in enumerate(urls):
+            body, headers = get(url)
+            assert body.startswith(b"#EXTM3U")
+            assert headers["x-edge"] == f"edge-{index}"
+            media, headers = get(url.replace("main.m3u8", "audio/index.m3u8"))
+            assert media.startswith(b"#EXTM3U") and b"#EXT-X-PART:" in media
+            assert headers["x-cache-status"] in ("MISS", "HIT", "STALE", "UPDATING", "EXPIRED")
+        processes = descendants(proc.pid)
+        names = {Path(f"/proc/{pid}/comm").read_text().strip() for pid in processes}
+        assert "nginx" in names, names
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        deadline = time.monotonic() + 5
+        while any(alive(pid) for pid in processes) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in processes), "a child outlived livecast up"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_up_without_nginx_says_how_to_install_it() -> None:
+    proc = livecast(
+        "up", "--port", "0", "--origin-port", "0", env={"LIVECAST_NGINX": "/nonexistent/nginx"}
+    )
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "apt-get install nginx-light" in err
