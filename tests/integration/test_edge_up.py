@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from livecast.edge.nginx import find_nginx
+from livecast.edge.nginx import check_config, find_nginx, prepare_prefix
+from livecast.edge.nginx_conf import Upstream
+from livecast.edge.topology import TopologySpec, tier_configs
 from livecast.errors import LivecastError
 
 pytestmark = pytest.mark.integration
@@ -107,3 +109,22 @@ def test_up_without_nginx_says_how_to_install_it() -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "apt-get install nginx-light" in err
+
+
+@pytest.mark.parametrize(
+    ("edges", "shield", "workers", "origins"),
+    [(1, False, 1, 1), (3, True, 2, 2), (2, False, 1, 3)],
+)
+def test_every_rendered_config_passes_nginx_t(
+    tmp_path: Path, edges: int, shield: bool, workers: int, origins: int
+) -> None:
+    try:
+        find_nginx()
+    except LivecastError as exc:
+        pytest.skip(str(exc))
+    upstreams = [Upstream("127.0.0.1", 18080 + i) for i in range(origins)]
+    spec = TopologySpec(edges=edges, shield=shield, workers=workers)
+    for target_duration in (1.0, 2.0, 6.0):
+        for conf in tier_configs(spec, upstreams, target_duration, tmp_path / str(target_duration)):
+            path = prepare_prefix(conf)
+            check_config(path, Path(conf.prefix))  # raises with nginx's message when rejected

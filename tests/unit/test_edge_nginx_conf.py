@@ -1,0 +1,174 @@
+"""The rendered nginx config, one issue-4 requirement per test, asserted on the text itself
+(that nginx accepts it is tests/integration/test_edge_up.py; that it behaves is the other
+tests/integration/test_edge_*.py)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from livecast.edge.nginx_conf import TierConfig, Upstream, render_nginx_conf
+from livecast.edge.topology import TopologySpec, tier_configs
+
+ORIGIN = Upstream("127.0.0.1", 8080)
+
+
+def conf(**changes: object) -> TierConfig:
+    values: dict[str, object] = {
+        "name": "edge-0",
+        "prefix": "/srv/livecast/edge-0",
+        "port": 8081,
+        "upstreams": (ORIGIN,),
+    }
+    values.update(changes)
+    return TierConfig(**values)  # type: ignore[arg-type]
+
+
+def directives(text: str, name: str) -> list[str]:
+    """The arguments of every ``name …;`` line."""
+    return [m[1].strip() for m in re.finditer(rf"^\s*{name}\s+(.*?);\s*$", text, re.M)]
+
+
+def one(text: str, name: str) -> str:
+    (value,) = directives(text, name)
+    return value
+
+
+def seconds(value: str) -> float:
+    match = re.fullmatch(r"(\d+)(ms|s)", value)
+    assert match, value
+    return int(match[1]) / (1000 if match[2] == "ms" else 1)
+
+
+def test_cache_key_is_the_path_and_the_three_ll_hls_directives_only() -> None:
+    key = one(render_nginx_conf(conf()), "proxy_cache_key")
+    for part in ("$uri", "$arg__HLS_msn", "$arg__HLS_part", "$arg__HLS_skip"):
+        assert part in key
+    for per_viewer in ("$args", "$request_uri", "$query_string", "$is_args", "CMCD", "$arg_CMCD"):
+        assert per_viewer not in key
+    assert set(re.findall(r"\$\w+", key)) == {
+        "$uri", "$arg__HLS_msn", "$arg__HLS_part", "$arg__HLS_skip",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("target_duration", [1.0, 2.0, 4.0, 6.0])
+def test_lock_timeout_and_age_outlast_the_longest_blocking_hold(target_duration: float) -> None:
+    text = render_nginx_conf(conf(target_duration=target_duration))
+    assert one(text, "proxy_cache_lock") == "on"
+    hold = 3 * target_duration
+    for name in ("proxy_cache_lock_timeout", "proxy_cache_lock_age", "proxy_read_timeout"):
+        value = seconds(one(text, name))
+        assert value >= hold + 2.0, (name, value)  # never nginx's default 5 s for TD 2
+    assert seconds(one(text, "proxy_next_upstream_timeout")) > hold
+
+
+def test_plain_playlists_are_served_stale_while_revalidating_and_on_errors() -> None:
+    text = render_nginx_conf(conf())
+    stale = set(one(text, "proxy_cache_use_stale").split())
+    assert stale >= {"error", "timeout", "updating", "http_500", "http_502", "http_503", "http_504"}
+    assert one(text, "proxy_cache_background_update") == "on"
+
+
+def test_ttls_come_from_the_origin_with_only_a_short_negative_fallback() -> None:
+    text = render_nginx_conf(conf())
+    valid = directives(text, "proxy_cache_valid")
+    assert valid == ["404 1s"]  # nothing for 200: the origin's Cache-Control decides
+    assert not directives(text, "proxy_ignore_headers")  # Cache-Control is honoured
+    assert not directives(text, "expires")
+
+
+def test_keepalive_to_the_upstreams() -> None:
+    text = render_nginx_conf(conf())
+    upstream = re.search(r"upstream livecast_upstream \{(.*?)\}", text, re.S)
+    assert upstream is not None
+    assert re.search(r"^\s*keepalive \d+;", upstream[1], re.M)
+    assert one(text, "proxy_http_version") == "1.1"
+    assert one(text, "proxy_set_header") == 'Connection ""'
+    assert one(text, "proxy_pass") == "http://livecast_upstream"
+
+
+def test_failover_between_several_origins() -> None:
+    origins = (ORIGIN, Upstream("127.0.0.1", 8090), Upstream("::1", 8091))
+    text = render_nginx_conf(conf(upstreams=origins))
+    servers = directives(text, "server")
+    assert [s.split()[0] for s in servers] == ["127.0.0.1:8080", "127.0.0.1:8090", "[::1]:8091"]
+    assert all("max_fails=" in s and "fail_timeout=" in s for s in servers)
+    cases = set(one(text, "proxy_next_upstream").split())
+    assert cases == {"error", "timeout", "http_502", "http_503", "http_504"}
+    assert one(text, "proxy_next_upstream_tries") == "3"
+
+
+def test_cache_status_is_exposed_and_logged_with_timings() -> None:
+    text = render_nginx_conf(conf(name="edge-3"))
+    headers = directives(text, "add_header")
+    assert 'X-Cache-Status "$upstream_cache_status" always' in headers
+    assert 'X-Edge "edge-3" always' in headers
+    (log_format,) = directives(text, "log_format")
+    for variable in ("$upstream_cache_status", "$request_time", "$upstream_response_time"):
+        assert variable in log_format
+    assert "edge-3" in log_format
+    logs = directives(text, "access_log")
+    assert logs == ['"/srv/livecast/edge-0/access.log" livecast_edge', "off"]  # off: /edge/status
+
+
+def test_age_is_computable_from_the_origins_date() -> None:
+    text = render_nginx_conf(conf())
+    assert one(text, "proxy_pass_header") == "Date"
+    assert "Age" not in " ".join(directives(text, "proxy_hide_header"))
+
+
+def test_everything_nginx_writes_stays_under_the_prefix() -> None:
+    text = render_nginx_conf(conf(prefix="/tmp/x/e0", port=9000, host="127.0.0.2", workers=2))
+    for name in (
+        "pid", "client_body_temp_path", "proxy_temp_path", "fastcgi_temp_path",
+        "uwsgi_temp_path", "scgi_temp_path",
+    ):  # fmt: skip
+        assert one(text, name).startswith('"/tmp/x/e0/'), name
+    assert one(text, "error_log").startswith('"/tmp/x/e0/error.log"')
+    assert one(text, "proxy_cache_path").startswith('"/tmp/x/e0/cache" ')
+    assert one(text, "listen").startswith("127.0.0.2:9000")
+    assert one(text, "worker_processes") == "2"
+    assert one(text, "daemon") == "off"
+
+
+def test_shield_is_the_edges_only_upstream_and_the_origins_are_the_shields(
+    tmp_path: Path,
+) -> None:
+    origins = [ORIGIN, Upstream("127.0.0.1", 8090)]
+    shield, *edges = tier_configs(
+        TopologySpec(edges=3, shield=True, port=9100), origins, 2.0, tmp_path
+    )
+    assert shield.name == "shield" and shield.upstreams == tuple(origins)
+    assert [e.name for e in edges] == ["edge-0", "edge-1", "edge-2"]
+    assert [e.port for e in edges] == [9100, 9101, 9102]
+    assert all(e.upstreams == (Upstream("127.0.0.1", shield.port),) for e in edges)
+    assert len({c.prefix for c in (shield, *edges)}) == 4
+    (direct,) = tier_configs(TopologySpec(edges=1), origins, 2.0, tmp_path)
+    assert direct.upstreams == tuple(origins)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"upstreams": ()},
+        {"prefix": "relative/dir"},
+        {"prefix": "/tmp/semi;colon"},
+        {"name": "edge 0"},
+        {"name": "edge\t0"},
+        {"port": 0},
+        {"target_duration": 0},
+        {"upstreams": (Upstream("127.0.0.1", 1),), "user": "root; daemon on"},
+    ],
+)
+def test_unusable_values_are_refused(changes: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        render_nginx_conf(conf(**changes))
+
+
+def test_unusable_upstream_is_refused() -> None:
+    with pytest.raises(ValueError):
+        Upstream("evil;host", 80)
+    with pytest.raises(ValueError):
+        Upstream("127.0.0.1", 70000)
