@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from livecast.edge.nginx_conf import TierConfig, Upstream, render_nginx_conf
+from livecast.edge.nginx_conf import MEDIA_PATHS, TierConfig, Upstream, render_nginx_conf
 from livecast.edge.topology import TopologySpec, tier_configs
 
 ORIGIN = Upstream("127.0.0.1", 8080)
@@ -34,6 +34,13 @@ def directives(text: str, name: str) -> list[str]:
 def one(text: str, name: str) -> str:
     (value,) = directives(text, name)
     return value
+
+
+def location(text: str, pattern: str) -> str:
+    """The body of ``location <pattern> { … }``."""
+    match = re.search(rf"location {re.escape(pattern)} \{{(.*?)\}}", text, re.S)
+    assert match is not None, pattern
+    return match[1]
 
 
 def seconds(value: str) -> float:
@@ -65,10 +72,22 @@ def test_lock_timeout_and_age_outlast_the_longest_blocking_hold(target_duration:
 
 
 def test_plain_playlists_are_served_stale_while_revalidating_and_on_errors() -> None:
-    text = render_nginx_conf(conf())
-    stale = set(one(text, "proxy_cache_use_stale").split())
+    playlists = location(render_nginx_conf(conf()), "/")
+    stale = set(one(playlists, "proxy_cache_use_stale").split())
     assert stale >= {"error", "timeout", "updating", "http_500", "http_502", "http_503", "http_504"}
-    assert one(text, "proxy_cache_background_update") == "on"
+    assert one(playlists, "proxy_cache_background_update") == "on"
+
+
+def test_media_is_never_served_stale_while_revalidating() -> None:
+    """A part 404'd before it was produced must not be served stale while the refetch is held."""
+    text = render_nginx_conf(conf())
+    media = location(text, f"~ {MEDIA_PATHS}")
+    stale = set(one(media, "proxy_cache_use_stale").split())
+    assert "updating" not in stale and {"error", "timeout", "http_502"} <= stale
+    assert not directives(media, "proxy_cache_background_update")
+    for path in ("/live/720p/part-1.2.m4s", "/live/720p/seg-1.m4s", "/live/720p/init-0.mp4"):
+        assert re.search(MEDIA_PATHS, path)
+    assert not re.search(MEDIA_PATHS, "/live/720p/index.m3u8")
 
 
 def test_ttls_come_from_the_origin_with_only_a_short_negative_fallback() -> None:
@@ -86,7 +105,7 @@ def test_keepalive_to_the_upstreams() -> None:
     assert re.search(r"^\s*keepalive \d+;", upstream[1], re.M)
     assert one(text, "proxy_http_version") == "1.1"
     assert one(text, "proxy_set_header") == 'Connection ""'
-    assert one(text, "proxy_pass") == "http://livecast_upstream"
+    assert set(directives(text, "proxy_pass")) == {"http://livecast_upstream"}
 
 
 def test_failover_between_several_origins() -> None:

@@ -14,8 +14,10 @@ What LL-HLS needs from a cache, and how this config does it:
 * **TTLs from the origin.** No ``proxy_cache_valid`` for 200: the origin's ``Cache-Control``
   decides (blocking playlists 6 × TD, plain playlists ½ TD, media immutable). Only 404 has a
   one-second fallback, for answers that come without a ``Cache-Control``.
-* **Stale-while-revalidate and stale-if-error** for plain playlists (and everything else):
-  ``proxy_cache_use_stale … updating …`` + ``proxy_cache_background_update``.
+* **Stale-while-revalidate and stale-if-error** for plain playlists:
+  ``proxy_cache_use_stale … updating …`` + ``proxy_cache_background_update``. Media (parts,
+  segments, init) is immutable and never revalidated, except a 404 for something not produced
+  yet: that one must not be served stale while revalidating, so media has stale-if-error only.
 * **Keep-alive and failover upstream**; an optional shield is just another tier as upstream.
 * ``X-Cache-Status`` on every answer, the origin's ``Date`` kept (so a player can compute the
   age of what it got, RFC 9111 §4.2.3) and any upstream ``Age`` passed on.
@@ -30,6 +32,8 @@ from livecast.edge.accesslog import FORMAT_NAME, log_format
 
 CACHE_KEY = "$uri|msn=$arg__HLS_msn|part=$arg__HLS_part|skip=$arg__HLS_skip"
 STALE_CASES = "error timeout updating http_500 http_502 http_503 http_504"
+MEDIA_STALE_CASES = "error timeout http_500 http_502 http_503 http_504"
+MEDIA_PATHS = r"\.(m4s|mp4)$"
 NEXT_UPSTREAM_CASES = "error timeout http_502 http_503 http_504"
 NEGATIVE_TTL = "1s"  # 404s without Cache-Control (nginx reads whole seconds here; 0 = off)
 
@@ -173,33 +177,40 @@ def render_nginx_conf(conf: TierConfig) -> str:
         *(f"    {line}" for line in conf.extra_http),
         "    server {",
         f"        listen {Upstream(conf.host, conf.port).address} backlog=4096;",
+        "        # inherited by the locations below",
+        "        proxy_http_version 1.1;",
+        '        proxy_set_header Connection "";',
+        "        proxy_connect_timeout 1s;",
+        f"        proxy_read_timeout {_duration(conf.read_timeout)};",
+        f"        proxy_send_timeout {_duration(conf.read_timeout)};",
+        f"        proxy_next_upstream {NEXT_UPSTREAM_CASES};",
+        f"        proxy_next_upstream_tries {len(conf.upstreams)};",
+        f"        proxy_next_upstream_timeout {_duration(conf.read_timeout)};",
+        "        proxy_cache livecast;",
+        f'        proxy_cache_key "{CACHE_KEY}";',
+        "        proxy_cache_lock on;",
+        f"        proxy_cache_lock_timeout {lock};",
+        f"        proxy_cache_lock_age {lock};",
+        f"        proxy_cache_valid 404 {NEGATIVE_TTL};",
+        "        proxy_pass_header Date;",
+        "        proxy_hide_header X-Cache-Status;",
+        "        proxy_hide_header X-Edge;",
+        '        add_header X-Cache-Status "$upstream_cache_status" always;',
+        f'        add_header X-Edge "{conf.name}" always;',
         "        location = /edge/status {",
         "            stub_status;",
         "            access_log off;",
         "        }",
+        "        # media: immutable once produced; a 404 (not produced yet) is never served stale",
+        f"        location ~ {MEDIA_PATHS} {{",
+        "            proxy_pass http://livecast_upstream;",
+        f"            proxy_cache_use_stale {MEDIA_STALE_CASES};",
+        "        }",
+        "        # playlists (and the rest): stale-while-revalidate, stale-if-error",
         "        location / {",
         "            proxy_pass http://livecast_upstream;",
-        "            proxy_http_version 1.1;",
-        '            proxy_set_header Connection "";',
-        "            proxy_connect_timeout 1s;",
-        f"            proxy_read_timeout {_duration(conf.read_timeout)};",
-        f"            proxy_send_timeout {_duration(conf.read_timeout)};",
-        f"            proxy_next_upstream {NEXT_UPSTREAM_CASES};",
-        f"            proxy_next_upstream_tries {len(conf.upstreams)};",
-        f"            proxy_next_upstream_timeout {_duration(conf.read_timeout)};",
-        "            proxy_cache livecast;",
-        f'            proxy_cache_key "{CACHE_KEY}";',
-        "            proxy_cache_lock on;",
-        f"            proxy_cache_lock_timeout {lock};",
-        f"            proxy_cache_lock_age {lock};",
         f"            proxy_cache_use_stale {STALE_CASES};",
         "            proxy_cache_background_update on;",
-        f"            proxy_cache_valid 404 {NEGATIVE_TTL};",
-        "            proxy_pass_header Date;",
-        "            proxy_hide_header X-Cache-Status;",
-        "            proxy_hide_header X-Edge;",
-        '            add_header X-Cache-Status "$upstream_cache_status" always;',
-        f'            add_header X-Edge "{conf.name}" always;',
         "        }",
         "    }",
         "}",
