@@ -1,9 +1,10 @@
 """The httptools response callbacks shared by livecast's HTTP clients (probe, rehearsal driver).
 
-One :class:`ResponseSink` per response: status time (first byte), body size, the body when asked
-for, completion, and the connection's keep-alive state — read when the headers are complete,
-because llhttp forgets it once the message is complete (reading it afterwards made every request
-open a new connection).
+One :class:`ResponseSink` per connection, :meth:`~ResponseSink.reset` before each response (the
+parser follows a keep-alive connection from message to message): status time (first byte), body
+size, the body when asked for, completion, and the connection's keep-alive state — read when the
+headers are complete, because llhttp forgets it once the message is complete (reading it
+afterwards made every request open a new connection).
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ class ResponseSink:
         self.first_byte = 0.0
         self.keep_alive = False
         self.parser = httptools.HttpResponseParser(self)
+
+    def reset(self, keep_body: bool) -> None:
+        """Ready for the next response on the same connection (same parser)."""
+        self.keep_body = keep_body
+        self.chunks = []
+        self.size = 0
+        self.complete = False
+        self.first_byte = 0.0
+        self.keep_alive = False
 
     @property
     def body(self) -> bytes:

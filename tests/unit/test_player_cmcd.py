@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from livecast.player import PlayerConfig
-from livecast.player.cmcd import CmcdData, encode, from_url, parse, raw_payload, round_to, with_cmcd
+from livecast.player.cmcd import (
+    CmcdData,
+    CmcdQuery,
+    encode,
+    from_url,
+    parse,
+    raw_payload,
+    request_data,
+    round_to,
+    url_encode,
+    with_cmcd,
+)
 
 from .test_player_server import session
 
@@ -37,6 +48,32 @@ def test_query_argument_is_url_encoded_and_parses_back() -> None:
         "su": True,
     }
     assert with_cmcd("http://h/x.m4s", "br=1").startswith("http://h/x.m4s?CMCD=")
+
+
+def test_url_encode_is_quote_with_nothing_safe() -> None:
+    for text in ('sid="a\\"b",bl=100,su', "a b/c?d&e%f~g_h.i-j!*'()", "caf\u00e9 \u2603"):
+        assert url_encode(text) == quote(text, safe="")
+
+
+def test_prebuilt_query_equals_the_encoded_payload() -> None:
+    builder = CmcdQuery('viewer "7"', "show, live")
+    for bitrate, buffer_s, measured, top, starting in (
+        (None, 0.0, None, None, True),
+        (638_000, 1.249, 3_249_999.0, 1_598_000, False),
+        (2_500_000, 12.0, 123.0, 2_500_000, True),
+    ):
+        expected = encode(
+            request_data(
+                session_id='viewer "7"', content_id="show, live", object_type="v",
+                bitrate_bps=bitrate, buffer_s=buffer_s, measured_bps=measured,
+                top_bitrate_bps=top, starting=starting,
+            )
+        )  # fmt: skip
+        built = builder.query(
+            object_type="v", bitrate_bps=bitrate, buffer_s=buffer_s, measured_bps=measured,
+            top_bitrate_bps=top, starting=starting,
+        )  # fmt: skip
+        assert built == "CMCD=" + quote(expected, safe="")
 
 
 def test_rounding_to_the_nearest_step() -> None:

@@ -51,7 +51,7 @@ from livecast.player.abr import (
     start_level,
 )
 from livecast.player.buffer import MediaBuffer, PlaybackState
-from livecast.player.cmcd import encode, object_type, request_data, with_cmcd
+from livecast.player.cmcd import CmcdQuery, object_type, with_query
 from livecast.player.config import PlayerConfig
 from livecast.player.parsed import PlaylistCache
 from livecast.player.qoe import QoeRecord, build_record
@@ -106,6 +106,7 @@ class Player:
         self.outcome = "idle"
         self.error: str | None = None
         self.ledger = RequestLedger()
+        self._cmcd_query = CmcdQuery(config.session_id, config.content_id)
         self.latency_samples: list[float] = []
         self._last_latency_at: float | None = None
         self._start_time: float | None = None  # program time of the video start position
@@ -276,7 +277,7 @@ class Player:
         flight = self.ledger.issue(
             kind,
             url,
-            with_cmcd(url, self._cmcd(kind, track)),
+            with_query(url, self._cmcd(kind, track)),
             timeout,
             not_before,
             track.name if track else None,
@@ -295,17 +296,13 @@ class Player:
 
     def _cmcd(self, kind: str, track: TrackState | None) -> str:
         measured = self.estimator.estimate() if self.estimator.has_samples else None
-        return encode(
-            request_data(
-                session_id=self.config.session_id,
-                content_id=self.config.content_id,
-                object_type=object_type(kind, track.object_type if track else "av"),
-                bitrate_bps=self.bitrate,
-                buffer_s=self.buffer.track_ahead(track.name) if self.buffer and track else 0.0,
-                measured_bps=measured,
-                top_bitrate_bps=self.variants[-1].bandwidth if self.variants else None,
-                starting=not self._has_started,
-            )
+        return self._cmcd_query.query(
+            object_type=object_type(kind, track.object_type if track else "av"),
+            bitrate_bps=self.bitrate,
+            buffer_s=self.buffer.track_ahead(track.name) if self.buffer and track else 0.0,
+            measured_bps=measured,
+            top_bitrate_bps=self.variants[-1].bandwidth if self.variants else None,
+            starting=not self._has_started,
         )
 
     def _failed(self, flight: InFlight, what: str, now: float) -> list[Request]:

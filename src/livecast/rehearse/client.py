@@ -119,6 +119,7 @@ class ClientConnection:
 
     def close(self) -> None:
         transport, self._transport, self._wire = self._transport, None, None
+        self._sink = None
         self._connecting = False
         if transport is not None:
             transport.close()
@@ -126,15 +127,17 @@ class ClientConnection:
     # ------------------------------------------------------------------ from the current _Wire
     def _on_connected(self, transport: asyncio.Transport) -> None:
         self._transport = transport
+        self._sink = ResponseSink(False, self._clock)  # one parser per TCP connection
         self._connecting = False
         if self._pending is not None:
             self._write()
 
     def _on_lost(self) -> None:
-        self._transport, self._wire = None, None
+        sink = self._sink
+        self._transport, self._wire, self._sink = None, None, None
         if self._pending is None:
             return
-        if self._reused and self._sink is not None and self._sink.first_byte == 0.0:
+        if self._reused and sink is not None and sink.first_byte == 0.0:
             self._reused = False  # an idle keep-alive connection the server had closed: retry once
             self.reconnects += 1
             self._connect()
@@ -143,8 +146,8 @@ class ClientConnection:
 
     def _on_data(self, data: bytes) -> None:
         sink = self._sink
-        if sink is None:
-            return
+        if sink is None or self._pending is None:
+            return  # nothing asked: a server talking out of turn is ignored until the next ask
         try:
             sink.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -172,8 +175,9 @@ class ClientConnection:
 
     def _write(self) -> None:
         assert self._pending is not None and self._transport is not None
+        assert self._sink is not None
         _, wire, keep_body, _ = self._pending
-        self._sink = ResponseSink(keep_body, self._clock)
+        self._sink.reset(keep_body)
         self._started = self._clock()
         self.requests += 1
         self._transport.write(wire)
@@ -181,7 +185,7 @@ class ClientConnection:
     def _complete(self, sink: ResponseSink) -> None:
         pending = self._pending
         assert pending is not None
-        self._pending, self._sink = None, None
+        self._pending = None
         if not sink.keep_alive:
             self.close()
         body = sink.body if sink.keep_body else None
@@ -198,7 +202,7 @@ class ClientConnection:
 
     def _fail(self, kind: str) -> None:
         pending = self._pending
-        self._pending, self._sink = None, None
+        self._pending = None
         self.close()
         if pending is not None:
             self._on_failure(pending[0], kind)

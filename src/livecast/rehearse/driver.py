@@ -117,6 +117,7 @@ class Driver:
         self.clock = clock
         self.viewers: dict[int, _Viewer] = {}
         self.playlists = PlaylistCache(size=256)  # one parse per playlist version, all viewers
+        self._authorities: dict[str, tuple[str, int]] = {}
         self._second = -1
         self._second_requests = 0
         self._second_errors = 0
@@ -191,8 +192,7 @@ class Driver:
     def _send(self, viewer: _Viewer, request: Request) -> None:
         if viewer.index not in self.viewers:
             return
-        split = urlsplit(request.url)
-        host, port = split.hostname or "127.0.0.1", split.port or 80
+        host, port, target = self._route(request.url)
         conn = next(
             (c for c in viewer.conns if not c.busy and c.port == port and c.host == host), None
         )
@@ -201,9 +201,21 @@ class Driver:
                 viewer.waiting.append(request)
                 return
             conn = self._connection(viewer, host, port)
-        target = split.path + (f"?{split.query}" if split.query else "")
         viewer.inflight[request.id] = request
         conn.send(request.id, target, keep_body=request.kind in TEXT_KINDS, timeout=request.timeout)
+
+    def _route(self, url: str) -> tuple[str, int, str]:
+        """Host, port and request target of an absolute http URL (authorities memoised: a
+        handful of entry points serve every request of the run)."""
+        authority, slash, path = url.partition("://")[2].partition("/")
+        address = self._authorities.get(authority)
+        if address is None:
+            split = urlsplit(f"http://{authority}/")
+            address = self._authorities[authority] = (
+                split.hostname or "127.0.0.1",
+                split.port or 80,
+            )
+        return address[0], address[1], (slash + path) or "/"
 
     def _connection(self, viewer: _Viewer, host: str, port: int) -> ClientConnection:
         holder: list[ClientConnection] = []
