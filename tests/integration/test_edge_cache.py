@@ -94,3 +94,18 @@ async def test_plain_playlist_served_stale_through_an_origin_outage_then_fresh(
     ]
     statuses = [r.cache_status for r in records if r is not None]
     print(f"plain playlist through the outage: {statuses}")
+
+
+async def test_after_a_quiet_spell_the_first_viewer_gets_a_fresh_playlist(stack: Stack) -> None:
+    """Stale-while-revalidate never hands the viewer who triggers the refresh the stale copy:
+    after a quiet spell the playlist in the cache may be many seconds old (the pitfall: a join
+    that far behind live)."""
+    port = stack.edge.conf.port
+    target = "/live/720p/index.m3u8"
+    assert (await fetch(port, target)).headers["x-cache-status"] == "MISS"
+    for _ in range(6):  # 3 s of media, nobody asking the edge
+        await asyncio.sleep(0.5)
+        stack.advance(0.5)
+    reply = await fetch(port, target)
+    assert reply.headers["x-cache-status"] == "EXPIRED", reply.headers  # refreshed, not stale
+    assert reply.body == stack.app.event.media_playlist_bytes("720p", False)

@@ -68,7 +68,7 @@ def worker_user(conf: TierConfig) -> TierConfig:
 def prepare_prefix(conf: TierConfig) -> Path:
     """Create the tier's directories and write its nginx.conf; return the config file."""
     prefix = Path(conf.prefix)
-    for directory in (prefix, prefix / "tmp"):
+    for directory in (prefix, prefix / "tmp", prefix / "cache"):
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o755)
     path = prefix / "nginx.conf"

@@ -15,9 +15,13 @@ What LL-HLS needs from a cache, and how this config does it:
   decides (blocking playlists 6 × TD, plain playlists ½ TD, media immutable). Only 404 has a
   one-second fallback, for answers that come without a ``Cache-Control``.
 * **Stale-while-revalidate and stale-if-error** for plain playlists:
-  ``proxy_cache_use_stale … updating …`` + ``proxy_cache_background_update``. Media (parts,
-  segments, init) is immutable and never revalidated, except a 404 for something not produced
-  yet: that one must not be served stale while revalidating, so media has stale-if-error only.
+  ``proxy_cache_use_stale … updating …``: while one request refreshes an expired playlist, the
+  others get the previous one. The refresh is made by the request that found the entry expired
+  (``proxy_cache_background_update off``): with a background update that request would be given
+  the stale copy itself, however old — after a quiet minute a viewer joined 15 s behind live
+  (measured). Media (parts, segments, init) is immutable and never revalidated, except a 404 for
+  something not produced yet: that one must not be served stale while its refetch is held, so
+  media has stale-if-error only.
 * **Keep-alive and failover upstream**; an optional shield is just another tier as upstream.
 * ``X-Cache-Status`` on every answer, the origin's ``Date`` kept (so a player can compute the
   age of what it got, RFC 9111 §4.2.3) and any upstream ``Age`` passed on.
@@ -206,11 +210,11 @@ def render_nginx_conf(conf: TierConfig) -> str:
         "            proxy_pass http://livecast_upstream;",
         f"            proxy_cache_use_stale {MEDIA_STALE_CASES};",
         "        }",
-        "        # playlists (and the rest): stale-while-revalidate, stale-if-error",
+        "        # playlists (and the rest): stale while another request refreshes, or on errors",
         "        location / {",
         "            proxy_pass http://livecast_upstream;",
         f"            proxy_cache_use_stale {STALE_CASES};",
-        "            proxy_cache_background_update on;",
+        "            proxy_cache_background_update off;",
         "        }",
         "    }",
         "}",
