@@ -1,5 +1,6 @@
-"""``livecast rehearse`` end to end on its own stack (loop source): GO on a healthy run, NO-GO
-naming the violated SLOs when every part is delayed 3 s, 2 when it cannot run."""
+"""``livecast rehearse`` end to end on its own stack (loop source): the shipped smoke scenario
+(200 viewers for 30 s) is GO on a healthy build and NO-GO naming the violated SLOs when every part
+is delayed 3 s; 2 when it cannot run."""
 
 from __future__ import annotations
 
@@ -13,23 +14,9 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
-HEALTHY = """
-name = "small"
-duration = 12.0
-seed = 3
-[target]
-stack = true
-source = "loop"
-loop_seconds = 4
-cache_dir = "{cache}"
-[audience]
-kind = "flash"
-viewers = 20
-within = 2.0
-[players]
-low_latency_share = 1.0
-"""
+ROOT = Path(__file__).resolve().parents[2]
+SRC = str(ROOT / "src")
+SMOKE = ROOT / "examples" / "smoke.toml"  # the shipped scenario: 200 viewers, 30 s, loop source
 SLOW_PARTS = """
 [[faults]]
 at = 0.0
@@ -45,7 +32,14 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("loop-cache")
 
 
-def rehearse(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+def smoke_scenario(cache: Path) -> str:
+    """examples/smoke.toml with the loop cache of this test module (pre-encoded once)."""
+    text = SMOKE.read_text()
+    assert "viewers = 200" in text and "duration = 30.0" in text
+    return text.replace("[target]\n", f'[target]\ncache_dir = "{cache}"\n', 1)
+
+
+def rehearse(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run(
         [sys.executable, "-m", "livecast", "rehearse", *args],
@@ -55,19 +49,20 @@ def rehearse(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[st
 
 def test_a_healthy_rehearsal_is_go(tmp_path: Path, cache: Path) -> None:
     scenario = tmp_path / "s.toml"
-    scenario.write_text(HEALTHY.format(cache=cache))
+    scenario.write_text(smoke_scenario(cache))
     run = rehearse(str(scenario), "--out", str(tmp_path / "out"))
     assert run.returncode == 0, run.stderr[-3000:]
     assert "\nGO\n" in run.stderr and "t=" in run.stderr  # progress lines, then the verdict
     document = json.loads((tmp_path / "out" / "results.json").read_text())
     assert document["verdict"]["verdict"] == "GO"
+    assert document["summary"]["viewers"] == 200 and document["summary"]["started"] == 200
     html = (tmp_path / "out" / "report.html").read_text()
     assert "<svg" in html and "GO" in html
 
 
 def test_three_seconds_on_every_part_is_no_go_naming_the_slos(tmp_path: Path, cache: Path) -> None:
     scenario = tmp_path / "s.toml"
-    scenario.write_text(HEALTHY.format(cache=cache) + SLOW_PARTS)
+    scenario.write_text(smoke_scenario(cache) + SLOW_PARTS)
     run = rehearse(str(scenario), "--out", str(tmp_path / "out"))
     assert run.returncode == 1, run.stderr[-3000:]
     verdict_line = next(line for line in run.stderr.splitlines() if line.startswith("NO-GO"))
