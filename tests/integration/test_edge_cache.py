@@ -71,6 +71,8 @@ async def test_plain_playlist_served_stale_through_an_origin_outage_then_fresh(
         await asyncio.sleep(0.25)
     assert {r.status for r in during} == {200}
     assert all(r.body == before.body for r in during)
+    # the origin's Date is kept, so a player can tell how old the stale copy is (RFC 9111 §4.2.3)
+    assert {r.headers["date"] for r in during} == {before.headers["date"]}
     late = [r.headers["x-cache-status"] for r in during if r.finished - outage_started > 1.2]
     print(f"cache statuses during the outage: {late}")
     assert "STALE" in late, late
