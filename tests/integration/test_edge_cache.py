@@ -111,3 +111,22 @@ async def test_after_a_quiet_spell_the_first_viewer_gets_a_fresh_playlist(stack:
     reply = await fetch(port, target)
     assert reply.headers["x-cache-status"] == "EXPIRED", reply.headers  # refreshed, not stale
     assert reply.body == stack.app.event.media_playlist_bytes("720p", False)
+
+
+@pytest.mark.parametrize("stack", [{"origins": 2}], indirect=True)
+async def test_failover_to_the_other_origin_when_one_is_down(stack: Stack) -> None:
+    port = stack.edge.conf.port
+    down, up = stack.taps
+    await down.cut()
+    msn, part = stack.next_part()
+    targets = [f"/live/{name}/index.m3u8" for name in ("720p", "360p", "audio")] + [
+        f"/live/720p/index.m3u8?_HLS_msn={msn}&_HLS_part={p}" for p in range(part)
+    ]
+    replies = [await fetch(port, target) for target in targets]
+    assert {r.status for r in replies} == {200}
+    assert down.total == 0 and up.total == len(targets)
+    records = [
+        parse_access_log_line(line) for line in stack.edge.access_log.read_text().split("\n")
+    ]
+    attempts = [len(r.upstream_addrs) for r in records if r is not None]
+    assert max(attempts) == 2, attempts  # tried the dead one, then the live one

@@ -21,8 +21,9 @@ import pytest_asyncio
 
 from livecast.edge.accesslog import tally
 from livecast.edge.nginx import NginxTier, find_nginx
-from livecast.edge.nginx_conf import TierConfig, Upstream
+from livecast.edge.nginx_conf import Upstream
 from livecast.edge.tap import RequestTap
+from livecast.edge.topology import TopologySpec, tier_configs
 from livecast.errors import LivecastError
 from livecast.origin.app import OriginApp
 from livecast.origin.http import OriginServer
@@ -68,9 +69,24 @@ class Stack:
     feeder: Feeder
     app: OriginApp
     server: OriginServer
-    tap: RequestTap
-    edge: NginxTier
+    taps: list[RequestTap]  # one per "origin" (all relaying to the same OriginServer)
+    tiers: list[NginxTier]  # the shield first, if any, then the edges
     media_time: float
+
+    @property
+    def tap(self) -> RequestTap:
+        return self.taps[0]
+
+    @property
+    def edges(self) -> list[NginxTier]:
+        return [t for t in self.tiers if t.conf.name.startswith("edge-")]
+
+    @property
+    def edge(self) -> NginxTier:
+        return self.edges[0]
+
+    def origin_requests(self, target: str) -> int:
+        return sum(tap.count(target) for tap in self.taps)
 
     def advance(self, seconds: float) -> None:
         """Publish ``seconds`` more media and wake the origin's parked requests."""
@@ -88,64 +104,60 @@ class Stack:
         body = self.app.event.media_playlist_bytes(rendition, False).decode()
         return f"/live/{rendition}/{parse_media_playlist(body).preload_hints[0].uri}"
 
-    async def active_connections(self) -> int:
-        reply = await fetch(self.edge.conf.port, "/edge/status")
+    async def active_connections(self, tier: NginxTier) -> int:
+        reply = await fetch(tier.conf.port, "/edge/status")
         return int(reply.body.split(b"Active connections:")[1].split()[0])
 
-    async def wait_waiting(self, count: int, timeout: float = 10.0) -> None:
-        """Until ``count`` client connections are open at the edge (our requests all sent)."""
-        deadline = time.monotonic() + timeout
-        while await self.active_connections() < count + 1:  # + the status request
+    async def wait_waiting(self, count: int, tier: NginxTier | None = None) -> None:
+        """Until ``count`` client connections are open at ``tier`` (our requests all sent)."""
+        tier = tier or self.edge
+        deadline = time.monotonic() + 10.0
+        while await self.active_connections(tier) < count + 1:  # + the status request
             assert time.monotonic() < deadline, "the requests did not all reach the edge"
             await asyncio.sleep(0.05)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest_asyncio.fixture
 async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    """Origin (hand-fed) ← taps ← [shield] ← edges. ``request.param`` may set ``edges``,
+    ``shield``, ``origins`` (taps, i.e. upstream servers) and ``tier`` (TierConfig changes)."""
     try:
         find_nginx()
     except LivecastError as exc:
         pytest.skip(str(exc))
-    overrides = getattr(request, "param", {})
+    param = getattr(request, "param", {})
     event = make_event()
     feeder = Feeder(event)
     feeder.advance_to(START)
     app = OriginApp(event)
     server = OriginServer(app, Registry(), cache_key=app.cache_key)
     await server.start("127.0.0.1", 0)
-    tap = RequestTap("127.0.0.1", server.port)
-    await tap.start()
+    taps = [RequestTap("127.0.0.1", server.port) for _ in range(param.get("origins", 1))]
+    for tap in taps:
+        await tap.start()
     os.chmod(tmp_path, 0o755)
-    conf = TierConfig(
-        name="edge-0",
-        prefix=str(tmp_path / "edge-0"),
-        port=_free_port(),
-        upstreams=(Upstream("127.0.0.1", tap.port),),
-        target_duration=event.config.target_duration,
-    )
-    edge = NginxTier(replace(conf, **overrides))
+    spec = TopologySpec(edges=param.get("edges", 1), shield=param.get("shield", False))
+    origins = [Upstream("127.0.0.1", tap.port) for tap in taps]
+    confs = tier_configs(spec, origins, event.config.target_duration, tmp_path)
+    tiers = [NginxTier(replace(conf, **param.get("tier", {}))) for conf in confs]
     try:
-        await edge.start()
-        yield Stack(feeder, app, server, tap, edge, START)
+        for tier in tiers:
+            await tier.start()
+        yield Stack(feeder, app, server, taps, tiers, START)
     finally:
-        await edge.stop()
-        await tap.stop()
+        for tier in reversed(tiers):
+            await tier.stop()
+        for tap in taps:
+            await tap.stop()
         server.notify()
         await server.stop()
 
 
-def _statuses(stack: Stack) -> dict[str, int]:
-    lines = stack.edge.access_log.read_text().splitlines()
-    return dict(tally(lines)["edge-0"].by_status)
+def _statuses(stack: Stack, tier: str = "edge-0") -> dict[str, int]:
+    lines: list[str] = []
+    for t in stack.tiers:
+        lines += t.access_log.read_text().splitlines()
+    return dict(tally(lines)[tier].by_status)
 
 
 async def _collapse(stack: Stack, target: str, viewers: int, hold: float) -> list[Reply]:
@@ -204,7 +216,7 @@ async def test_a_hold_longer_than_5_s_still_collapses(stack: Stack) -> None:
     assert {r.status for r in replies} == {200}
 
 
-@pytest.mark.parametrize("stack", [{"lock_timeout": 5.0}], indirect=True)
+@pytest.mark.parametrize("stack", [{"tier": {"lock_timeout": 5.0}}], indirect=True)
 async def test_control_nginx_default_lock_timeout_does_not_collapse_a_long_hold(
     stack: Stack,
 ) -> None:
@@ -219,3 +231,26 @@ async def test_control_nginx_default_lock_timeout_does_not_collapse_a_long_hold(
     stack.advance(1 / 3)
     await asyncio.gather(*requests)
     print(f"lock timeout 5 s, hold 5.8 s: {stack.tap.count(target)} origin requests for 20 viewers")
+
+
+@pytest.mark.parametrize("stack", [{"edges": 2, "shield": True}], indirect=True)
+async def test_behind_a_shield_two_edges_reach_the_origin_once(stack: Stack) -> None:
+    msn, part = stack.next_part()
+    target = f"/live/720p/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
+    requests = [
+        asyncio.ensure_future(fetch(edge.conf.port, target))
+        for edge in stack.edges
+        for _ in range(100)
+    ]
+    for edge in stack.edges:
+        await stack.wait_waiting(100, edge)
+    await asyncio.sleep(0.3)
+    assert stack.origin_requests(target) == 1
+    stack.advance(1 / 3)
+    replies = await asyncio.gather(*requests)
+    assert {r.status for r in replies} == {200} and len({r.body for r in replies}) == 1
+    assert stack.origin_requests(target) == 1
+    for name in ("edge-0", "edge-1"):
+        assert _statuses(stack, name) == {"MISS": 1, "HIT": 99}, name
+    assert sum(_statuses(stack, "shield").values()) == 2  # one per edge
+    print(f"shield + 2 edges, 200 viewers: {_statuses(stack, 'shield')} at the shield, 1 at origin")
