@@ -128,3 +128,32 @@ def test_every_rendered_config_passes_nginx_t(
         for conf in tier_configs(spec, upstreams, target_duration, tmp_path / str(target_duration)):
             path = prepare_prefix(conf)
             check_config(path, Path(conf.prefix))  # raises with nginx's message when rejected
+
+
+async def test_the_programmatic_topology_gives_entry_urls_origin_and_per_tier_figures() -> None:
+    """What the rehearsal runner uses: ``running_topology`` as an async context manager."""
+    import asyncio
+
+    from livecast.config import load_config
+    from livecast.edge.topology import running_topology
+
+    try:
+        find_nginx()
+    except LivecastError as exc:
+        pytest.skip(str(exc))
+    config = load_config(None, env={}, overrides={"port": 0, "source": "loop"})
+    async with running_topology(config, TopologySpec(edges=2)) as top:
+        assert len(top.entry_urls) == 2 and set(top.edge_access_logs) == {"edge-0", "edge-1"}
+        for url in top.entry_urls:
+            for _ in range(3):
+                body, _ = await asyncio.to_thread(get, url)
+                assert body.startswith(b"#EXTM3U")
+        body, _ = await asyncio.to_thread(get, top.origin_base_url + "/live/main.m3u8")
+        assert body.startswith(b"#EXTM3U")
+        figures = top.tallies()
+        for name in ("edge-0", "edge-1"):
+            assert figures[name].requests == 3
+            assert figures[name].by_status.get("MISS") == 1, figures[name]
+            assert figures[name].hit_ratio == pytest.approx(2 / 3)
+        logs = top.edge_access_logs
+    assert not any(path.exists() for path in logs.values())  # the temporary workdir is gone

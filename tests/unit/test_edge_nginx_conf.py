@@ -11,6 +11,7 @@ import pytest
 
 from livecast.edge.nginx_conf import MEDIA_PATHS, TierConfig, Upstream, render_nginx_conf
 from livecast.edge.topology import TopologySpec, tier_configs
+from livecast.errors import ConfigError
 
 ORIGIN = Upstream("127.0.0.1", 8080)
 
@@ -192,3 +193,11 @@ def test_unusable_upstream_is_refused() -> None:
         Upstream("evil;host", 80)
     with pytest.raises(ValueError):
         Upstream("127.0.0.1", 70000)
+
+
+@pytest.mark.parametrize(
+    "changes", [{"edges": 0}, {"edges": 65}, {"port": 65535, "edges": 2}, {"workers": 0}]
+)
+def test_unusable_topologies_are_refused(changes: dict[str, int]) -> None:
+    with pytest.raises(ConfigError):
+        TopologySpec(**changes)  # type: ignore[arg-type]

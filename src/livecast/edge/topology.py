@@ -4,6 +4,7 @@
         top.entry_urls          # multivariant playlist through each edge, one per edge
         top.origin_base_url     # the origin itself (http://127.0.0.1:PORT)
         top.edge_access_logs    # tier name → access log (edge-0 …, shield), see edge.accesslog
+        top.tallies()           # tier name → requests by cache status, hit ratio, so far
 
 :func:`edge_tier` alone puts the shield and edges in front of origins that are already running
 (the rehearsal can steer viewers over ``tier.entry_base_urls`` the way DNS or a CDN would).
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from livecast.config import EventConfig
+from livecast.edge.accesslog import Tally, tally
 from livecast.edge.nginx import NginxTier, find_nginx
 from livecast.edge.nginx_conf import TierConfig, Upstream
 from livecast.errors import ConfigError, LivecastError
@@ -124,6 +126,14 @@ class EdgeTier:
     def access_logs(self) -> dict[str, Path]:
         return {t.conf.name: t.access_log for t in self.tiers}
 
+    def tallies(self) -> dict[str, Tally]:
+        """Per-tier figures from the access logs so far: requests, cache statuses, hit ratio."""
+        lines: list[str] = []
+        for path in self.access_logs.values():
+            with contextlib.suppress(FileNotFoundError):
+                lines += path.read_text(errors="replace").splitlines()
+        return tally(lines)
+
 
 @contextlib.asynccontextmanager
 async def edge_tier(
@@ -164,6 +174,9 @@ class Topology:
     @property
     def edge_access_logs(self) -> dict[str, Path]:
         return self.tier.access_logs
+
+    def tallies(self) -> dict[str, Tally]:
+        return self.tier.tallies()
 
 
 @contextlib.asynccontextmanager
