@@ -157,3 +157,22 @@ async def test_the_programmatic_topology_gives_entry_urls_origin_and_per_tier_fi
             assert figures[name].hit_ratio == pytest.approx(2 / 3)
         logs = top.edge_access_logs
     assert not any(path.exists() for path in logs.values())  # the temporary workdir is gone
+
+
+def test_up_on_a_busy_edge_port_is_a_clear_error() -> None:
+    import socket
+
+    try:
+        find_nginx()
+    except LivecastError as exc:
+        pytest.skip(str(exc))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = livecast(
+            "up", "--edges", "1", "--port", str(port), "--origin-port", "0", "--source", "loop"
+        )
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in err and out == ""

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import replace
@@ -92,6 +93,16 @@ def check_config(conf_file: Path, prefix: Path, nginx: str | None = None) -> str
     return report
 
 
+def _check_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise LivecastError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
 async def _wait_listening(
     host: str, port: int, proc: asyncio.subprocess.Process, timeout: float
 ) -> None:
@@ -139,6 +150,7 @@ class NginxTier:
         return None if self.proc is None else self.proc.pid
 
     async def start(self, timeout: float = 10.0) -> None:
+        _check_free(self.conf.host, self.conf.port)  # else we would wait on someone else's port
         conf_file = prepare_prefix(self.conf)
         check_config(conf_file, self.prefix, self.binary)
         self.proc = await asyncio.create_subprocess_exec(

@@ -188,8 +188,8 @@ async def running_topology(
 
     find_nginx(spec.nginx)
     pipeline = LivePipeline(config)
-    await pipeline.start()
     try:
+        await pipeline.start()
         await pipeline.wait_ready(timeout=ready_timeout)
         origin = Upstream(_url_host(config.host).strip("[]"), pipeline.server.port)
         target = pipeline.event.config.target_duration
