@@ -27,6 +27,11 @@ BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "latency": ("bench_latency", {"seconds": 20.0}, {"seconds": 10.0}),
     "origin": ("bench_origin", {}, {"clients": (1000,), "seconds": 5.0}),
     "driver": ("bench_driver", {"seconds": 10.0, "repeat": 3}, {"seconds": 5.0, "warmup": 2.0}),
+    "capacity": (
+        "bench_capacity",
+        {},
+        {"sizes": (200, 400), "seconds": 20.0, "profile_seconds": 10.0},
+    ),
 }
 
 
