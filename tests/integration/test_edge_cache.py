@@ -130,3 +130,25 @@ async def test_failover_to_the_other_origin_when_one_is_down(stack: Stack) -> No
     ]
     attempts = [len(r.upstream_addrs) for r in records if r is not None]
     assert max(attempts) == 2, attempts  # tried the dead one, then the live one
+
+
+async def test_a_part_asked_for_too_early_is_negatively_cached_for_a_second_only(
+    stack: Stack,
+) -> None:
+    """A part beyond the preload hint is 404 (not held); the edge keeps that 404 for the origin's
+    one second, and never serves it stale once the part exists."""
+    port = stack.edge.conf.port
+    msn, part = stack.next_part()
+    target = f"/live/720p/part-{msn}.{part + 1}.m4s"  # one past the hinted part
+    first = await fetch(port, target)
+    again = await fetch(port, target)
+    assert (first.status, first.headers["x-cache-status"]) == (404, "MISS")
+    assert (again.status, again.headers["x-cache-status"]) == (404, "HIT")
+    stack.advance(1.0)  # the part is produced
+    deadline = time.monotonic() + 2.5  # max-age=1 counts whole seconds: 1–2 s
+    while (reply := await fetch(port, target)).status == 404:
+        assert reply.headers["x-cache-status"] == "HIT", reply.headers  # never STALE/UPDATING
+        assert time.monotonic() < deadline, "the 404 outlived its second"
+        await asyncio.sleep(0.1)
+    assert reply.status == 200 and reply.headers["x-cache-status"] in ("EXPIRED", "MISS")
+    assert stack.tap.count(target) == 2

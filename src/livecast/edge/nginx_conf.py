@@ -30,7 +30,7 @@ What LL-HLS needs from a cache, and how this config does it:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from livecast.edge.accesslog import FORMAT_NAME, log_format
 
@@ -98,7 +98,6 @@ class TierConfig:
     lock_timeout: float | None = None  # default: hold + margin (None); only tests override
     access_log: str | None = None  # default: <prefix>/access.log
     user: str | None = None  # worker user when started as root (nginx default: nobody)
-    extra_http: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         if not self.upstreams:
@@ -178,7 +177,6 @@ def render_nginx_conf(conf: TierConfig) -> str:
         f" keys_zone=livecast:{conf.keys_zone_mb}m max_size={conf.cache_max_size_mb}m"
         f" inactive={_seconds(conf.inactive)} use_temp_path=off;",
         *_upstream_block(conf),
-        *(f"    {line}" for line in conf.extra_http),
         "    server {",
         f"        listen {Upstream(conf.host, conf.port).address} backlog=4096;",
         "        # inherited by the locations below",
