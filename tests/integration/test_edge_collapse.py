@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -151,6 +152,18 @@ async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
             await tap.stop()
         server.notify()
         await server.stop()
+    for tier in tiers:  # nothing worse than the upstream errors a test provokes
+        severe = [
+            line for line in _lines(tier.error_log) if re.search(r"\[(crit|alert|emerg)\]", line)
+        ]
+        assert not severe, severe[:3]
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
 
 
 def _statuses(stack: Stack, tier: str = "edge-0") -> dict[str, int]:
