@@ -10,7 +10,8 @@ What LL-HLS needs from a cache, and how this config does it:
   reach the upstream; the others wait for it. The origin holds a blocking playlist request (or a
   preload-hinted part) up to 3 × target duration, so the lock timeout and the lock age must be
   longer than that: nginx's default 5 s would send every waiter to the origin, uncached, exactly
-  when the origin is slow.
+  when the origin is slow. The price, in stock nginx: waiters re-check the cache every 500 ms,
+  so all but the first viewer of an object on an edge get it 0–500 ms late (docs/edge.md).
 * **TTLs from the origin.** No ``proxy_cache_valid`` for 200: the origin's ``Cache-Control``
   decides (blocking playlists 6 × TD, plain playlists ½ TD, media immutable). Only 404 has a
   one-second fallback, for answers that come without a ``Cache-Control``.
@@ -18,10 +19,10 @@ What LL-HLS needs from a cache, and how this config does it:
   ``proxy_cache_use_stale … updating …``: while one request refreshes an expired playlist, the
   others get the previous one. The refresh is made by the request that found the entry expired
   (``proxy_cache_background_update off``): with a background update that request would be given
-  the stale copy itself, however old — after a quiet minute a viewer joined 15 s behind live
-  (measured). Media (parts, segments, init) is immutable and never revalidated, except a 404 for
-  something not produced yet: that one must not be served stale while its refetch is held, so
-  media has stale-if-error only.
+  the stale copy itself, however old — a viewer joining an edge that had been quiet for some
+  tens of seconds was up to 17 s behind live (measured). Media (parts, segments, init) is
+  immutable and never revalidated, except a 404 for something not produced yet: that one must
+  not be served stale while its refetch is held, so media has stale-if-error only.
 * **Keep-alive and failover upstream**; an optional shield is just another tier as upstream.
 * ``X-Cache-Status`` on every answer, the origin's ``Date`` kept (so a player can compute the
   age of what it got, RFC 9111 §4.2.3) and any upstream ``Age`` passed on.
