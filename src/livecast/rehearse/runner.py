@@ -12,14 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urljoin
 
+from livecast.edge.nginx import NginxTier
+from livecast.edge.nginx_conf import Upstream
+from livecast.edge.topology import MULTIVARIANT, TopologySpec, edge_tier
 from livecast.errors import LivecastError
 from livecast.rehearse.audience import plan_audience
 from livecast.rehearse.driver import DriverConfig
@@ -27,6 +33,7 @@ from livecast.rehearse.faults.processes import FaultDriver, Processes, check_tar
 from livecast.rehearse.faults.proxy import FaultProxy
 from livecast.rehearse.faults.timeline import NETWORK_KINDS
 from livecast.rehearse.scenario import Scenario, StackSpec
+from livecast.rehearse.tiers import AccessLogFollower
 from livecast.rehearse.workers import MergedProgress, raise_open_files_limit, run_workers
 from livecast.results.report import write_results
 from livecast.results.scrape import ORIGIN_REQUESTS_METRIC, request_totals
@@ -96,6 +103,20 @@ def scrape_origin(base_url: str) -> tuple[float, float]:
     return totals.requests, totals.responses_5xx
 
 
+def stack_target_duration(origin: tuple[str, int]) -> float:
+    """EXT-X-TARGETDURATION of the stack's first media playlist (the edges' hold timeouts
+    follow it)."""
+    base = f"http://{origin[0]}:{origin[1]}"
+    with urllib.request.urlopen(base + MULTIVARIANT, timeout=10) as response:
+        multivariant = response.read().decode("utf-8", "replace")
+    media = next(line for line in multivariant.splitlines() if line and not line.startswith("#"))
+    with urllib.request.urlopen(urljoin(base + MULTIVARIANT, media), timeout=10) as response:
+        for line in response.read().decode("utf-8", "replace").splitlines():
+            if line.startswith("#EXT-X-TARGETDURATION:"):
+                return float(line.split(":", 1)[1])
+    raise LivecastError("the stack's media playlist has no EXT-X-TARGETDURATION")
+
+
 def check_reachable(url: str) -> None:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -116,6 +137,7 @@ class Rehearsal:
         self.proxies: list[FaultProxy] = []
         self.tiers: dict[str, str] = {}  # tier → base URL of its /metrics
         self.processes = Processes()
+        self.access_logs: AccessLogFollower | None = None  # the edges' and shield's logs
 
     def clock(self) -> float:
         return time.time() - self.show_start
@@ -133,17 +155,24 @@ class Rehearsal:
                 self.tiers["origin"] = stack.base_url
                 assert stack.process is not None
                 self.processes.register_pid("origin", stack.process.pid)
-                yield await self._entry_points(stack)
+                upstream = await self._origin_upstream(stack)
+                if not spec.edges:
+                    yield (f"http://{upstream[0]}:{upstream[1]}{MULTIVARIANT}",)
+                    return
+                async with self._edges(spec, upstream, Path(tmp)) as urls:
+                    yield urls
             finally:
                 for proxy in self.proxies:
                     await proxy.stop()
                 self.processes.restore()
                 await stack.stop()
 
-    async def _entry_points(self, stack: Stack) -> tuple[str, ...]:
+    async def _origin_upstream(self, stack: Stack) -> tuple[str, int]:
+        """Where the next tier (viewers, or the edges) reaches the origin: the origin itself, or
+        a fault proxy in front of it when the timeline has network faults on "origin"."""
         timeline = self.scenario.faults
         if not any(f.kind in NETWORK_KINDS and f.target == "origin" for f in timeline.faults):
-            return (stack.playlist_url,)
+            return ("127.0.0.1", stack.port)
         proxy = FaultProxy(
             "origin",
             ("127.0.0.1", stack.port),
@@ -154,7 +183,42 @@ class Rehearsal:
         )
         await proxy.start("127.0.0.1", 0)
         self.proxies.append(proxy)
-        return (f"http://127.0.0.1:{proxy.port}/live/main.m3u8",)
+        return ("127.0.0.1", proxy.port)
+
+    @contextlib.asynccontextmanager
+    async def _edges(
+        self, spec: StackSpec, upstream: tuple[str, int], workdir: Path
+    ) -> AsyncIterator[tuple[str, ...]]:
+        """nginx edges (and a shield) in front of the origin; viewers are spread over the
+        edges; each tier's access log is followed for its requests and cache hits."""
+        topology = TopologySpec(
+            edges=spec.edges, shield=spec.shield, workdir=str(workdir / "edges")
+        )
+        target_duration = await asyncio.to_thread(stack_target_duration, upstream)
+        async with edge_tier(topology, [Upstream(*upstream)], target_duration) as tier:
+            self.access_logs = AccessLogFollower(tier.access_logs)
+            for nginx in tier.tiers:
+                self._register_nginx(nginx)
+            yield tuple(base + MULTIVARIANT for base in tier.entry_base_urls)
+
+    def _register_nginx(self, nginx: NginxTier) -> None:
+        """Pause/resume/stop an nginx tier as a whole: master and workers share its group."""
+
+        def send(signum: signal.Signals) -> Callable[[], None]:
+            def action() -> None:
+                pid = nginx.pid
+                if pid is None:
+                    raise LivecastError(f"{nginx.conf.name} is not running")
+                os.killpg(pid, signum)
+
+            return action
+
+        self.processes.register(
+            nginx.conf.name,
+            pause=send(signal.SIGSTOP),
+            resume=send(signal.SIGCONT),
+            terminate=send(signal.SIGTERM),
+        )
 
     async def run(self) -> tuple[RunStats, dict[str, object]]:
         raise_open_files_limit()
@@ -183,6 +247,7 @@ class Rehearsal:
                 scraper.cancel()
             await self._scrape_once(tier_samples)
             stats.set_tier_series(tier_samples)
+            self._cache_figures(stats)
             injected = {p.name: p.counters.as_dict() for p in self.proxies}
             meta: dict[str, object] = {
                 "scenario": scenario.name,
@@ -204,6 +269,23 @@ class Rehearsal:
             with contextlib.suppress(OSError, ValueError):
                 total, five_xx = await asyncio.to_thread(scrape_origin, base)
                 samples.setdefault(tier, []).append((self.clock(), total, five_xx))
+        if self.access_logs is not None:
+            totals = await asyncio.to_thread(self.access_logs.poll)
+            now = self.clock()
+            for kind, figures in totals.items():
+                samples.setdefault(kind, []).append(
+                    (now, float(figures.requests), float(figures.responses_5xx))
+                )
+
+    def _cache_figures(self, stats: RunStats) -> None:
+        """Each caching tier's lookups and hits over the run, beside its request series."""
+        if self.access_logs is None:
+            return
+        for kind, figures in self.access_logs.totals.items():
+            counters = stats.tiers.get(kind)
+            if counters is not None:
+                counters.cache_lookups = figures.cache_lookups
+                counters.cache_hits = figures.cache_hits
 
     def _progress(self, p: MergedProgress) -> None:
         def fmt(value: float | None) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from livecast.config import read_toml
+from livecast.edge.topology import MAX_EDGES
 from livecast.errors import ConfigError
 from livecast.rehearse.audience import AudienceShape, DownlinkBand
 from livecast.rehearse.faults.timeline import Timeline, parse_timeline
@@ -30,7 +31,9 @@ TOP_KEYS = {
     "slo",
     "faults",
 }
-TARGET_KEYS = {"urls", "stack", "source", "loop_seconds", "part_duration", "cache_dir"}
+TARGET_KEYS = {
+    "urls", "stack", "source", "loop_seconds", "part_duration", "cache_dir", "edges", "shield",
+}  # fmt: skip
 AUDIENCE_KEYS = {"kind", "viewers", "at", "within", "skew", "mean_session", "replace"}
 PLAYER_KEYS = {"low_latency_share"}
 DEFAULT_DOWNLINK = (DownlinkBand(25_000, 6), DownlinkBand(6_000, 3), DownlinkBand(2_000, 1))
@@ -44,6 +47,8 @@ class StackSpec:
     loop_seconds: float = 20.0
     part_duration: float = 1 / 3
     cache_dir: str = ""
+    edges: int = 0  # nginx edges in front of the origin (0: viewers go to the origin itself)
+    shield: bool = False  # a shield tier between the edges and the origin
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,17 @@ def _target(table: Mapping[str, Any]) -> tuple[tuple[str, ...], StackSpec | None
     cache_dir = table.get("cache_dir", "")
     if not isinstance(cache_dir, str):
         raise ConfigError("target.cache_dir", "must be a string")
+    edges = _integer(table, "edges", 0, "target.edges", 0)
+    if edges > MAX_EDGES:
+        raise ConfigError("target.edges", f"{edges} is more than {MAX_EDGES}")
+    shield = table.get("shield", False)
+    if not isinstance(shield, bool):
+        raise ConfigError("target.shield", "must be true or false")
+    if shield and not edges:
+        raise ConfigError("target.shield", "a shield needs edges in front of it (edges ≥ 1)")
     spec = StackSpec(
+        edges=edges,
+        shield=shield,
         source=source,
         loop_seconds=_number(table, "loop_seconds", 20.0, "target.loop_seconds", 2.0),
         part_duration=_number(table, "part_duration", 1 / 3, "target.part_duration", 0.2),

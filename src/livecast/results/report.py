@@ -108,6 +108,8 @@ def summary_figures(stats: RunStats) -> dict[str, float | None]:
     for tier, counters in sorted(stats.tiers.items()):
         figures[f"tier_{tier}_requests_per_s"] = counters.mean_requests_per_s
         figures[f"tier_{tier}_5xx_rate"] = counters.five_xx_rate
+        if counters.hit_ratio is not None:
+            figures[f"tier_{tier}_hit_ratio"] = counters.hit_ratio
     return {name: _finite_or_none(value) for name, value in figures.items()}
 
 

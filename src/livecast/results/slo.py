@@ -12,6 +12,7 @@ An SLO is ``Slo(name, metric, op, threshold)``: the run is GO when every measure
     requests.<kind|all>.latency_s.<stat>
     requests.<kind|all>.5xx_rate, requests.<kind|all>.error_rate
     tiers.<tier|*>.5xx_rate, tiers.<tier|*>.requests_per_s   (from the stack's own counters)
+    tiers.<tier>.hit_ratio   (a caching tier: edge, shield — from its access log)
 
 A metric that cannot be measured (no viewer started, no tier counters scraped) is reported as
 "not measured" and does not make the run NO-GO; the error-rate SLOs catch a run where nobody played.
@@ -129,9 +130,12 @@ def validate_metric(metric: str) -> None:
             return
         if len(parts) == 4 and parts[2] == "latency_s" and _valid_stat(parts[3]):
             return
-    elif family == "tiers" and len(parts) == 3 and parts[2] in ("5xx_rate", "requests_per_s"):
+    elif family == "tiers" and len(parts) == 3 and parts[2] in TIER_FIGURES:
         return
     raise ValueError(f"unknown metric {metric!r}")
+
+
+TIER_FIGURES = ("5xx_rate", "requests_per_s", "hit_ratio")
 
 
 def _request_latency(stats: RunStats, kind: str) -> Histogram:
@@ -175,9 +179,11 @@ def measure(stats: RunStats, metric: str) -> list[Measurement]:
         counters = stats.tiers.get(tier)
         value = None
         if counters is not None:
-            value = (
-                counters.five_xx_rate if parts[2] == "5xx_rate" else counters.mean_requests_per_s
-            )
+            value = {
+                "5xx_rate": counters.five_xx_rate,
+                "requests_per_s": counters.mean_requests_per_s,
+                "hit_ratio": counters.hit_ratio,
+            }[parts[2]]
         measurements.append(Measurement(f"tiers.{tier}.{parts[2]}", value))
     return measurements or [Measurement(metric, None)]
 

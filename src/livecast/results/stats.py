@@ -267,13 +267,28 @@ class TierCounters:
     """Cumulative request counters of one tier of the stack, scraped over time.
 
     ``samples`` holds ``(t_s, requests_total, responses_5xx_total)``; a counter that goes down
-    (the process restarted) counts from zero again, as Prometheus ``rate()`` does.
+    (the process restarted) counts from zero again, as Prometheus ``rate()`` does. A caching tier
+    (nginx edge, shield) also has ``cache_lookups`` / ``cache_hits`` over the whole run.
     """
 
-    __slots__ = ("samples",)
+    __slots__ = ("cache_hits", "cache_lookups", "samples")
 
-    def __init__(self, samples: Iterable[tuple[float, float, float]] = ()) -> None:
+    def __init__(
+        self,
+        samples: Iterable[tuple[float, float, float]] = (),
+        cache_lookups: float | None = None,
+        cache_hits: float | None = None,
+    ) -> None:
         self.samples: list[tuple[float, float, float]] = sorted(samples)
+        self.cache_lookups = cache_lookups
+        self.cache_hits = cache_hits
+
+    @property
+    def hit_ratio(self) -> float | None:
+        """Share of the cache lookups answered from the cache; None for a tier without one."""
+        if not self.cache_lookups or self.cache_hits is None:
+            return None
+        return self.cache_hits / self.cache_lookups
 
     def record(self, t_s: float, requests_total: float, responses_5xx_total: float) -> None:
         self.samples.append((t_s, requests_total, responses_5xx_total))
@@ -313,11 +328,19 @@ class TierCounters:
         return self.requests / (self.samples[-1][0] - self.samples[0][0])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"samples": [list(sample) for sample in self.samples]}
+        out: dict[str, Any] = {"samples": [list(sample) for sample in self.samples]}
+        if self.cache_lookups is not None:
+            out["cache"] = {"lookups": self.cache_lookups, "hits": self.cache_hits}
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TierCounters:
-        return cls((float(t), float(r), float(e)) for t, r, e in data["samples"])
+        cache = data.get("cache") or {}
+        return cls(
+            ((float(t), float(r), float(e)) for t, r, e in data["samples"]),
+            cache.get("lookups"),
+            cache.get("hits"),
+        )
 
 
 class Second:
@@ -482,6 +505,9 @@ class RunStats:
         for tier, counters in other.tiers.items():
             mine = self.tiers.setdefault(tier, TierCounters())
             mine.samples = sorted(mine.samples + counters.samples)
+            if counters.cache_lookups is not None:
+                mine.cache_lookups = (mine.cache_lookups or 0) + counters.cache_lookups
+                mine.cache_hits = (mine.cache_hits or 0) + (counters.cache_hits or 0)
         self.timeline.merge(other.timeline)
 
     def to_dict(self) -> dict[str, Any]:
