@@ -102,9 +102,13 @@ def test_up_with_two_edges_prints_two_urls_serves_through_each_and_stops_cleanly
             time.sleep(0.1)
         assert not any(alive(pid) for pid in processes), "a child outlived livecast up"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:  # a failed assertion: let livecast stop its children itself
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def test_up_without_nginx_says_how_to_install_it() -> None:
@@ -181,3 +185,31 @@ def test_up_on_a_busy_edge_port_is_a_clear_error() -> None:
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in err and out == ""
+
+
+def test_nginx_does_not_outlive_a_killed_livecast_up() -> None:
+    try:
+        find_nginx()
+    except LivecastError as exc:
+        pytest.skip(str(exc))
+    proc = livecast("up", "--edges", "2", "--port", "0", "--origin-port", "0", "--source", "loop")
+    try:
+        assert proc.stdout is not None
+        for _ in range(2):
+            assert proc.stdout.readline().startswith("http://")
+        nginx = [
+            pid
+            for pid in descendants(proc.pid)
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "nginx"
+        ]
+        assert nginx
+        proc.kill()  # SIGKILL: livecast cannot stop anything itself
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in nginx) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in nginx), "nginx outlived a killed livecast"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

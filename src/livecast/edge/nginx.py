@@ -2,7 +2,8 @@
 
 The adapter around ``edge.nginx_conf``. A tier runs as ``nginx -p PREFIX -c PREFIX/nginx.conf``
 (``daemon off`` is in the rendered config, so the master stays our child), in a session of its
-own so that nothing it forks can outlive :meth:`NginxTier.stop`. nginx doc (control): "TERM, INT
+own so that nothing it forks can outlive :meth:`NginxTier.stop`, and with a parent-death signal so
+that it does not outlive livecast either (even a SIGKILLed one). nginx doc (control): "TERM, INT
 — fast shutdown; QUIT — graceful shutdown" — a graceful shutdown would wait for every held
 LL-HLS request, so the stop is fast: SIGTERM, then SIGKILL of the process group if it lingers.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 DEBIAN_NGINX = "/usr/sbin/nginx"
 ENV_NGINX = "LIVECAST_NGINX"
 INSTALL_HINT = "install nginx-light (apt-get install nginx-light)"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def find_nginx(explicit: str | None = None) -> str:
@@ -91,6 +94,16 @@ def check_config(conf_file: Path, prefix: Path, nginx: str | None = None) -> str
     if result.returncode != 0:
         raise LivecastError(f"nginx rejects {conf_file}: {report}")
     return report
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when livecast dies, even by SIGKILL (Linux
+    ``PR_SET_PDEATHSIG``), so that no nginx outlives it; a no-op elsewhere."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def _check_free(host: str, port: int) -> None:
@@ -165,6 +178,7 @@ class NginxTier:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         try:
             await _wait_listening(self.conf.host, self.conf.port, self.proc, timeout)
