@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "latency": ("bench_latency", {"seconds": 20.0}, {"seconds": 10.0}),
     "origin": ("bench_origin", {}, {"clients": (1000,), "seconds": 5.0}),
     "driver": ("bench_driver", {"seconds": 10.0, "repeat": 3}, {"seconds": 5.0, "warmup": 2.0}),
+    "edge": ("bench_edge", {}, {"viewers": (10, 1000), "seconds": 6.0}),
     "capacity": (
         "bench_capacity",
         {},
