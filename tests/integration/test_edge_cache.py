@@ -13,7 +13,7 @@ import pytest
 from livecast.edge.accesslog import parse_access_log_line
 from livecast.packager.playlist import parse_media_playlist
 
-from .test_edge_collapse import Stack, fetch, stack  # noqa: F401  (the shared rig)
+from .test_edge_collapse import Stack, fetch, logged, stack  # noqa: F401  (the shared rig)
 
 pytestmark = pytest.mark.integration
 
@@ -125,6 +125,7 @@ async def test_failover_to_the_other_origin_when_one_is_down(stack: Stack) -> No
     replies = [await fetch(port, target) for target in targets]
     assert {r.status for r in replies} == {200}
     assert down.total == 0 and up.total == len(targets)
+    await logged(stack, "edge-0", len(targets))
     records = [
         parse_access_log_line(line) for line in stack.edge.access_log.read_text().split("\n")
     ]

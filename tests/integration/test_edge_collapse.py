@@ -166,11 +166,18 @@ def _lines(path: Path) -> list[str]:
         return []
 
 
-def _statuses(stack: Stack, tier: str = "edge-0") -> dict[str, int]:
-    lines: list[str] = []
-    for t in stack.tiers:
-        lines += t.access_log.read_text().splitlines()
-    return dict(tally(lines)[tier].by_status)
+async def logged(stack: Stack, tier: str, requests: int) -> dict[str, int]:
+    """``tier``'s requests by cache status, once ``requests`` of them are logged (nginx writes a
+    line just after the response, so a client may be faster than the log)."""
+    deadline = time.monotonic() + 3.0
+    while True:
+        lines: list[str] = []
+        for t in stack.tiers:
+            lines += _lines(t.access_log)
+        counts = tally(lines).get(tier)
+        if (counts is not None and counts.requests >= requests) or time.monotonic() > deadline:
+            return dict(counts.by_status) if counts is not None else {}
+        await asyncio.sleep(0.02)
 
 
 async def _collapse(stack: Stack, target: str, viewers: int, hold: float) -> list[Reply]:
@@ -192,7 +199,7 @@ async def _collapse(stack: Stack, target: str, viewers: int, hold: float) -> lis
     print(
         f"{viewers} viewers of {target}: origin requests {stack.tap.count(target)}, "
         f"answered {waits[len(waits) // 2] * 1000:.0f} ms (p50) / {waits[-1] * 1000:.0f} ms "
-        f"(max) after the part, cache statuses {_statuses(stack)}"
+        f"(max) after the part, cache statuses {await logged(stack, 'edge-0', viewers)}"
     )
     return replies
 
@@ -207,7 +214,7 @@ async def test_500_identical_blocking_playlist_requests_reach_the_origin_once(
     assert {r.status for r in replies} == {200}
     assert len({r.body for r in replies}) == 1
     assert parse_media_playlist(replies[0].body.decode()).last_part() == (msn, part)
-    statuses = _statuses(stack)
+    statuses = await logged(stack, "edge-0", 500)
     assert statuses.get("MISS") == 1 and statuses.get("HIT") == 499, statuses
     assert replies[0].headers["cache-control"] == "public, max-age=12"  # the origin's TTL
 
@@ -264,6 +271,7 @@ async def test_behind_a_shield_two_edges_reach_the_origin_once(stack: Stack) -> 
     assert {r.status for r in replies} == {200} and len({r.body for r in replies}) == 1
     assert stack.origin_requests(target) == 1
     for name in ("edge-0", "edge-1"):
-        assert _statuses(stack, name) == {"MISS": 1, "HIT": 99}, name
-    assert sum(_statuses(stack, "shield").values()) == 2  # one per edge
-    print(f"shield + 2 edges, 200 viewers: {_statuses(stack, 'shield')} at the shield, 1 at origin")
+        assert await logged(stack, name, 100) == {"MISS": 1, "HIT": 99}, name
+    shield = await logged(stack, "shield", 2)
+    assert sum(shield.values()) == 2  # one per edge
+    print(f"shield + 2 edges, 200 viewers: {shield} at the shield, 1 at origin")

@@ -5,6 +5,7 @@ clear message when nginx is missing."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -159,7 +160,12 @@ async def test_the_programmatic_topology_gives_entry_urls_origin_and_per_tier_fi
                 assert body.startswith(b"#EXTM3U")
         body, _ = await asyncio.to_thread(get, top.origin_base_url + "/live/main.m3u8")
         assert body.startswith(b"#EXTM3U")
-        figures = top.tallies()
+        deadline = time.monotonic() + 3  # nginx logs just after answering
+        while (figures := top.tallies()) and any(
+            figures.get(n) is None or figures[n].requests < 3 for n in ("edge-0", "edge-1")
+        ):
+            assert time.monotonic() < deadline, figures
+            await asyncio.sleep(0.02)
         for name in ("edge-0", "edge-1"):
             assert figures[name].requests == 3
             assert figures[name].by_status.get("MISS") == 1, figures[name]
@@ -203,12 +209,16 @@ def test_nginx_does_not_outlive_a_killed_livecast_up() -> None:
             if Path(f"/proc/{pid}/comm").read_text().strip() == "nginx"
         ]
         assert nginx
+        titles = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in nginx]
+        args = next(t for t in titles if t.startswith(b"nginx: master")).split()
+        workdir = Path(args[args.index(b"-p") + 1].decode()).parent  # left behind by a SIGKILL
         proc.kill()  # SIGKILL: livecast cannot stop anything itself
         proc.wait(timeout=10)
         deadline = time.monotonic() + 10
         while any(alive(pid) for pid in nginx) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(alive(pid) for pid in nginx), "nginx outlived a killed livecast"
+        shutil.rmtree(workdir, ignore_errors=True)
     finally:
         if proc.poll() is None:
             proc.kill()
