@@ -115,6 +115,18 @@ def test_bandwidth_drop_steps_down() -> None:
     switched_at = min(
         s.at for s in server.kinds("init") if urlsplit(s.request.url).path.startswith("/live/360p/")
     )
-    assert EPOCH + 18.0 < switched_at < EPOCH + 23.0
+    # the first part loading slower than real time is the evidence (hls.js abandon rules): the
+    # emergency switch resets the estimator, so the next regular decision does not undo it
+    assert EPOCH + 18.0 < switched_at < EPOCH + 20.0
     assert record.outcome == "watching"
-    assert record.stalled_time < 2.0
+    assert record.stalled_time < 0.5
+
+
+def test_estimator_reset_starts_again_from_the_given_estimate() -> None:
+    estimator = BandwidthEstimator(default_bps=500_000.0)
+    estimator.sample(1.0, 2_500_000)  # 20 Mbit/s
+    assert estimator.estimate() > 10e6
+    estimator.reset(900_000.0)
+    assert not estimator.has_samples and estimator.estimate() == 900_000.0
+    estimator.sample(1.0, 125_000)  # 1 Mbit/s
+    assert estimator.estimate() == pytest.approx(1e6)

@@ -120,7 +120,8 @@ def test_an_encoder_restart_costs_a_short_stall_and_new_init_segments() -> None:
     server.run_more(player, EPOCH + 30.0)
     record = player.qoe(EPOCH + 30.0)
     assert record.outcome == "watching" and record.error is None
-    assert record.stall_count == 1 and record.stalled_time < 1.0
+    # 2 s without media against ≈ 1.2 s of buffer (PART-HOLD-BACK behind the edge): one stall
+    assert record.stall_count == 1 and record.stalled_time < 1.5
     assert record.switches == 0  # waiting for a part to be produced is not a slow transfer
     inits = sorted(urlsplit(s.request.url).path for s in server.kinds("init"))
     assert inits == [

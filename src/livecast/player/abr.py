@@ -29,6 +29,7 @@ class Ewma:
     """hls.js ``EWMA``: half-life in units of sample weight (seconds)."""
 
     def __init__(self, half_life: float) -> None:
+        self.half_life = half_life
         self.alpha: float = math.exp(math.log(0.5) / half_life)
         self.estimate = 0.0
         self.total_weight = 0.0
@@ -60,6 +61,14 @@ class BandwidthEstimator:
         self.slow = Ewma(slow_half_life)
         self.default_bps = default_bps
         self.min_sample_seconds = min_sample_seconds
+        self.samples = 0
+
+    def reset(self, default_bps: float) -> None:
+        """Forget every sample and start again from ``default_bps`` (hls.js ``resetEstimator``
+        after an emergency switch down, so that the next regular decision does not undo it)."""
+        self.fast = Ewma(self.fast.half_life)
+        self.slow = Ewma(self.slow.half_life)
+        self.default_bps = default_bps
         self.samples = 0
 
     def sample(self, seconds: float, size: int) -> None:

@@ -9,10 +9,11 @@ media arrives in order. What can be played is up to the smallest track end (the 
 SourceBuffer intersection).
 
 Definitions (mirroring what an HTML media element does under hls.js):
-  * start position: the program time of the first fragment the player chose (see ``player.model``);
+  * start position: where playback begins (see ``player.model``: hls.js's live sync position,
+    inside the first fragment the player chose);
   * **first frame** (startup complete): the moment every track holds media from the start position
-    and more than ``start_buffer`` seconds are playable beyond it (default 0: the first whole part
-    — or segment in classic mode — of video *and* audio is in hand; HAVE_FUTURE_DATA). The playhead
+    and more than ``start_buffer`` seconds are playable beyond it (the model's default 0.1 s of
+    video *and* audio beyond the start position; HAVE_FUTURE_DATA). The playhead
     then starts at the latest track start, never before the start position;
   * playback: the playhead moves at rate 1 with wall time (hls.js ``maxLiveSyncPlaybackRate`` 1:
     no catch-up);

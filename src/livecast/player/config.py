@@ -73,7 +73,7 @@ class PlayerConfig:
     bandwidth_up_factor: float = 0.7
     min_sample_seconds: float = 0.05  # hls.js EwmaBandWidthEstimator minDelayMs
     live_sync_duration_count: int = 3
-    start_buffer: float = 0.0
+    start_buffer: float = 0.1
     resume_buffer: float = 0.5
     latency_sample_interval: float = 1.0
     hold_margin: float = 1.0  # seconds beyond the server's 3 × TD hold before timing out

@@ -18,14 +18,19 @@ delayed) and ``timeout``. At most one playlist and one media request are in flig
 How it plays, after hls.js (``stream-controller``, ``audio-stream-controller``, ``abr-controller``):
   * join: multivariant → start rendition (``lowest``/``highest``/``estimate`` = the highest the
     default estimate allows with the up factor) → its media playlist and the AUDIO group's;
-  * LL-HLS mode: start at the newest INDEPENDENT part at least PART-HOLD-BACK behind the newest
-    part; fetch init, then every part in order; request the EXT-X-PRELOAD-HINT part as soon as it
-    is next; reload the playlist with ``_HLS_msn``/``_HLS_part`` for the part after the newest
-    listed one (hls.js ``lowLatencyMode``); behind the part tags' window, whole segments;
+  * LL-HLS mode: load from the newest INDEPENDENT part at least PART-HOLD-BACK behind the newest
+    part, and start playback at PART-HOLD-BACK behind that newest part's end (hls.js seeks to
+    ``liveSyncPosition``; the decoder starts at the keyframe before it); fetch init, then every
+    part in order; request the EXT-X-PRELOAD-HINT part as soon as it is next; reload the
+    playlist with ``_HLS_msn``/``_HLS_part`` for the part after the newest listed one (hls.js
+    ``lowLatencyMode``); behind the part tags' window, whole segments;
   * classic mode: whole segments, starting at the segment holding ``edge − 3 × target duration``
     (``liveSyncDurationCount``); reload every target duration (half when it did not change);
-  * audio starts at the part/segment holding the video start time;
-  * ABR after every video fetch (``player.abr``); a switch takes effect at the next INDEPENDENT
+  * audio starts at the part/segment holding the start position;
+  * ABR after every video fetch (``player.abr``) and, while a video fetch loads slower than real
+    time, from that evidence (hls.js abandon rules, without aborting the fetch): an emergency
+    switch down also resets the bandwidth estimator to that figure, as hls.js does, so that the
+    next regular decision does not undo it; a switch takes effect at the next INDEPENDENT
     part (every segment in classic mode): new playlist (blocking for that position), new init;
   * a failed request is retried per its :class:`RetryPolicy` (``player.retry``); when retries
     run out the viewer ends: ``start_failure`` before the first frame, else ``fatal``. A failed
@@ -444,6 +449,8 @@ class Player:
         bound = slow_fetch_bound(self.variants[self.level].bandwidth, duration, loading_for)
         if bound is not None:
             self._evaluate_abr(bound)
+            if self.pending_level is not None and self.pending_level < self.level:
+                self.estimator.reset(bound)  # an emergency switch down sticks (hls.js)
 
     def _evaluate_abr(self, cap_bps: float | None = None) -> None:
         if len(self.variants) < 2 or self.level is None or self.buffer is None:
@@ -545,9 +552,10 @@ class Player:
             item = live_start(track.items, behind)
             if item is None:
                 return False
-            self._start_time = item.start
+            edge = max(i.end for i in track.items.values())
+            self._start_time = max(item.start, edge - behind)
             assert self.buffer is not None
-            self.buffer.set_start(item.start)
+            self.buffer.set_start(self._start_time)
         else:
             if self._start_time is None:
                 return False
