@@ -167,9 +167,9 @@ def _lines(path: Path) -> list[str]:
 
 
 async def logged(stack: Stack, tier: str, requests: int) -> dict[str, int]:
-    """``tier``'s requests by cache status, once ``requests`` of them are logged (nginx writes a
-    line just after the response, so a client may be faster than the log)."""
-    deadline = time.monotonic() + 3.0
+    """``tier``'s requests by cache status, once ``requests`` of them are logged (nginx buffers
+    its access log and flushes it at least every second)."""
+    deadline = time.monotonic() + 4.0
     while True:
         lines: list[str] = []
         for t in stack.tiers:

@@ -131,7 +131,10 @@ def test_cache_status_is_exposed_and_logged_with_timings() -> None:
         assert variable in log_format
     assert "edge-3" in log_format
     logs = directives(text, "access_log")
-    assert logs == ['"/srv/livecast/edge-0/access.log" livecast_edge', "off"]  # off: /edge/status
+    assert logs == [  # buffered, flushed every second; off: /edge/status
+        '"/srv/livecast/edge-0/access.log" livecast_edge buffer=64k flush=1s',
+        "off",
+    ]
 
 
 def test_age_is_computable_from_the_origins_date() -> None:

@@ -165,7 +165,13 @@ def render_nginx_conf(conf: TierConfig) -> str:
         f"events {{ worker_connections {conf.worker_connections}; }}",
         "http {",
         f"    log_format {FORMAT_NAME} '{log_format(conf.name)}';",
-        f"    access_log {_quoted(conf.access_log_path)} {FORMAT_NAME};",
+        # buffered: one write per 64 KB or per second instead of one per request (the rehearsal
+        # follows the log once a second)
+        f"    access_log {_quoted(conf.access_log_path)} {FORMAT_NAME} buffer=64k flush=1s;",
+        # cached parts go from the cache file to the socket in the kernel (no copy through
+        # nginx); tcp_nopush sends the headers with the first part of the file
+        "    sendfile on;",
+        "    tcp_nopush on;",
         f"    client_body_temp_path {_quoted(p + '/tmp/body')};",
         f"    proxy_temp_path {_quoted(p + '/tmp/proxy')};",
         f"    fastcgi_temp_path {_quoted(p + '/tmp/fastcgi')};",
