@@ -20,7 +20,7 @@ if command -v dpkg >/dev/null 2>&1; then
   # A TrueType font for the burned-in clock of the test pattern (optional: no overlay without).
   ls /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf >/dev/null 2>&1 || need_pkg fonts-dejavu-core
   if [ "$want_test" -eq 1 ]; then
-    need_pkg chromium; need_pkg nginx-light; need_pkg ffmpeg
+    need_pkg chromium; need_pkg nginx-light; need_pkg libnginx-mod-http-lua; need_pkg ffmpeg
   fi
   if [ ${#apt_missing[@]} -gt 0 ]; then
     echo "install.sh: installing Debian packages: ${apt_missing[*]}"

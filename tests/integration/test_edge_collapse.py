@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from livecast.edge.accesslog import tally
-from livecast.edge.nginx import NginxTier, find_nginx
+from livecast.edge.nginx import LUA_HINT, NginxTier, find_lua_modules, find_nginx
 from livecast.edge.nginx_conf import Upstream
 from livecast.edge.tap import RequestTap
 from livecast.edge.topology import TopologySpec, tier_configs
@@ -180,7 +180,9 @@ async def logged(stack: Stack, tier: str, requests: int) -> dict[str, int]:
         await asyncio.sleep(0.02)
 
 
-async def _collapse(stack: Stack, target: str, viewers: int, hold: float) -> list[Reply]:
+async def _collapse(
+    stack: Stack, target: str, viewers: int, hold: float
+) -> tuple[list[Reply], list[float]]:
     """``viewers`` identical requests for ``target``; release the origin after ``hold`` s."""
     requests = [asyncio.ensure_future(fetch(stack.edge.conf.port, target)) for _ in range(viewers)]
     await stack.wait_waiting(viewers)
@@ -201,15 +203,29 @@ async def _collapse(stack: Stack, target: str, viewers: int, hold: float) -> lis
         f"answered {waits[len(waits) // 2] * 1000:.0f} ms (p50) / {waits[-1] * 1000:.0f} ms "
         f"(max) after the part, cache statuses {await logged(stack, 'edge-0', viewers)}"
     )
-    return replies
+    return replies, waits
 
 
+LUA_MODULES = find_lua_modules()
+# both ways of collapsing: nginx's cache lock alone (waiters poll it every 500 ms), and the
+# wake-up collapse (Lua) on top of it
+MODES = [
+    pytest.param({}, id="lock"),
+    pytest.param(
+        {"tier": {"lua_modules": LUA_MODULES}},
+        id="wakeup",
+        marks=pytest.mark.skipif(not LUA_MODULES, reason=LUA_HINT),
+    ),
+]
+
+
+@pytest.mark.parametrize("stack", MODES, indirect=True)
 async def test_500_identical_blocking_playlist_requests_reach_the_origin_once(
     stack: Stack,
 ) -> None:
     msn, part = stack.next_part()
     target = f"/live/720p/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
-    replies = await _collapse(stack, target, viewers=500, hold=0.5)
+    replies, waits = await _collapse(stack, target, viewers=500, hold=0.5)
     assert stack.tap.count(target) == 1
     assert {r.status for r in replies} == {200}
     assert len({r.body for r in replies}) == 1
@@ -217,21 +233,27 @@ async def test_500_identical_blocking_playlist_requests_reach_the_origin_once(
     statuses = await logged(stack, "edge-0", 500)
     assert statuses.get("MISS") == 1 and statuses.get("HIT") == 499, statuses
     assert replies[0].headers["cache-control"] == "public, max-age=12"  # the origin's TTL
+    if stack.edge.conf.lua_modules:  # woken when the answer is cached, not at the next poll
+        assert waits[len(waits) // 2] < 0.1, waits[len(waits) // 2]
 
 
+@pytest.mark.parametrize("stack", MODES, indirect=True)
 async def test_500_identical_preload_hint_requests_reach_the_origin_once(stack: Stack) -> None:
     target = stack.hint()
-    replies = await _collapse(stack, target, viewers=500, hold=0.5)
+    replies, waits = await _collapse(stack, target, viewers=500, hold=0.5)
     assert stack.tap.count(target) == 1
     assert {r.status for r in replies} == {200}
     assert len({r.body for r in replies}) == 1 and len(replies[0].body) > 0
     assert replies[0].headers["cache-control"] == "public, max-age=86400, immutable"
+    if stack.edge.conf.lua_modules:
+        assert waits[len(waits) // 2] < 0.1, waits[len(waits) // 2]
 
 
+@pytest.mark.parametrize("stack", MODES, indirect=True)
 async def test_a_hold_longer_than_5_s_still_collapses(stack: Stack) -> None:
     msn, part = stack.next_part()
     target = f"/live/720p/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
-    replies = await _collapse(stack, target, viewers=50, hold=5.5)
+    replies, _ = await _collapse(stack, target, viewers=50, hold=5.5)
     assert stack.tap.count(target) == 1
     assert {r.status for r in replies} == {200}
 

@@ -204,3 +204,60 @@ def test_unusable_upstream_is_refused() -> None:
 def test_unusable_topologies_are_refused(changes: dict[str, int]) -> None:
     with pytest.raises(ConfigError):
         TopologySpec(**changes)  # type: ignore[arg-type]
+
+
+def whole_location(text: str, pattern: str) -> str:
+    """The body of ``location <pattern> {`` up to its closing brace (Lua blocks inside)."""
+    start = text.index(f"        location {pattern} {{\n")
+    return text[start : text.index("\n        }\n", start)]
+
+
+LUA = ("/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so")
+
+
+def test_without_lua_modules_nothing_of_the_wakeup_collapse_is_rendered() -> None:
+    text = render_nginx_conf(conf())
+    assert "load_module" not in text and "lua" not in text
+
+
+def test_wakeup_collapse_loads_the_modules_and_gates_blocking_requests_and_media() -> None:
+    text = render_nginx_conf(conf(lua_modules=LUA, target_duration=2.0))
+    assert directives(text, "load_module") == [f'"{module}"' for module in LUA]
+    assert text.index("load_module") < text.index("events")  # main context, before use
+    assert text.count("init_by_lua_block") == 1 and 'require "ngx.semaphore"' in text
+    media = whole_location(text, f"~ {MEDIA_PATHS}")
+    playlists = whole_location(text, "/")
+    for block in (media, playlists):
+        assert "access_by_lua_block" in block
+        assert "body_filter_by_lua_block { if ngx.arg[2] then livecast_release() end }" in block
+        assert "log_by_lua_block { livecast_release() }" in block
+        assert "fetch.sema:wait(8.000)" in block  # as long as the cache lock: 3 × TD + margin
+    # playlists: only blocking reloads wait for each other; a plain reload is served stale
+    # while another request refreshes it (proxy_cache_use_stale updating)
+    assert "if true and ngx.var.arg__HLS_msn == nil then return end" in playlists
+    assert "if false and" in media
+    # the waiters' key is the cache key's fields
+    assert all(f"ngx.var.arg__HLS_{arg}" in playlists for arg in ("msn", "part", "skip"))
+    assert one(text, "proxy_cache_lock") == "on"  # still on underneath
+
+
+def test_lua_modules_are_found_only_when_both_are_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from livecast.edge.nginx import find_lua_modules
+
+    assert find_lua_modules(str(tmp_path)) == ()
+    (tmp_path / "ngx_http_lua_module.so").write_bytes(b"")
+    assert find_lua_modules(str(tmp_path)) == ()  # ndk missing
+    (tmp_path / "ndk_http_module.so").write_bytes(b"")
+    assert find_lua_modules(str(tmp_path)) == (
+        str(tmp_path / "ndk_http_module.so"),
+        str(tmp_path / "ngx_http_lua_module.so"),
+    )
+    monkeypatch.setenv("LIVECAST_NGINX_LUA", "0")
+    assert find_lua_modules(str(tmp_path)) == ()
+
+
+def test_tier_configs_carry_the_lua_modules_to_every_tier(tmp_path: Path) -> None:
+    tiers = tier_configs(TopologySpec(edges=2, shield=True), [ORIGIN], 2.0, tmp_path, LUA)
+    assert [t.lua_modules for t in tiers] == [LUA, LUA, LUA]

@@ -56,6 +56,21 @@ def find_nginx(explicit: str | None = None) -> str:
     return found
 
 
+MODULES_DIR = "/usr/lib/nginx/modules"  # Debian's
+LUA_MODULES = ("ndk_http_module.so", "ngx_http_lua_module.so")  # libnginx-mod-http-lua
+ENV_LUA = "LIVECAST_NGINX_LUA"  # "0": never load the Lua modules
+LUA_HINT = "install libnginx-mod-http-lua (apt-get install libnginx-mod-http-lua)"
+
+
+def find_lua_modules(modules_dir: str = MODULES_DIR) -> tuple[str, ...]:
+    """The module files for the wake-up collapse (``edge.nginx_conf.LUA_INIT``): Debian's ndk
+    and lua modules when both are installed (and ``$LIVECAST_NGINX_LUA`` is not "0"), else ()."""
+    if os.environ.get(ENV_LUA, "") == "0":
+        return ()
+    paths = tuple(os.path.join(modules_dir, name) for name in LUA_MODULES)
+    return paths if all(os.path.isfile(path) for path in paths) else ()
+
+
 def _reachable_by_others(directory: Path) -> bool:
     """Whether every directory above ``directory`` lets other users through (o+x)."""
     return all(os.stat(parent).st_mode & 0o001 for parent in directory.resolve().parents)

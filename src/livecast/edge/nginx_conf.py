@@ -99,6 +99,9 @@ class TierConfig:
     lock_timeout: float | None = None  # default: hold + margin (None); only tests override
     access_log: str | None = None  # default: <prefix>/access.log
     user: str | None = None  # worker user when started as root (nginx default: nobody)
+    # nginx modules to load for the wake-up collapse (ndk + lua; ``edge.nginx.find_lua_modules``);
+    # empty: proxy_cache_lock alone, whose waiters re-check the cache every 500 ms
+    lua_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.upstreams:
@@ -139,6 +142,51 @@ class TierConfig:
         return max(60.0, 30 * self.target_duration)
 
 
+# The wake-up collapse (lua-nginx-module, one table per worker). A request for a blocking
+# playlist or a media object finds out whether the same object (the cache key's fields) is being
+# fetched by another request of this worker: if so it waits on that fetch's semaphore and then
+# goes on to proxy_cache, which answers it from the cache (HIT); if not it becomes the fetch. The
+# fetch posts the semaphore when its body has passed the output filters (the cache file is
+# committed before nginx sends the last buffer) — or in the log phase when it ended otherwise.
+# Waiters are woken when the object arrives instead of polling every 500 ms as proxy_cache_lock
+# waiters do; proxy_cache_lock stays on underneath (other workers, waiters that timed out).
+LUA_INIT = """init_by_lua_block {
+        livecast_semaphore = require "ngx.semaphore"
+        livecast_fetches = {}
+        function livecast_release()
+            local key = ngx.ctx.livecast_key
+            if key == nil then return end
+            ngx.ctx.livecast_key = nil
+            local fetch = livecast_fetches[key]
+            livecast_fetches[key] = nil
+            if fetch ~= nil and fetch.waiters > 0 then fetch.sema:post(fetch.waiters) end
+        end
+    }"""
+LUA_ACCESS = """access_by_lua_block {
+                if {only_blocking} and ngx.var.arg__HLS_msn == nil then return end
+                local key = ngx.var.uri .. "|" .. (ngx.var.arg__HLS_msn or "") .. "|"
+                    .. (ngx.var.arg__HLS_part or "") .. "|" .. (ngx.var.arg__HLS_skip or "")
+                local fetch = livecast_fetches[key]
+                if fetch ~= nil then
+                    fetch.waiters = fetch.waiters + 1
+                    fetch.sema:wait({wait})
+                    return
+                end
+                livecast_fetches[key] = {sema = livecast_semaphore.new(0), waiters = 0}
+                ngx.ctx.livecast_key = key
+            }
+            body_filter_by_lua_block { if ngx.arg[2] then livecast_release() end }
+            log_by_lua_block { livecast_release() }"""
+
+
+def _lua_lines(conf: TierConfig, only_blocking: bool) -> list[str]:
+    if not conf.lua_modules:
+        return []
+    text = LUA_ACCESS.replace("{only_blocking}", "true" if only_blocking else "false")
+    text = text.replace("{wait}", f"{conf.lock_wait:.3f}")
+    return ["            " + text]
+
+
 def _upstream_block(conf: TierConfig) -> list[str]:
     lines = ["    upstream livecast_upstream {"]
     for server in conf.upstreams:
@@ -161,6 +209,7 @@ def render_nginx_conf(conf: TierConfig) -> str:
         "daemon off;",
         f"pid {_quoted(p + '/nginx.pid')};",
         f"error_log {_quoted(p + '/error.log')} warn;",
+        *(f"load_module {_quoted(module)};" for module in conf.lua_modules),
         f"worker_rlimit_nofile {2 * conf.worker_connections + 64};",
         f"events {{ worker_connections {conf.worker_connections}; }}",
         "http {",
@@ -183,6 +232,7 @@ def render_nginx_conf(conf: TierConfig) -> str:
         f"    proxy_cache_path {_quoted(p + '/cache')} levels=1:2"
         f" keys_zone=livecast:{conf.keys_zone_mb}m max_size={conf.cache_max_size_mb}m"
         f" inactive={_seconds(conf.inactive)} use_temp_path=off;",
+        *(["    " + LUA_INIT] if conf.lua_modules else []),
         *_upstream_block(conf),
         "    server {",
         f"        listen {Upstream(conf.host, conf.port).address} backlog=4096;",
@@ -214,12 +264,14 @@ def render_nginx_conf(conf: TierConfig) -> str:
         f"        location ~ {MEDIA_PATHS} {{",
         "            proxy_pass http://livecast_upstream;",
         f"            proxy_cache_use_stale {MEDIA_STALE_CASES};",
+        *_lua_lines(conf, only_blocking=False),
         "        }",
         "        # playlists (and the rest): stale while another request refreshes, or on errors",
         "        location / {",
         "            proxy_pass http://livecast_upstream;",
         f"            proxy_cache_use_stale {STALE_CASES};",
         "            proxy_cache_background_update off;",
+        *_lua_lines(conf, only_blocking=True),
         "        }",
         "    }",
         "}",

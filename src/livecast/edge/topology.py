@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from livecast.config import EventConfig
 from livecast.edge.accesslog import Tally, tally
-from livecast.edge.nginx import NginxTier, find_nginx
+from livecast.edge.nginx import LUA_HINT, NginxTier, find_lua_modules, find_nginx
 from livecast.edge.nginx_conf import TierConfig, Upstream
 from livecast.errors import ConfigError, LivecastError
 
@@ -51,6 +51,9 @@ class TopologySpec:
     workers: int = 1  # nginx worker processes per tier
     nginx: str | None = None  # nginx binary; default $LIVECAST_NGINX or Debian's
     workdir: str | None = None  # tier directories; default: a temporary one, removed on exit
+    # waiters woken when the object arrives (Lua, libnginx-mod-http-lua) instead of polling the
+    # cache lock every 500 ms: None = when the modules are installed, True = required, False = off
+    wakeup: bool | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.edges <= MAX_EDGES:
@@ -76,7 +79,11 @@ def _url_host(host: str) -> str:
 
 
 def tier_configs(
-    spec: TopologySpec, origins: Sequence[Upstream], target_duration: float, workdir: Path
+    spec: TopologySpec,
+    origins: Sequence[Upstream],
+    target_duration: float,
+    workdir: Path,
+    lua_modules: tuple[str, ...] = (),
 ) -> list[TierConfig]:
     """The shield (first, if any) and the edges, each with its own prefix and port — pure but
     for choosing free ports when ``spec.port`` is 0."""
@@ -90,6 +97,7 @@ def tier_configs(
             upstreams=upstreams,
             target_duration=target_duration,
             workers=spec.workers,
+            lua_modules=lua_modules,
         )
         configs.append(shield)
         upstreams = (Upstream(shield.host, shield.port),)
@@ -103,6 +111,7 @@ def tier_configs(
                 upstreams=upstreams,
                 target_duration=target_duration,
                 workers=spec.workers,
+                lua_modules=lua_modules,
             )
         )
     return configs
@@ -135,6 +144,20 @@ class EdgeTier:
         return tally(lines)
 
 
+def wakeup_modules(spec: TopologySpec) -> tuple[str, ...]:
+    """The Lua modules to load for ``spec.wakeup`` (a clear error when required and missing)."""
+    if spec.wakeup is False:
+        return ()
+    modules = find_lua_modules()
+    if spec.wakeup and not modules:
+        raise ConfigError("wakeup", f"the nginx Lua modules are missing; {LUA_HINT}")
+    if not modules:
+        log.warning(
+            "nginx Lua modules not found: cache-lock waiters poll every 500 ms (%s)", LUA_HINT
+        )
+    return modules
+
+
 @contextlib.asynccontextmanager
 async def edge_tier(
     spec: TopologySpec, origins: Sequence[Upstream], target_duration: float
@@ -146,7 +169,7 @@ async def edge_tier(
     workdir.mkdir(parents=True, exist_ok=True)
     tiers: list[NginxTier] = []
     try:
-        for conf in tier_configs(spec, origins, target_duration, workdir):
+        for conf in tier_configs(spec, origins, target_duration, workdir, wakeup_modules(spec)):
             tier = NginxTier(conf, spec.nginx)
             tiers.append(tier)
             await tier.start()
