@@ -37,7 +37,7 @@ SRC = HERE.parent / "src"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(SRC))
 
-from procs import cpu_seconds, stop_process  # noqa: E402
+from procs import checkout_env, cpu_seconds, loop_stack, stop_process  # noqa: E402
 
 GOAL = 3000
 SCENARIO = """name = "capacity-{viewers}"
@@ -75,13 +75,6 @@ GROUPS = (
 )
 
 
-def _env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-    }
-
-
 def _tree(root: int) -> dict[int, str]:
     """pid → cmdline of ``root`` and all its descendants."""
     found: dict[int, str] = {}
@@ -107,7 +100,8 @@ def rehearse(viewers: int, seconds: float, out: Path) -> dict[str, Any]:
     scenario.write_text(SCENARIO.format(viewers=viewers, seconds=seconds))
     proc = subprocess.Popen(
         [sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out", str(out / "run")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=checkout_env(),
+        start_new_session=True,
     )  # fmt: skip
     last: dict[int, tuple[str, float]] = {}  # pid → (role, CPU seconds at the last sample)
     deadline = time.monotonic() + seconds + 180
@@ -150,32 +144,21 @@ def profile_driver(viewers: int, seconds: float) -> dict[str, Any]:
     from livecast.rehearse.audience import AudienceShape, DownlinkBand, plan_audience
     from livecast.rehearse.driver import Driver, DriverConfig
 
-    with tempfile.TemporaryDirectory(prefix="bench-capacity-") as name:
-        config = Path(name) / "stack.toml"
-        config.write_text('host = "127.0.0.1"\nport = 0\nsource = "loop"\nloop_seconds = 20\n')
-        stack = subprocess.Popen(
-            [sys.executable, "-m", "livecast", "serve", "--config", str(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(),
-            start_new_session=True,
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-capacity-") as name,
+        loop_stack(Path(name)) as (_, url),
+    ):
+        plans = plan_audience(
+            AudienceShape(kind="flash", viewers=viewers, within=5.0), seconds,
+            low_latency_share=1.0, seed=1,
+            downlink=[DownlinkBand(25000, 6), DownlinkBand(6000, 3), DownlinkBand(2000, 1)],
         )  # fmt: skip
-        try:
-            assert stack.stdout is not None
-            url = stack.stdout.readline().strip()
-            if not url.endswith(".m3u8"):
-                raise RuntimeError("the stack did not start")
-            plans = plan_audience(
-                AudienceShape(kind="flash", viewers=viewers, within=5.0), seconds,
-                low_latency_share=1.0, seed=1,
-                downlink=[DownlinkBand(25000, 6), DownlinkBand(6000, 3), DownlinkBand(2000, 1)],
-            )  # fmt: skip
-            driver = Driver(plans, DriverConfig((url,), seconds, time.time() + 0.5))
-            install_uvloop()
-            profiler = cProfile.Profile()
-            profiler.enable()
-            stats = asyncio.run(driver.run())
-            profiler.disable()
-        finally:
-            stop_process(stack)
+        driver = Driver(plans, DriverConfig((url,), seconds, time.time() + 0.5))
+        install_uvloop()
+        profiler = cProfile.Profile()
+        profiler.enable()
+        stats = asyncio.run(driver.run())
+        profiler.disable()
     own: dict[str, float] = {}
     table = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     for (filename, _, function), (_, _, tottime, _, _) in table.items():

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from livecast.edge.nginx_conf import Upstream  # noqa: E402
 from livecast.edge.tap import RequestTap  # noqa: E402
 from livecast.edge.topology import EdgeTier, TopologySpec, edge_tier  # noqa: E402
 from livecast.results.scrape import parse_prometheus_text  # noqa: E402
-from procs import children, cpu_seconds, stop_process  # noqa: E402
+from procs import checkout_env, children, cpu_seconds, loop_stack  # noqa: E402
 
 EDGES = 2
 PLAYLIST = "/live/720p/index.m3u8"
@@ -55,11 +54,6 @@ LATENCY_GOAL = 0.100
 PROBES = 8  # probes on one edge at once: one of them may hold the cache lock, the rest wait
 PROBE_SECONDS = 12.0
 LATENCY_LOADS = (0, 100, 1000)  # background viewers on the edges while the probes run
-
-
-def _env() -> dict[str, str]:
-    path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "PYTHONPATH": path}
 
 
 def origin_counters(base: str) -> dict[str, float]:
@@ -190,7 +184,7 @@ async def window(
 async def probe(url: str, seconds: float) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "livecast", "probe", url, "--seconds", str(seconds), "--json",
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=checkout_env(),
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), seconds + 60)
     report: dict[str, Any] = json.loads(out.decode())
@@ -198,33 +192,22 @@ async def probe(url: str, seconds: float) -> dict[str, Any]:
 
 
 async def measure(viewers: tuple[int, ...], seconds: float, warmup: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-edge-") as name:
-        config = Path(name) / "stack.toml"
-        config.write_text('host = "127.0.0.1"\nport = 0\nsource = "loop"\nloop_seconds = 20\n')
-        stack = subprocess.Popen(
-            [sys.executable, "-m", "livecast", "serve", "--config", str(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(),
-            start_new_session=True,
-        )  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-edge-") as name,
+        loop_stack(Path(name)) as (stack, url),
+    ):
+        base = url.split("/live/", 1)[0]
+        origin_port = int(base.rsplit(":", 1)[1])
+        spec = TopologySpec(edges=EDGES, workdir=str(Path(name) / "edges"))
+        tap = RequestTap("127.0.0.1", origin_port)  # counts what reaches the origin
+        await tap.start()
         try:
-            assert stack.stdout is not None
-            url = stack.stdout.readline().strip()
-            if not url.endswith(".m3u8"):
-                raise RuntimeError("the stack did not start")
-            base = url.split("/live/", 1)[0]
-            origin_port = int(base.rsplit(":", 1)[1])
-            spec = TopologySpec(edges=EDGES, workdir=str(Path(name) / "edges"))
-            tap = RequestTap("127.0.0.1", origin_port)  # counts what reaches the origin
-            await tap.start()
-            try:
-                async with edge_tier(spec, [Upstream("127.0.0.1", tap.port)], 2.0) as tier:
-                    return await _measure_all(
-                        base, origin_port, tier, tap, stack.pid, viewers, seconds, warmup
-                    )
-            finally:
-                await tap.stop()
+            async with edge_tier(spec, [Upstream("127.0.0.1", tap.port)], 2.0) as tier:
+                return await _measure_all(
+                    base, origin_port, tier, tap, stack.pid, viewers, seconds, warmup
+                )
         finally:
-            stop_process(stack)
+            await tap.stop()
 
 
 async def _measure_all(

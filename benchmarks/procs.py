@@ -8,7 +8,9 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +107,34 @@ def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def checkout_env() -> dict[str, str]:
+    """The environment with this checkout's src/ first on PYTHONPATH (for child processes)."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+@contextlib.contextmanager
+def loop_stack(workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``livecast serve`` on the loop source (any free port); (process, multivariant URL)."""
+    config = workdir / "stack.toml"
+    config.write_text('host = "127.0.0.1"\nport = 0\nsource = "loop"\nloop_seconds = 20\n')
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "livecast", "serve", "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=checkout_env(),
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert stack.stdout is not None
+        url = stack.stdout.readline().strip()
+        if not url.endswith(".m3u8"):
+            raise RuntimeError("the stack did not start")
+        yield stack, url
+    finally:
+        stop_process(stack)

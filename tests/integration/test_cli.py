@@ -3,51 +3,15 @@ SIGTERM with no FFmpeg left behind, clear errors for bad configuration."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from .processes import children, livecast, none_left
+
 pytestmark = pytest.mark.integration
-
-SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-def livecast(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "livecast", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -67,10 +31,7 @@ def test_demo_prints_urls_and_stops_cleanly(sig: signal.Signals) -> None:
         assert encoders, "no FFmpeg child found"
         proc.send_signal(sig)
         assert proc.wait(timeout=20) == 0
-        deadline = time.monotonic() + 5
-        while any(alive(pid) for pid in encoders) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(alive(pid) for pid in encoders), "FFmpeg outlived livecast"
+        assert none_left(encoders), "FFmpeg outlived livecast"
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -13,7 +13,14 @@ import pytest
 from livecast.edge.accesslog import parse_access_log_line
 from livecast.packager.playlist import parse_media_playlist
 
-from .test_edge_collapse import Stack, fetch, logged, stack  # noqa: F401  (the shared rig)
+from .test_edge_collapse import (  # noqa: F401  (the shared rig)
+    LUA_HINT,
+    LUA_MODULES,
+    Stack,
+    fetch,
+    logged,
+    stack,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -153,3 +160,20 @@ async def test_a_part_asked_for_too_early_is_negatively_cached_for_a_second_only
         await asyncio.sleep(0.1)
     assert reply.status == 200 and reply.headers["x-cache-status"] in ("EXPIRED", "MISS")
     assert stack.tap.count(target) == 2
+
+
+@pytest.mark.parametrize("stack", [{"tier": {"lua_modules": LUA_MODULES}}], indirect=True)
+@pytest.mark.skipif(not LUA_MODULES, reason=LUA_HINT)
+async def test_answers_from_the_cache_carry_their_age(stack: Stack) -> None:
+    """RFC 9111 §5.1: a cache MUST send Age with a stored response — now minus the origin's Date
+    (kept in the stored response); a fresh fetch (MISS) carries none."""
+    port = stack.edge.conf.port
+    msn, part = stack.next_part()
+    target = f"/live/720p/part-{msn}.{part - 1}.m4s"
+    first = await fetch(port, target)
+    assert first.headers["x-cache-status"] == "MISS" and "age" not in first.headers
+    await asyncio.sleep(2.1)
+    later = await fetch(port, target)
+    assert later.headers["x-cache-status"] == "HIT"
+    assert later.headers["date"] == first.headers["date"]  # the origin's, not nginx's
+    assert 2 <= int(later.headers["age"]) <= 4

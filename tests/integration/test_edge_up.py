@@ -4,11 +4,9 @@ clear message when nginx is missing."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -20,45 +18,9 @@ from livecast.edge.nginx_conf import Upstream
 from livecast.edge.topology import TopologySpec, tier_configs
 from livecast.errors import LivecastError
 
+from .processes import descendants, livecast, none_left
+
 pytestmark = pytest.mark.integration
-
-SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-def livecast(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    base = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "livecast", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**base, **(env or {})},
-    )
-
-
-def descendants(pid: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def get(url: str) -> tuple[bytes, dict[str, str]]:
@@ -98,10 +60,7 @@ def test_up_with_two_edges_prints_two_urls_serves_through_each_and_stops_cleanly
         assert names.count("nginx") >= 3 * (3 if shield else 2), names
         proc.send_signal(sig)
         assert proc.wait(timeout=20) == 0
-        deadline = time.monotonic() + 5
-        while any(alive(pid) for pid in processes) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(alive(pid) for pid in processes), "a child outlived livecast up"
+        assert none_left(processes), "a child outlived livecast up"
     finally:
         if proc.poll() is None:  # a failed assertion: let livecast stop its children itself
             proc.terminate()
@@ -215,10 +174,7 @@ def test_nginx_does_not_outlive_a_killed_livecast_up() -> None:
         workdir = Path(args[args.index(b"-p") + 1].decode()).parent  # left behind by a SIGKILL
         proc.kill()  # SIGKILL: livecast cannot stop anything itself
         proc.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while any(alive(pid) for pid in nginx) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(alive(pid) for pid in nginx), "nginx outlived a killed livecast"
+        assert none_left(nginx, timeout=10), "nginx outlived a killed livecast"
         shutil.rmtree(workdir, ignore_errors=True)
     finally:
         if proc.poll() is None:

@@ -217,7 +217,7 @@ LUA = ("/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_
 
 def test_without_lua_modules_nothing_of_the_wakeup_collapse_is_rendered() -> None:
     text = render_nginx_conf(conf())
-    assert "load_module" not in text and "lua" not in text
+    assert "load_module" not in text and "lua" not in text and "Age" not in text
 
 
 def test_wakeup_collapse_loads_the_modules_and_gates_blocking_requests_and_media() -> None:
@@ -239,6 +239,9 @@ def test_wakeup_collapse_loads_the_modules_and_gates_blocking_requests_and_media
     # the waiters' key is the cache key's fields
     assert all(f"ngx.var.arg__HLS_{arg}" in playlists for arg in ("msn", "part", "skip"))
     assert one(text, "proxy_cache_lock") == "on"  # still on underneath
+    # RFC 9111 Age on answers from the cache, from the origin's Date
+    assert text.count("header_filter_by_lua_block") == 1
+    assert 'ngx.header["Age"] = math.max(0, ngx.time() - produced)' in text
 
 
 def test_lua_modules_are_found_only_when_both_are_installed(

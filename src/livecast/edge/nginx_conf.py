@@ -179,6 +179,16 @@ LUA_ACCESS = """access_by_lua_block {
             log_by_lua_block { livecast_release() }"""
 
 
+# RFC 9111 §5.1 Age for answers from the cache: now minus the origin's Date, which the cached
+# response keeps (proxy_pass_header Date) — replacing any Age the upstream sent (a shield's).
+LUA_AGE = """header_filter_by_lua_block {
+            if ngx.var.upstream_cache_status == "MISS" then return end
+            local date = ngx.header["Date"]
+            local produced = date and ngx.parse_http_time(date)
+            if produced then ngx.header["Age"] = math.max(0, ngx.time() - produced) end
+        }"""
+
+
 def _lua_lines(conf: TierConfig, only_blocking: bool) -> list[str]:
     if not conf.lua_modules:
         return []
@@ -257,6 +267,7 @@ def render_nginx_conf(conf: TierConfig) -> str:
         "        proxy_hide_header X-Edge;",
         '        add_header X-Cache-Status "$upstream_cache_status" always;',
         f'        add_header X-Edge "{conf.name}" always;',
+        *(["        " + LUA_AGE] if conf.lua_modules else []),
         "        location = /edge/status {",
         "            stub_status;",
         "            access_log off;",
