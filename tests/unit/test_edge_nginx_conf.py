@@ -231,12 +231,12 @@ def test_wakeup_collapse_loads_the_modules_and_gates_blocking_requests_and_media
         assert "access_by_lua_block" in block
         assert "body_filter_by_lua_block { if ngx.arg[2] then livecast_release() end }" in block
         assert "log_by_lua_block { livecast_release() }" in block
-        assert "fetch.sema:wait(8.000)" in block  # as long as the cache lock: 3 × TD + margin
-    # playlists: only blocking reloads wait for each other; a plain reload is served stale
-    # while another request refreshes it (proxy_cache_use_stale updating)
-    assert "if true and ngx.var.arg__HLS_msn == nil then return end" in playlists
-    assert "if false and" in media
-    # the waiters' key is the cache key's fields
+        assert ", 8.000)" in block  # waits as long as the cache lock: 3 × TD + margin
+    assert "fetch.sema:wait(wait)" in text and "fetch.sema:post(fetch.waiters)" in text
+    # media: the path is the key; playlists: only blocking reloads wait for each other (a plain
+    # reload is served stale while another request refreshes it), keyed by the cache key's fields
+    assert "livecast_collapse(ngx.var.uri, 8.000)" in media
+    assert "if msn == nil then return end" in playlists
     assert all(f"ngx.var.arg__HLS_{arg}" in playlists for arg in ("msn", "part", "skip"))
     assert one(text, "proxy_cache_lock") == "on"  # still on underneath
     # RFC 9111 Age on answers from the cache, from the origin's Date

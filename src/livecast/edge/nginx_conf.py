@@ -153,6 +153,16 @@ class TierConfig:
 LUA_INIT = """init_by_lua_block {
         livecast_semaphore = require "ngx.semaphore"
         livecast_fetches = {}
+        function livecast_collapse(key, wait)
+            local fetch = livecast_fetches[key]
+            if fetch ~= nil then
+                fetch.waiters = fetch.waiters + 1
+                fetch.sema:wait(wait)
+                return
+            end
+            livecast_fetches[key] = {sema = livecast_semaphore.new(0), waiters = 0}
+            ngx.ctx.livecast_key = key
+        end
         function livecast_release()
             local key = ngx.ctx.livecast_key
             if key == nil then return end
@@ -162,21 +172,27 @@ LUA_INIT = """init_by_lua_block {
             if fetch ~= nil and fetch.waiters > 0 then fetch.sema:post(fetch.waiters) end
         end
     }"""
-LUA_ACCESS = """access_by_lua_block {
-                if {only_blocking} and ngx.var.arg__HLS_msn == nil then return end
-                local key = ngx.var.uri .. "|" .. (ngx.var.arg__HLS_msn or "") .. "|"
-                    .. (ngx.var.arg__HLS_part or "") .. "|" .. (ngx.var.arg__HLS_skip or "")
-                local fetch = livecast_fetches[key]
-                if fetch ~= nil then
-                    fetch.waiters = fetch.waiters + 1
-                    fetch.sema:wait({wait})
-                    return
-                end
-                livecast_fetches[key] = {sema = livecast_semaphore.new(0), waiters = 0}
-                ngx.ctx.livecast_key = key
-            }
-            body_filter_by_lua_block { if ngx.arg[2] then livecast_release() end }
+# media: the path is the key (the cache key's _HLS_* arguments do not occur on media)
+LUA_MEDIA_ACCESS = "access_by_lua_block { livecast_collapse(ngx.var.uri, {wait}) }"
+# playlists: only blocking reloads wait for each other (a plain reload is served stale while
+# another request refreshes it); the key is the cache key's fields
+LUA_PLAYLIST_ACCESS = """access_by_lua_block {
+                local msn = ngx.var.arg__HLS_msn
+                if msn == nil then return end
+                livecast_collapse(ngx.var.uri .. "|" .. msn .. "|" .. (ngx.var.arg__HLS_part or "")
+                    .. "|" .. (ngx.var.arg__HLS_skip or ""), {wait})
+            }"""
+LUA_RELEASE = """body_filter_by_lua_block { if ngx.arg[2] then livecast_release() end }
             log_by_lua_block { livecast_release() }"""
+
+
+def _lua_lines(conf: TierConfig, media: bool) -> list[str]:
+    if not conf.lua_modules:
+        return []
+    access = (LUA_MEDIA_ACCESS if media else LUA_PLAYLIST_ACCESS).replace(
+        "{wait}", f"{conf.lock_wait:.3f}"
+    )
+    return ["            " + access, "            " + LUA_RELEASE]
 
 
 # RFC 9111 §5.1 Age for answers from the cache: now minus the origin's Date, which the cached
@@ -187,14 +203,6 @@ LUA_AGE = """header_filter_by_lua_block {
             local produced = date and ngx.parse_http_time(date)
             if produced then ngx.header["Age"] = math.max(0, ngx.time() - produced) end
         }"""
-
-
-def _lua_lines(conf: TierConfig, only_blocking: bool) -> list[str]:
-    if not conf.lua_modules:
-        return []
-    text = LUA_ACCESS.replace("{only_blocking}", "true" if only_blocking else "false")
-    text = text.replace("{wait}", f"{conf.lock_wait:.3f}")
-    return ["            " + text]
 
 
 def _upstream_block(conf: TierConfig) -> list[str]:
@@ -276,14 +284,14 @@ def render_nginx_conf(conf: TierConfig) -> str:
         f"        location ~ {MEDIA_PATHS} {{",
         "            proxy_pass http://livecast_upstream;",
         f"            proxy_cache_use_stale {MEDIA_STALE_CASES};",
-        *_lua_lines(conf, only_blocking=False),
+        *_lua_lines(conf, media=True),
         "        }",
         "        # playlists (and the rest): stale while another request refreshes, or on errors",
         "        location / {",
         "            proxy_pass http://livecast_upstream;",
         f"            proxy_cache_use_stale {STALE_CASES};",
         "            proxy_cache_background_update off;",
-        *_lua_lines(conf, only_blocking=True),
+        *_lua_lines(conf, media=False),
         "        }",
         "    }",
         "}",

@@ -27,6 +27,7 @@ from livecast.edge.nginx import NginxTier
 from livecast.edge.nginx_conf import Upstream
 from livecast.edge.topology import MULTIVARIANT, TopologySpec, edge_tier
 from livecast.errors import LivecastError
+from livecast.packager.playlist import parse_media_playlist, parse_multivariant_playlist
 from livecast.rehearse.audience import plan_audience
 from livecast.rehearse.driver import DriverConfig
 from livecast.rehearse.faults.processes import FaultDriver, Processes, check_targets
@@ -104,17 +105,16 @@ def scrape_origin(base_url: str) -> tuple[float, float]:
 
 
 def stack_target_duration(origin: tuple[str, int]) -> float:
-    """EXT-X-TARGETDURATION of the stack's first media playlist (the edges' hold timeouts
-    follow it)."""
-    base = f"http://{origin[0]}:{origin[1]}"
-    with urllib.request.urlopen(base + MULTIVARIANT, timeout=10) as response:
-        multivariant = response.read().decode("utf-8", "replace")
-    media = next(line for line in multivariant.splitlines() if line and not line.startswith("#"))
-    with urllib.request.urlopen(urljoin(base + MULTIVARIANT, media), timeout=10) as response:
-        for line in response.read().decode("utf-8", "replace").splitlines():
-            if line.startswith("#EXT-X-TARGETDURATION:"):
-                return float(line.split(":", 1)[1])
-    raise LivecastError("the stack's media playlist has no EXT-X-TARGETDURATION")
+    """EXT-X-TARGETDURATION of the stack's first variant (the edges' hold timeouts follow it)."""
+    url = f"http://{origin[0]}:{origin[1]}{MULTIVARIANT}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        variants = parse_multivariant_playlist(response.read().decode("utf-8", "replace")).variants
+    if not variants:
+        raise LivecastError("the stack's multivariant playlist lists no variant")
+    with urllib.request.urlopen(urljoin(url, variants[0].uri), timeout=10) as response:
+        return float(
+            parse_media_playlist(response.read().decode("utf-8", "replace")).target_duration
+        )
 
 
 def check_reachable(url: str) -> None:
