@@ -5,7 +5,8 @@
   livecast serve --config event.toml        the same, from a config file
   livecast probe URL [--seconds N] [--json] join an LL-HLS stream, report startup and latency
   livecast up [--edges K] [--shield] [--port P] [--config FILE]
-                                            origin + nginx edges; prints one URL per edge
+                                            origin + nginx edges ([edge] in the config file);
+                                            prints one URL per edge
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
 """
@@ -44,9 +45,11 @@ def _parser() -> argparse.ArgumentParser:
             "--source", choices=SOURCES, default=None, help="test (live encode) or loop (replay)"
         )
     up = sub.add_parser("up", help="origin, optional shield and K nginx edges (docs/edge.md)")
-    up.add_argument("--edges", type=int, default=2, help="nginx edges (default 2)")
-    up.add_argument("--shield", action="store_true", help="a shield tier between edges and origin")
-    up.add_argument("--port", type=int, default=8081, help="first edge's port (0: any free)")
+    up.add_argument("--edges", type=int, default=None, help="nginx edges (default 2, [edge])")
+    up.add_argument(
+        "--shield", action="store_true", default=None, help="a shield between edges and origin"
+    )
+    up.add_argument("--port", type=int, default=None, help="first edge's port (8081; 0: any)")
     up.add_argument("--config", default=None, help="event TOML file (docs/configuration.md)")
     up.add_argument("--origin-port", type=int, default=None, help="origin port (default 8080)")
     up.add_argument("--source", choices=SOURCES, default=None, help="test (live encode) or loop")
@@ -147,11 +150,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return _run(lambda: run_probe(args.url, args.seconds, args.json, args.rendition))
         if args.command == "up":
-            from livecast.edge.topology import TopologySpec, run_up
+            from livecast.edge.topology import run_up, spec_from_settings
 
             overrides = {"port": args.origin_port, "source": args.source}
             config = load_config(args.config, overrides=overrides)
-            spec = TopologySpec(edges=args.edges, shield=args.shield, port=args.port)
+            spec = spec_from_settings(
+                config.edge, edges=args.edges, shield=args.shield, port=args.port
+            )
             logging.getLogger().setLevel(config.log_level.upper())
             return _run(lambda: run_up(config, spec))
         overrides = {"host": args.host, "port": args.port, "source": args.source}

@@ -14,6 +14,11 @@ An event file (see docs/configuration.md) looks like::
     height = 720
     video_kbps = 2500
 
+    [edge]                      # what ``livecast up`` starts in front of the origin
+    edges = 2
+    shield = false
+    port = 8081
+
 Every top-level key can be overridden by an environment variable ``LIVECAST_<KEY>`` (upper case),
 e.g. ``LIVECAST_PORT=9000``. Errors name the offending key (:class:`livecast.errors.ConfigError`).
 """
@@ -40,6 +45,31 @@ def _default_rungs() -> tuple[Rung, ...]:
     return DEFAULT_LADDER.rungs
 
 
+WAKEUP_MODES = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    """The ``[edge]`` table: the nginx tier ``livecast up`` starts (docs/edge.md)."""
+
+    edges: int = 2
+    shield: bool = False
+    port: int = 8081  # the first edge's port, the others follow; 0: any free ports
+    workers: int = 1  # nginx worker processes per tier
+    wakeup: str = "auto"  # Lua wake-up collapse: auto (when installed) | on (required) | off
+
+    def validate(self) -> EdgeSettings:
+        if not 1 <= self.edges <= 64:
+            raise ConfigError("edge.edges", f"{self.edges} is outside 1–64")
+        if not 0 <= self.port <= 65535 - self.edges:
+            raise ConfigError("edge.port", f"{self.port} leaves no room for {self.edges} edges")
+        if self.workers < 1:
+            raise ConfigError("edge.workers", f"{self.workers} is not a worker count")
+        if self.wakeup not in WAKEUP_MODES:
+            raise ConfigError("edge.wakeup", f"{self.wakeup!r} is not one of auto, on, off")
+        return self
+
+
 @dataclass(frozen=True)
 class EventConfig:
     host: str = "127.0.0.1"
@@ -60,6 +90,7 @@ class EventConfig:
         ""  # source = "loop": where pre-encodes are kept; empty: ~/.cache/livecast/loop
     )
     rungs: tuple[Rung, ...] = field(default_factory=_default_rungs)
+    edge: EdgeSettings = field(default_factory=EdgeSettings)
 
     def validate(self) -> EventConfig:
         """Check every value; return a copy with the part duration snapped to whole frames."""
@@ -82,6 +113,7 @@ class EventConfig:
             )
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not debug/info/warning/error")
+        self.edge.validate()
         ladder = snapped.ladder()  # the ladder validates durations, rungs, preset and audio
         segments = self.loop_seconds / ladder.segment_duration
         if abs(segments - round(segments)) > 1e-6 or round(segments) < 1:
@@ -108,7 +140,10 @@ class EventConfig:
         )
 
 
-_SCALAR_FIELDS = {f.name: f for f in dataclasses.fields(EventConfig) if f.name != "rungs"}
+_SCALAR_FIELDS = {
+    f.name: f for f in dataclasses.fields(EventConfig) if f.name not in ("rungs", "edge")
+}
+_EDGE_FIELDS = {f.name: f for f in dataclasses.fields(EdgeSettings)}
 
 
 def _coerce(key: str, value: Any, kind: Any) -> Any:
@@ -149,11 +184,31 @@ def _rungs(value: Any) -> tuple[Rung, ...]:
     return tuple(rungs)
 
 
+def _edge(value: Any) -> EdgeSettings:
+    if not isinstance(value, dict):
+        raise ConfigError("edge", "expected a table ([edge])")
+    changes: dict[str, Any] = {}
+    for key, item in value.items():
+        spec = _EDGE_FIELDS.get(key)
+        if spec is None:
+            raise ConfigError(f"edge.{key}", "unknown key")
+        if spec.type == "bool":
+            if not isinstance(item, bool):
+                raise ConfigError(f"edge.{key}", f"expected true or false, got {item!r}")
+            changes[key] = item
+        else:
+            changes[key] = _coerce(f"edge.{key}", item, spec.type)
+    return EdgeSettings(**changes)
+
+
 def _apply(config: EventConfig, values: Mapping[str, Any], origin: str) -> EventConfig:
     changes: dict[str, Any] = {}
     for key, value in values.items():
         if key == "rungs":
             changes["rungs"] = _rungs(value)
+            continue
+        if key == "edge":
+            changes["edge"] = _edge(value)
             continue
         spec = _SCALAR_FIELDS.get(key)
         if spec is None:

@@ -28,18 +28,24 @@ def get(url: str) -> tuple[bytes, dict[str, str]]:
         return response.read(), {k.lower(): v for k, v in response.headers.items()}
 
 
-@pytest.mark.parametrize(("sig", "shield"), [(signal.SIGINT, True), (signal.SIGTERM, False)])
+@pytest.mark.parametrize(
+    ("sig", "shield", "from_config"),
+    [(signal.SIGINT, True, False), (signal.SIGTERM, False, False), (signal.SIGINT, True, True)],
+)
 def test_up_with_two_edges_prints_two_urls_serves_through_each_and_stops_cleanly(
-    sig: signal.Signals, shield: bool
+    sig: signal.Signals, shield: bool, from_config: bool, tmp_path: Path
 ) -> None:
     try:
         find_nginx()
     except LivecastError as exc:
         pytest.skip(str(exc))
-    tier = ["--shield"] if shield else []
-    proc = livecast(
-        "up", "--edges", "2", *tier, "--port", "0", "--origin-port", "0", "--source", "loop"
-    )
+    if from_config:  # the same topology from the event file's [edge] table, no flags
+        config = tmp_path / "event.toml"
+        config.write_text(f"[edge]\nedges = 2\nshield = {str(shield).lower()}\nport = 0\n")
+        where = ["--config", str(config)]
+    else:
+        where = ["--edges", "2", *(["--shield"] if shield else []), "--port", "0"]
+    proc = livecast("up", *where, "--origin-port", "0", "--source", "loop")
     try:
         assert proc.stdout is not None
         urls = [proc.stdout.readline().strip() for _ in range(2)]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from livecast.config import load_config
+from livecast.config import EdgeSettings, load_config
 from livecast.errors import ConfigError
 
 
@@ -68,3 +68,39 @@ def test_bad_values_name_the_key(tmp_path: Path, text: str, env: dict[str, str],
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.toml", env={})
+
+
+def test_edge_table_sets_what_livecast_up_starts(tmp_path: Path) -> None:
+    from livecast.edge.topology import spec_from_settings
+
+    path = tmp_path / "event.toml"
+    path.write_text('[edge]\nedges = 3\nshield = true\nport = 9000\nwakeup = "off"\n')
+    config = load_config(path, env={})
+    assert config.edge == EdgeSettings(edges=3, shield=True, port=9000, wakeup="off")
+    spec = spec_from_settings(config.edge)
+    assert (spec.edges, spec.shield, spec.port, spec.wakeup) == (3, True, 9000, False)
+    # command-line values win over the file; auto → None (use Lua when installed)
+    spec = spec_from_settings(EdgeSettings(), edges=1, shield=True, port=0)
+    assert (spec.edges, spec.shield, spec.port, spec.wakeup) == (1, True, 0, None)
+    assert load_config(None, env={}).edge == EdgeSettings()
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ("edges = 0", "edge.edges"),
+        ("edges = 65", "edge.edges"),
+        ('edges = "two"', "edge.edges"),
+        ('shield = "yes"', "edge.shield"),
+        ("port = 65535", "edge.port"),
+        ("workers = 0", "edge.workers"),
+        ('wakeup = "maybe"', "edge.wakeup"),
+        ("colour = 1", "edge.colour"),
+    ],
+)
+def test_bad_edge_table_names_the_key(tmp_path: Path, table: str, key: str) -> None:
+    path = tmp_path / "event.toml"
+    path.write_text(f"[edge]\n{table}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={})
+    assert raised.value.key == key

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from livecast.config import EventConfig
+from livecast.config import EdgeSettings, EventConfig
 from livecast.edge.accesslog import Tally, tally
 from livecast.edge.nginx import LUA_HINT, NginxTier, find_lua_modules, find_nginx
 from livecast.edge.nginx_conf import TierConfig, Upstream
@@ -62,6 +62,24 @@ class TopologySpec:
             raise ConfigError("port", f"{self.port} leaves no room for {self.edges} edges")
         if self.workers < 1:
             raise ConfigError("workers", f"{self.workers} is not a worker count")
+
+
+def spec_from_settings(
+    settings: EdgeSettings,
+    *,
+    edges: int | None = None,
+    shield: bool | None = None,
+    port: int | None = None,
+) -> TopologySpec:
+    """The event config's ``[edge]`` table, with command-line values (not None) on top."""
+    wakeup = {"auto": None, "on": True, "off": False}[settings.wakeup]
+    return TopologySpec(
+        edges=settings.edges if edges is None else edges,
+        shield=settings.shield if shield is None else shield,
+        port=settings.port if port is None else port,
+        workers=settings.workers,
+        wakeup=wakeup,
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
