@@ -207,6 +207,10 @@ async def _collapse(
 
 
 LUA_MODULES = find_lua_modules()
+# nginx's lock waiters re-check every 500 ms, so with the lock alone the median waiter is answered
+# ≈ 0.5 s after the part (measured 0.52–0.53 s); woken waiters well before the first re-check
+# (measured 0.05–0.14 s for 500, most of it this client reading 500 answers)
+POLL_FREE = 0.3
 # both ways of collapsing: nginx's cache lock alone (waiters poll it every 500 ms), and the
 # wake-up collapse (Lua) on top of it
 MODES = [
@@ -234,7 +238,7 @@ async def test_500_identical_blocking_playlist_requests_reach_the_origin_once(
     assert statuses.get("MISS") == 1 and statuses.get("HIT") == 499, statuses
     assert replies[0].headers["cache-control"] == "public, max-age=12"  # the origin's TTL
     if stack.edge.conf.lua_modules:  # woken when the answer is cached, not at the next poll
-        assert waits[len(waits) // 2] < 0.1, waits[len(waits) // 2]
+        assert waits[len(waits) // 2] < POLL_FREE, waits[len(waits) // 2]
 
 
 @pytest.mark.parametrize("stack", MODES, indirect=True)
@@ -246,7 +250,7 @@ async def test_500_identical_preload_hint_requests_reach_the_origin_once(stack: 
     assert len({r.body for r in replies}) == 1 and len(replies[0].body) > 0
     assert replies[0].headers["cache-control"] == "public, max-age=86400, immutable"
     if stack.edge.conf.lua_modules:
-        assert waits[len(waits) // 2] < 0.1, waits[len(waits) // 2]
+        assert waits[len(waits) // 2] < POLL_FREE, waits[len(waits) // 2]
 
 
 @pytest.mark.parametrize("stack", MODES, indirect=True)
