@@ -59,7 +59,8 @@ def test_up_with_two_edges_prints_two_urls_serves_through_each_and_stops_cleanly
             assert headers["x-edge"] == f"edge-{index}"
             media, headers = get(url.replace("main.m3u8", "audio/index.m3u8"))
             assert media.startswith(b"#EXTM3U") and b"#EXT-X-PART:" in media
-            assert headers["x-cache-status"] in ("MISS", "HIT", "STALE", "UPDATING", "EXPIRED")
+            # BYPASS: with the Lua modules a plain playlist is refetched once per part
+            assert headers["x-cache-status"] in ("MISS", "BYPASS", "HIT", "STALE", "UPDATING")
         processes = descendants(proc.pid)
         names = [Path(f"/proc/{pid}/comm").read_text().strip() for pid in processes]
         # per tier: master, worker, cache manager (and cache loader for its first minute)
@@ -134,7 +135,10 @@ async def test_the_programmatic_topology_gives_entry_urls_origin_and_per_tier_fi
             await asyncio.sleep(0.05)
         for name in ("edge-0", "edge-1"):
             assert figures[name].requests == 3
-            assert figures[name].by_status.get("MISS") == 1, figures[name]
+            fetched = figures[name].by_status.get("MISS", 0) + figures[name].by_status.get(
+                "BYPASS", 0
+            )
+            assert fetched == 1, figures[name]  # BYPASS: the Lua refetch of a plain playlist
             assert figures[name].hit_ratio == pytest.approx(2 / 3)
         logs = top.edge_access_logs
     assert not any(path.exists() for path in logs.values())  # the temporary workdir is gone

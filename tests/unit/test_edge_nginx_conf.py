@@ -234,14 +234,28 @@ def test_wakeup_collapse_loads_the_modules_and_gates_blocking_requests_and_media
         assert ", 8.000)" in block  # waits as long as the cache lock: 3 × TD + margin
     assert "fetch.sema:wait(wait)" in text and "fetch.sema:post(fetch.waiters)" in text
     # media: the path is the key; playlists: only blocking reloads wait for each other (a plain
-    # reload is served stale while another request refreshes it), keyed by the cache key's fields
+    # reload is refetched once per part, or served stale while another request refreshes it),
+    # keyed by the cache key's fields
     assert "livecast_collapse(ngx.var.uri, 8.000)" in media
-    assert "if msn == nil then return end" in playlists
+    assert "if msn == nil then" in playlists and "livecast_collapse(ngx.var.uri .." in playlists
     assert all(f"ngx.var.arg__HLS_{arg}" in playlists for arg in ("msn", "part", "skip"))
     assert one(text, "proxy_cache_lock") == "on"  # still on underneath
     # RFC 9111 Age on answers from the cache, from the origin's Date
     assert text.count("header_filter_by_lua_block") == 1
     assert 'ngx.header["Age"] = math.max(0, ngx.time() - produced)' in text
+
+
+def test_with_lua_plain_playlists_are_refetched_once_per_part_with_stale_if_error() -> None:
+    text = render_nginx_conf(conf(lua_modules=LUA, target_duration=2.0))
+    playlists = whole_location(text, "/")
+    assert "now - last >= 0.333" in playlists  # TD / 6: about a part
+    assert 'return ngx.exec("@livecast_refresh")' in playlists
+    refresh = whole_location(text, "@livecast_refresh")
+    assert "proxy_cache_bypass 1;" in refresh  # fetched anew, and stored
+    assert "error_page 502 504 = @livecast_stale;" in refresh
+    stale = whole_location(text, "@livecast_stale")
+    assert "proxy_cache_use_stale error timeout updating" in stale
+    assert "@livecast" not in render_nginx_conf(conf())  # without Lua: the max-age alone
 
 
 def test_lua_modules_are_found_only_when_both_are_installed(

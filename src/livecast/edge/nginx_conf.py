@@ -102,6 +102,7 @@ class TierConfig:
     # nginx modules to load for the wake-up collapse (ndk + lua; ``edge.nginx.find_lua_modules``);
     # empty: proxy_cache_lock alone, whose waiters re-check the cache every 500 ms
     lua_modules: tuple[str, ...] = ()
+    plain_freshness_s: float | None = None  # default: a sixth of the target duration (≈ a part)
 
     def __post_init__(self) -> None:
         if not self.upstreams:
@@ -133,6 +134,14 @@ class TierConfig:
         return self.hold + self.lock_margin
 
     @property
+    def plain_freshness(self) -> float:
+        """With Lua: how old a plain playlist may be served from the cache before it is fetched
+        again (a joining viewer starts from it)."""
+        if self.plain_freshness_s is not None:
+            return self.plain_freshness_s
+        return self.target_duration / 6
+
+    @property
     def access_log_path(self) -> str:
         return self.access_log or f"{self.prefix}/access.log"
 
@@ -153,6 +162,7 @@ class TierConfig:
 LUA_INIT = """init_by_lua_block {
         livecast_semaphore = require "ngx.semaphore"
         livecast_fetches = {}
+        livecast_refreshed = {}
         function livecast_collapse(key, wait)
             local fetch = livecast_fetches[key]
             if fetch ~= nil then
@@ -178,7 +188,15 @@ LUA_MEDIA_ACCESS = "access_by_lua_block { livecast_collapse(ngx.var.uri, {wait})
 # another request refreshes it); the key is the cache key's fields
 LUA_PLAYLIST_ACCESS = """access_by_lua_block {
                 local msn = ngx.var.arg__HLS_msn
-                if msn == nil then return end
+                if msn == nil then
+                    local uri, now = ngx.var.uri, ngx.now()
+                    local last = livecast_refreshed[uri]
+                    if last == nil or now - last >= {fresh} then
+                        livecast_refreshed[uri] = now
+                        return ngx.exec("@livecast_refresh")
+                    end
+                    return
+                end
                 livecast_collapse(ngx.var.uri .. "|" .. msn .. "|" .. (ngx.var.arg__HLS_part or "")
                     .. "|" .. (ngx.var.arg__HLS_skip or ""), {wait})
             }"""
@@ -192,6 +210,7 @@ def _lua_lines(conf: TierConfig, media: bool) -> list[str]:
     access = (LUA_MEDIA_ACCESS if media else LUA_PLAYLIST_ACCESS).replace(
         "{wait}", f"{conf.lock_wait:.3f}"
     )
+    access = access.replace("{fresh}", f"{conf.plain_freshness:.3f}")
     return ["            " + access, "            " + LUA_RELEASE]
 
 
@@ -203,6 +222,26 @@ LUA_AGE = """header_filter_by_lua_block {
             local produced = date and ngx.parse_http_time(date)
             if produced then ngx.header["Age"] = math.max(0, ngx.time() - produced) end
         }"""
+
+
+def _refresh_locations(conf: TierConfig) -> list[str]:
+    """With Lua: a plain playlist is refetched (the cache updated) at most once per
+    ``plain_freshness`` seconds per worker instead of living up to 2 s (nginx keeps ``max-age``
+    in whole seconds) — a viewer joining reads it ≤ one part old. The refetch bypasses the cache;
+    when the upstream fails it falls back to the cache, stale included (stale-if-error)."""
+    if not conf.lua_modules:
+        return []
+    return [
+        "        location @livecast_refresh {",
+        "            proxy_pass http://livecast_upstream;",
+        "            proxy_cache_bypass 1;",
+        "            error_page 502 504 = @livecast_stale;",
+        "        }",
+        "        location @livecast_stale {",
+        "            proxy_pass http://livecast_upstream;",
+        f"            proxy_cache_use_stale {STALE_CASES};",
+        "        }",
+    ]
 
 
 def _upstream_block(conf: TierConfig) -> list[str]:
@@ -293,6 +332,7 @@ def render_nginx_conf(conf: TierConfig) -> str:
         "            proxy_cache_background_update off;",
         *_lua_lines(conf, media=False),
         "        }",
+        *_refresh_locations(conf),
         "    }",
         "}",
     ]
