@@ -37,7 +37,7 @@ SRC = HERE.parent / "src"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(SRC))
 
-from procs import checkout_env, cpu_seconds, loop_stack, stop_process  # noqa: E402
+from procs import checkout_env, cpu_seconds, descendants, loop_stack, stop_process  # noqa: E402
 
 GOAL = 3000
 SCENARIO = """name = "capacity-{viewers}"
@@ -78,18 +78,9 @@ GROUPS = (
 def _tree(root: int) -> dict[int, str]:
     """pid → cmdline of ``root`` and all its descendants."""
     found: dict[int, str] = {}
-    frontier = [root]
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                parents.setdefault(ppid, []).append(int(entry.name))
-    while frontier:
-        pid = frontier.pop()
+    for pid in [root, *descendants(root)]:
         with contextlib.suppress(OSError):
-            found[pid] = (Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")).decode()
-        frontier.extend(parents.get(pid, []))
+            found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     return found
 
 

@@ -69,6 +69,17 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, grandchildren, …)."""
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        below = [child for parent in frontier for child in children(parent)]
+        found += below
+        frontier = below
+    return found
+
+
 def nginx_workers(master: int, timeout: float = 5.0) -> list[int]:
     """The worker processes of an nginx master (forked after it starts listening)."""
     deadline = time.monotonic() + timeout

@@ -14,13 +14,8 @@ from livecast.pipeline import LivePipeline
 
 @pytest_asyncio.fixture
 async def pipeline() -> AsyncIterator[LivePipeline]:
-    live = LivePipeline(load_config(None, env={}, overrides={"port": 0}))
-    await live.start()
-    try:
-        await live.wait_ready(timeout=30)
+    async with LivePipeline(load_config(None, env={}, overrides={"port": 0})).running() as live:
         yield live
-    finally:
-        await live.stop()
 
 
 def need(tool: str) -> str:

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -70,38 +69,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run_event(config: EventConfig) -> int:
-    from livecast.pipeline import LivePipeline
+    from livecast.pipeline import LivePipeline, stop_on_signals
 
     pipeline = LivePipeline(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await pipeline.start()
+    with stop_on_signals() as stop:
         log.info("waiting for the first segments…")
-        await pipeline.wait_ready()
-        print(pipeline.playlist_url, flush=True)
-        print(pipeline.player_url, flush=True)
-        log.info(
-            "live: parts of %.3f s, segments of %.1f s; Ctrl-C stops",
-            pipeline.ladder.part_duration,
-            pipeline.ladder.segment_duration,
-        )
-        ended = asyncio.ensure_future(pipeline.source.wait())
-        stopped = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        ended.cancel()
-        stopped.cancel()
-        if not stop.is_set():
-            log.error("the source gave up; stopping")
-            return 1
-        log.info("stopping")
-        return 0
-    finally:
-        await pipeline.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        async with pipeline.running():
+            print(pipeline.playlist_url, flush=True)
+            print(pipeline.player_url, flush=True)
+            log.info(
+                "live: parts of %.3f s, segments of %.1f s; Ctrl-C stops",
+                pipeline.ladder.part_duration,
+                pipeline.ladder.segment_duration,
+            )
+            if not await pipeline.serve_until(stop):
+                log.error("the source gave up; stopping")
+                return 1
+            log.info("stopping")
+            return 0
 
 
 def _run(coro_factory: object) -> int:

@@ -15,6 +15,7 @@ import math
 import mimetypes
 import os
 import signal
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -167,6 +168,25 @@ class LivePipeline:
         self.server.notify()
         await self.server.stop()
 
+    @contextlib.asynccontextmanager
+    async def running(self, timeout: float = 30.0) -> AsyncIterator[LivePipeline]:
+        """Started and ready (:meth:`wait_ready`) inside the block, stopped when it is left."""
+        try:
+            await self.start()
+            await self.wait_ready(timeout=timeout)
+            yield self
+        finally:
+            await self.stop()
+
+    async def serve_until(self, stop: asyncio.Event) -> bool:
+        """Serve until ``stop`` is set (True) or the source gives up for good (False)."""
+        ended = asyncio.ensure_future(self.source.wait())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        ended.cancel()
+        stopped.cancel()
+        return stop.is_set()
+
     # ------------------------------------------------------------------ encoder → packager
     def _argv(self, fds: dict[str, int], epoch: float) -> list[str]:
         source = test_source(self.ladder, epoch, self.font)
@@ -209,3 +229,17 @@ class LivePipeline:
             self.server.notify()
         if not self._ready.is_set() and self.event.ready:
             self._ready.set()
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM while the block runs (the commands that serve)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield stop
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -40,13 +40,8 @@ async def looped(tmp_path: Path) -> AsyncIterator[LivePipeline]:
         "loop_seconds": 4.0,
         "cache_dir": str(tmp_path / "cache"),
     }
-    live = LivePipeline(load_config(None, env={}, overrides=overrides))
-    await live.start()
-    try:
-        await live.wait_ready(timeout=60)
+    async with LivePipeline(load_config(None, env={}, overrides=overrides)).running(60) as live:
         yield live
-    finally:
-        await live.stop()
 
 
 async def _locust(*args: str, log: Path, env: dict[str, str]) -> asyncio.subprocess.Process:

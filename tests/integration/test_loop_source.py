@@ -43,13 +43,8 @@ def loop_pipeline(cache: Path) -> LivePipeline:
 
 @pytest_asyncio.fixture
 async def looped(tmp_path: Path) -> AsyncIterator[LivePipeline]:
-    live = loop_pipeline(tmp_path / "cache")
-    await live.start()
-    try:
-        await live.wait_ready(timeout=60)
+    async with loop_pipeline(tmp_path / "cache").running(timeout=60) as live:
         yield live
-    finally:
-        await live.stop()
 
 
 def process_cpu_seconds() -> float:
@@ -165,7 +160,7 @@ async def test_a_second_start_reuses_the_cache(
 def test_demo_with_source_loop_serves_without_an_encoder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.integration.test_cli import children, livecast
+    from tests.integration.processes import children, livecast
 
     monkeypatch.setenv("LIVECAST_LOOP_SECONDS", "4")
     monkeypatch.setenv("LIVECAST_CACHE_DIR", str(tmp_path / "cache"))
@@ -188,7 +183,7 @@ def test_demo_with_source_loop_serves_without_an_encoder(
 
 
 def test_serve_with_a_bad_loop_length_exits_2_naming_it(tmp_path: Path) -> None:
-    from tests.integration.test_cli import livecast
+    from tests.integration.processes import livecast
 
     config = tmp_path / "event.toml"
     config.write_text('source = "loop"\nloop_seconds = 5\n')

@@ -25,10 +25,8 @@ def free_port() -> int:
 
 
 async def test_probe_follows_the_live_edge(capsys: pytest.CaptureFixture[str]) -> None:
-    pipeline = LivePipeline(load_config(None, env={}, overrides={"port": 0}))
-    try:
-        await pipeline.start()
-        await pipeline.wait_ready(timeout=30)
+    config = load_config(None, env={}, overrides={"port": 0})
+    async with LivePipeline(config).running(timeout=30) as pipeline:
         report = await probe(pipeline.playlist_url, 6.0)
         assert report.ok, report.error
         assert report.media_url is not None and report.media_url.endswith("/720p/index.m3u8")
@@ -45,8 +43,6 @@ async def test_probe_follows_the_live_edge(capsys: pytest.CaptureFixture[str]) -
         printed = json.loads(capsys.readouterr().out)
         assert printed["ok"] is True and printed["media_url"].endswith("/360p/index.m3u8")
         assert printed["parts"] > 0 and printed["latency_s"]["p50"] > 0
-    finally:
-        await pipeline.stop()
 
 
 async def test_probe_of_nothing_listening_fails_with_one_clear_line(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -144,6 +146,42 @@ def test_signals_to_a_real_process() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_group_signals_reach_every_process_of_the_group() -> None:
+    """nginx: pausing the master alone would leave its workers serving."""
+    leader = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, time; "
+         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); time.sleep(30)"],
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 5
+        while not (members := _group_members(leader.pid)) or len(members) < 2:
+            assert time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.05)
+        processes = Processes()
+        processes.register_pid("tier", leader.pid, group=True)
+        processes.stop("tier")
+        assert {_wait_state(pid, "T") for pid in members} == {"T"}
+        processes.start("tier")
+        assert {_wait_state(pid, "S") for pid in members} <= {"S", "R"}
+    finally:
+        os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait()
+
+
+def _group_members(group: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group:
+                members.append(int(entry.name))
+    return members
 
 
 async def test_driver_runs_on_the_loop_and_schedules_async_restarts() -> None:

@@ -15,11 +15,9 @@ afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import shutil
-import signal
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -228,26 +226,19 @@ async def running_topology(
     from livecast.pipeline import LivePipeline
 
     find_nginx(spec.nginx)
-    pipeline = LivePipeline(config)
-    try:
-        await pipeline.start()
-        await pipeline.wait_ready(timeout=ready_timeout)
+    async with LivePipeline(config).running(timeout=ready_timeout) as pipeline:
         origin = Upstream(_url_host(config.host).strip("[]"), pipeline.server.port)
         target = pipeline.event.config.target_duration
         async with edge_tier(spec, [origin], target) as tier:
             yield Topology(pipeline.base_url, tier, pipeline)
-    finally:
-        await pipeline.stop()
 
 
 async def run_up(config: EventConfig, spec: TopologySpec) -> int:
     """``livecast up``: print one entry URL per edge, run until SIGINT/SIGTERM (0) or until the
     source gives up (1)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
+    from livecast.pipeline import stop_on_signals
+
+    with stop_on_signals() as stop:
         async with running_topology(config, spec) as top:
             for url in top.entry_urls:
                 print(url, flush=True)
@@ -257,15 +248,7 @@ async def run_up(config: EventConfig, spec: TopologySpec) -> int:
                 len(top.entry_urls),
                 " behind a shield" if spec.shield else "",
             )
-            ended = asyncio.ensure_future(top.pipeline.source.wait())
-            stopped = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            ended.cancel()
-            stopped.cancel()
-            if not stop.is_set():
+            if not await top.pipeline.serve_until(stop):
                 raise LivecastError("the source gave up; stopping")
             log.info("stopping")
         return 0
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)

@@ -12,18 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urljoin
 
-from livecast.edge.nginx import NginxTier
 from livecast.edge.nginx_conf import Upstream
 from livecast.edge.topology import MULTIVARIANT, TopologySpec, edge_tier
 from livecast.errors import LivecastError
@@ -197,28 +194,10 @@ class Rehearsal:
         target_duration = await asyncio.to_thread(stack_target_duration, upstream)
         async with edge_tier(topology, [Upstream(*upstream)], target_duration) as tier:
             self.access_logs = AccessLogFollower(tier.access_logs)
-            for nginx in tier.tiers:
-                self._register_nginx(nginx)
+            for nginx in tier.tiers:  # pausable as a whole: master and workers share a group
+                assert nginx.pid is not None  # started by edge_tier
+                self.processes.register_pid(nginx.conf.name, nginx.pid, group=True)
             yield tuple(base + MULTIVARIANT for base in tier.entry_base_urls)
-
-    def _register_nginx(self, nginx: NginxTier) -> None:
-        """Pause/resume/stop an nginx tier as a whole: master and workers share its group."""
-
-        def send(signum: signal.Signals) -> Callable[[], None]:
-            def action() -> None:
-                pid = nginx.pid
-                if pid is None:
-                    raise LivecastError(f"{nginx.conf.name} is not running")
-                os.killpg(pid, signum)
-
-            return action
-
-        self.processes.register(
-            nginx.conf.name,
-            pause=send(signal.SIGSTOP),
-            resume=send(signal.SIGCONT),
-            terminate=send(signal.SIGTERM),
-        )
 
     async def run(self) -> tuple[RunStats, dict[str, object]]:
         raise_open_files_limit()

@@ -92,6 +92,13 @@ def _number(
     return float(value)
 
 
+def _boolean(table: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(where, "must be true or false")
+    return value
+
+
 def _integer(table: Mapping[str, Any], key: str, default: int, where: str, minimum: int) -> int:
     value = table.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -109,9 +116,7 @@ def _target(table: Mapping[str, Any]) -> tuple[tuple[str, ...], StackSpec | None
     for index, url in enumerate(urls):
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"target.urls[{index}]", f"{url!r} is not an http(s) URL")
-    stack = table.get("stack", not urls)
-    if not isinstance(stack, bool):
-        raise ConfigError("target.stack", "must be true or false")
+    stack = _boolean(table, "stack", not urls, "target.stack")
     if stack and urls:
         raise ConfigError("target.stack", "give either urls or stack = true, not both")
     if not stack and not urls:
@@ -127,9 +132,7 @@ def _target(table: Mapping[str, Any]) -> tuple[tuple[str, ...], StackSpec | None
     edges = _integer(table, "edges", 0, "target.edges", 0)
     if edges > MAX_EDGES:
         raise ConfigError("target.edges", f"{edges} is more than {MAX_EDGES}")
-    shield = table.get("shield", False)
-    if not isinstance(shield, bool):
-        raise ConfigError("target.shield", "must be true or false")
+    shield = _boolean(table, "shield", False, "target.shield")
     if shield and not edges:
         raise ConfigError("target.shield", "a shield needs edges in front of it (edges ≥ 1)")
     spec = StackSpec(
@@ -146,9 +149,7 @@ def _target(table: Mapping[str, Any]) -> tuple[tuple[str, ...], StackSpec | None
 def _audience(table: Mapping[str, Any]) -> AudienceShape:
     _unknown(table, AUDIENCE_KEYS, "audience")
     session = table.get("mean_session")
-    replace = table.get("replace", False)
-    if not isinstance(replace, bool):
-        raise ConfigError("audience.replace", "must be true or false")
+    replace = _boolean(table, "replace", False, "audience.replace")
     kind = table.get("kind", "flash")
     if not isinstance(kind, str):
         raise ConfigError("audience.kind", "must be a string")
@@ -193,9 +194,7 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
     share = _number(players, "low_latency_share", 0.8, "players.low_latency_share", 0.0)
     if share > 1:
         raise ConfigError("players.low_latency_share", f"{share} is above 1")
-    jitter = data.get("retry_jitter", True)
-    if not isinstance(jitter, bool):
-        raise ConfigError("retry_jitter", "must be true or false")
+    jitter = _boolean(data, "retry_jitter", True, "retry_jitter")
     name = data.get("name", "rehearsal")
     if not isinstance(name, str):
         raise ConfigError("name", "must be a string")

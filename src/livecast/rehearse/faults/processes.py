@@ -114,16 +114,21 @@ class Processes:
         self.state[name] = "running"
 
     def register_pid(
-        self, name: str, pid: int | Callable[[], int | None], restart: Action | None = None
+        self,
+        name: str,
+        pid: int | Callable[[], int | None],
+        restart: Action | None = None,
+        group: bool = False,
     ) -> None:
-        """Signals to a process id (or to whatever pid the callable returns at the time)."""
+        """Signals to a process id (or to whatever pid the callable returns at the time) — with
+        ``group``, to the process group it leads (nginx: the master and its workers)."""
 
         def send(signum: signal.Signals) -> Action:
             def action() -> None:
                 target = pid() if callable(pid) else pid
                 if target is None:
                     raise LivecastError(f"process {name!r} is not running")
-                os.kill(target, signum)
+                (os.killpg if group else os.kill)(target, signum)
 
             return action
 
