@@ -18,6 +18,7 @@ An event file (see docs/configuration.md) looks like::
     edges = 2
     shield = false
     port = 8081
+    origins = 1                 # ≥ 2: redundant, epoch-locked origins (source = "loop" only)
 
 Every top-level key can be overridden by an environment variable ``LIVECAST_<KEY>`` (upper case),
 e.g. ``LIVECAST_PORT=9000``. Errors name the offending key (:class:`livecast.errors.ConfigError`).
@@ -26,6 +27,8 @@ e.g. ``LIVECAST_PORT=9000``. Errors name the offending key (:class:`livecast.err
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -39,6 +42,12 @@ from livecast.transcode.ladder import DEFAULT_LADDER, DEFAULT_X264_PARAMS, Ladde
 ENV_PREFIX = "LIVECAST_"
 SOURCES = ("test", "loop")
 LOOP_MAX_SECONDS = 600.0
+MAX_ORIGINS = 16
+ORIGINS_NEED_LOOP = (
+    'several origins need source = "loop": redundant origins must serve byte-identical parts '
+    "under the same names, and a live encode per origin is not byte-identical (a viewer failing "
+    "over would get different media)"
+)
 
 
 def _default_rungs() -> tuple[Rung, ...]:
@@ -57,8 +66,11 @@ class EdgeSettings:
     port: int = 8081  # the first edge's port, the others follow; 0: any free ports
     workers: int = 1  # nginx worker processes per tier
     wakeup: str = "auto"  # Lua wake-up collapse: auto (when installed) | on (required) | off
+    origins: int = 1  # origin processes behind the tier; ≥ 2: epoch-locked loop replicas
 
     def validate(self) -> EdgeSettings:
+        if not 1 <= self.origins <= MAX_ORIGINS:
+            raise ConfigError("edge.origins", f"{self.origins} is outside 1–{MAX_ORIGINS}")
         if not 1 <= self.edges <= 64:
             raise ConfigError("edge.edges", f"{self.edges} is outside 1–64")
         if not 0 <= self.port <= 65535 - self.edges:
@@ -89,6 +101,9 @@ class EventConfig:
     cache_dir: str = (
         ""  # source = "loop": where pre-encodes are kept; empty: ~/.cache/livecast/loop
     )
+    # source = "loop": wall-clock time (Unix seconds) of media time 0; 0: the clock at start.
+    # Origins given the same epoch serve byte-identical parts and playlists (epoch locking).
+    epoch: float = 0.0
     rungs: tuple[Rung, ...] = field(default_factory=_default_rungs)
     edge: EdgeSettings = field(default_factory=EdgeSettings)
 
@@ -114,6 +129,15 @@ class EventConfig:
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not debug/info/warning/error")
         self.edge.validate()
+        if not math.isfinite(self.epoch) or self.epoch < 0:
+            raise ConfigError("epoch", f"{self.epoch} is not a time (Unix seconds, or 0 for now)")
+        if self.epoch and self.source != "loop":
+            raise ConfigError(
+                "epoch",
+                "only the loop source can start from a given epoch (a live encode starts now)",
+            )
+        if self.edge.origins > 1 and self.source != "loop":
+            raise ConfigError("edge.origins", ORIGINS_NEED_LOOP)
         ladder = snapped.ladder()  # the ladder validates durations, rungs, preset and audio
         segments = self.loop_seconds / ladder.segment_duration
         if abs(segments - round(segments)) > 1e-6 or round(segments) < 1:
@@ -246,3 +270,25 @@ def load_config(
     if overrides:
         config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "options")
     return config.validate()
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)  # exact: a float reads back as the same float
+    return json.dumps(str(value))  # a JSON string is a TOML basic string
+
+
+def config_toml(config: EventConfig) -> str:
+    """An event file that :func:`load_config` reads back as ``config`` (without environment
+    overrides) — how ``livecast up`` hands its configuration to the origins it spawns."""
+    lines = [f"{name} = {_toml_value(getattr(config, name))}" for name in _SCALAR_FIELDS]
+    for rung in config.rungs:
+        lines += ["", "[[rungs]]"]
+        lines += [
+            f"{f.name} = {_toml_value(getattr(rung, f.name))}" for f in dataclasses.fields(rung)
+        ]
+    lines += ["", "[edge]"]
+    lines += [f"{name} = {_toml_value(getattr(config.edge, name))}" for name in _EDGE_FIELDS]
+    return "\n".join(lines) + "\n"

@@ -44,6 +44,13 @@ def declared_part_target(part_duration: float) -> float:
     return math.ceil(part_duration * 100_000 - 1e-6) / 100_000
 
 
+def replay_history(window: float, segment_duration: float) -> float:
+    """Seconds of media a loop replay started after its epoch rebuilds at once: what the
+    packager retains (two windows) plus margin, so that its playlists and retained media are
+    the same as those of a replica that ran from the epoch on."""
+    return 2 * window + 3 * segment_duration
+
+
 def static_assets() -> dict[str, StaticAsset]:
     """The player page and hls.js, served by the origin itself (no CDN)."""
     assets = {"/player.html": StaticAsset(player_page_html(), "text/html; charset=utf-8")}
@@ -101,6 +108,8 @@ class LivePipeline:
                 loop_seconds=config.loop_seconds,
                 cache_dir=Path(config.cache_dir) if config.cache_dir else default_cache_dir(),
                 font=self.font,
+                epoch=config.epoch or None,
+                history=replay_history(config.window, self.ladder.segment_duration),
             )
         else:
             self.source = TranscodeSupervisor(
@@ -144,12 +153,23 @@ class LivePipeline:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        """Listen, then start the source — or the other way round for an epoch-locked replica
+        (``epoch`` given): it opens its port only once it holds what the replicas that ran
+        since the epoch hold, so that an edge failing over to it finds the same media (until
+        then a connection is refused, which an edge fails over on; a 404 it would not)."""
+        if self.config.epoch:
+            await self.source.start()
+            await self._listen()
+        else:
+            await self._listen()
+            await self.source.start()
+
+    async def _listen(self) -> None:
         try:
             await self.server.start(self.config.host, self.config.port)
         except OSError as exc:
             where = f"{self.config.host}:{self.config.port}"
             raise LivecastError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
-        await self.source.start()
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
         """Until every rendition has a complete segment (so the multivariant playlist is real)."""

@@ -16,10 +16,18 @@ live encode, at ``epoch + L × loop + end(k)`` (:meth:`LoopTrack.release_time`),
 moved to ``L × loop + start(k)`` (64-bit) and its ``mfhd`` sequence number ``n + 1``
 (:meth:`LoopTrack.render`). :class:`ReplaySchedule` answers "which fragments are due at
 ``elapsed`` seconds after the epoch?" and "when is the next one?" — time is passed in.
+
+Epoch lock: every fragment's bytes and release time depend only on ``n`` and the epoch, so
+several replayers given the same epoch (redundant origins, or one restarted after a crash) produce
+the same media under the same names. One that starts late does not start at fragment 0 but at the
+first fragment of segment :func:`start_segment` — a whole segment, as the packager's cutter would
+have opened it (:func:`segment_start_fragment`) — and releases what is already due at once, so its
+packager ends up in the same state as one that ran from the start.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -27,7 +35,16 @@ from livecast.errors import MediaError
 from livecast.media.fmp4 import FMP4StreamReader, Fragment, InitSegment, TrackInfo
 from livecast.media.rewrite import rewrite_fragment
 
-__all__ = ["LoopFragment", "LoopTrack", "ReplaySchedule", "load_track", "loop_ticks"]
+__all__ = [
+    "LoopFragment",
+    "LoopTrack",
+    "ReplaySchedule",
+    "load_track",
+    "loop_ticks",
+    "segment_start_fragment",
+    "start_cursors",
+    "start_segment",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,3 +174,43 @@ class ReplaySchedule:
             self.cursors[track.rendition] = n
         out.sort(key=lambda item: (item[0], item[1], item[3]))
         return [(track, n) for _, _, track, n in out]
+
+
+def start_segment(elapsed: float, segment_duration: float, history: float = 0.0) -> int:
+    """The segment a replay started ``elapsed`` seconds after the epoch begins with: the one
+    ``history`` seconds back (whole segments, never before 0), so that what a packager that ran
+    from the epoch would still hold is rebuilt. ``elapsed`` ≤ ``history``: segment 0."""
+    return max(0, math.floor((elapsed - history) / segment_duration + 1e-9))
+
+
+def segment_start_fragment(track: LoopTrack, segment: int, segment_duration: Fraction) -> int:
+    """The global fragment that opens media segment ``segment`` (``[segment × SD, …)``) when the
+    fragments are cut from fragment 0 on: the one after the fragment that closes ``segment - 1``.
+
+    The rule is :class:`~livecast.packager.cutter.SegmentCutter`'s: a fragment closes the segment
+    when it ends within half its own duration of the boundary (ties close). Video fragments end
+    exactly on it; audio ones straddle it. The loop is a whole number of segments and each loop
+    ends with a fragment clipped to the boundary, so each loop starts a segment with fragment 0.
+    """
+    if segment <= 0:
+        return 0
+    timescale = track.track.timescale
+    per_loop = Fraction(track.loop_ticks, timescale) / segment_duration
+    if per_loop.denominator != 1:
+        raise MediaError(f"{track.rendition}: the loop is not a whole number of segments")
+    loop, within = divmod(segment, int(per_loop))
+    count = len(track.fragments)
+    if within == 0:
+        return loop * count
+    twice_boundary = 2 * within * segment_duration * timescale  # in ticks, doubled
+    for index, fragment in enumerate(track.fragments):
+        if 2 * (fragment.decode_time + fragment.duration) + fragment.duration >= twice_boundary:
+            return loop * count + index + 1
+    return (loop + 1) * count  # not reached: the last fragment ends on the loop boundary
+
+
+def start_cursors(
+    tracks: tuple[LoopTrack, ...], segment: int, segment_duration: Fraction
+) -> dict[str, int]:
+    """:class:`ReplaySchedule` cursors that begin every track with segment ``segment``."""
+    return {t.rendition: segment_start_fragment(t, segment, segment_duration) for t in tracks}

@@ -12,7 +12,11 @@ the loop, not the wall clock — PDT still follows the wall clock.
 Replay: :class:`LoopSource` loads the files into :class:`~livecast.sources.loop.LoopTrack`\\ s and
 hands the bytes to ``on_data(rendition, 0, bytes)`` paced by the wall clock
 (:class:`~livecast.sources.loop.ReplaySchedule`): first every init segment, right after
-``on_start(0, epoch)``, then each fragment when it would be complete in a live encode. It has the
+``on_start(0, epoch)``, then each fragment when it would be complete in a live encode. The epoch
+is the clock at start, or the one given (``epoch``): then the replay begins with the segment
+``history`` seconds before now (:func:`~livecast.sources.loop.start_segment`) and releases what is
+due at once — redundant origins given the same epoch serve the same bytes under the same names
+(docs/edge.md, "Several origins"). It has the
 surface of :class:`~livecast.transcode.supervisor.TranscodeSupervisor` the pipeline uses:
 ``start``, ``stop``, ``wait``, ``stderr_tail``.
 """
@@ -35,7 +39,13 @@ from fractions import Fraction
 from pathlib import Path
 
 from livecast.errors import ConfigError, LivecastError, TranscodeError
-from livecast.sources.loop import LoopTrack, ReplaySchedule, load_track
+from livecast.sources.loop import (
+    LoopTrack,
+    ReplaySchedule,
+    load_track,
+    start_cursors,
+    start_segment,
+)
 from livecast.sources.testsrc import SourceSpec, test_source
 from livecast.transcode.ladder import Ladder, build_argv
 
@@ -176,9 +186,12 @@ class LoopSource:
         cache_dir: Path,
         font: str | None = None,
         clock: Callable[[], float] = time.time,
+        epoch: float | None = None,
+        history: float = 0.0,
     ) -> None:
         segments = round(loop_seconds / ladder.segment_duration)
-        self.loop = segments * Fraction(ladder.segment_frames, ladder.fps)
+        self.segment = Fraction(ladder.segment_frames, ladder.fps)
+        self.loop = segments * self.segment
         self.ladder = ladder
         self.ffmpeg = ffmpeg
         self.font = font
@@ -189,7 +202,10 @@ class LoopSource:
         self._task: asyncio.Task[None] | None = None
         self.directory: Path | None = None
         self.encoded = False  # True when start() ran FFmpeg, False when it reused the cache
+        self.given_epoch = epoch or None  # None (or 0): the clock at start
+        self.history = history  # seconds rebuilt at once when starting after the given epoch
         self.epoch = 0.0
+        self.first_segment = 0  # media segment the replay began with (0: from the epoch on)
         self.schedule: ReplaySchedule | None = None
 
     @property
@@ -205,21 +221,35 @@ class LoopSource:
         if not self.encoded:
             log.info("loop: reusing the pre-encode in %s", self.directory)
         tracks = await asyncio.to_thread(load_tracks, self.directory, self.ladder, self.loop)
-        self.schedule = ReplaySchedule(tracks)
-        self.epoch = self._clock()
+        now = self._clock()
+        self.epoch = now if self.given_epoch is None else self.given_epoch
+        self.first_segment = start_segment(now - self.epoch, float(self.segment), self.history)
+        cursors = start_cursors(tracks, self.first_segment, self.segment)
+        self.schedule = ReplaySchedule(tracks, cursors)
+        if self.first_segment:
+            log.info(
+                "loop: epoch %.3f, %.1f s ago: starting with segment %d (media %.1f s)",
+                self.epoch,
+                now - self.epoch,
+                self.first_segment,
+                float(self.first_segment * self.segment),
+            )
         self._on_start(0, self.epoch)
         for track in tracks:
             self._on_data(track.rendition, 0, track.init)
+        self._release(self.schedule)  # what is already due (a late start), before start returns
         self._task = asyncio.create_task(self._replay(self.schedule), name="loop-replay")
+
+    def _release(self, schedule: ReplaySchedule) -> None:
+        for track, n in schedule.due(self._clock() - self.epoch):
+            try:
+                self._on_data(track.rendition, 0, track.render(n))
+            except Exception:
+                log.exception("on_data(%r, 0, fragment %d) raised", track.rendition, n)
 
     async def _replay(self, schedule: ReplaySchedule) -> None:
         while True:
-            elapsed = self._clock() - self.epoch
-            for track, n in schedule.due(elapsed):
-                try:
-                    self._on_data(track.rendition, 0, track.render(n))
-                except Exception:
-                    log.exception("on_data(%r, 0, fragment %d) raised", track.rendition, n)
+            self._release(schedule)
             await asyncio.sleep(max(0.0, schedule.next_release() - (self._clock() - self.epoch)))
 
     async def stop(self) -> None:
