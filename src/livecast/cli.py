@@ -3,9 +3,14 @@
   livecast demo  [--host H] [--port P]      live event from the built-in test source
                  [--source test|loop]       (loop: pre-encoded once, replayed as live)
   livecast serve --config event.toml        the same, from a config file
+                 [--epoch E]                (loop: media time 0 at Unix time E; replicas
+                                            given the same E serve identical bytes)
   livecast probe URL [--seconds N] [--json] join an LL-HLS stream, report startup and latency
-  livecast up [--edges K] [--shield] [--port P] [--config FILE]
-                                            origin + nginx edges ([edge] in the config file);
+  livecast up [--edges K] [--shield] [--port P] [--config FILE] [--origin-port N]
+              [--source test|loop] [--origins N]
+                                            origin(s) + nginx edges ([edge] in the config
+                                            file); --origins N ≥ 2: N epoch-locked loop
+                                            origins, the edges fail over between them;
                                             prints one URL per edge
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
@@ -21,7 +26,7 @@ import sys
 from collections.abc import Sequence
 
 from livecast import __version__
-from livecast.config import SOURCES, EventConfig, load_config
+from livecast.config import ORIGINS_NEED_LOOP, SOURCES, EventConfig, load_config
 from livecast.errors import ConfigError, LivecastError
 
 log = logging.getLogger("livecast")
@@ -39,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", required=True, help="event TOML file (docs/configuration.md)")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument(
+        "--epoch",
+        type=float,
+        default=None,
+        help="loop source: Unix time of media time 0 (0: now); origins given the same epoch "
+        "serve the same bytes under the same names",
+    )
     for command in (demo, serve):
         command.add_argument(
             "--source", choices=SOURCES, default=None, help="test (live encode) or loop (replay)"
@@ -52,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--config", default=None, help="event TOML file (docs/configuration.md)")
     up.add_argument("--origin-port", type=int, default=None, help="origin port (default 8080)")
     up.add_argument("--source", choices=SOURCES, default=None, help="test (live encode) or loop")
+    up.add_argument(
+        "--origins",
+        type=int,
+        default=None,
+        help="origin processes (default 1, [edge]); ≥ 2: epoch-locked, loop source only",
+    )
     rehearse = sub.add_parser(
         "rehearse",
         help="dress rehearsal: virtual viewers against the stack, GO/NO-GO",
@@ -140,8 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides = {"port": args.origin_port, "source": args.source}
             config = load_config(args.config, overrides=overrides)
             spec = spec_from_settings(
-                config.edge, edges=args.edges, shield=args.shield, port=args.port
+                config.edge,
+                edges=args.edges,
+                shield=args.shield,
+                port=args.port,
+                origins=args.origins,
             )
+            if spec.origins > 1 and config.source != "loop":
+                raise ConfigError("origins", ORIGINS_NEED_LOOP)
             logging.getLogger().setLevel(config.log_level.upper())
             return _run(lambda: run_up(config, spec))
         overrides = {"host": args.host, "port": args.port, "source": args.source}
@@ -149,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["part_duration"] = args.part_duration
             config = load_config(None, overrides=overrides)
         else:
+            overrides["epoch"] = args.epoch
             config = load_config(args.config, overrides=overrides)
         logging.getLogger().setLevel(config.log_level.upper())
         return _run(lambda: _run_event(config))

@@ -104,3 +104,60 @@ def test_bad_edge_table_names_the_key(tmp_path: Path, table: str, key: str) -> N
     with pytest.raises(ConfigError) as raised:
         load_config(path, env={})
     assert raised.value.key == key
+
+
+def test_epoch_and_origins_from_file_environment_and_options(tmp_path: Path) -> None:
+    path = write(tmp_path, 'source = "loop"\nepoch = 1764000000\n[edge]\norigins = 3\n')
+    config = load_config(path, env={})
+    assert (config.epoch, config.edge.origins) == (1_764_000_000.0, 3)
+    config = load_config(path, env={"LIVECAST_EPOCH": "1764000123.5"}, overrides={"epoch": None})
+    assert config.epoch == 1_764_000_123.5
+    assert load_config(path, env={}, overrides={"epoch": 0.0}).epoch == 0.0  # 0: the clock
+    defaults = load_config(None, env={})
+    assert (defaults.epoch, defaults.edge.origins) == (0.0, 1)
+    from livecast.edge.topology import spec_from_settings
+
+    assert spec_from_settings(config.edge).origins == 3
+    assert spec_from_settings(config.edge, origins=2).origins == 2  # the command line wins
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ("[edge]\norigins = 2\n", "edge.origins", "byte-identical"),  # the test source
+        ('source = "loop"\n[edge]\norigins = 0\n', "edge.origins", "outside"),
+        ('source = "loop"\n[edge]\norigins = 17\n', "edge.origins", "outside"),
+        ("epoch = 1764000000\n", "epoch", "only the loop source"),
+        ('source = "loop"\nepoch = -1\n', "epoch", "not a time"),
+        ('source = "loop"\nepoch = inf\n', "epoch", "not a time"),
+    ],
+)
+def test_origins_and_epoch_are_checked(tmp_path: Path, text: str, key: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words) as raised:
+        load_config(write(tmp_path, text), env={})
+    assert raised.value.key == key
+
+
+def test_several_origins_on_the_command_line_need_the_loop_source() -> None:
+    from livecast.cli import main
+
+    assert main(["up", "--origins", "2", "--source", "test", "--port", "0"]) == 2
+
+
+def test_config_toml_reads_back_as_the_same_config(tmp_path: Path) -> None:
+    """What ``livecast up`` hands to the origins it spawns: the resolved configuration."""
+    from livecast.config import config_toml
+
+    path = write(
+        tmp_path,
+        'source = "loop"\npart_duration = 0.2\nfont = "/a \\"b\\".ttf"\nloop_seconds = 8\n'
+        '[[rungs]]\nname = "540p"\nwidth = 960\nheight = 540\nvideo_kbps = 1800\n'
+        "[edge]\norigins = 2\nshield = true\n",
+    )
+    config = load_config(path, env={"LIVECAST_WINDOW": "12.5"}, overrides={"epoch": 1e9 + 1 / 3})
+    again = tmp_path / "again.toml"
+    again.write_text(config_toml(config))
+    assert load_config(again, env={}) == config
+    assert load_config(write(tmp_path, config_toml(load_config(None, env={}))), env={}) == (
+        load_config(None, env={})
+    )

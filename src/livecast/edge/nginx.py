@@ -111,9 +111,10 @@ def check_config(conf_file: Path, prefix: Path, nginx: str | None = None) -> str
     return report
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: SIGTERM when livecast dies, even by SIGKILL (Linux
-    ``PR_SET_PDEATHSIG``), so that no nginx outlives it; a no-op elsewhere."""
+    ``PR_SET_PDEATHSIG``), so that no nginx (nor spawned origin) outlives it; a no-op
+    elsewhere."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -193,7 +194,7 @@ class NginxTier:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         try:
             await _wait_listening(self.conf.host, self.conf.port, self.proc, timeout)
@@ -214,16 +215,23 @@ class NginxTier:
         proc = self.proc
         if proc is None:
             return
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), timeout)
-            except TimeoutError:
-                log.warning("%s: nginx ignored SIGTERM; killing it", self.conf.name)
-        # Workers are in the master's session/process group: none may survive it.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        if proc.returncode is None:
-            await proc.wait()
+        await stop_session(proc, timeout, f"{self.conf.name}: nginx")
         self.proc = None
+
+
+async def stop_session(proc: asyncio.subprocess.Process, timeout: float, what: str) -> None:
+    """Stop a child started with ``start_new_session=True``: SIGTERM, then (after ``timeout``
+    seconds, or at once when it is gone) SIGKILL to its whole process group, so that nothing it
+    forked survives it."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            log.warning("%s ignored SIGTERM; killing it", what)
+    # Its children are in its session/process group: none may survive it.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.returncode is None:
+        await proc.wait()

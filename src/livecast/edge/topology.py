@@ -15,19 +15,32 @@ afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from livecast.config import EdgeSettings, EventConfig
+import livecast
+from livecast.config import MAX_ORIGINS, ORIGINS_NEED_LOOP, EdgeSettings, EventConfig, config_toml
 from livecast.edge.accesslog import Tally, tally
-from livecast.edge.nginx import LUA_HINT, NginxTier, find_lua_modules, find_nginx
+from livecast.edge.nginx import (
+    LUA_HINT,
+    NginxTier,
+    die_with_parent,
+    find_lua_modules,
+    find_nginx,
+    stop_session,
+)
 from livecast.edge.nginx_conf import TierConfig, Upstream
 from livecast.errors import ConfigError, LivecastError
 
@@ -52,8 +65,13 @@ class TopologySpec:
     # waiters woken when the object arrives (Lua, libnginx-mod-http-lua) instead of polling the
     # cache lock every 500 ms: None = when the modules are installed, True = required, False = off
     wakeup: bool | None = None
+    # origin processes: 1 = the pipeline in this process; N ≥ 2 adds N - 1 epoch-locked
+    # `livecast serve` children (loop source only), all in every upstream block (failover)
+    origins: int = 1
 
     def __post_init__(self) -> None:
+        if not 1 <= self.origins <= MAX_ORIGINS:
+            raise ConfigError("origins", f"{self.origins} is outside 1–{MAX_ORIGINS}")
         if not 1 <= self.edges <= MAX_EDGES:
             raise ConfigError("edges", f"{self.edges} is outside 1–{MAX_EDGES}")
         if not 0 <= self.port <= 65535 - self.edges:
@@ -68,6 +86,7 @@ def spec_from_settings(
     edges: int | None = None,
     shield: bool | None = None,
     port: int | None = None,
+    origins: int | None = None,
 ) -> TopologySpec:
     """The event config's ``[edge]`` table, with command-line values (not None) on top."""
     wakeup = {"auto": None, "on": True, "off": False}[settings.wakeup]
@@ -77,6 +96,7 @@ def spec_from_settings(
         port=settings.port if port is None else port,
         workers=settings.workers,
         wakeup=wakeup,
+        origins=settings.origins if origins is None else origins,
     )
 
 
@@ -198,12 +218,166 @@ async def edge_tier(
 
 
 @dataclass
+class OriginProcess:
+    """An epoch-locked origin replica: ``livecast serve --source loop --epoch E`` in a session
+    of its own, with a parent-death signal (as nginx, ``edge/nginx.py``)."""
+
+    name: str
+    argv: list[str]
+    host: str  # where it listens, as an upstream address
+    port: int
+    proc: asyncio.subprocess.Process | None = None
+    started: float = 0.0  # time.monotonic() of the last spawn
+    restarts: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{_url_host(self.host)}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    async def spawn(self) -> None:
+        package_root = str(Path(livecast.__file__).resolve().parents[1])
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": package_root + (os.pathsep + path if path else "")}
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # its URLs are not ours to print; its log goes to stderr
+            env=env,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+        self.started = time.monotonic()
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Until its multivariant playlist answers 200 (every rendition has a segment)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.returncode is not None:
+                code = None if self.proc is None else self.proc.returncode
+                raise LivecastError(f"{self.name} exited (code {code}) before it was ready")
+            if await http_status(self.host, self.port, MULTIVARIANT) == 200:
+                return
+            await asyncio.sleep(0.1)
+        raise LivecastError(f"{self.name} ({self.base_url}) was not ready within {timeout:g} s")
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            await stop_session(self.proc, 10.0, self.name)
+
+
+async def http_status(host: str, port: int, path: str, timeout: float = 2.0) -> int | None:
+    """The status code of ``GET path`` (HTTP/1.1, Connection: close); None when unreachable."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (TimeoutError, OSError):
+        return None
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        fields = line.split()
+        return int(fields[1]) if len(fields) >= 2 and fields[1].isdigit() else None
+    except (TimeoutError, OSError):
+        return None
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+RESTART_DELAY = 1.0  # seconds before a replica that exited is started again
+QUICK_EXIT = 10.0  # a replica that exits sooner after its start than this ...
+QUICK_EXITS_MAX = 3  # ... that many times in a row is given up
+
+
+async def _supervise(origin: OriginProcess) -> None:
+    """Restart a replica that exits (crash, kill) with the same epoch: it joins in step with the
+    others (docs/edge.md, "Several origins"); meanwhile the edges fail over. Cancelled to stop."""
+    quick = 0
+    while True:
+        assert origin.proc is not None
+        code = await origin.proc.wait()
+        ran = time.monotonic() - origin.started
+        quick = quick + 1 if ran < QUICK_EXIT else 0
+        if quick >= QUICK_EXITS_MAX:
+            log.error(
+                "%s exited %d times in a row within %g s; given up", origin.name, quick, QUICK_EXIT
+            )
+            return
+        log.warning(
+            "%s (pid %d) exited with code %s after %.1f s; the edges fail over to the other "
+            "origins; restarting it in %g s",
+            origin.name,
+            origin.proc.pid,
+            code,
+            ran,
+            RESTART_DELAY,
+        )
+        await asyncio.sleep(RESTART_DELAY)
+        await origin.spawn()
+        origin.restarts += 1
+        log.info("%s restarted: pid %d on %s", origin.name, origin.proc.pid, origin.base_url)
+
+
+@contextlib.asynccontextmanager
+async def origin_replicas(
+    config: EventConfig, epoch: float, count: int, workdir: Path, ready_timeout: float = 60.0
+) -> AsyncIterator[list[OriginProcess]]:
+    """``count`` epoch-locked origin processes (the loop source from ``epoch``) with the rest of
+    ``config``, each on a free port; ready inside the block, restarted when one exits, all stopped
+    (SIGTERM, then SIGKILL to the process group) when the block is left."""
+    if config.source != "loop":
+        raise ConfigError("origins", ORIGINS_NEED_LOOP)
+    conf_file = workdir / "origin.toml"
+    conf_file.write_text(config_toml(config), encoding="utf-8")
+    host = _url_host(config.host).strip("[]")
+    origins: list[OriginProcess] = []
+    supervisors: list[asyncio.Task[None]] = []
+    try:
+        for index in range(1, count + 1):
+            port = free_port(config.host or "0.0.0.0")
+            argv = [sys.executable, "-m", "livecast", "serve", "--config", str(conf_file)]
+            argv += ["--source", "loop", "--epoch", repr(epoch)]
+            argv += ["--host", config.host, "--port", str(port)]
+            origin = OriginProcess(f"origin-{index}", argv, host, port)
+            origins.append(origin)
+            await origin.spawn()
+        started = time.monotonic()
+        await asyncio.gather(*(o.wait_ready(ready_timeout) for o in origins))
+        for origin in origins:
+            log.info(
+                "%s: pid %s on %s (epoch %.3f), ready in %.1f s",
+                origin.name,
+                origin.pid,
+                origin.base_url,
+                epoch,
+                time.monotonic() - started,
+            )
+            supervisors.append(asyncio.create_task(_supervise(origin), name=origin.name))
+        yield origins
+    finally:
+        for task in supervisors:
+            task.cancel()
+        await asyncio.gather(*supervisors, return_exceptions=True)
+        await asyncio.gather(*(o.stop() for o in origins))
+
+
+@dataclass
 class Topology:
-    """A running origin with its edge tier."""
+    """A running origin (and its replicas) with the edge tier."""
 
     origin_base_url: str
     tier: EdgeTier
     pipeline: LivePipeline
+    replicas: list[OriginProcess] = field(default_factory=list)
+
+    @property
+    def origin_base_urls(self) -> list[str]:
+        """Every origin: this process's first, then the replicas'."""
+        return [self.origin_base_url] + [r.base_url for r in self.replicas]
 
     @property
     def entry_urls(self) -> list[str]:
@@ -222,15 +396,32 @@ class Topology:
 async def running_topology(
     config: EventConfig, spec: TopologySpec, ready_timeout: float = 30.0
 ) -> AsyncIterator[Topology]:
-    """Start the origin (``LivePipeline``), wait for its first segments, then the edge tier."""
+    """Start the origin (``LivePipeline``), wait for its first segments, then — with
+    ``spec.origins`` ≥ 2 — its epoch-locked replicas (:func:`origin_replicas`, the same epoch),
+    then the edge tier with every origin in its upstream block."""
     from livecast.pipeline import LivePipeline
 
+    if spec.origins > 1 and config.source != "loop":
+        raise ConfigError("origins", ORIGINS_NEED_LOOP)
     find_nginx(spec.nginx)
-    async with LivePipeline(config).running(timeout=ready_timeout) as pipeline:
-        origin = Upstream(_url_host(config.host).strip("[]"), pipeline.server.port)
+    async with contextlib.AsyncExitStack() as stack:
+        pipeline = await stack.enter_async_context(
+            LivePipeline(config).running(timeout=ready_timeout)
+        )
+        host = _url_host(config.host).strip("[]")
+        upstreams = [Upstream(host, pipeline.server.port)]
+        replicas: list[OriginProcess] = []
+        if spec.origins > 1:
+            workdir = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="livecast-origins-"))
+            )
+            replicas = await stack.enter_async_context(
+                origin_replicas(config, pipeline.event.epoch, spec.origins - 1, workdir)
+            )
+            upstreams += [Upstream(r.host, r.port) for r in replicas]
         target = pipeline.event.config.target_duration
-        async with edge_tier(spec, [origin], target) as tier:
-            yield Topology(pipeline.base_url, tier, pipeline)
+        tier = await stack.enter_async_context(edge_tier(spec, upstreams, target))
+        yield Topology(pipeline.base_url, tier, pipeline, replicas)
 
 
 async def run_up(config: EventConfig, spec: TopologySpec) -> int:
@@ -243,8 +434,9 @@ async def run_up(config: EventConfig, spec: TopologySpec) -> int:
             for url in top.entry_urls:
                 print(url, flush=True)
             log.info(
-                "origin %s; %d edge(s)%s; Ctrl-C stops",
-                top.origin_base_url,
+                "origin%s %s; %d edge(s)%s; Ctrl-C stops",
+                "s" if top.replicas else "",
+                ", ".join(top.origin_base_urls),
                 len(top.entry_urls),
                 " behind a shield" if spec.shield else "",
             )
