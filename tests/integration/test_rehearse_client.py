@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Hashable
 
 import pytest
@@ -10,8 +11,13 @@ import pytest
 from livecast.origin.contract import Hold, Request, Response
 from livecast.origin.http import OriginServer
 from livecast.origin.wire import HttpLimits
+from livecast.player.tunein import parse_age
+from livecast.rehearse.audience import ViewerPlan
 from livecast.rehearse.client import ClientConnection, Exchange
+from livecast.rehearse.driver import Driver, DriverConfig
 from livecast.telemetry.metrics import Registry
+
+from ..unit.test_player_tunein import playlist
 
 pytestmark = pytest.mark.integration
 
@@ -22,6 +28,8 @@ class Handler:
             return Hold("k", now + 30, "playlist-blocking")
         if request.path == "/big":
             return Response(200, b"x" * 300_000, object_type="part")
+        if request.path == "/aged":
+            return Response(200, b"old", extra_headers=(("Age", request.query),))
         return Response(200, f"hello {request.query}".encode())
 
     def resume(self, key: Hashable, now: float) -> Response | None:
@@ -121,3 +129,56 @@ async def test_an_idle_connection_closed_by_the_server_is_reopened() -> None:
         conn.close()
         await origin.stop()
     assert [e.request_id for e in rec.exchanges] == [1, 2] and not rec.failures
+
+
+async def test_the_age_header_is_kept_raw_and_parsed_by_the_player_helper() -> None:
+    origin = await server()
+    rec = Recorder()
+    conn = ClientConnection("127.0.0.1", origin.port, rec.on_exchange, rec.on_failure)
+    try:
+        for i, target in enumerate(["/aged?1.2", "/x", "/aged?soon", "/big"]):
+            conn.send(i, target, keep_body=i < 3, timeout=5)
+            await rec.next()
+    finally:
+        conn.close()
+        await origin.stop()
+    ages = [e.age for e in rec.exchanges]
+    assert ages == [b"1.2", None, b"soon", None]  # reset between responses on one connection
+    assert [parse_age(a) for a in ages] == [1.2, None, None, None]  # malformed: ignored
+
+
+class AgedPlaylists:
+    """One LL-HLS media playlist served with ``Age: 1.2``; blocking reloads are held."""
+
+    def __init__(self) -> None:
+        self.playlist_queries: list[str] = []
+
+    def handle(self, request: Request, now: float) -> Response | Hold:
+        if request.path.endswith(".m3u8"):
+            self.playlist_queries.append(request.query)
+            if "_HLS_msn" in request.query:
+                return Hold(request.query, now + 30, "playlist-blocking")
+            return Response(200, playlist().encode(), extra_headers=(("Age", "1.2"),))
+        return Response(200, b"p" * 100, object_type="part")
+
+    def resume(self, key: Hashable, now: float) -> Response | None:
+        return None
+
+    def expired(self, key: Hashable, now: float) -> Response:
+        return Response(503, b"late\n")
+
+
+async def test_the_driver_hands_the_age_header_to_the_player() -> None:
+    handler = AgedPlaylists()
+    origin = OriginServer(handler, Registry())
+    await origin.start("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{origin.port}/live/720p/index.m3u8"
+    plan = ViewerPlan(0, arrive=0.0, leave=None, low_latency=True, downlink_bps=1e9, seed=1)
+    try:
+        await Driver([plan], DriverConfig((url,), duration=1.0, show_start=time.time())).run()
+    finally:
+        await origin.stop()
+    blocking = [q for q in handler.playlist_queries if "_HLS_msn" in q]
+    # without the Age header: _HLS_msn=102&_HLS_part=2 (the part after the newest listed one);
+    # Age 1.2 s → goal 0.867 s → 3 parts further (tests/unit/test_player_tunein.py)
+    assert blocking and blocking[0].startswith("_HLS_msn=102&_HLS_part=5"), blocking

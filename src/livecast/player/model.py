@@ -4,9 +4,9 @@ The adapter tells a :class:`Player` what happened and performs the :class:`Reque
 answers with; nothing here opens a socket, reads a clock or uses global randomness:
 
   * ``start(now)`` — the play request;
-  * ``on_response(request_id, status, body, size, now, first_byte_at=None)`` — a complete HTTP
-    response (``body`` for playlists only, ``size`` for everything; ``first_byte_at`` when the
-    adapter knows it, so held requests measure transfer time, not waiting time);
+  * ``on_response(request_id, status, body, size, now, first_byte_at=None, age=None)`` — a
+    complete response (``body`` for playlists, ``size`` for all; ``first_byte_at`` if known: held
+    requests measure transfer, not waiting; ``age``: its ``Age`` header — ``player.tunein``);
   * ``on_error(request_id, kind, now)`` — a transport failure (``"timeout"``, ``"reset"``…);
   * ``tick(now)`` — time passed (leave time, stall accounting, latency samples, ABR checks);
   * ``wanted(request_id)`` — ask before sending a delayed request: False once abandoned.
@@ -75,6 +75,7 @@ from livecast.player.track import (
     live_start,
     newest_position,
 )
+from livecast.player.tunein import blocking_reload_url, on_playlist, waits_for_tune_in
 
 
 class Player:
@@ -152,6 +153,7 @@ class Player:
         size: int,
         now: float,
         first_byte_at: float | None = None,
+        age: float | None = None,
     ) -> list[Request]:
         flight = self.ledger.settle(request_id, str(status), size)
         if flight is None or self.finished:
@@ -166,7 +168,7 @@ class Player:
             if kind == "multivariant":
                 self._on_multivariant((body or b"").decode("utf-8", "replace"))
             elif kind == "playlist":
-                self._on_playlist(flight, (body or b"").decode("utf-8", "replace"), now)
+                self._on_playlist(flight, (body or b"").decode("utf-8", "replace"), now, age)
             elif kind == "init":
                 self.tracks[flight.track or "video"].loaded_inits.add(flight.base_url)
             else:
@@ -365,7 +367,7 @@ class Player:
             tuple(self.tracks), self.config.start_buffer, self.config.resume_buffer
         )
 
-    def _on_playlist(self, flight: InFlight, text: str, now: float) -> None:
+    def _on_playlist(self, flight: InFlight, text: str, now: float, age: float | None) -> None:
         track = self.tracks[flight.track or "video"]
         if flight.generation != track.generation:
             return  # answered for the rendition we switched away from
@@ -374,11 +376,9 @@ class Player:
         if track.playlist is None and track.generation == 0 and pl.part_inf is None:
             self.low_latency = False  # no parts: follow it the classic way
             parsed = self.cache.parse(text, track.playlist_url, False)
-        previous = track.playlist
+        previous = None if track.playlist is None else newest_position(track.playlist)
         track.playlist = pl
-        track.last_playlist_at = now
-        changed = previous is None or newest_position(previous) != newest_position(pl)
-        track.unchanged_reloads = 0 if changed else track.unchanged_reloads + 1
+        on_playlist(track, previous, now, age, self.low_latency)  # player.tunein
         track.items = parsed.items  # shared with other viewers: never mutated
         track.hint = parsed.hint
         track.init_url = parsed.init_url
@@ -503,7 +503,7 @@ class Player:
         can_block = pl.server_control is not None and pl.server_control.can_block_reload
         upcoming = pl.next_part()
         if self.low_latency and can_block and upcoming is not None:
-            url = blocking_url(track.playlist_url, *upcoming)
+            url = blocking_reload_url(track, upcoming)  # with the CDN tune-in
             return self._send("playlist", url, self._hold_timeout(pl), now, track)
         if self.low_latency and pl.part_inf is not None:
             interval = pl.part_inf.part_target
@@ -515,7 +515,8 @@ class Player:
         return self._send("playlist", track.playlist_url, policy.timeout, when, track)
 
     def _plan_media(self, track: TrackState, now: float) -> Request | None:
-        if track.media_request is not None or track.playlist is None or track.ended:
+        busy = track.media_request is not None or waits_for_tune_in(track)  # waitForCdnTuneIn
+        if busy or track.playlist is None or track.ended:
             return None
         if track.next_position is None and not self._choose_start(track):
             return None

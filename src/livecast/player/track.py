@@ -206,6 +206,20 @@ class TrackState:
     ended: bool = False
     last_playlist_at: float | None = None
     unchanged_reloads: int = 0
+    advanced_at: float | None = None  # when a playlist last advanced (hls.js advancedDateTime)
+    age_header: float = 0.0  # the last playlist's Age header, seconds (hls.js ageHeader)
+    tune_in_goal: float = 0.0  # hls.js tuneInGoal of the last playlist (player.tunein)
+    tuned_reload: tuple[int | None, int | None] | None = None  # tuned-in (msn, part) if any
+
+    def reloaded(
+        self, previous: Position | None, newest: Position, now: float, age: float | None
+    ) -> None:
+        """A playlist answer whose newest position is ``newest`` (``previous`` before it)."""
+        self.unchanged_reloads = 0 if newest != previous else self.unchanged_reloads + 1
+        if previous is None or newest > previous:
+            self.advanced_at = now
+        self.last_playlist_at = now
+        self.age_header = age or 0.0
 
     def normalize_next(self) -> None:
         """Make the next position one the playlist lists: after a part fetched from a hint the

@@ -36,6 +36,26 @@ class Exchange:
     started: float  # clock() when the request was written
     first_byte: float  # clock() when the response head arrived
     finished: float  # clock() when the body was complete
+    age: bytes | None = None  # the raw Age header, if any (hls.js's CDN tune-in reads it)
+
+
+class _Sink(ResponseSink):
+    """The shared response sink, keeping the ``Age`` header too — only that one: a length test
+    per header line, no header dict."""
+
+    __slots__ = ("age",)
+
+    def __init__(self, keep_body: bool, clock: Callable[[], float]) -> None:
+        super().__init__(keep_body, clock)
+        self.age: bytes | None = None
+
+    def reset(self, keep_body: bool) -> None:
+        super().reset(keep_body)
+        self.age = None
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) == 3 and name.lower() == b"age":
+            self.age = value
 
 
 OnExchange = Callable[[Exchange], None]
@@ -85,7 +105,7 @@ class ClientConnection:
         self._connecting = False
         self._pending: tuple[int, bytes, bool, float] | None = None  # id, wire, keep, deadline
         self._started = 0.0
-        self._sink: ResponseSink | None = None
+        self._sink: _Sink | None = None
         self._reused = False
         self.requests = 0
         self.connects = 0
@@ -127,7 +147,7 @@ class ClientConnection:
     # ------------------------------------------------------------------ from the current _Wire
     def _on_connected(self, transport: asyncio.Transport) -> None:
         self._transport = transport
-        self._sink = ResponseSink(False, self._clock)  # one parser per TCP connection
+        self._sink = _Sink(False, self._clock)  # one parser per TCP connection
         self._connecting = False
         if self._pending is not None:
             self._write()
@@ -182,7 +202,7 @@ class ClientConnection:
         self.requests += 1
         self._transport.write(wire)
 
-    def _complete(self, sink: ResponseSink) -> None:
+    def _complete(self, sink: _Sink) -> None:
         pending = self._pending
         assert pending is not None
         self._pending = None
@@ -197,6 +217,7 @@ class ClientConnection:
             started=self._started,
             first_byte=sink.first_byte or self._clock(),
             finished=self._clock(),
+            age=sink.age,
         )
         self._on_exchange(exchange)
 

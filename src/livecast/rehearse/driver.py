@@ -30,6 +30,7 @@ from livecast.player.model import Player
 from livecast.player.parsed import PlaylistCache
 from livecast.player.qoe import QoeRecord
 from livecast.player.requests import Request
+from livecast.player.tunein import parse_age
 from livecast.rehearse.audience import ViewerPlan
 from livecast.rehearse.client import ClientConnection, Exchange
 from livecast.results.stats import LatencySummary, RunStats, ViewerOutcome
@@ -264,6 +265,7 @@ class Driver:
             exchange.size,
             now,
             first_byte_at=exchange.first_byte,
+            age=parse_age(exchange.age),
         )
         self._dispatch(viewer, actions, now)
 

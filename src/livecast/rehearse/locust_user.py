@@ -66,6 +66,7 @@ from livecast.player.config import PlayerConfig
 from livecast.player.model import Player
 from livecast.player.parsed import PlaylistCache
 from livecast.player.requests import Request
+from livecast.player.tunein import parse_age
 from livecast.rehearse.driver import MAX_CONNECTIONS_PER_VIEWER, TEXT_KINDS, outcome_of
 from livecast.results.stats import RunStats
 
@@ -393,7 +394,7 @@ class ViewerSession:
         target = split.path + (f"?{split.query}" if split.query else "")
         keep_body = request.kind in TEXT_KINDS
         failure: str | None = None
-        status, body, size = 0, b"", 0
+        status, body, size, age = 0, b"", 0, None
         with self.slots:
             lane = self._lane(host, port)
             lane.busy = True
@@ -404,6 +405,7 @@ class ViewerSession:
                     first_byte = time.time()
                     status = response.status_code
                     if keep_body:
+                        age = parse_age(response.get("age"))  # hls.js CDN tune-in
                         body = response.read()
                         size = len(body)
                     else:
@@ -437,7 +439,13 @@ class ViewerSession:
             return
         now = time.time()
         actions = self.player.on_response(
-            request.id, status, body if keep_body else None, size, now, first_byte_at=first_byte
+            request.id,
+            status,
+            body if keep_body else None,
+            size,
+            now,
+            first_byte_at=first_byte,
+            age=age,
         )
         self._dispatch(actions, now)
 
