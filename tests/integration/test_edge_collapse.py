@@ -301,3 +301,32 @@ async def test_behind_a_shield_two_edges_reach_the_origin_once(stack: Stack) -> 
     shield = await logged(stack, "shield", 2)
     assert sum(shield.values()) == 2  # one per edge
     print(f"shield + 2 edges, 200 viewers: {shield} at the shield, 1 at origin")
+
+
+@pytest.mark.parametrize("stack", MODES, indirect=True)
+async def test_the_fetching_viewer_leaving_does_not_send_the_waiters_to_the_origin(
+    stack: Stack,
+) -> None:
+    """Viewers leave all the time: the one whose request is the edge's fetch of a blocking
+    playlist may close its connection during the hold. The fetch goes on for the others
+    (proxy_ignore_client_abort) — else they would be released into a cache without the object
+    and fetch it again (more origin requests, and the lock's 500 ms polls)."""
+    msn, part = stack.next_part()
+    target = f"/live/720p/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
+    port = stack.edge.conf.port
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: edge\r\n\r\n".encode("latin-1"))
+    deadline = time.monotonic() + 5.0
+    while stack.tap.count(target) == 0:  # the fetch is at the origin, parked
+        assert time.monotonic() < deadline, "the first request never reached the origin"
+        await asyncio.sleep(0.02)
+    others = [asyncio.ensure_future(fetch(port, target)) for _ in range(50)]
+    await stack.wait_waiting(51)
+    writer.close()  # the fetching viewer leaves
+    await asyncio.sleep(0.3)
+    stack.advance(1 / 3)
+    replies = await asyncio.gather(*others)
+    assert {r.status for r in replies} == {200}
+    assert stack.tap.count(target) == 1, stack.tap.count(target)
+    statuses = await logged(stack, "edge-0", 51)
+    assert statuses.get("HIT") == 50, statuses

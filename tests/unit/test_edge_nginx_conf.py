@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from livecast.edge.nginx_conf import MEDIA_PATHS, TierConfig, Upstream, render_nginx_conf
+from livecast.edge.nginx_conf import (
+    DONE_PER_GENERATION,
+    MEDIA_PATHS,
+    TierConfig,
+    Upstream,
+    render_nginx_conf,
+)
 from livecast.edge.topology import TopologySpec, tier_configs
 from livecast.errors import ConfigError
 
@@ -70,6 +76,8 @@ def test_lock_timeout_and_age_outlast_the_longest_blocking_hold(target_duration:
         value = seconds(one(text, name))
         assert value >= hold + 2.0, (name, value)  # never nginx's default 5 s for TD 2
     assert seconds(one(text, "proxy_next_upstream_timeout")) > hold
+    # the fetch serves every waiter: it goes on when the viewer it came from leaves
+    assert one(text, "proxy_ignore_client_abort") == "on"
 
 
 def test_plain_playlists_are_served_stale_while_revalidating_and_on_errors() -> None:
@@ -229,20 +237,51 @@ def test_wakeup_collapse_loads_the_modules_and_gates_blocking_requests_and_media
     playlists = whole_location(text, "/")
     for block in (media, playlists):
         assert "access_by_lua_block" in block
-        assert "body_filter_by_lua_block { if ngx.arg[2] then livecast_release() end }" in block
-        assert "log_by_lua_block { livecast_release() }" in block
-        assert ", 8.000)" in block  # waits as long as the cache lock: 3 × TD + margin
+        assert ", 8.000) then" in block  # waits as long as the cache lock: 3 × TD + margin
+        # no body filter where the waiters are answered: lua-nginx-module would read every
+        # answer into memory (no sendfile)
+        assert "body_filter_by_lua" not in block and "log_by_lua" not in block
     assert "fetch.sema:wait(wait)" in text and "fetch.sema:post(fetch.waiters)" in text
     # media: the path is the key; playlists: only blocking reloads wait for each other (a plain
-    # reload is refetched once per part, or served stale while another request refreshes it),
-    # keyed by the cache key's fields
-    assert "livecast_collapse(ngx.var.uri, 8.000)" in media
-    assert "if msn == nil then" in playlists and "livecast_collapse(ngx.var.uri .." in playlists
-    assert all(f"ngx.var.arg__HLS_{arg}" in playlists for arg in ("msn", "part", "skip"))
+    # reload is refetched once per part, or served from the cache), keyed by the cache key's fields
+    assert "if livecast_collapse(ngx.var.uri, 8.000) then" in media
+    assert 'return ngx.exec("@livecast_fetch_media")' in media
+    assert "if ngx.var.arg__HLS_msn == nil then" in playlists
+    assert "if livecast_collapse(livecast_playlist_key(), 8.000) then" in playlists
+    assert 'return ngx.exec("@livecast_fetch_playlist")' in playlists
+    assert all(f"ngx.var.arg__HLS_{arg}" in text for arg in ("msn", "part", "skip"))
+    # the one request per object that fetches it posts the waiters when its body has passed
+    # (or when it ended otherwise), and only once
+    for name, key in (("media", "ngx.var.uri"), ("playlist", "livecast_playlist_key()")):
+        fetch = whole_location(text, f"@livecast_fetch_{name}")
+        assert "access_by_lua" not in fetch  # it must not wait for itself
+        assert f"body_filter_by_lua_block {{ if ngx.arg[2] then livecast_release({key}) end }}" in (
+            fetch
+        )
+        assert f"log_by_lua_block {{ livecast_release({key}) }}" in fetch
+    assert "if ngx.ctx.livecast_released then return end" in text
+    # fetched with 200: later requests go straight to the cache (two bounded generations)
+    assert "if ngx.status == 200 then" in text and "livecast_done[key] = true" in text
+    assert f"livecast_done_count >= {DONE_PER_GENERATION} then" in text
     assert one(text, "proxy_cache_lock") == "on"  # still on underneath
-    # RFC 9111 Age on answers from the cache, from the origin's Date
-    assert text.count("header_filter_by_lua_block") == 1
-    assert 'ngx.header["Age"] = math.max(0, ngx.time() - produced)' in text
+    assert "proxy_cache_use_stale error timeout http_500" in whole_location(
+        text, "@livecast_fetch_media"
+    )  # media: never stale while revalidating, in the fetch location too
+    assert "updating" in whole_location(text, "@livecast_fetch_playlist")
+
+
+def test_with_lua_playlists_answered_from_the_cache_carry_their_age() -> None:
+    """RFC 9111 Age from the origin's Date, on playlists (what hls.js's CDN tune-in reads) in
+    every location that answers them; not on a fresh fetch; not on media (docs/edge.md)."""
+    text = render_nginx_conf(conf(lua_modules=LUA, target_duration=2.0))
+    age = 'ngx.header["Age"] = math.max(0, ngx.time() - produced)'
+    for location in ("/", "@livecast_fetch_playlist", "@livecast_refresh", "@livecast_stale"):
+        block = whole_location(text, location)
+        assert "header_filter_by_lua_block" in block and age in block, location
+        assert 'if status == "MISS" or status == "BYPASS" then return end' in block
+    for location in (f"~ {MEDIA_PATHS}", "@livecast_fetch_media"):
+        assert "header_filter_by_lua" not in whole_location(text, location)
+    assert text.count("header_filter_by_lua_block") == 4  # not at server level either
 
 
 def test_with_lua_plain_playlists_are_refetched_once_per_part_with_stale_if_error() -> None:

@@ -151,44 +151,67 @@ class TierConfig:
         return max(60.0, 30 * self.target_duration)
 
 
-# The wake-up collapse (lua-nginx-module, one table per worker). A request for a blocking
-# playlist or a media object finds out whether the same object (the cache key's fields) is being
-# fetched by another request of this worker: if so it waits on that fetch's semaphore and then
-# goes on to proxy_cache, which answers it from the cache (HIT); if not it becomes the fetch. The
-# fetch posts the semaphore when its body has passed the output filters (the cache file is
-# committed before nginx sends the last buffer) — or in the log phase when it ended otherwise.
-# Waiters are woken when the object arrives instead of polling every 500 ms as proxy_cache_lock
-# waiters do; proxy_cache_lock stays on underneath (other workers, waiters that timed out).
+# The wake-up collapse (lua-nginx-module, tables per worker). A request for a blocking playlist or
+# a media object finds out whether the same object (the cache key's fields) is being fetched by
+# another request of this worker: if so it waits on that fetch's semaphore and then goes on to
+# proxy_cache, which answers it from the cache (HIT); if not it becomes the fetch and is handed
+# to a fetch location (ngx.exec). Only the fetch location has the body filter that posts the
+# semaphore once the body has passed the output filters (the cache file is committed before nginx
+# sends the last buffer) — or the log phase, when the fetch ended otherwise. Not the locations
+# the waiters are answered in: lua-nginx-module reads every answer of a location with a body
+# filter into memory (filter_need_in_memory), no sendfile — each 100 KB part copied through
+# nginx for each of ~500 viewers per edge (with 1,000 viewers: edge CPU 60 → 27 % of a core,
+# latency added 72–104 → 42–45 ms p50, docs/edge.md). An object fetched with 200
+# is remembered as done (two generations of up to DONE_PER_GENERATION keys): later requests for
+# it go straight to the cache. Waiters are woken when the object arrives instead of polling every
+# 500 ms as proxy_cache_lock waiters do; proxy_cache_lock stays on underneath (other workers,
+# waiters that timed out, an evicted object).
+DONE_PER_GENERATION = 20000
 LUA_INIT = """init_by_lua_block {
         livecast_semaphore = require "ngx.semaphore"
         livecast_fetches = {}
+        livecast_done, livecast_done_before, livecast_done_count = {}, {}, 0
         livecast_refreshed = {}
+        function livecast_playlist_key()
+            return ngx.var.uri .. "|" .. (ngx.var.arg__HLS_msn or "") .. "|"
+                .. (ngx.var.arg__HLS_part or "") .. "|" .. (ngx.var.arg__HLS_skip or "")
+        end
         function livecast_collapse(key, wait)
+            if livecast_done[key] or livecast_done_before[key] then return false end
             local fetch = livecast_fetches[key]
             if fetch ~= nil then
                 fetch.waiters = fetch.waiters + 1
                 fetch.sema:wait(wait)
-                return
+                return false
             end
             livecast_fetches[key] = {sema = livecast_semaphore.new(0), waiters = 0}
-            ngx.ctx.livecast_key = key
+            return true
         end
-        function livecast_release()
-            local key = ngx.ctx.livecast_key
-            if key == nil then return end
-            ngx.ctx.livecast_key = nil
+        function livecast_release(key)
+            if ngx.ctx.livecast_released then return end
+            ngx.ctx.livecast_released = true
             local fetch = livecast_fetches[key]
             livecast_fetches[key] = nil
+            if ngx.status == 200 then
+                livecast_done[key] = true
+                livecast_done_count = livecast_done_count + 1
+                if livecast_done_count >= {done_per_generation} then
+                    livecast_done_before, livecast_done, livecast_done_count = livecast_done, {}, 0
+                end
+            end
             if fetch ~= nil and fetch.waiters > 0 then fetch.sema:post(fetch.waiters) end
         end
-    }"""
+    }""".replace("{done_per_generation}", str(DONE_PER_GENERATION))
 # media: the path is the key (the cache key's _HLS_* arguments do not occur on media)
-LUA_MEDIA_ACCESS = "access_by_lua_block { livecast_collapse(ngx.var.uri, {wait}) }"
-# playlists: only blocking reloads wait for each other (a plain reload is served stale while
-# another request refreshes it); the key is the cache key's fields
+LUA_MEDIA_ACCESS = """access_by_lua_block {
+                if livecast_collapse(ngx.var.uri, {wait}) then
+                    return ngx.exec("@livecast_fetch_media")
+                end
+            }"""
+# playlists: only blocking reloads wait for each other (a plain reload is refetched at most once
+# per part, else served from the cache); the key is the cache key's fields
 LUA_PLAYLIST_ACCESS = """access_by_lua_block {
-                local msn = ngx.var.arg__HLS_msn
-                if msn == nil then
+                if ngx.var.arg__HLS_msn == nil then
                     local uri, now = ngx.var.uri, ngx.now()
                     local last = livecast_refreshed[uri]
                     if last == nil or now - last >= {fresh} then
@@ -197,31 +220,61 @@ LUA_PLAYLIST_ACCESS = """access_by_lua_block {
                     end
                     return
                 end
-                livecast_collapse(ngx.var.uri .. "|" .. msn .. "|" .. (ngx.var.arg__HLS_part or "")
-                    .. "|" .. (ngx.var.arg__HLS_skip or ""), {wait})
+                if livecast_collapse(livecast_playlist_key(), {wait}) then
+                    return ngx.exec("@livecast_fetch_playlist")
+                end
             }"""
-LUA_RELEASE = """body_filter_by_lua_block { if ngx.arg[2] then livecast_release() end }
-            log_by_lua_block { livecast_release() }"""
+LUA_RELEASE = """body_filter_by_lua_block { if ngx.arg[2] then livecast_release({key}) end }
+            log_by_lua_block { livecast_release({key}) }"""
 
 
-def _lua_lines(conf: TierConfig, media: bool) -> list[str]:
+def _lua_access(conf: TierConfig, media: bool) -> list[str]:
     if not conf.lua_modules:
         return []
     access = (LUA_MEDIA_ACCESS if media else LUA_PLAYLIST_ACCESS).replace(
         "{wait}", f"{conf.lock_wait:.3f}"
     )
-    access = access.replace("{fresh}", f"{conf.plain_freshness:.3f}")
-    return ["            " + access, "            " + LUA_RELEASE]
+    return ["            " + access.replace("{fresh}", f"{conf.plain_freshness:.3f}")]
 
 
-# RFC 9111 §5.1 Age for answers from the cache: now minus the origin's Date, which the cached
-# response keeps (proxy_pass_header Date) — replacing any Age the upstream sent (a shield's).
+def _fetch_locations(conf: TierConfig) -> list[str]:
+    """With Lua: where the one request per object that fetches it goes (see LUA_INIT)."""
+    if not conf.lua_modules:
+        return []
+    media = LUA_RELEASE.replace("{key}", "ngx.var.uri")
+    playlist = LUA_RELEASE.replace("{key}", "livecast_playlist_key()")
+    return [
+        "        location @livecast_fetch_media {",
+        "            proxy_pass http://livecast_upstream;",
+        f"            proxy_cache_use_stale {MEDIA_STALE_CASES};",
+        "            " + media,
+        "        }",
+        "        location @livecast_fetch_playlist {",
+        "            proxy_pass http://livecast_upstream;",
+        f"            proxy_cache_use_stale {STALE_CASES};",
+        "            proxy_cache_background_update off;",
+        "            " + playlist,
+        *_lua_age(conf),
+        "        }",
+    ]
+
+
+# RFC 9111 §5.1 Age for playlists answered from the cache: now minus the origin's Date, which the
+# cached response keeps (proxy_pass_header Date) — replacing any Age the upstream sent (a
+# shield's). Not on a fresh fetch (MISS, or a refresh's BYPASS). Playlists only: that is where a
+# player reads it (hls.js's CDN tune-in); on media the header filter cost the 1,000-viewer burst
+# about 20 ms at the median (docs/edge.md), for a header no player reads on immutable media.
 LUA_AGE = """header_filter_by_lua_block {
-            if ngx.var.upstream_cache_status == "MISS" then return end
-            local date = ngx.header["Date"]
-            local produced = date and ngx.parse_http_time(date)
-            if produced then ngx.header["Age"] = math.max(0, ngx.time() - produced) end
-        }"""
+                local status = ngx.var.upstream_cache_status
+                if status == "MISS" or status == "BYPASS" then return end
+                local date = ngx.header["Date"]
+                local produced = date and ngx.parse_http_time(date)
+                if produced then ngx.header["Age"] = math.max(0, ngx.time() - produced) end
+            }"""
+
+
+def _lua_age(conf: TierConfig) -> list[str]:
+    return ["            " + LUA_AGE] if conf.lua_modules else []
 
 
 def _refresh_locations(conf: TierConfig) -> list[str]:
@@ -236,10 +289,12 @@ def _refresh_locations(conf: TierConfig) -> list[str]:
         "            proxy_pass http://livecast_upstream;",
         "            proxy_cache_bypass 1;",
         "            error_page 502 504 = @livecast_stale;",
+        *_lua_age(conf),
         "        }",
         "        location @livecast_stale {",
         "            proxy_pass http://livecast_upstream;",
         f"            proxy_cache_use_stale {STALE_CASES};",
+        *_lua_age(conf),
         "        }",
     ]
 
@@ -303,6 +358,9 @@ def render_nginx_conf(conf: TierConfig) -> str:
         f"        proxy_next_upstream {NEXT_UPSTREAM_CASES};",
         f"        proxy_next_upstream_tries {len(conf.upstreams)};",
         f"        proxy_next_upstream_timeout {_duration(conf.read_timeout)};",
+        # a cache's fetch serves every waiter, not just the viewer it came from: it goes on when
+        # that viewer leaves (else the waiters would find no object and fetch it again)
+        "        proxy_ignore_client_abort on;",
         "        proxy_cache livecast;",
         f'        proxy_cache_key "{CACHE_KEY}";',
         "        proxy_cache_lock on;",
@@ -314,7 +372,6 @@ def render_nginx_conf(conf: TierConfig) -> str:
         "        proxy_hide_header X-Edge;",
         '        add_header X-Cache-Status "$upstream_cache_status" always;',
         f'        add_header X-Edge "{conf.name}" always;',
-        *(["        " + LUA_AGE] if conf.lua_modules else []),
         "        location = /edge/status {",
         "            stub_status;",
         "            access_log off;",
@@ -323,15 +380,17 @@ def render_nginx_conf(conf: TierConfig) -> str:
         f"        location ~ {MEDIA_PATHS} {{",
         "            proxy_pass http://livecast_upstream;",
         f"            proxy_cache_use_stale {MEDIA_STALE_CASES};",
-        *_lua_lines(conf, media=True),
+        *_lua_access(conf, media=True),
         "        }",
         "        # playlists (and the rest): stale while another request refreshes, or on errors",
         "        location / {",
         "            proxy_pass http://livecast_upstream;",
         f"            proxy_cache_use_stale {STALE_CASES};",
         "            proxy_cache_background_update off;",
-        *_lua_lines(conf, media=False),
+        *_lua_access(conf, media=False),
+        *_lua_age(conf),
         "        }",
+        *_fetch_locations(conf),
         *_refresh_locations(conf),
         "    }",
         "}",
