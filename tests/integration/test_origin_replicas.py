@@ -19,7 +19,7 @@ import pytest
 
 from livecast.edge.accesslog import parse_access_log_line
 from livecast.edge.nginx import find_nginx
-from livecast.edge.topology import free_port
+from livecast.edge.origins import free_port
 from livecast.errors import LivecastError
 from livecast.packager.playlist import parse_media_playlist
 from tests.integration.test_pipeline import fetch

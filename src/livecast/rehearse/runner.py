@@ -22,7 +22,8 @@ from typing import TextIO
 from urllib.parse import urljoin
 
 from livecast.edge.nginx_conf import Upstream
-from livecast.edge.topology import MULTIVARIANT, TopologySpec, edge_tier
+from livecast.edge.origins import MULTIVARIANT
+from livecast.edge.topology import TopologySpec, edge_tier
 from livecast.errors import LivecastError
 from livecast.packager.playlist import parse_media_playlist, parse_multivariant_playlist
 from livecast.rehearse.audience import plan_audience
