@@ -17,26 +17,17 @@ from livecast.pipeline import replay_history
 from livecast.sources.loop import (
     LoopTrack,
     ReplaySchedule,
-    load_track,
     segment_start_fragment,
     start_cursors,
     start_segment,
 )
 from tests.unit.synth import AUDIO_RATE, VIDEO_TIMESCALE, read
-from tests.unit.test_loop_schedule import LOOP, audio_stream, video_stream
+from tests.unit.test_loop_schedule import audio, video
+
+__all__ = ["audio", "video"]  # the loop-schedule tests' fixtures, used here too
 
 SEGMENT = Fraction(2)
 EPOCH = 1_764_000_001.25  # not on a segment boundary of the wall clock
-
-
-@pytest.fixture
-def video() -> LoopTrack:
-    return load_track("720p", video_stream(), LOOP)
-
-
-@pytest.fixture
-def audio() -> LoopTrack:
-    return load_track("audio", audio_stream(), LOOP)
 
 
 @pytest.mark.parametrize(
