@@ -115,13 +115,15 @@ def test_two_origins_with_the_same_epoch_serve_the_same_bytes(tmp_path: Path) ->
     assert first.returncode == 0 and second is not None and second.returncode == 0
 
 
-def edge_access_log(pid: int) -> Path:
-    """The access log of the (single) edge under ``livecast up`` ``pid``, from nginx's -p."""
+def tier_access_log(pid: int, tier: str) -> Path:
+    """The access log of ``tier`` (edge-0, shield) under ``livecast up`` ``pid`` (nginx -p)."""
     for child in descendants(pid):
         title = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").split()
         if title[:2] == [b"nginx:", b"master"]:
-            return Path(title[title.index(b"-p") + 1].decode()) / "access.log"
-    pytest.fail("no nginx master under livecast up")
+            prefix = Path(title[title.index(b"-p") + 1].decode())
+            if prefix.name == tier:
+                return prefix / "access.log"
+    pytest.fail(f"no nginx master of {tier} under livecast up")
 
 
 def origin_children(pid: int) -> list[int]:
@@ -132,21 +134,23 @@ def origin_children(pid: int) -> list[int]:
     ]
 
 
-def test_up_with_two_origins_fails_over_when_one_is_killed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shield", [False, True], ids=["edge", "shield"])
+def test_up_with_two_origins_fails_over_when_one_is_killed(tmp_path: Path, shield: bool) -> None:
+    """The tier in front of the origins (the edge, or the shield behind it) fails over."""
     try:
         find_nginx()
     except LivecastError as exc:
         pytest.skip(str(exc))
     proc = livecast(
         "up", "--origins", "2", "--edges", "1", "--port", "0", "--origin-port", "0",
-        "--source", "loop",
+        "--source", "loop", *(["--shield"] if shield else []),
     )  # fmt: skip
     try:
         assert proc.stdout is not None
         entry = proc.stdout.readline().strip()
         assert entry.endswith("/live/main.m3u8")
         (replica,) = origin_children(proc.pid)
-        access_log = edge_access_log(proc.pid)
+        access_log = tier_access_log(proc.pid, "shield" if shield else "edge-0")
         base = entry.rsplit("/", 1)[0] + "/audio/"
         status, body = fetch(base + "index.m3u8")
         assert status == 200
