@@ -13,6 +13,7 @@ import asyncio
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from livecast.edge.accesslog import tally
+from livecast.edge.accesslog import parse_access_log_line, tally
 from livecast.edge.nginx import LUA_HINT, NginxTier, find_lua_modules, find_nginx
 from livecast.edge.nginx_conf import Upstream
 from livecast.edge.tap import RequestTap
@@ -330,3 +331,23 @@ async def test_the_fetching_viewer_leaving_does_not_send_the_waiters_to_the_orig
     assert stack.tap.count(target) == 1, stack.tap.count(target)
     statuses = await logged(stack, "edge-0", 51)
     assert statuses.get("HIT") == 50, statuses
+
+
+@pytest.mark.parametrize(
+    "stack", [{"tier": {"lua_modules": LUA_MODULES, "workers": 2}}], indirect=True
+)
+@pytest.mark.skipif(not LUA_MODULES, reason=LUA_HINT)
+async def test_two_workers_wake_each_others_waiters(stack: Stack) -> None:
+    """With several nginx workers each has its own waiters; the one worker that fetches the
+    object tells the others through a shared dict, so their waiters are not left to the cache
+    lock's 500 ms re-checks — and the edge still asks the origin once."""
+    msn, part = stack.next_part()
+    target = f"/live/720p/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
+    replies, waits = await _collapse(stack, target, viewers=300, hold=0.5)
+    assert stack.tap.count(target) == 1
+    assert {r.status for r in replies} == {200}
+    await logged(stack, "edge-0", 300)
+    records = [parse_access_log_line(line) for line in _lines(stack.edge.access_log)]
+    workers = Counter(r.worker for r in records if r is not None and r.target == target)
+    assert len(workers) == 2, workers  # both workers had waiters
+    assert waits[-1] < POLL_FREE, (waits[-1], workers)  # all woken, none polled the lock

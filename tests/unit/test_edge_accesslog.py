@@ -10,18 +10,18 @@ from livecast.edge.accesslog import FIELDS, log_format, parse_access_log_line, t
 # Lines as nginx 1.22 wrote them in tests/integration/test_edge_*.py (tabs between fields).
 MISS = (
     "1795621154.300\tedge-0\tGET\t/live/720p/index.m3u8?_HLS_msn=882000010&_HLS_part=1\t200\t"
-    "1741\t0.512\tMISS\t127.0.0.1:40211\t200\t0.511"
+    "1741\t0.512\tMISS\t127.0.0.1:40211\t200\t0.511\t4242"
 )
 HIT = (
     "1795621154.801\tedge-0\tGET\t/live/720p/index.m3u8?_HLS_msn=882000010&_HLS_part=1\t200\t"
-    "1741\t1.013\tHIT\t-\t-\t-"
+    "1741\t1.013\tHIT\t-\t-\t-\t4243"
 )
-STALE = "1795621160.020\tshield\tGET\t/live/720p/index.m3u8\t200\t1702\t0.000\tSTALE\t-\t-\t-"
+STALE = "1795621160.020\tshield\tGET\t/live/720p/index.m3u8\t200\t1702\t0.000\tSTALE\t-\t-\t-\t4244"
 FAILOVER = (
     "1795621161.000\tedge-1\tGET\t/live/main.m3u8\t200\t512\t0.004\tMISS\t"
-    "127.0.0.1:8080, 127.0.0.1:8090\t502, 200\t0.001, 0.002"
+    "127.0.0.1:8080, 127.0.0.1:8090\t502, 200\t0.001, 0.002\t4245"
 )
-NO_CACHE = "1795621162.000\tedge-1\tGET\t/favicon.ico\t404\t153\t0.000\t-\t-\t-\t-"
+NO_CACHE = "1795621162.000\tedge-1\tGET\t/favicon.ico\t404\t153\t0.000\t-\t-\t-\t-\t4245"
 
 
 def test_a_miss_with_its_upstream_timings() -> None:
@@ -35,6 +35,7 @@ def test_a_miss_with_its_upstream_timings() -> None:
     assert record.request_time == pytest.approx(0.512)
     assert record.upstream_response_time == pytest.approx(0.511)
     assert record.time == pytest.approx(1795621154.3)
+    assert record.worker == 4242  # the nginx worker that answered
 
 
 def test_a_hit_has_no_upstream() -> None:

@@ -263,6 +263,11 @@ def test_wakeup_collapse_loads_the_modules_and_gates_blocking_requests_and_media
     # fetched with 200: later requests go straight to the cache (two bounded generations)
     assert "if ngx.status == 200 then" in text and "livecast_done[key] = true" in text
     assert f"livecast_done_count >= {DONE_PER_GENERATION} then" in text
+    # several workers: one fetch per edge — the others poll the shared dict, not the cache lock
+    assert one(text, "lua_shared_dict") == "livecast_fetches 4m"
+    assert "if not livecast_shared:add(key, 0, wait) then" in text
+    assert "while livecast_shared:get(key) == 0 and ngx.now() < deadline do" in text
+    assert "ngx.sleep(0.005)" in text and "livecast_shared:set(key, 1, 60)" in text
     assert one(text, "proxy_cache_lock") == "on"  # still on underneath
     assert "proxy_cache_use_stale error timeout http_500" in whole_location(
         text, "@livecast_fetch_media"

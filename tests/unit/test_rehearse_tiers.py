@@ -16,7 +16,7 @@ from livecast.results.stats import RunStats, TierCounters
 
 def line(tier: str, status: int = 200, cache: str = "HIT") -> str:
     fields = ["1764000000.123", tier, "GET", "/live/720p/index.m3u8?_HLS_msn=5&_HLS_part=1",
-              str(status), "1500", "0.001", cache, "-", "-", "-"]  # fmt: skip
+              str(status), "1500", "0.001", cache, "-", "-", "-", "4242"]  # fmt: skip
     return "\t".join(fields) + "\n"
 
 

@@ -33,6 +33,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("upstream_addr", "$upstream_addr"),
     ("upstream_status", "$upstream_status"),
     ("upstream_response_time", "$upstream_response_time"),
+    ("worker", "$pid"),
 )
 FORMAT_NAME = "livecast_edge"
 FROM_CACHE = frozenset({"HIT", "STALE", "UPDATING"})
@@ -58,6 +59,7 @@ class AccessRecord:
     upstream_addrs: tuple[str, ...]  # one per attempt (failover), empty when not asked
     upstream_status: str | None
     upstream_response_time: float | None  # total over the attempts
+    worker: int  # pid of the nginx worker that answered
 
     @property
     def from_cache(self) -> bool:
@@ -82,7 +84,7 @@ def parse_access_log_line(line: str) -> AccessRecord | None:
     parts = line.rstrip("\r\n").split("\t")
     if len(parts) != len(FIELDS):
         return None
-    (stamp, tier, method, target, status, sent, rtime, cache, addrs, ustatus, utime) = parts
+    (stamp, tier, method, target, status, sent, rtime, cache, addrs, ustatus, utime, pid) = parts
     try:
         times = [float(t) for t in _attempts(utime)]
         return AccessRecord(
@@ -97,6 +99,7 @@ def parse_access_log_line(line: str) -> AccessRecord | None:
             upstream_addrs=tuple(_attempts(addrs)),
             upstream_status=_optional(ustatus),
             upstream_response_time=sum(times) if times else None,
+            worker=int(pid),
         )
     except ValueError:
         return None

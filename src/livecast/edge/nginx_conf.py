@@ -164,11 +164,20 @@ class TierConfig:
 # latency added 72–104 → 42–45 ms p50, docs/edge.md). An object fetched with 200
 # is remembered as done (two generations of up to DONE_PER_GENERATION keys): later requests for
 # it go straight to the cache. Waiters are woken when the object arrives instead of polling every
-# 500 ms as proxy_cache_lock waiters do; proxy_cache_lock stays on underneath (other workers,
-# waiters that timed out, an evicted object).
+# 500 ms as proxy_cache_lock waiters do; proxy_cache_lock stays on underneath (waits that timed
+# out, an evicted object).
 DONE_PER_GENERATION = 20000
+# Several workers: each worker's fetch first claims the object in a shared dict (add: only one
+# succeeds); a worker whose claim fails polls the dict every CROSS_WORKER_POLL seconds until the
+# claiming worker's fetch marks it done (kept CROSS_WORKER_DONE_TTL seconds), then answers its own
+# waiters from the cache. One poller per worker and object, not per viewer; one origin request per
+# edge, not per worker; and no waiter left to the cache lock's 500 ms re-checks.
+CROSS_WORKER_POLL = 0.005
+CROSS_WORKER_DONE_TTL = 60
+SHARED_DICT_MB = 4
 LUA_INIT = """init_by_lua_block {
         livecast_semaphore = require "ngx.semaphore"
+        livecast_shared = ngx.shared.livecast_fetches
         livecast_fetches = {}
         livecast_done, livecast_done_before, livecast_done_count = {}, {}, 0
         livecast_refreshed = {}
@@ -185,11 +194,18 @@ LUA_INIT = """init_by_lua_block {
                 return false
             end
             livecast_fetches[key] = {sema = livecast_semaphore.new(0), waiters = 0}
+            if not livecast_shared:add(key, 0, wait) then
+                local deadline = ngx.now() + wait
+                while livecast_shared:get(key) == 0 and ngx.now() < deadline do
+                    ngx.sleep({poll})
+                end
+            end
             return true
         end
         function livecast_release(key)
             if ngx.ctx.livecast_released then return end
             ngx.ctx.livecast_released = true
+            livecast_shared:set(key, 1, {done_ttl})
             local fetch = livecast_fetches[key]
             livecast_fetches[key] = nil
             if ngx.status == 200 then
@@ -202,6 +218,9 @@ LUA_INIT = """init_by_lua_block {
             if fetch ~= nil and fetch.waiters > 0 then fetch.sema:post(fetch.waiters) end
         end
     }""".replace("{done_per_generation}", str(DONE_PER_GENERATION))
+LUA_INIT = LUA_INIT.replace("{poll}", f"{CROSS_WORKER_POLL:.3f}").replace(
+    "{done_ttl}", f"{CROSS_WORKER_DONE_TTL:g}"
+)
 # media: the path is the key (the cache key's _HLS_* arguments do not occur on media)
 LUA_MEDIA_ACCESS = """access_by_lua_block {
                 if livecast_collapse(ngx.var.uri, {wait}) then
@@ -226,6 +245,12 @@ LUA_PLAYLIST_ACCESS = """access_by_lua_block {
             }"""
 LUA_RELEASE = """body_filter_by_lua_block { if ngx.arg[2] then livecast_release({key}) end }
             log_by_lua_block { livecast_release({key}) }"""
+
+
+def _lua_http(conf: TierConfig) -> list[str]:
+    if not conf.lua_modules:
+        return []
+    return [f"    lua_shared_dict livecast_fetches {SHARED_DICT_MB}m;", "    " + LUA_INIT]
 
 
 def _lua_access(conf: TierConfig, media: bool) -> list[str]:
@@ -345,7 +370,7 @@ def render_nginx_conf(conf: TierConfig) -> str:
         f"    proxy_cache_path {_quoted(p + '/cache')} levels=1:2"
         f" keys_zone=livecast:{conf.keys_zone_mb}m max_size={conf.cache_max_size_mb}m"
         f" inactive={_seconds(conf.inactive)} use_temp_path=off;",
-        *(["    " + LUA_INIT] if conf.lua_modules else []),
+        *_lua_http(conf),
         *_upstream_block(conf),
         "    server {",
         f"        listen {Upstream(conf.host, conf.port).address} backlog=4096;",
