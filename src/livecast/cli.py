@@ -26,7 +26,7 @@ import sys
 from collections.abc import Sequence
 
 from livecast import __version__
-from livecast.config import ORIGINS_NEED_LOOP, SOURCES, EventConfig, load_config
+from livecast.config import SOURCES, EventConfig, load_config
 from livecast.errors import ConfigError, LivecastError
 
 log = logging.getLogger("livecast")
@@ -164,8 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 port=args.port,
                 origins=args.origins,
             )
-            if spec.origins > 1 and config.source != "loop":
-                raise ConfigError("origins", ORIGINS_NEED_LOOP)
             logging.getLogger().setLevel(config.log_level.upper())
             return _run(lambda: run_up(config, spec))
         overrides = {"host": args.host, "port": args.port, "source": args.source}
