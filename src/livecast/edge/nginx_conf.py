@@ -160,9 +160,8 @@ class TierConfig:
 # sends the last buffer) — or the log phase, when the fetch ended otherwise. Not the locations
 # the waiters are answered in: lua-nginx-module reads every answer of a location with a body
 # filter into memory (filter_need_in_memory), no sendfile — each 100 KB part copied through
-# nginx for each of ~500 viewers per edge (with 1,000 viewers: edge CPU 60 → 27 % of a core,
-# latency added 72–104 → 42–45 ms p50, docs/edge.md). An object fetched with 200
-# is remembered as done (two generations of up to DONE_PER_GENERATION keys): later requests for
+# nginx for each of ~500 viewers per edge (what that cost: docs/edge.md). An object fetched with
+# 200 is remembered as done (two generations of up to DONE_PER_GENERATION keys): later requests for
 # it go straight to the cache. Waiters are woken when the object arrives instead of polling every
 # 500 ms as proxy_cache_lock waiters do; proxy_cache_lock stays on underneath (waits that timed
 # out, an evicted object).
@@ -217,9 +216,11 @@ LUA_INIT = """init_by_lua_block {
             end
             if fetch ~= nil and fetch.waiters > 0 then fetch.sema:post(fetch.waiters) end
         end
-    }""".replace("{done_per_generation}", str(DONE_PER_GENERATION))
-LUA_INIT = LUA_INIT.replace("{poll}", f"{CROSS_WORKER_POLL:.3f}").replace(
-    "{done_ttl}", f"{CROSS_WORKER_DONE_TTL:g}"
+    }"""
+LUA_INIT = (
+    LUA_INIT.replace("{done_per_generation}", str(DONE_PER_GENERATION))
+    .replace("{poll}", f"{CROSS_WORKER_POLL:.3f}")
+    .replace("{done_ttl}", f"{CROSS_WORKER_DONE_TTL:g}")
 )
 # media: the path is the key (the cache key's _HLS_* arguments do not occur on media)
 LUA_MEDIA_ACCESS = """access_by_lua_block {
@@ -253,13 +254,28 @@ def _lua_http(conf: TierConfig) -> list[str]:
     return [f"    lua_shared_dict livecast_fetches {SHARED_DICT_MB}m;", "    " + LUA_INIT]
 
 
+def _location(match: str, stale_cases: str | None, *body: str) -> list[str]:
+    """``location match { … }`` proxying to the upstreams: ``proxy_cache_use_stale stale_cases``
+    (unless None), then ``body`` — lines without their indentation."""
+    lines = ["proxy_pass http://livecast_upstream;"]
+    lines += [f"proxy_cache_use_stale {stale_cases};"] if stale_cases else []
+    return [
+        f"        location {match} {{",
+        *("            " + x for x in [*lines, *body]),
+        "        }",
+    ]
+
+
+NO_BACKGROUND_UPDATE = "proxy_cache_background_update off;"
+
+
 def _lua_access(conf: TierConfig, media: bool) -> list[str]:
     if not conf.lua_modules:
         return []
     access = (LUA_MEDIA_ACCESS if media else LUA_PLAYLIST_ACCESS).replace(
         "{wait}", f"{conf.lock_wait:.3f}"
     )
-    return ["            " + access.replace("{fresh}", f"{conf.plain_freshness:.3f}")]
+    return [access.replace("{fresh}", f"{conf.plain_freshness:.3f}")]
 
 
 def _fetch_locations(conf: TierConfig) -> list[str]:
@@ -269,18 +285,10 @@ def _fetch_locations(conf: TierConfig) -> list[str]:
     media = LUA_RELEASE.replace("{key}", "ngx.var.uri")
     playlist = LUA_RELEASE.replace("{key}", "livecast_playlist_key()")
     return [
-        "        location @livecast_fetch_media {",
-        "            proxy_pass http://livecast_upstream;",
-        f"            proxy_cache_use_stale {MEDIA_STALE_CASES};",
-        "            " + media,
-        "        }",
-        "        location @livecast_fetch_playlist {",
-        "            proxy_pass http://livecast_upstream;",
-        f"            proxy_cache_use_stale {STALE_CASES};",
-        "            proxy_cache_background_update off;",
-        "            " + playlist,
-        *_lua_age(conf),
-        "        }",
+        *_location("@livecast_fetch_media", MEDIA_STALE_CASES, media),
+        *_location(
+            "@livecast_fetch_playlist", STALE_CASES, NO_BACKGROUND_UPDATE, playlist, *_lua_age(conf)
+        ),
     ]
 
 
@@ -299,7 +307,7 @@ LUA_AGE = """header_filter_by_lua_block {
 
 
 def _lua_age(conf: TierConfig) -> list[str]:
-    return ["            " + LUA_AGE] if conf.lua_modules else []
+    return [LUA_AGE] if conf.lua_modules else []
 
 
 def _refresh_locations(conf: TierConfig) -> list[str]:
@@ -309,18 +317,10 @@ def _refresh_locations(conf: TierConfig) -> list[str]:
     when the upstream fails it falls back to the cache, stale included (stale-if-error)."""
     if not conf.lua_modules:
         return []
+    refresh = ["proxy_cache_bypass 1;", "error_page 502 504 = @livecast_stale;", *_lua_age(conf)]
     return [
-        "        location @livecast_refresh {",
-        "            proxy_pass http://livecast_upstream;",
-        "            proxy_cache_bypass 1;",
-        "            error_page 502 504 = @livecast_stale;",
-        *_lua_age(conf),
-        "        }",
-        "        location @livecast_stale {",
-        "            proxy_pass http://livecast_upstream;",
-        f"            proxy_cache_use_stale {STALE_CASES};",
-        *_lua_age(conf),
-        "        }",
+        *_location("@livecast_refresh", None, *refresh),
+        *_location("@livecast_stale", STALE_CASES, *_lua_age(conf)),
     ]
 
 
@@ -402,19 +402,15 @@ def render_nginx_conf(conf: TierConfig) -> str:
         "            access_log off;",
         "        }",
         "        # media: immutable once produced; a 404 (not produced yet) is never served stale",
-        f"        location ~ {MEDIA_PATHS} {{",
-        "            proxy_pass http://livecast_upstream;",
-        f"            proxy_cache_use_stale {MEDIA_STALE_CASES};",
-        *_lua_access(conf, media=True),
-        "        }",
+        *_location(f"~ {MEDIA_PATHS}", MEDIA_STALE_CASES, *_lua_access(conf, media=True)),
         "        # playlists (and the rest): stale while another request refreshes, or on errors",
-        "        location / {",
-        "            proxy_pass http://livecast_upstream;",
-        f"            proxy_cache_use_stale {STALE_CASES};",
-        "            proxy_cache_background_update off;",
-        *_lua_access(conf, media=False),
-        *_lua_age(conf),
-        "        }",
+        *_location(
+            "/",
+            STALE_CASES,
+            NO_BACKGROUND_UPDATE,
+            *_lua_access(conf, media=False),
+            *_lua_age(conf),
+        ),
         *_fetch_locations(conf),
         *_refresh_locations(conf),
         "    }",
