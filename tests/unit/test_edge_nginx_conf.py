@@ -103,7 +103,9 @@ def test_media_is_never_served_stale_while_revalidating() -> None:
 def test_ttls_come_from_the_origin_with_only_a_short_negative_fallback() -> None:
     text = render_nginx_conf(conf())
     valid = directives(text, "proxy_cache_valid")
-    assert valid == ["404 1s"]  # nothing for 200: the origin's Cache-Control decides
+    # nothing for 200: the origin's Cache-Control decides; an upstream error without one is kept
+    # a second, so that an outage's retries reach the origin once a second per edge
+    assert valid == ["404 1s", "500 502 503 504 1s"]
     assert not directives(text, "proxy_ignore_headers")  # Cache-Control is honoured
     assert not directives(text, "expires")
 

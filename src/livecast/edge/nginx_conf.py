@@ -41,6 +41,9 @@ MEDIA_STALE_CASES = "error timeout http_500 http_502 http_503 http_504"
 MEDIA_PATHS = r"\.(m4s|mp4)$"
 NEXT_UPSTREAM_CASES = "error timeout http_502 http_503 http_504"
 NEGATIVE_TTL = "1s"  # 404s without Cache-Control (nginx reads whole seconds here; 0 = off)
+# upstream 5xx without Cache-Control: the refusal is cached for a second, so that viewers retrying
+# through an origin outage reach it once a second per edge, not once per viewer (design brief §5)
+ERROR_TTL = "1s"
 
 
 def _duration(seconds: float) -> str:
@@ -392,6 +395,7 @@ def render_nginx_conf(conf: TierConfig) -> str:
         f"        proxy_cache_lock_timeout {lock};",
         f"        proxy_cache_lock_age {lock};",
         f"        proxy_cache_valid 404 {NEGATIVE_TTL};",
+        f"        proxy_cache_valid 500 502 503 504 {ERROR_TTL};",
         "        proxy_pass_header Date;",
         "        proxy_hide_header X-Cache-Status;",
         "        proxy_hide_header X-Edge;",

@@ -114,6 +114,9 @@ class Player:
         self.ledger = RequestLedger()
         self._cmcd_query = CmcdQuery(config.session_id, config.content_id)
         self.latency_samples: list[float] = []
+        # now − program time at the end of the newest media in the playlist just received (set by
+        # on_response for a playlist with PROGRAM-DATE-TIME, else None): staleness at an edge
+        self.last_playlist_age: float | None = None
         self._last_latency_at: float | None = None
         self._start_time: float | None = None  # program time of the video start position
         self._received: dict[str, dict[Position, int]] = {}  # media whose timing is unknown
@@ -155,6 +158,7 @@ class Player:
         first_byte_at: float | None = None,
         age: float | None = None,
     ) -> list[Request]:
+        self.last_playlist_age = None
         flight = self.ledger.settle(request_id, str(status), size)
         if flight is None or self.finished:
             return []
@@ -373,6 +377,8 @@ class Player:
             return  # answered for the rendition we switched away from
         parsed = self.cache.parse(text, track.playlist_url, self.low_latency)
         pl = parsed.playlist
+        if parsed.newest_end is not None:
+            self.last_playlist_age = now - parsed.newest_end
         if track.playlist is None and track.generation == 0 and pl.part_inf is None:
             self.low_latency = False  # no parts: follow it the classic way
             parsed = self.cache.parse(text, track.playlist_url, False)

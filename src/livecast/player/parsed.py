@@ -23,6 +23,7 @@ from livecast.player.track import (
     hinted_part,
     index_playlist,
     newest_init_url,
+    newest_media_end,
 )
 
 
@@ -32,6 +33,7 @@ class ParsedPlaylist:
     items: dict[Position, MediaItem]
     hint: tuple[Position, str] | None
     init_url: str | None
+    newest_end: float | None  # program time at the end of the newest listed media
 
 
 class PlaylistCache:
@@ -57,6 +59,7 @@ class PlaylistCache:
             index_playlist(pl, base_url, parts=parts),
             hinted_part(pl, base_url) if parts else None,
             newest_init_url(pl, base_url),
+            newest_media_end(pl),
         )
         self._entries[key] = parsed
         if len(self._entries) > self.size:

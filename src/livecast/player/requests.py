@@ -24,6 +24,7 @@ class Request:
     kind: str  # one of KINDS
     timeout: float  # seconds for the whole response
     not_before: float  # wall clock: do not send earlier
+    retry: int = 0  # 0: a first attempt; n: the n-th retry of a failed request
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ class RequestLedger:
     ) -> InFlight:
         if kind not in KINDS:
             raise ValueError(f"unknown request kind {kind!r}")
-        request = Request(self._next_id, url, kind, timeout, not_before)
+        request = Request(self._next_id, url, kind, timeout, not_before, retries)
         self._next_id += 1
         flight = InFlight(request, base_url, track, generation, retries, position, hinted)
         self.in_flight[request.id] = flight

@@ -97,6 +97,19 @@ def index_playlist(pl: MediaPlaylist, base_url: str, parts: bool) -> dict[Positi
     return items
 
 
+def newest_media_end(pl: MediaPlaylist) -> float | None:
+    """Program time (epoch seconds) at the end of the newest media ``pl`` lists — a part or a
+    segment, whichever mode reads it — or None without PROGRAM-DATE-TIME. A viewer's
+    ``now − newest_media_end`` is the age of the playlist it holds (staleness at an edge)."""
+    clock: float | None = None
+    for seg in pl.segments:
+        if seg.pdt is not None:
+            clock = seg.pdt
+        if clock is not None:
+            clock += seg.duration if seg.uri is not None else sum(p.duration for p in seg.parts)
+    return clock
+
+
 def fragment_duration(pl: MediaPlaylist | None, low_latency: bool) -> float:
     """Seconds of media one fetch brings: the part target, or the target duration."""
     if pl is None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -37,6 +37,8 @@ from livecast.results.stats import LatencySummary, RunStats, ViewerOutcome
 
 MAX_CONNECTIONS_PER_VIEWER = 4
 TEXT_KINDS = frozenset({"multivariant", "playlist"})
+MEDIA_KINDS = frozenset({"init", "part", "segment"})
+NOT_FOUND_MEMORY = 20_000  # media URLs answered 404, remembered to spot a 200 a moment later
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,7 @@ class DriverConfig:
     show_start: float  # wall clock of t = 0
     retry_jitter: bool = True
     tick_interval: float = 0.1
+    held_limit: float | None = None  # 3 × target duration: an answer slower was held too long
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,7 @@ class Driver:
         self.viewers: dict[int, _Viewer] = {}
         self.playlists = PlaylistCache(size=256)  # one parse per playlist version, all viewers
         self._authorities: dict[str, tuple[str, int]] = {}
+        self._not_found: OrderedDict[str, int] = OrderedDict()  # media URL → 404s so far
         self._second = -1
         self._second_requests = 0
         self._second_errors = 0
@@ -203,6 +207,12 @@ class Driver:
                 return
             conn = self._connection(viewer, host, port)
         viewer.inflight[request.id] = request
+        self.stats.record_sent(self._t(self.clock()), request.retry > 0)
+        if request.retry:
+            client = self.stats.indicators.client
+            client.count("retries")
+            if request.retry == 1:
+                client.count("retried_requests")
         conn.send(request.id, target, keep_body=request.kind in TEXT_KINDS, timeout=request.timeout)
 
     def _route(self, url: str) -> tuple[str, int, str]:
@@ -242,7 +252,9 @@ class Driver:
         self._next_waiting(viewer)
         if request is None:
             return
-        self._count(request.kind, exchange.status, exchange.finished - exchange.started, now)
+        latency = exchange.finished - exchange.started
+        self._count(request.kind, exchange.status, latency, now)
+        self._indicators(request, exchange.status, exchange.size, latency)
         cap = viewer.player.downlink_bps
         deliver_at = exchange.finished
         if cap:
@@ -267,7 +279,34 @@ class Driver:
             first_byte_at=exchange.first_byte,
             age=parse_age(exchange.age),
         )
+        playlist_age = viewer.player.last_playlist_age
+        if playlist_age is not None:
+            self.stats.indicators.client.count("playlists")
+            self.stats.indicators.client.playlist_age_s.record(max(0.0, playlist_age))
         self._dispatch(viewer, actions, now)
+
+    def _indicators(self, request: Request, status: int, size: int, latency: float) -> None:
+        """Bytes per kind, answers held too long, and media 404s that turn into 200 later (an
+        early request answered — and perhaps cached — negative)."""
+        client = self.stats.indicators.client
+        client.add_bytes(request.kind, size)
+        held_limit = self.config.held_limit
+        if held_limit is not None and latency > held_limit:
+            client.count("held_past")
+        if request.kind not in MEDIA_KINDS:
+            return
+        client.count("media_requests")
+        url = request.url.partition("?")[0]
+        if status == 404:
+            client.count("media_404")
+            self._not_found[url] = self._not_found.get(url, 0) + 1
+            self._not_found.move_to_end(url)
+            if len(self._not_found) > NOT_FOUND_MEMORY:
+                self._not_found.popitem(last=False)
+        elif 200 <= status < 300 and self._not_found:
+            early = self._not_found.pop(url, 0)
+            if early:
+                client.count("early_404", early)
 
     def _on_failure(self, viewer: _Viewer, request_id: int, kind: str) -> None:
         request = viewer.inflight.pop(request_id, None)

@@ -19,23 +19,25 @@ import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import urljoin
 
 from livecast.edge.nginx_conf import Upstream
 from livecast.edge.origins import MULTIVARIANT
 from livecast.edge.topology import TopologySpec, edge_tier
-from livecast.errors import LivecastError
-from livecast.packager.playlist import parse_media_playlist, parse_multivariant_playlist
+from livecast.errors import LivecastError, PlaylistError
 from livecast.rehearse.audience import plan_audience
 from livecast.rehearse.driver import DriverConfig
 from livecast.rehearse.faults.processes import FaultDriver, Processes, check_targets
 from livecast.rehearse.faults.proxy import FaultProxy
 from livecast.rehearse.faults.timeline import NETWORK_KINDS
+from livecast.rehearse.freshness import OriginFollower, PlaylistFacts, playlist_facts
+from livecast.rehearse.objects import ObjectLedger
 from livecast.rehearse.scenario import Scenario, StackSpec
 from livecast.rehearse.tiers import AccessLogFollower
 from livecast.rehearse.workers import MergedProgress, raise_open_files_limit, run_workers
+from livecast.results.histogram import Histogram
+from livecast.results.indicators import AGE_LAYOUT, RunContext
 from livecast.results.report import write_results
-from livecast.results.scrape import ORIGIN_REQUESTS_METRIC, request_totals
+from livecast.results.scrape import ORIGIN_REQUESTS_METRIC, RequestTotals, request_totals
 from livecast.results.slo import EXIT_COULD_NOT_RUN, verdict
 from livecast.results.stats import RunStats
 
@@ -95,24 +97,19 @@ class Stack:
             await process.wait()
 
 
-def scrape_origin(base_url: str) -> tuple[float, float]:
-    """(requests, 5xx responses) so far, from the origin's /metrics."""
+def scrape_origin(base_url: str) -> RequestTotals:
+    """Requests, 5xx responses and bytes written so far, from the origin's /metrics."""
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=5) as response:
-        totals = request_totals(response.read().decode(), ORIGIN_REQUESTS_METRIC)
-    return totals.requests, totals.responses_5xx
+        return request_totals(response.read().decode(), ORIGIN_REQUESTS_METRIC)
 
 
-def stack_target_duration(origin: tuple[str, int]) -> float:
-    """EXT-X-TARGETDURATION of the stack's first variant (the edges' hold timeouts follow it)."""
-    url = f"http://{origin[0]}:{origin[1]}{MULTIVARIANT}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        variants = parse_multivariant_playlist(response.read().decode("utf-8", "replace")).variants
-    if not variants:
-        raise LivecastError("the stack's multivariant playlist lists no variant")
-    with urllib.request.urlopen(urljoin(url, variants[0].uri), timeout=10) as response:
-        return float(
-            parse_media_playlist(response.read().decode("utf-8", "replace")).target_duration
-        )
+def stream_facts(url: str) -> PlaylistFacts:
+    """Target duration and part target behind ``url`` (the edges' hold timeouts and the
+    indicators follow them); LivecastError when the playlists cannot be read."""
+    try:
+        return playlist_facts(url)
+    except (OSError, ValueError, PlaylistError) as exc:
+        raise LivecastError(f"cannot read the stream's playlists at {url}: {exc}") from exc
 
 
 def check_reachable(url: str) -> None:
@@ -136,6 +133,9 @@ class Rehearsal:
         self.tiers: dict[str, str] = {}  # tier → base URL of its /metrics
         self.processes = Processes()
         self.access_logs: AccessLogFollower | None = None  # the edges' and shield's logs
+        self.facts: PlaylistFacts | None = None  # target duration, part target
+        self.follower: OriginFollower | None = None  # the origin's own playlist age
+        self.origin_bytes: list[tuple[float, float]] = []
 
     def clock(self) -> float:
         return time.time() - self.show_start
@@ -154,6 +154,8 @@ class Rehearsal:
                 assert stack.process is not None
                 self.processes.register_pid("origin", stack.process.pid)
                 upstream = await self._origin_upstream(stack)
+                self.facts = await asyncio.to_thread(stream_facts, stack.base_url + MULTIVARIANT)
+                self.follower = OriginFollower(self.facts.media_url, Histogram(*AGE_LAYOUT))
                 if not spec.edges:
                     yield (f"http://{upstream[0]}:{upstream[1]}{MULTIVARIANT}",)
                     return
@@ -192,9 +194,12 @@ class Rehearsal:
         topology = TopologySpec(
             edges=spec.edges, shield=spec.shield, workdir=str(workdir / "edges")
         )
-        target_duration = await asyncio.to_thread(stack_target_duration, upstream)
+        facts = self.facts
+        assert facts is not None  # read by _stack before the edges start
+        target_duration = facts.target_duration
+        ledger = ObjectLedger(facts.part_target or target_duration, 3 * target_duration)
         async with edge_tier(topology, [Upstream(*upstream)], target_duration) as tier:
-            self.access_logs = AccessLogFollower(tier.access_logs)
+            self.access_logs = AccessLogFollower(tier.access_logs, ledger)
             for nginx in tier.tiers:  # pausable as a whole: master and workers share a group
                 assert nginx.pid is not None  # started by edge_tier
                 self.processes.register_pid(nginx.conf.name, nginx.pid, group=True)
@@ -207,6 +212,8 @@ class Rehearsal:
             check_targets(scenario.faults, self.processes.names())
             for url in urls:
                 await asyncio.to_thread(check_reachable, url)
+            if self.facts is None:  # external entry points
+                self.facts = await asyncio.to_thread(stream_facts, urls[0])
             plans = plan_audience(
                 scenario.audience, scenario.duration,
                 low_latency_share=scenario.low_latency_share,
@@ -214,8 +221,16 @@ class Rehearsal:
             )  # fmt: skip
             self.show_start = time.time() + 1.0
             config = DriverConfig(
-                urls, scenario.duration, self.show_start, retry_jitter=scenario.retry_jitter
+                urls,
+                scenario.duration,
+                self.show_start,
+                retry_jitter=scenario.retry_jitter,
+                held_limit=3 * self.facts.target_duration,
             )
+            if self.access_logs is not None and self.access_logs.ledger is not None:
+                self.access_logs.ledger.show_start = self.show_start
+            if self.follower is not None:
+                self.follower.start()
             faults = FaultDriver(scenario.faults, self.processes, clock=self.clock)
             tier_samples: dict[str, list[tuple[float, float, float]]] = {}
             scraper = asyncio.create_task(self._scrape_tiers(tier_samples))
@@ -225,9 +240,12 @@ class Rehearsal:
             finally:
                 faults.stop()
                 scraper.cancel()
+                if self.follower is not None:
+                    self.follower.stop()
             await self._scrape_once(tier_samples)
             stats.set_tier_series(tier_samples)
             self._cache_figures(stats)
+            self._indicators(stats)
             injected = {p.name: p.counters.as_dict() for p in self.proxies}
             meta: dict[str, object] = {
                 "scenario": scenario.name,
@@ -247,8 +265,10 @@ class Rehearsal:
     async def _scrape_once(self, samples: dict[str, list[tuple[float, float, float]]]) -> None:
         for tier, base in self.tiers.items():
             with contextlib.suppress(OSError, ValueError):
-                total, five_xx = await asyncio.to_thread(scrape_origin, base)
-                samples.setdefault(tier, []).append((self.clock(), total, five_xx))
+                scraped = await asyncio.to_thread(scrape_origin, base)
+                now = self.clock()
+                samples.setdefault(tier, []).append((now, scraped.requests, scraped.responses_5xx))
+                self.origin_bytes.append((now, scraped.bytes))
         if self.access_logs is not None:
             totals = await asyncio.to_thread(self.access_logs.poll)
             now = self.clock()
@@ -266,6 +286,30 @@ class Rehearsal:
             if counters is not None:
                 counters.cache_lookups = figures.cache_lookups
                 counters.cache_hits = figures.cache_hits
+
+    def _indicators(self, stats: RunStats) -> None:
+        """The run's per-object tallies, the origin's own playlist age and the context the
+        indicator figures need (``results.fidelity``), into ``stats.indicators``."""
+        indicators = stats.indicators
+        scenario = self.scenario
+        if self.access_logs is not None and self.access_logs.ledger is not None:
+            indicators.tiers = dict(self.access_logs.ledger.tiers)
+        if self.follower is not None:
+            indicators.origin_age_s = self.follower.snapshot()
+        indicators.origin_bytes = list(self.origin_bytes)
+        spec = scenario.stack
+        facts = self.facts
+        windows = tuple((f.at, min(f.end, scenario.duration)) for f in scenario.faults.faults)
+        indicators.context = RunContext(
+            part_target=facts.part_target if facts else None,
+            target_duration=facts.target_duration if facts else None,
+            edges=spec.edges if spec else 0,
+            shield=spec.shield if spec else False,
+            fault_windows=windows,
+            target_viewers=scenario.target_viewers,
+            target_edges=scenario.target_edges,
+            capacity=scenario.capacity,
+        )
 
     def _progress(self, p: MergedProgress) -> None:
         def fmt(value: float | None) -> str:

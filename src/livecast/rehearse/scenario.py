@@ -16,6 +16,7 @@ from livecast.edge.topology import MAX_EDGES
 from livecast.errors import ConfigError
 from livecast.rehearse.audience import AudienceShape, DownlinkBand
 from livecast.rehearse.faults.timeline import Timeline, parse_timeline
+from livecast.results.indicators import Capacity
 from livecast.results.slo import DEFAULT_SLOS, Slo, parse_slos
 
 TOP_KEYS = {
@@ -30,6 +31,9 @@ TOP_KEYS = {
     "downlink",
     "slo",
     "faults",
+    "target_viewers",
+    "target_edges",
+    "capacity",
 }
 TARGET_KEYS = {
     "urls", "stack", "source", "loop_seconds", "part_duration", "cache_dir", "edges", "shield",
@@ -65,6 +69,9 @@ class Scenario:
     downlink: tuple[DownlinkBand, ...] = DEFAULT_DOWNLINK
     slos: tuple[Slo, ...] = DEFAULT_SLOS
     faults: Timeline = field(default_factory=Timeline)
+    target_viewers: int | None = None  # the audience the show expects (projection, docs)
+    target_edges: int | None = None  # edges at the show (default: the rehearsal's)
+    capacity: Capacity = field(default_factory=Capacity)  # one node of each tier
 
 
 def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -186,6 +193,22 @@ def _downlink(raw: Any) -> tuple[DownlinkBand, ...]:
     return tuple(bands)
 
 
+def _capacity(table: Mapping[str, Any]) -> Capacity:
+    """``[capacity]``: what one node of each tier carries; defaults from docs/benchmarks.md."""
+    defaults = Capacity()
+    known = set(vars(defaults))
+    _unknown(table, known, "capacity")
+    values = {
+        name: _number(table, name, getattr(defaults, name), f"capacity.{name}", 1e-9)
+        for name in sorted(known)
+    }
+    return Capacity(**values)
+
+
+def _optional_count(data: Mapping[str, Any], key: str) -> int | None:
+    return None if key not in data else _integer(data, key, 0, key, 1)
+
+
 def parse_scenario(data: Mapping[str, Any]) -> Scenario:
     _unknown(data, TOP_KEYS, "")
     urls, stack = _target(_table(data, "target"))
@@ -211,6 +234,9 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
         downlink=_downlink(data.get("downlink")),
         slos=parse_slos(_table(data, "slo")),
         faults=parse_timeline(data.get("faults")),
+        target_viewers=_optional_count(data, "target_viewers"),
+        target_edges=_optional_count(data, "target_edges"),
+        capacity=_capacity(_table(data, "capacity")),
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from livecast.edge.accesslog import parse_access_log_line
+from livecast.rehearse.objects import ObjectLedger
 
 
 @dataclass(slots=True)
@@ -41,8 +42,9 @@ def tier_kind(name: str) -> str:
 class AccessLogFollower:
     """Reads what was appended to each access log since the last :meth:`poll`."""
 
-    def __init__(self, logs: Mapping[str, Path]) -> None:
+    def __init__(self, logs: Mapping[str, Path], ledger: ObjectLedger | None = None) -> None:
         self.logs = dict(logs)
+        self.ledger = ledger  # per-object figures (``rehearse.objects``), fed every record
         self._offsets = dict.fromkeys(self.logs, 0)
         self._partial = dict.fromkeys(self.logs, b"")
         self.totals: dict[str, TierTotals] = {}
@@ -72,6 +74,8 @@ class AccessLogFollower:
                 totals.malformed += bool(line)
                 continue
             totals.requests += 1
+            if self.ledger is not None:
+                self.ledger.add(kind, record)
             if record.status >= 500:
                 totals.responses_5xx += 1
             if record.cache_status is not None:

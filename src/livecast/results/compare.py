@@ -8,7 +8,10 @@ Per metric, the difference B − A of a statistic and a significance test:
   results.json, and a seeded bootstrap confidence interval (level ``1 − alpha``) of the difference
   of medians (or means, for mostly-zero metrics such as the rebuffering ratio);
 * rates (fatal errors per viewer, video start failures, request errors and 5xx per kind) — a
-  two-proportion z-test on the counts.
+  two-proportion z-test on the counts;
+* the scale-invariant indicators (upstream requests per object, collapse, freshness, early 404s,
+  retries, load per viewer) — ``compare_indicators``: shares by the two-proportion test, counts
+  per exposure by a test of two Poisson rates.
 
 A metric *regresses* when B is worse than A by more than the tolerance (``tolerance`` × |A|, and
 at least the metric's absolute tolerance) AND the difference is significant (p < ``alpha``,
@@ -28,6 +31,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from livecast.results.compare_indicators import (
+    MIN_EXPOSURE,
+    indicator_rates,
+    indicator_shares,
+    paired,
+    poisson_rates_p_value,
+)
 from livecast.results.histogram import percentile
 from livecast.results.report import ResultsError, load_results, read_results
 from livecast.results.stats import REQUEST_KINDS, RunStats
@@ -157,8 +167,8 @@ def bootstrap_difference_interval(
 @dataclass(frozen=True)
 class MetricComparison:
     metric: str
-    statistic: str  # "median", "mean", "p95" or "rate"
-    test: str  # "mann-whitney", "bootstrap" or "two-proportion"
+    statistic: str  # "median", "mean", "p95", "rate" or "ratio" (events per exposure)
+    test: str  # "mann-whitney", "bootstrap", "two-proportion" or "poisson"
     a: float
     b: float
     p_value: float
@@ -286,12 +296,9 @@ def _rate_counts(stats: RunStats) -> dict[str, tuple[float, float]]:
 def _compare_rates(
     a: RunStats, b: RunStats, tolerance: float, alpha: float
 ) -> list[MetricComparison]:
-    counts_a, counts_b = _rate_counts(a), _rate_counts(b)
+    pairs = paired(a, b, _rate_counts) + paired(a, b, indicator_shares)
     compared = []
-    for metric, (hits_a, total_a) in counts_a.items():
-        hits_b, total_b = counts_b.get(metric, (0.0, 0.0))
-        if not total_a or not total_b:
-            continue
+    for metric, (hits_a, total_a), (hits_b, total_b) in pairs:
         rate_a, rate_b = hits_a / total_a, hits_b / total_b
         p_value = two_proportion_p_value(hits_a, total_a, hits_b, total_b)
         compared.append(
@@ -303,6 +310,31 @@ def _compare_rates(
                 b=rate_b,
                 p_value=p_value,
                 worse_beyond_tolerance=_is_worse(True, rate_a, rate_b, tolerance, 0.001),
+                significant=p_value < alpha,
+            )
+        )
+    return compared
+
+
+def _compare_indicator_rates(
+    a: RunStats, b: RunStats, tolerance: float, alpha: float
+) -> list[MetricComparison]:
+    """Events per exposure (upstream requests per object, …): two Poisson rates."""
+    compared = []
+    for metric, (events_a, exposure_a), (events_b, exposure_b) in paired(a, b, indicator_rates):
+        if min(exposure_a, exposure_b) < MIN_EXPOSURE:
+            continue
+        ratio_a, ratio_b = events_a / exposure_a, events_b / exposure_b
+        p_value = poisson_rates_p_value(events_a, exposure_a, events_b, exposure_b)
+        compared.append(
+            MetricComparison(
+                metric=metric,
+                statistic="ratio",
+                test="poisson",
+                a=ratio_a,
+                b=ratio_b,
+                p_value=p_value,
+                worse_beyond_tolerance=_is_worse(True, ratio_a, ratio_b, tolerance, 0.001),
                 significant=p_value < alpha,
             )
         )
@@ -341,7 +373,11 @@ def compare_stats(
         _compare_sampled(spec, xs, ys, tolerance, alpha, seed + i)
         for i, (spec, xs, ys) in enumerate(_sampled_specs(a, b))
     ]
-    metrics = tuple(sampled + _compare_rates(a, b, tolerance, alpha))
+    metrics = tuple(
+        sampled
+        + _compare_rates(a, b, tolerance, alpha)
+        + _compare_indicator_rates(a, b, tolerance, alpha)
+    )
     if not metrics:
         return Comparison((), ("A and B share no measured metric",), alpha, tolerance)
     return Comparison(metrics, (), alpha, tolerance)

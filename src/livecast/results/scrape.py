@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 ORIGIN_REQUESTS_METRIC = "livecast_origin_requests_total"
+ORIGIN_BYTES_METRIC = "livecast_origin_response_bytes_total"
 
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 
@@ -34,6 +35,7 @@ class PrometheusSample:
 class RequestTotals:
     requests: float
     responses_5xx: float
+    bytes: float = 0.0  # of ``bytes_metric``, when asked for
 
 
 def _parse_labels(text: str, line: str) -> tuple[tuple[tuple[str, str], ...], int]:
@@ -98,15 +100,21 @@ def parse_prometheus_text(text: str) -> list[PrometheusSample]:
 
 
 def request_totals(
-    text: str, metric: str = ORIGIN_REQUESTS_METRIC, status_label: str = "status"
+    text: str,
+    metric: str = ORIGIN_REQUESTS_METRIC,
+    status_label: str = "status",
+    bytes_metric: str = ORIGIN_BYTES_METRIC,
 ) -> RequestTotals:
-    """Sum of ``metric`` over all label values, and of its samples whose status is 5xx."""
-    requests = responses_5xx = 0.0
+    """Sum of ``metric`` over all label values, and of its samples whose status is 5xx; and the
+    sum of ``bytes_metric``."""
+    requests = responses_5xx = written = 0.0
     for sample in parse_prometheus_text(text):
+        if sample.name == bytes_metric:
+            written += sample.value
         if sample.name != metric:
             continue
         requests += sample.value
         status = sample.label(status_label) or ""
         if len(status) == 3 and status.startswith("5"):
             responses_5xx += sample.value
-    return RequestTotals(requests, responses_5xx)
+    return RequestTotals(requests, responses_5xx, written)

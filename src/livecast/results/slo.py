@@ -13,6 +13,9 @@ An SLO is ``Slo(name, metric, op, threshold)``: the run is GO when every measure
     requests.<kind|all>.5xx_rate, requests.<kind|all>.error_rate
     tiers.<tier|*>.5xx_rate, tiers.<tier|*>.requests_per_s   (from the stack's own counters)
     tiers.<tier>.hit_ratio   (a caching tier: edge, shield — from its access log)
+    objects.*, freshness.*, errors.*, retry.*, load.*, projected.*   the scale-invariant
+                             indicators and the projection to the target audience
+                             (``livecast.results.fidelity``; ``*`` for a tier or an object kind)
 
 A metric that cannot be measured (no viewer started, no tier counters scraped) is reported as
 "not measured" and does not make the run NO-GO; the error-rate SLOs catch a run where nobody played.
@@ -40,6 +43,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from livecast.errors import ConfigError
+from livecast.results.fidelity import (
+    INDICATOR_FAMILIES,
+    Figures,
+    indicator_figures,
+    known_indicator,
+    metric_matches,
+)
 from livecast.results.histogram import Histogram
 from livecast.results.stats import VIEWER_DISTRIBUTIONS, RunStats
 
@@ -86,6 +96,17 @@ DEFAULT_SLOS: tuple[Slo, ...] = (
     Slo("fatal_error_rate", "viewers.fatal_error_rate", "<=", 0.01),
     Slo("latency_p95", "viewers.latency_behind_live_s.p95", "<=", 5.0),
     Slo("tier_5xx_rate", "tiers.*.5xx_rate", "<=", 0.01),
+    # scale-invariant indicators (docs/rehearsal.md, "Fidelity"): what a few hundred viewers
+    # measure that still holds for the night's audience
+    Slo("upstream_per_object", "objects.*.*.upstream_per_object", "<=", 1.5),
+    Slo("overlapping_fetches", "objects.*.overlapping_share", "<=", 0.05),
+    Slo("playlist_staleness_p95", "freshness.staleness_p95_parts", "<=", 2.0),
+    Slo("too_old_playlists", "freshness.too_old_share", "<=", 0.01),
+    Slo("early_404_share", "errors.early_404_share", "<=", 0.001),
+    Slo("held_past_share", "errors.held_past_share", "<=", 0.001),
+    Slo("retries_per_failed_request", "retry.retries_per_failed_request", "<=", 3.0),
+    Slo("retry_wave", "retry.wave_peak_to_mean", "<=", 3.0),
+    Slo("projected_utilisation", "projected.*.utilisation", "<=", 1.0),
 )
 
 
@@ -132,6 +153,8 @@ def validate_metric(metric: str) -> None:
             return
     elif family == "tiers" and len(parts) == 3 and parts[2] in TIER_FIGURES:
         return
+    if family in INDICATOR_FAMILIES and known_indicator(metric):
+        return
     raise ValueError(f"unknown metric {metric!r}")
 
 
@@ -157,10 +180,20 @@ def _request_rate(stats: RunStats, kind: str, counted: str) -> float | None:
     return hits / total
 
 
-def measure(stats: RunStats, metric: str) -> list[Measurement]:
-    """The measured figure(s) of ``metric``: one, or one per tier for ``tiers.*``."""
+def measure(stats: RunStats, metric: str, figures: Figures | None = None) -> list[Measurement]:
+    """The measured figure(s) of ``metric``: one, or one per tier for ``tiers.*`` (and per
+    tier/kind for an indicator with ``*``). ``figures``: the run's indicator figures, if known."""
     validate_metric(metric)
     parts = metric.split(".")
+    if parts[0] in INDICATOR_FAMILIES:
+        if figures is None:
+            figures = indicator_figures(stats)
+        found = [
+            Measurement(name, value)
+            for name, value in figures.items()
+            if metric_matches(metric, name)
+        ]
+        return found or [Measurement(metric, None)]
     if parts[0] == "viewers":
         viewers = stats.viewers
         if parts[1] == "rebuffering_ratio" and len(parts) == 2:
@@ -209,7 +242,18 @@ class SloCheck:
         figure = f"{self.measured:.4g}" if self.measured_ok else "not measured"
         verdict = "VIOLATED" if self.violated else ("ok" if self.measured_ok else "-")
         bound = f"{self.slo.op} {self.slo.threshold:g}"
-        return f"{self.slo.name}: {self.subject} = {figure} (SLO {bound}) {verdict}"
+        return f"{self.slo.name}: {self.subject} = {figure} (SLO {bound}) {verdict}{self.by()}"
+
+    def by(self) -> str:
+        """How far past its threshold a violated figure is: " (3.2× the limit)"."""
+        if not self.violated or self.measured is None:
+            return ""
+        threshold, measured = self.slo.threshold, self.measured
+        if self.slo.op in ("<=", "<") and threshold > 0:
+            return f" ({measured / threshold:.3g}× the limit)"
+        if self.slo.op in (">=", ">") and measured > 0:
+            return f" ({threshold / measured:.3g}× short)"
+        return ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -270,10 +314,11 @@ class Verdict:
 
 
 def verdict(stats: RunStats, slos: tuple[Slo, ...] = DEFAULT_SLOS) -> Verdict:
+    figures = indicator_figures(stats)
     checks = [
         SloCheck(slo, measurement.subject, measurement.value)
         for slo in slos
-        for measurement in measure(stats, slo.metric)
+        for measurement in measure(stats, slo.metric, figures)
     ]
     return Verdict(tuple(checks))
 

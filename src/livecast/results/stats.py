@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from livecast.results.histogram import Histogram, Reservoir, percentile
+from livecast.results.indicators import Indicators
 
 REQUEST_KINDS = ("multivariant", "playlist", "part", "segment", "init")
 
@@ -351,7 +352,9 @@ class Second:
         "errors_by_type",
         "live_latency_s",
         "request_latency_s",
+        "request_tenths",
         "requests",
+        "retry_tenths",
         "stalls",
     )
 
@@ -359,6 +362,8 @@ class Second:
         self.active_viewers = 0
         self.requests = 0
         self.stalls = 0
+        self.request_tenths = [0] * 10  # requests sent, per tenth of the second
+        self.retry_tenths = [0] * 10  # … of which retries of a failed request
         self.errors_by_type: dict[str, int] = {}
         self.request_latency_s = Histogram(*TIMELINE_LAYOUT)
         self.live_latency_s = Histogram(*TIMELINE_LAYOUT)
@@ -367,6 +372,9 @@ class Second:
         self.active_viewers += other.active_viewers
         self.requests += other.requests
         self.stalls += other.stalls
+        for i in range(10):
+            self.request_tenths[i] += other.request_tenths[i]
+            self.retry_tenths[i] += other.retry_tenths[i]
         for error, n in other.errors_by_type.items():
             self.errors_by_type[error] = self.errors_by_type.get(error, 0) + n
         self.request_latency_s.merge(other.request_latency_s)
@@ -416,6 +424,8 @@ class Timeline:
             "active_viewers": [s.active_viewers for s in ordered],
             "requests": [s.requests for s in ordered],
             "stalls": [s.stalls for s in ordered],
+            "request_tenths": [s.request_tenths for s in ordered],
+            "retry_tenths": [s.retry_tenths for s in ordered],
             "errors_by_type": [dict(sorted(s.errors_by_type.items())) for s in ordered],
             "request_latency_s": [s.request_latency_s.to_dict() for s in ordered],
             "live_latency_s": [s.live_latency_s.to_dict() for s in ordered],
@@ -429,6 +439,9 @@ class Timeline:
             second.active_viewers = int(data["active_viewers"][i])
             second.requests = int(data["requests"][i])
             second.stalls = int(data["stalls"][i])
+            if "request_tenths" in data:  # results written before the indicators have none
+                second.request_tenths = [int(v) for v in data["request_tenths"][i]]
+                second.retry_tenths = [int(v) for v in data["retry_tenths"][i]]
             second.errors_by_type = {k: int(v) for k, v in data["errors_by_type"][i].items()}
             second.request_latency_s = Histogram.from_dict(data["request_latency_s"][i])
             second.live_latency_s = Histogram.from_dict(data["live_latency_s"][i])
@@ -438,7 +451,7 @@ class Timeline:
 class RunStats:
     """Everything one run measured; ``merge`` adds a worker's stats, ``to_dict`` ships them."""
 
-    __slots__ = ("requests", "tiers", "timeline", "viewers")
+    __slots__ = ("indicators", "requests", "tiers", "timeline", "viewers")
 
     def __init__(self, seed: int = 0) -> None:
         self.requests = {
@@ -447,6 +460,7 @@ class RunStats:
         self.viewers = ViewerStats(seed)
         self.tiers: dict[str, TierCounters] = {}
         self.timeline = Timeline()
+        self.indicators = Indicators()
 
     def record_request(
         self, kind: str, status: int | str, latency_s: float | None, t_s: float
@@ -463,6 +477,15 @@ class RunStats:
             second.errors_by_type[key] = second.errors_by_type.get(key, 0) + 1
         if latency_s is not None:
             second.request_latency_s.record(latency_s)
+
+    def record_sent(self, t_s: float, retry: bool) -> None:
+        """A request leaving a viewer (``retry``: it repeats a failed one), per tenth of a second
+        — the retry wave after a fault is measured on these."""
+        second = self.timeline.at(t_s)
+        tenth = min(9, int((t_s - math.floor(t_s)) * 10))
+        second.request_tenths[tenth] += 1
+        if retry:
+            second.retry_tenths[tenth] += 1
 
     def record_viewer(self, outcome: ViewerOutcome, count: int = 1) -> None:
         self.viewers.record(outcome, count)
@@ -509,6 +532,7 @@ class RunStats:
                 mine.cache_lookups = (mine.cache_lookups or 0) + counters.cache_lookups
                 mine.cache_hits = (mine.cache_hits or 0) + (counters.cache_hits or 0)
         self.timeline.merge(other.timeline)
+        self.indicators.merge(other.indicators)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -516,6 +540,7 @@ class RunStats:
             "viewers": self.viewers.to_dict(),
             "tiers": {tier: c.to_dict() for tier, c in sorted(self.tiers.items())},
             "timeline": self.timeline.to_dict(),
+            "indicators": self.indicators.to_dict(),
         }
 
     @classmethod
@@ -527,4 +552,6 @@ class RunStats:
         stats.viewers = ViewerStats.from_dict(data["viewers"])
         stats.tiers = {str(t): TierCounters.from_dict(c) for t, c in data["tiers"].items()}
         stats.timeline = Timeline.from_dict(data["timeline"])
+        if "indicators" in data:  # results written before the indicators have none
+            stats.indicators = Indicators.from_dict(data["indicators"])
         return stats
