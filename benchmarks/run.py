@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {},
         {"sizes": (200, 400), "seconds": 20.0, "profile_seconds": 10.0},
     ),
+    "fidelity": ("bench_fidelity", {}, {"runs": 1}),
 }
 
 

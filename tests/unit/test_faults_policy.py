@@ -163,6 +163,10 @@ def test_injected_response_keeps_alive_and_counts_bytes() -> None:
     assert closing.startswith(b"HTTP/1.1 599 Injected\r\n")
     assert b"Connection: close" in closing and closing.endswith(b"\r\n\r\n")
     assert b"Content-Length: 1\r\n" in closing
+    # a failing origin sends no Cache-Control (a cache applies its own error TTL) unless told
+    assert b"Cache-Control" not in data
+    shed = injected_response(503, keep_alive=True, head=True, cache_control="max-age=5")
+    assert b"\r\nCache-Control: max-age=5\r\n" in shed
 
 
 def test_counters_by_kind_and_object_type() -> None:

@@ -164,6 +164,11 @@ def fault(**overrides: Any) -> dict[str, Any]:
         (fault(kind="http_status", latency_ms=None, status=99), "faults[2].status"),
         (fault(kind="http_status", latency_ms=None, status="503"), "faults[2].status"),
         (fault(kind="http_status", latency_ms=None, body=7), "faults[2].body"),
+        (fault(kind="http_status", latency_ms=None, cache_control=5), "faults[2].cache_control"),
+        (
+            fault(kind="http_status", latency_ms=None, cache_control="a\r\nSet-Cookie: x"),
+            "faults[2].cache_control",
+        ),
         (fault(kind="slow_first_byte", latency_ms=None), "faults[2].delay_ms"),
         (fault(kind="stop_process", latency_ms=None, mode="nuke"), "faults[2].mode"),
         (fault(kind="start_process", latency_ms=None, duration=3.0), "faults[2].duration"),

@@ -41,6 +41,7 @@ class Action:
     reset: bool = False
     status: int | None = None  # answer with this instead of forwarding
     body: str = ""
+    cache_control: str = ""  # of that answer ("": no Cache-Control header)
     latency: float = 0.0  # seconds added to every chunk of the response
     jitter: float = 0.0  # ± seconds drawn per chunk
     first_byte_delay: float = 0.0  # seconds added to the first chunk only
@@ -93,7 +94,11 @@ def decide(target: str | None, faults: Iterable[Fault], rng: random.Random) -> A
         effect = fault.effect
         if isinstance(effect, HttpStatus) and _draw(rng, effect.probability):
             return Action(
-                object_type, status=effect.status, body=effect.body, applied=("http_status",)
+                object_type,
+                status=effect.status,
+                body=effect.body,
+                cache_control=effect.cache_control,
+                applied=("http_status",),
             )
     return _shape(object_type, chosen)
 
@@ -194,8 +199,12 @@ class Pacer:
         return slices
 
 
-def injected_response(status: int, body: str = "", *, keep_alive: bool, head: bool) -> bytes:
-    """The bytes of an injected answer (keep-alive preserved when the client asked for it)."""
+def injected_response(
+    status: int, body: str = "", *, keep_alive: bool, head: bool, cache_control: str = ""
+) -> bytes:
+    """The bytes of an injected answer (keep-alive preserved when the client asked for it);
+    no ``Cache-Control`` unless given — a failing origin or load balancer sends none, and a
+    cache then applies its own TTL for errors (``edge.nginx_conf.ERROR_TTL``)."""
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
@@ -205,8 +214,8 @@ def injected_response(status: int, body: str = "", *, keep_alive: bool, head: bo
         f"HTTP/1.1 {status} {reason}\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n"
         f"Content-Length: {len(text)}\r\n"
-        "Cache-Control: no-store\r\n"
-        "X-Livecast-Fault: http_status\r\n"
+        + (f"Cache-Control: {cache_control}\r\n" if cache_control else "")
+        + "X-Livecast-Fault: http_status\r\n"
         f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
     ).encode()
     return head_lines if head else head_lines + text

@@ -433,7 +433,7 @@ class _HttpLink(_Link):
                 self.reset()
                 return
             if action.status is not None:
-                self._answer(request, action.status, action.body)
+                self._answer(request, action.status, action.body, action.cache_control)
                 continue
             self.proxy.counters.forwarded += 1
             self.current = (request, action)
@@ -444,8 +444,16 @@ class _HttpLink(_Link):
         if self.current is None and not self._pending and self._client_done:
             self.down.finish("close")
 
-    def _answer(self, request: _Request, status: int, body: str = "") -> None:
-        data = injected_response(status, body, keep_alive=request.keep_alive, head=request.head)
+    def _answer(
+        self, request: _Request, status: int, body: str = "", cache_control: str = ""
+    ) -> None:
+        data = injected_response(
+            status,
+            body,
+            keep_alive=request.keep_alive,
+            head=request.head,
+            cache_control=cache_control,
+        )
         self.down.push(data)
         if not request.keep_alive:
             self._client_done = True

@@ -18,7 +18,9 @@ Keys per kind (everything else is refused, naming the key as ``faults[2].latency
 * ``bandwidth``: ``rate_kbps`` (required, kbit/s)
 * ``reset``: ``probability`` (1.0) — of each new connection / matching request being reset;
   with ``match = "any"`` the connections open when it starts are cut too
-* ``http_status``: ``status`` (503), ``probability`` (1.0), ``body`` (a short text)
+* ``http_status``: ``status`` (503), ``probability`` (1.0), ``body`` (a short text),
+  ``cache_control`` ("": none, as a failing origin or load balancer answers; e.g. "no-store",
+  "max-age=5" for an origin that sheds load so that the edges cache the refusal)
 * ``slow_first_byte``: ``delay_ms`` (required)
 * ``stop_process``: ``mode`` = ``"pause"`` (SIGSTOP/SIGCONT, default) or ``"kill"``
   (terminate, and start again when the duration ends); the process is started again when
@@ -83,6 +85,7 @@ class HttpStatus:
     status: int = 503
     probability: float = 1.0
     body: str = ""
+    cache_control: str = ""  # the answer's Cache-Control ("": no header)
 
 
 @dataclass(frozen=True)
@@ -319,7 +322,10 @@ def _http_status(reader: _Reader) -> HttpStatus:
     status = reader.status("status")
     probability = reader.number("probability", 1.0, maximum=1.0)
     body = reader.text("body", "")
-    return HttpStatus(status, probability, body)
+    cache_control = reader.text("cache_control", "")
+    if any(c in cache_control for c in "\r\n"):
+        raise ConfigError(reader._key("cache_control"), "must be one line")
+    return HttpStatus(status, probability, body, cache_control)
 
 
 def _slow_first_byte(reader: _Reader) -> SlowFirstByte:
