@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ SCENARIO = """
 name = "edges"
 duration = 12.0
 seed = 5
+target_viewers = 100000
+target_edges = 20
 [target]
 stack = true
 source = "loop"
@@ -70,3 +73,40 @@ def test_viewers_spread_over_two_edges_and_the_origin_is_offloaded(tmp_path: Pat
     checks = {c["slo"]["name"]: c for c in document["verdict"]["checks"]}
     assert not checks["edge_hit_ratio"]["violated"]
     assert "Requests per second per tier" in (tmp_path / "o" / "report.html").read_text()
+    # the scale-invariant indicators were measured, and the projection to 100,000 viewers made
+    measured = {c["subject"]: c["measured"] for c in document["verdict"]["checks"]}
+    assert measured["objects.edge.part.upstream_per_object"] == pytest.approx(1.0, abs=0.2)
+    assert measured["objects.edge.playlist-blocking.upstream_per_object"] <= 1.5
+    assert measured["freshness.staleness_p95_parts"] < 2
+    assert measured["errors.early_404_share"] == 0
+    assert 0 < measured["projected.origin.utilisation"] < 1
+    assert measured["projected.edge.utilisation"] > 0
+
+
+SESSION_COOKIE = ('COMMON_HEADERS = "', 'COMMON_HEADERS = "Set-Cookie: sid=1; Path=/\\r\\n')
+
+
+@pytest.mark.skipif(not _has_nginx(), reason="nginx is not installed (apt-get install nginx-light)")
+def test_a_planted_session_cookie_is_no_go_by_upstream_requests_per_object(tmp_path: Path) -> None:
+    """A misconfiguration no QoE figure sees at 30 viewers: the origin sets a cookie on every
+    answer, so the edges cache nothing. Planted on a copy of src/, first on PYTHONPATH."""
+    planted = tmp_path / "src"
+    shutil.copytree(Path(SRC) / "livecast", planted / "livecast")
+    wire = planted / "livecast" / "origin" / "wire.py"
+    text = wire.read_text()
+    assert text.count(SESSION_COOKIE[0]) == 1
+    wire.write_text(text.replace(*SESSION_COOKIE))
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SCENARIO.format(cache=tmp_path / "cache"))
+    env = {**os.environ, "PYTHONPATH": str(planted) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = subprocess.run(
+        [sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, env=env, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr[-3000:]
+    document = json.loads((tmp_path / "o" / "results.json").read_text())
+    violated = {c["slo"]["name"] for c in document["verdict"]["checks"] if c["violated"]}
+    assert "upstream_per_object" in violated
+    assert "upstream_per_object" in document["verdict"]["summary"]
+    qoe = {"startup_p95", "rebuffering_ratio", "fatal_error_rate", "latency_p95"}
+    assert not violated & qoe  # the viewers did not notice

@@ -56,8 +56,12 @@ def steady_run(
 
 
 def test_metric_names_and_wildcards() -> None:
-    assert metric_matches("objects.*.*.upstream_per_object", "objects.edge.part.upstream_per_object")
-    assert not metric_matches("objects.*.upstream_per_object", "objects.edge.part.upstream_per_object")
+    assert metric_matches(
+        "objects.*.*.upstream_per_object", "objects.edge.part.upstream_per_object"
+    )
+    assert not metric_matches(
+        "objects.*.upstream_per_object", "objects.edge.part.upstream_per_object"
+    )
     assert known_indicator("objects.*.*.upstream_per_object")
     assert known_indicator("projected.origin.utilisation")
     assert known_indicator("retry.wave_peak_to_mean")
@@ -77,7 +81,9 @@ def test_upstream_per_object_and_the_projection_at_the_target_audience() -> None
     assert by_tier["edge"].nodes == 200
     assert by_tier["edge"].requests_per_s == pytest.approx(12.0 * 6_500_000 / 200)
     assert by_tier["origin"].requests_per_s == pytest.approx(24 * 200)
-    assert by_tier["origin"].utilisation == pytest.approx(24 * 200 / Capacity().origin_requests_per_s)
+    assert by_tier["origin"].utilisation == pytest.approx(
+        24 * 200 / Capacity().origin_requests_per_s
+    )
     # the edges at 390k req/s each are far over this machine's nginx: NO-GO names it
     result = verdict(stats)
     failed = {c.subject for c in result.violations}
