@@ -37,3 +37,13 @@ async def test_forty_viewers_start_and_play_with_low_latency(pipeline: LivePipel
     startup = stats.viewers.distributions["startup_s"].percentile(95)
     assert 0 < startup < 3.0
     assert [p.t for p in progress] == list(range(len(progress))) and progress[-1].active == 40
+    # what the indicators need: every request sent per tenth, playlist ages, bytes, media counts
+    client = stats.indicators.client
+    sent = sum(sum(s.request_tenths) for s in stats.timeline.seconds.values())
+    assert stats.total_requests <= sent <= stats.total_requests + 4 * 40  # some still in flight
+    assert client.counters["playlists"] > 40 * 10
+    assert client.playlist_age_s.percentile(50) < 1.0  # blocking reloads answer fresh playlists
+    media = sum(stats.requests[k].total for k in ("init", "part", "segment"))
+    assert client.counters["media_requests"] == media
+    assert client.counters["early_404"] == client.counters["retries"] == 0
+    assert client.bytes_by_kind["part"] > 100_000

@@ -72,6 +72,7 @@ def test_multivariant_500_retries_once_after_exactly_one_second_then_fails_to_st
     (retry,) = player.on_response(first.id, 500, b"", 0, 100.2)
     assert retry.kind == "multivariant" and retry.not_before == pytest.approx(101.2)
     assert urlsplit(retry.url).path == urlsplit(first.url).path
+    assert (first.retry, retry.retry) == (0, 1)  # the adapter counts retries from this
     assert player.on_response(retry.id, 503, b"", 0, 101.3) == []
     record = player.qoe(102.0)
     assert record.outcome == "start_failure" and record.video_start_failure
