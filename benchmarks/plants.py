@@ -118,12 +118,12 @@ PLANTS: tuple[Plant, ...] = (
     Plant(
         "errors-uncached",
         "edge config",
-        "upstream 5xx without Cache-Control not cached at the edge: during an outage every "
-        "viewer's retry reaches the origin",
+        "upstream 5xx of media without Cache-Control not cached at the edge: during an outage "
+        "every viewer's retry of a part reaches the origin",
         (
             Edit(
                 "edge/nginx_conf.py",
-                '        f"        proxy_cache_valid 500 502 503 504 {ERROR_TTL};",\n',
+                '    f"proxy_cache_valid 500 502 503 504 {ERROR_TTL};",\n',
                 "",
             ),
         ),

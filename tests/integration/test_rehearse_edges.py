@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,17 +54,23 @@ def _has_nginx() -> bool:
     return True
 
 
-@pytest.mark.skipif(not _has_nginx(), reason="nginx is not installed (apt-get install nginx-light)")
-def test_viewers_spread_over_two_edges_and_the_origin_is_offloaded(tmp_path: Path) -> None:
+def rehearse(tmp_path: Path, src: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """``livecast rehearse`` of SCENARIO with ``src`` first on PYTHONPATH; (run, results.json)."""
     scenario = tmp_path / "s.toml"
     scenario.write_text(SCENARIO.format(cache=tmp_path / "cache"))
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     run = subprocess.run(
         [sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out", str(tmp_path / "o")],
         capture_output=True, text=True, env=env, timeout=180,
     )  # fmt: skip
+    results = tmp_path / "o" / "results.json"
+    return run, json.loads(results.read_text()) if results.exists() else {}
+
+
+@pytest.mark.skipif(not _has_nginx(), reason="nginx is not installed (apt-get install nginx-light)")
+def test_viewers_spread_over_two_edges_and_the_origin_is_offloaded(tmp_path: Path) -> None:
+    run, document = rehearse(tmp_path, SRC)
     assert run.returncode == 0, run.stderr[-3000:]
-    document = json.loads((tmp_path / "o" / "results.json").read_text())
     entry_points = document["meta"]["entry_points"]
     assert len(entry_points) == 2 and len(set(entry_points)) == 2
     summary = document["summary"]
@@ -96,15 +103,8 @@ def test_a_planted_session_cookie_is_no_go_by_upstream_requests_per_object(tmp_p
     text = wire.read_text()
     assert text.count(SESSION_COOKIE[0]) == 1
     wire.write_text(text.replace(*SESSION_COOKIE))
-    scenario = tmp_path / "s.toml"
-    scenario.write_text(SCENARIO.format(cache=tmp_path / "cache"))
-    env = {**os.environ, "PYTHONPATH": str(planted) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    run = subprocess.run(
-        [sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, env=env, timeout=180,
-    )  # fmt: skip
+    run, document = rehearse(tmp_path, str(planted))
     assert run.returncode == 1, run.stderr[-3000:]
-    document = json.loads((tmp_path / "o" / "results.json").read_text())
     violated = {c["slo"]["name"] for c in document["verdict"]["checks"] if c["violated"]}
     assert "upstream_per_object" in violated
     assert "upstream_per_object" in document["verdict"]["summary"]

@@ -102,10 +102,14 @@ def test_media_is_never_served_stale_while_revalidating() -> None:
 
 def test_ttls_come_from_the_origin_with_only_a_short_negative_fallback() -> None:
     text = render_nginx_conf(conf())
-    valid = directives(text, "proxy_cache_valid")
-    # nothing for 200: the origin's Cache-Control decides; an upstream error without one is kept
-    # a second, so that an outage's retries reach the origin once a second per edge
-    assert valid == ["404 1s", "500 502 503 504 1s"]
+    server = text.split("        location ", 1)[0]
+    # nothing for 200: the origin's Cache-Control decides
+    assert directives(server, "proxy_cache_valid") == ["404 1s"]
+    # media: an upstream error without one is kept a second, so that an outage's retries of a part
+    # reach the origin once a second per edge; playlists (the viewers' lifeline) never cache one
+    media = location(text, f"~ {MEDIA_PATHS}")
+    assert directives(media, "proxy_cache_valid") == ["404 1s", "500 502 503 504 1s"]
+    assert not directives(location(text, "/"), "proxy_cache_valid")
     assert not directives(text, "proxy_ignore_headers")  # Cache-Control is honoured
     assert not directives(text, "expires")
 

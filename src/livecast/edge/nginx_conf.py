@@ -41,9 +41,16 @@ MEDIA_STALE_CASES = "error timeout http_500 http_502 http_503 http_504"
 MEDIA_PATHS = r"\.(m4s|mp4)$"
 NEXT_UPSTREAM_CASES = "error timeout http_502 http_503 http_504"
 NEGATIVE_TTL = "1s"  # 404s without Cache-Control (nginx reads whole seconds here; 0 = off)
-# upstream 5xx without Cache-Control: the refusal is cached for a second, so that viewers retrying
-# through an origin outage reach it once a second per edge, not once per viewer (design brief §5)
+# media only: an upstream 5xx without Cache-Control is kept a second, so that viewers retrying a
+# part through an origin outage reach it once a second per edge, not once per viewer (design brief
+# §5). Not for playlists: a cached refusal would answer a viewer's playlist retries too, and with
+# hls.js's two playlist retries a 0.5 s blip then ends most sessions (measured, docs/edge.md);
+# their collapse already merges the retries that arrive together.
 ERROR_TTL = "1s"
+MEDIA_VALID = (
+    f"proxy_cache_valid 404 {NEGATIVE_TTL};",
+    f"proxy_cache_valid 500 502 503 504 {ERROR_TTL};",
+)
 
 
 def _duration(seconds: float) -> str:
@@ -288,7 +295,7 @@ def _fetch_locations(conf: TierConfig) -> list[str]:
     media = LUA_RELEASE.replace("{key}", "ngx.var.uri")
     playlist = LUA_RELEASE.replace("{key}", "livecast_playlist_key()")
     return [
-        *_location("@livecast_fetch_media", MEDIA_STALE_CASES, media),
+        *_location("@livecast_fetch_media", MEDIA_STALE_CASES, *MEDIA_VALID, media),
         *_location(
             "@livecast_fetch_playlist", STALE_CASES, NO_BACKGROUND_UPDATE, playlist, *_lua_age(conf)
         ),
@@ -395,7 +402,6 @@ def render_nginx_conf(conf: TierConfig) -> str:
         f"        proxy_cache_lock_timeout {lock};",
         f"        proxy_cache_lock_age {lock};",
         f"        proxy_cache_valid 404 {NEGATIVE_TTL};",
-        f"        proxy_cache_valid 500 502 503 504 {ERROR_TTL};",
         "        proxy_pass_header Date;",
         "        proxy_hide_header X-Cache-Status;",
         "        proxy_hide_header X-Edge;",
@@ -406,7 +412,9 @@ def render_nginx_conf(conf: TierConfig) -> str:
         "            access_log off;",
         "        }",
         "        # media: immutable once produced; a 404 (not produced yet) is never served stale",
-        *_location(f"~ {MEDIA_PATHS}", MEDIA_STALE_CASES, *_lua_access(conf, media=True)),
+        *_location(
+            f"~ {MEDIA_PATHS}", MEDIA_STALE_CASES, *MEDIA_VALID, *_lua_access(conf, media=True)
+        ),
         "        # playlists (and the rest): stale while another request refreshes, or on errors",
         *_location(
             "/",

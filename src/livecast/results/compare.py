@@ -293,19 +293,27 @@ def _rate_counts(stats: RunStats) -> dict[str, tuple[float, float]]:
     return counts
 
 
-def _compare_rates(
-    a: RunStats, b: RunStats, tolerance: float, alpha: float
+def _compare_counts(
+    pairs: list[tuple[str, tuple[float, float], tuple[float, float]]],
+    test: str,
+    tolerance: float,
+    alpha: float,
 ) -> list[MetricComparison]:
-    pairs = paired(a, b, _rate_counts) + paired(a, b, indicator_shares)
+    """(events, exposure) of A and B per metric: shares ("two-proportion") or events per
+    exposure ("poisson"); higher is worse for all of them."""
+    statistic, p_of = {
+        "two-proportion": ("rate", two_proportion_p_value),
+        "poisson": ("ratio", poisson_rates_p_value),
+    }[test]
     compared = []
     for metric, (hits_a, total_a), (hits_b, total_b) in pairs:
         rate_a, rate_b = hits_a / total_a, hits_b / total_b
-        p_value = two_proportion_p_value(hits_a, total_a, hits_b, total_b)
+        p_value = p_of(hits_a, total_a, hits_b, total_b)
         compared.append(
             MetricComparison(
                 metric=metric,
-                statistic="rate",
-                test="two-proportion",
+                statistic=statistic,
+                test=test,
                 a=rate_a,
                 b=rate_b,
                 p_value=p_value,
@@ -316,29 +324,18 @@ def _compare_rates(
     return compared
 
 
-def _compare_indicator_rates(
+def _compare_rates(
     a: RunStats, b: RunStats, tolerance: float, alpha: float
 ) -> list[MetricComparison]:
-    """Events per exposure (upstream requests per object, …): two Poisson rates."""
-    compared = []
-    for metric, (events_a, exposure_a), (events_b, exposure_b) in paired(a, b, indicator_rates):
-        if min(exposure_a, exposure_b) < MIN_EXPOSURE:
-            continue
-        ratio_a, ratio_b = events_a / exposure_a, events_b / exposure_b
-        p_value = poisson_rates_p_value(events_a, exposure_a, events_b, exposure_b)
-        compared.append(
-            MetricComparison(
-                metric=metric,
-                statistic="ratio",
-                test="poisson",
-                a=ratio_a,
-                b=ratio_b,
-                p_value=p_value,
-                worse_beyond_tolerance=_is_worse(True, ratio_a, ratio_b, tolerance, 0.001),
-                significant=p_value < alpha,
-            )
-        )
-    return compared
+    shares = paired(a, b, _rate_counts) + paired(a, b, indicator_shares)
+    per_exposure = [  # events per exposure (upstream requests per object, …)
+        pair
+        for pair in paired(a, b, indicator_rates)
+        if min(pair[1][1], pair[2][1]) >= MIN_EXPOSURE
+    ]
+    return _compare_counts(shares, "two-proportion", tolerance, alpha) + _compare_counts(
+        per_exposure, "poisson", tolerance, alpha
+    )
 
 
 def compare(
@@ -373,11 +370,7 @@ def compare_stats(
         _compare_sampled(spec, xs, ys, tolerance, alpha, seed + i)
         for i, (spec, xs, ys) in enumerate(_sampled_specs(a, b))
     ]
-    metrics = tuple(
-        sampled
-        + _compare_rates(a, b, tolerance, alpha)
-        + _compare_indicator_rates(a, b, tolerance, alpha)
-    )
+    metrics = tuple(sampled + _compare_rates(a, b, tolerance, alpha))
     if not metrics:
         return Comparison((), ("A and B share no measured metric",), alpha, tolerance)
     return Comparison(metrics, (), alpha, tolerance)

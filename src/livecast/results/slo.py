@@ -105,7 +105,7 @@ DEFAULT_SLOS: tuple[Slo, ...] = (
     Slo("early_404_share", "errors.early_404_share", "<=", 0.001),
     Slo("held_past_share", "errors.held_past_share", "<=", 0.001),
     Slo("retries_per_failed_request", "retry.retries_per_failed_request", "<=", 3.0),
-    Slo("retry_wave", "retry.wave_peak_to_mean", "<=", 3.0),
+    Slo("retry_wave", "retry.wave_peak_to_mean", "<=", 4.0),
     Slo("projected_utilisation", "projected.*.utilisation", "<=", 1.0),
 )
 
