@@ -24,7 +24,7 @@ name = "edges"
 duration = 12.0
 seed = 5
 target_viewers = 100000
-target_edges = 20
+target_edges = 60
 [target]
 stack = true
 source = "loop"
@@ -95,8 +95,8 @@ SESSION_COOKIE = ('COMMON_HEADERS = "', 'COMMON_HEADERS = "Set-Cookie: sid=1; Pa
 
 @pytest.mark.skipif(not _has_nginx(), reason="nginx is not installed (apt-get install nginx-light)")
 def test_a_planted_session_cookie_is_no_go_by_upstream_requests_per_object(tmp_path: Path) -> None:
-    """A misconfiguration no QoE figure sees at 30 viewers: the origin sets a cookie on every
-    answer, so the edges cache nothing. Planted on a copy of src/, first on PYTHONPATH."""
+    """The origin sets a cookie on every answer, so the edges cache nothing: the verdict names
+    the indicator that holds at any audience. Planted on a copy of src/, first on PYTHONPATH."""
     planted = tmp_path / "src"
     shutil.copytree(Path(SRC) / "livecast", planted / "livecast")
     wire = planted / "livecast" / "origin" / "wire.py"
@@ -108,5 +108,5 @@ def test_a_planted_session_cookie_is_no_go_by_upstream_requests_per_object(tmp_p
     violated = {c["slo"]["name"] for c in document["verdict"]["checks"] if c["violated"]}
     assert "upstream_per_object" in violated
     assert "upstream_per_object" in document["verdict"]["summary"]
-    qoe = {"startup_p95", "rebuffering_ratio", "fatal_error_rate", "latency_p95"}
-    assert not violated & qoe  # the viewers did not notice
+    measured = {c["subject"]: c["measured"] for c in document["verdict"]["checks"]}
+    assert measured["objects.edge.part.upstream_per_object"] > 3  # every viewer's request
