@@ -95,8 +95,16 @@ def noise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _how_far(check: dict[str, Any]) -> float:
+    """How many times past its threshold a violated check is (the telling one goes first)."""
+    measured, threshold = check["measured"] or 0.0, check["threshold"]
+    if check["op"] in ("<=", "<"):
+        return measured / threshold if threshold > 0 else float("inf")
+    return threshold / measured if measured > 0 else float("inf")
+
+
 def plant_row(plant: Plant, run: dict[str, Any], clean: dict[str, float]) -> dict[str, Any]:
-    violated = [c for c in run["checks"] if c["violated"]]
+    violated = sorted((c for c in run["checks"] if c["violated"]), key=_how_far, reverse=True)
     expected = [c for c in violated if c["slo"] == plant.expect]
     shown = (expected or violated or [None])[0]
     row: dict[str, Any] = {
@@ -106,7 +114,10 @@ def plant_row(plant: Plant, run: dict[str, Any], clean: dict[str, float]) -> dic
         "verdict": run["verdict"],
         "expected": plant.expect,
         "caught_by_expected": bool(expected),
-        "violated": sorted({f"{c['slo']} ({c['subject']})" for c in violated}),
+        "violated": [
+            {"subject": c["subject"], "measured": c["measured"], "clean": clean.get(c["subject"])}
+            for c in violated
+        ],
     }
     if shown is not None:
         baseline = clean.get(shown["subject"])

@@ -116,18 +116,18 @@ PLANTS: tuple[Plant, ...] = (
         "overlapping_fetches",
     ),
     Plant(
-        "errors-uncached",
+        "lock-timeout-short",
         "edge config",
-        "upstream 5xx of media without Cache-Control not cached at the edge: during an outage "
-        "every viewer's retry of a part reaches the origin",
+        "the cache lock's timeout (and the wake-up wait) set to 0.1 s, shorter than a blocking "
+        "reload is held: waiters give up and fetch the object themselves (design brief §5)",
         (
             Edit(
                 "edge/nginx_conf.py",
-                '    f"proxy_cache_valid 500 502 503 504 {ERROR_TTL};",\n',
-                "",
+                "lock_timeout: float | None = None",
+                "lock_timeout: float | None = 0.1",
             ),
         ),
-        "upstream_per_object",
+        "overlapping_fetches",
     ),
     Plant(
         "hint-off-by-one",

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.processes import descendants, livecast, none_left
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,3 +82,23 @@ def test_unreachable_target_and_bad_scenario_exit_2(tmp_path: Path) -> None:
     scenario.write_text("duration = 5\n[audience]\nviewers = -1\n")
     run = rehearse(str(scenario), "--out", str(tmp_path / "out"), timeout=60)
     assert run.returncode == 2 and "'audience.viewers'" in run.stderr
+
+
+def test_a_rehearsal_killed_mid_run_leaves_no_stack_behind(tmp_path: Path, cache: Path) -> None:
+    """SIGKILL gives ``livecast rehearse`` no chance to stop its stack: the stack's parent-death
+    signal does, and the driver workers' (a leftover would load every later run)."""
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(smoke_scenario(cache).replace("viewers = 200", "viewers = 5"))
+    run = livecast("rehearse", str(scenario), "--out", str(tmp_path / "out"))
+    assert run.stderr is not None
+    try:
+        line = ""
+        while not line.startswith("t="):  # the stack is up and viewers are watching
+            line = run.stderr.readline()
+            assert line, "livecast rehearse ended before its first progress line"
+        below = descendants(run.pid)
+        assert below  # the stack (and the driver workers)
+    finally:
+        run.kill()
+        run.wait()
+    assert none_left(below, timeout=10.0)

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TextIO
 
+from livecast.edge.nginx import die_with_parent
 from livecast.edge.nginx_conf import Upstream
 from livecast.edge.origins import MULTIVARIANT
 from livecast.edge.topology import TopologySpec, edge_tier
@@ -69,6 +70,7 @@ class Stack:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "livecast", "serve", "--config", str(config),
                 stdout=asyncio.subprocess.PIPE, stderr=stack_log,
+                preexec_fn=die_with_parent,  # no stack outlives a rehearsal killed mid-run
             )  # fmt: skip
         assert self.process.stdout is not None
         try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from multiprocessing.context import ForkProcess
 from typing import Any
 
+from livecast.edge.nginx import die_with_parent
 from livecast.errors import LivecastError
 from livecast.rehearse.audience import ViewerPlan
 from livecast.rehearse.driver import Driver, DriverConfig, Progress
@@ -46,6 +47,7 @@ def raise_open_files_limit() -> int:
 
 
 def _worker(index: int, plans: list[ViewerPlan], config: DriverConfig, out: Any) -> None:
+    die_with_parent()  # a rehearsal killed mid-run leaves no viewers running
     raise_open_files_limit()
     from livecast.origin.wire import install_uvloop
 
