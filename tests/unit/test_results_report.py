@@ -33,6 +33,11 @@ PLOT_TITLES = (
     "Requests per second per tier",
     "Average bitrate per viewer",
     "Startup time",
+    # the Fidelity section (results.report_fidelity)
+    "Upstream requests per new object, per tier",
+    "Retries per 0.1 s",
+    "Requests per viewer per second, per tier",
+    "Age of the playlists viewers received",
 )
 
 

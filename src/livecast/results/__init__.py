@@ -6,6 +6,11 @@ Shared by ``rehearse`` and ``simulate`` so both produce the same report; neither
     stats.py      RunStats: per-request-kind, per-viewer QoE (ViewerOutcome), tiers, timeline
     slo.py        Slo, DEFAULT_SLOS, parse_slos(), verdict() → Verdict (GO / NO-GO, exit code)
     report.py     write_results() → results.json + report.html; read_results(); progress_line()
+    report_fidelity.py, html.py   the report's Fidelity section; table/figure/histogram bars
+    indicators.py the raw material of the scale-invariant indicators (tiers, client, context)
+    fidelity.py   indicator_figures(): named figures for SLOs, report and compare
+    projection.py load per viewer and the linear projection to the target audience
+    compare_indicators.py   the indicators' A/B tests
     svg.py        line_chart(), bar_chart(): inline SVG
     compare.py    compare() of two results.json documents → Comparison (regression, exit code)
     scrape.py     request_totals() of a tier from its Prometheus text

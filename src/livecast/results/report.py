@@ -44,17 +44,15 @@ from pathlib import Path
 from typing import Any
 
 from livecast.errors import LivecastError
-from livecast.results.histogram import Histogram
+from livecast.results.html import figure, histogram_bars, table
+from livecast.results.report_fidelity import fidelity_section
 from livecast.results.slo import Verdict
 from livecast.results.stats import RunStats
 from livecast.results.svg import (
-    Bar,
     Series,
     bar_chart,
     escape,
-    format_number,
     line_chart,
-    nice_ticks,
 )
 
 SCHEMA_NAME = "livecast.results"
@@ -202,25 +200,6 @@ def _milliseconds(seconds: float) -> str:
     return "-" if math.isnan(seconds) else f"{seconds * 1000:.0f}ms"
 
 
-def histogram_bars(histogram: Histogram, bins: int = 12, scale: float = 1.0) -> list[Bar]:
-    """Histogram buckets regrouped into about ``bins`` bars with round edges; values / ``scale``."""
-    if not histogram.count:
-        return []
-    low, high = histogram.min / scale, histogram.max / scale
-    edges = nice_ticks(low, high, bins)
-    if edges[-1] < high:
-        edges.append(edges[-1] + (edges[1] - edges[0]))
-    width = edges[1] - edges[0]
-    counts = [0] * (len(edges) - 1)
-    for value, count in histogram.buckets():
-        clamped = min(max(value / scale, low), high)
-        counts[min(int((clamped - edges[0]) / width), len(counts) - 1)] += count
-    return [
-        Bar(f"{format_number(edges[i])}–{format_number(edges[i + 1])}", count)
-        for i, count in enumerate(counts)
-    ]
-
-
 def _timeline_charts(stats: RunStats) -> list[str]:
     timeline = stats.timeline
     t = tuple(float(s) for s in timeline.times())
@@ -282,18 +261,6 @@ def _distribution_charts(stats: RunStats) -> list[str]:
     ]
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _figure(value: float | None) -> str:
-    return "–" if value is None or not math.isfinite(value) else format_number(value)
-
-
 def _requests_table(stats: RunStats) -> str:
     statuses = sorted({s for kind in stats.requests.values() for s in kind.status_counts})
     rows = []
@@ -302,10 +269,10 @@ def _requests_table(stats: RunStats) -> str:
         rows.append(
             [name, str(kind.total)]
             + [str(kind.status_counts.get(s, 0)) for s in statuses]
-            + [_figure(latency.percentile(p) * 1000) for p in (50, 95, 99)]
+            + [figure(latency.percentile(p) * 1000) for p in (50, 95, 99)]
         )
     headers = ["request", "total", *statuses, "p50 ms", "p95 ms", "p99 ms"]
-    return _table(headers, rows)
+    return table(headers, rows)
 
 
 def _verdict_banner(verdict: Verdict) -> str:
@@ -331,12 +298,12 @@ svg.chart { border: 1px solid #ddd; }
 def render_html(stats: RunStats, verdict: Verdict, meta: Mapping[str, Any]) -> str:
     title = f"livecast results: {meta.get('scenario', 'run')}"
     meta_rows = [[str(k), json.dumps(v) if not isinstance(v, str) else v] for k, v in meta.items()]
-    summary_rows = [[name, _figure(value)] for name, value in summary_figures(stats).items()]
+    summary_rows = [[name, figure(value)] for name, value in summary_figures(stats).items()]
     check_rows = [
         [
             c.slo.name,
             c.subject,
-            _figure(c.measured),
+            figure(c.measured),
             f"{c.slo.op} {c.slo.threshold:g}",
             "VIOLATED" if c.violated else ("ok" if c.measured_ok else "not measured"),
         ]
@@ -349,16 +316,17 @@ def render_html(stats: RunStats, verdict: Verdict, meta: Mapping[str, Any]) -> s
 <body>
 {_verdict_banner(verdict)}
 <h2>Run</h2>
-{_table(["key", "value"], meta_rows)}
+{table(["key", "value"], meta_rows)}
 <h2>SLOs</h2>
-{_table(["SLO", "metric", "measured", "threshold", "result"], check_rows)}
+{table(["SLO", "metric", "measured", "threshold", "result"], check_rows)}
 <h2>Quality of experience</h2>
-{_table(["figure", "value"], summary_rows)}
+{table(["figure", "value"], summary_rows)}
 <h2>Plots</h2>
 <div class="charts">
 {charts}
 </div>
 <h2>Requests by type</h2>
 {_requests_table(stats)}
+{fidelity_section(stats, verdict)}
 </body></html>
 """
