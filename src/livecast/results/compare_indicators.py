@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from livecast.results.fidelity import TOO_OLD_PARTS, count_above, tier_loads
+from livecast.results.fidelity import tier_loads, too_old_counts
 from livecast.results.stats import RunStats
 
 Counts = dict[str, tuple[float, float]]  # metric → (events, exposure)
@@ -56,10 +56,9 @@ def indicator_shares(stats: RunStats) -> Counts:
     client = indicators.client.counters
     counts["errors.early_404_share"] = (client["early_404"], client["media_requests"])
     counts["errors.held_past_share"] = (client["held_past"], stats.total_requests)
-    ages, part = indicators.client.playlist_age_s, indicators.context.part_target
-    if ages.count and part and indicators.origin_age_s.count:
-        limit = indicators.origin_age_s.percentile(50) + TOO_OLD_PARTS * part
-        counts["freshness.too_old_share"] = (count_above(ages, limit), ages.count)
+    too_old = too_old_counts(stats)
+    if too_old is not None:
+        counts["freshness.too_old_share"] = too_old
     return counts
 
 

@@ -101,6 +101,16 @@ def _object_figures(name: str, tier: TierObjects, figures: Figures) -> None:
         figures[f"{prefix}.{kind}.5xx_rate"] = _share(tally.status_5xx, tally.requests)
 
 
+def too_old_counts(stats: RunStats) -> tuple[int, int] | None:
+    """(playlists more than TOO_OLD_PARTS behind the origin's own age, playlists)."""
+    indicators = stats.indicators
+    ages, part = indicators.client.playlist_age_s, indicators.context.part_target
+    if not ages.count or not part or not indicators.origin_age_s.count:
+        return None
+    limit = indicators.origin_age_s.percentile(50) + TOO_OLD_PARTS * part
+    return count_above(ages, limit), ages.count
+
+
 def _freshness_figures(stats: RunStats, figures: Figures) -> None:
     indicators = stats.indicators
     ages = indicators.client.playlist_age_s
@@ -116,8 +126,9 @@ def _freshness_figures(stats: RunStats, figures: Figures) -> None:
     for percent in (50, 95):
         behind = max(0.0, ages.percentile(percent) - reference) / part
         figures[f"freshness.staleness_p{percent}_parts"] = behind
-    too_old = count_above(ages, reference + TOO_OLD_PARTS * part)
-    figures["freshness.too_old_share"] = too_old / ages.count
+    too_old = too_old_counts(stats)
+    if too_old is not None:
+        figures["freshness.too_old_share"] = _share(*too_old)
 
 
 def _error_figures(stats: RunStats, figures: Figures) -> None:
