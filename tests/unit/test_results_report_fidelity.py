@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from livecast.results.histogram import Histogram
 from livecast.results.indicators import ObjectTally, RunContext, TierObjects
 from livecast.results.report import render_html
-from livecast.results.report_fidelity import fidelity_section
+from livecast.results.report_fidelity import capped_bars, fidelity_section
 from livecast.results.slo import verdict
 from livecast.results.stats import RunStats, TierCounters
 
@@ -48,3 +49,15 @@ def test_an_empty_run_renders_and_says_no_target_is_set() -> None:
     stats = RunStats()
     html = fidelity_section(stats, verdict(stats))
     assert "No target audience set" in html and "<svg" in html
+
+
+def test_playlist_ages_past_the_p99_get_one_bar() -> None:
+    ages = Histogram(1e-4, 3600.0, 0.01)
+    ages.record(0.05, 900)
+    ages.record(0.2, 95)  # the p99 is among these
+    ages.record(0.3, 4)
+    ages.record(30.0, 1)  # one very stale playlist
+    bars = capped_bars(ages)
+    assert bars[-1].label.startswith("> 0.19") and bars[-1].value == 5  # p99 ≈ 0.2 s
+    assert sum(bar.value for bar in bars) == 1000
+    assert len(bars) > 3  # the fresh ages keep their resolution

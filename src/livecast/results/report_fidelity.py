@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from livecast.results.fidelity import indicator_figures, projections, wave_bins
+from livecast.results.histogram import Histogram
 from livecast.results.html import figure, histogram_bars, table
 from livecast.results.indicators import TierObjects
 from livecast.results.projection import Projection, counter_rates
 from livecast.results.slo import SloCheck, Verdict
 from livecast.results.stats import RunStats
-from livecast.results.svg import Series, bar_chart, format_number, line_chart
+from livecast.results.svg import Bar, Series, bar_chart, format_number, line_chart
 
 SMOOTHING = 5  # seconds: upstream requests per new object over a sliding window
 X_LABEL = "seconds since show start"
@@ -152,10 +153,26 @@ def _age_chart(stats: RunStats) -> str:
         title += f" (origin's own p50: {reference.percentile(50) * 1000:.0f} ms)"
     return bar_chart(
         title,
-        histogram_bars(stats.indicators.client.playlist_age_s),
+        capped_bars(stats.indicators.client.playlist_age_s),
         x_label="seconds",
         y_label="playlists",
     )
+
+
+def capped_bars(histogram: Histogram, percent: float = 99.0) -> list[Bar]:
+    """Bars up to the ``percent`` percentile and one "> p" bar for the rest, so that a few very
+    stale playlists do not squeeze every other age into the first bar."""
+    if not histogram.count:
+        return []
+    cap = histogram.percentile(percent)
+    kept, over = Histogram(*histogram.layout), 0
+    for value, count in histogram.buckets():
+        if value <= cap:
+            kept.record(value, count)
+        else:
+            over += count
+    bars = histogram_bars(kept)
+    return [*bars, Bar(f"> {format_number(cap)}", over)] if over else bars
 
 
 def fidelity_section(stats: RunStats, verdict: Verdict) -> str:
