@@ -112,8 +112,22 @@ def _full_box(data: bytes, payload: int) -> tuple[int, int]:
 # ---------------------------------------------------------------- moov: track description
 
 
+def _malformed(error: Exception, what: str) -> MediaError:
+    """A read past a box's bytes (a corrupt size or count) as the project's media error, so that
+    it takes the encoder-restart path instead of escaping as ``struct.error``."""
+    return MediaError(f"malformed {what}: {error}")
+
+
 def parse_init(data: bytes) -> TrackInfo:
-    """Read the single track of a CMAF init segment (``ftyp`` + ``moov``)."""
+    """Read the single track of a CMAF init segment (``ftyp`` + ``moov``); MediaError when it
+    is malformed."""
+    try:
+        return _parse_init(data)
+    except (struct.error, IndexError) as error:
+        raise _malformed(error, "init segment") from error
+
+
+def _parse_init(data: bytes) -> TrackInfo:
     trak = _need(data, [b"moov", b"trak"])
     tkhd = _need(data, [b"tkhd"], *trak)
     version, _ = _full_box(data, tkhd[0])
@@ -237,7 +251,15 @@ def _aac_object_type(descriptors: bytes) -> int:
 
 
 def parse_fragment(data: bytes, track: TrackInfo) -> Fragment:
-    """Decode time, duration, sample count and sync flag of ``moof`` + ``mdat``."""
+    """Decode time, duration, sample count and sync flag of ``moof`` + ``mdat``; MediaError when
+    it is malformed."""
+    try:
+        return _parse_fragment(data, track)
+    except (struct.error, IndexError) as error:
+        raise _malformed(error, "fragment") from error
+
+
+def _parse_fragment(data: bytes, track: TrackInfo) -> Fragment:
     traf = _need(data, [b"moof", b"traf"])
     tfhd = _need(data, [b"tfhd"], *traf)
     _, tf_flags = _full_box(data, tfhd[0])
