@@ -46,8 +46,9 @@ from livecast.sources.loop import (
     start_cursors,
     start_segment,
 )
-from livecast.sources.testsrc import SourceSpec, test_source
+from livecast.sources.testsrc import test_source
 from livecast.transcode.ladder import Ladder, build_argv
+from livecast.transcode.source_spec import SourceSpec
 
 __all__ = ["CACHE_FORMAT", "LoopSource", "default_cache_dir", "offline", "pre_encode"]
 

@@ -1,6 +1,7 @@
-"""The built-in test source and the :class:`SourceSpec` every source hands to the transcoder (pure).
+"""The built-in test source (pure): a :class:`~livecast.transcode.source_spec.SourceSpec`, the
+transcoder's input contract.
 
-A :class:`SourceSpec` is the input half of one FFmpeg command line: the input arguments (everything
+A ``SourceSpec`` is the input half of one FFmpeg command line: the input arguments (everything
 up to and including the last ``-i``) and a ``-filter_complex`` fragment that produces exactly two
 labelled streams, ``[v]`` (video at the ladder's frame rate) and ``[a]`` (audio). The transcoder
 (:func:`livecast.transcode.ladder.build_argv`) appends the split/scale/encode/mux half.
@@ -19,35 +20,15 @@ Real time means real time: FFmpeg ≥ 7 lets ``-re`` inputs burst 0.5 s ahead by
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the transcoder imports this module; the ladder is only read here
-    from livecast.transcode.ladder import Ladder
+from livecast.transcode.ladder import Ladder
+from livecast.transcode.source_spec import AUDIO_LABEL, VIDEO_LABEL, SourceSpec
 
-__all__ = ["SourceSpec", "clock_text", "escape_filter_value", "test_source"]
+__all__ = ["clock_text", "escape_filter_value", "test_source"]
 
 log = logging.getLogger("livecast.sources")
 
-VIDEO_LABEL = "v"
-AUDIO_LABEL = "a"
 SECONDS_PER_DAY = 86_400
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """The input half of an FFmpeg command line.
-
-    ``input_args`` holds every input option and ``-i`` (a duration limit, if any, as ``-t`` before
-    each ``-i``). ``filtergraph`` is a ``-filter_complex`` chain that ends in the labels
-    ``[video_label]`` and ``[audio_label]``; the transcoder appends to it with ``;``.
-    """
-
-    input_args: tuple[str, ...]
-    filtergraph: str
-    video_label: str = VIDEO_LABEL
-    audio_label: str = AUDIO_LABEL
-    description: str = ""
 
 
 def escape_filter_value(value: str) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from livecast.errors import ConfigError
-from livecast.sources.testsrc import SourceSpec
+from livecast.transcode.source_spec import SourceSpec
 
 __all__ = [
     "AAC_FRAME_SAMPLES",
