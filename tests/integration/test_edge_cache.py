@@ -11,7 +11,7 @@ import time
 import pytest
 
 from livecast.edge.accesslog import parse_access_log_line
-from livecast.packager.playlist import parse_media_playlist
+from livecast.hls.playlist import parse_media_playlist
 
 from .test_edge_collapse import (  # noqa: F401  (the shared rig)
     LUA_HINT,

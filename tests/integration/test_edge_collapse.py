@@ -27,9 +27,9 @@ from livecast.edge.nginx_conf import Upstream
 from livecast.edge.tap import RequestTap
 from livecast.edge.topology import TopologySpec, tier_configs
 from livecast.errors import LivecastError
+from livecast.hls.playlist import parse_media_playlist
 from livecast.origin.app import OriginApp
 from livecast.origin.http import OriginServer
-from livecast.packager.playlist import parse_media_playlist
 from livecast.telemetry.metrics import Registry
 from tests.unit.synth import Feeder, make_event
 

@@ -18,8 +18,8 @@ import pytest
 import pytest_asyncio
 
 from livecast.config import load_config
+from livecast.hls.playlist import MediaPlaylist, parse_media_playlist
 from livecast.media.fmp4 import FMP4StreamReader, Fragment
-from livecast.packager.playlist import MediaPlaylist, parse_media_playlist
 from livecast.pipeline import LivePipeline
 from livecast.sources.loop_source import LoopSource
 from tests.conftest import need

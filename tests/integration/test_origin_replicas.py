@@ -21,7 +21,7 @@ from livecast.edge.accesslog import parse_access_log_line
 from livecast.edge.nginx import find_nginx
 from livecast.edge.origins import free_port
 from livecast.errors import LivecastError
-from livecast.packager.playlist import parse_media_playlist
+from livecast.hls.playlist import parse_media_playlist
 from tests.integration.test_pipeline import fetch
 
 from .processes import descendants, livecast, none_left

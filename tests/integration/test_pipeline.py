@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from livecast.packager.playlist import (
+from livecast.hls.playlist import (
     MediaPlaylist,
     parse_media_playlist,
     parse_multivariant_playlist,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from livecast.hls.playlist import parse_media_playlist, parse_multivariant_playlist
 from livecast.origin.app import OriginApp
 from livecast.origin.contract import Hold, Request, Response
-from livecast.packager.playlist import parse_media_playlist, parse_multivariant_playlist
 
 from .synth import EPOCH, PART_TARGET, Feeder, make_event
 

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from livecast.errors import RequestError
-from livecast.packager.directives import Directives, LivePosition, check_blocking_request
-from livecast.packager.playlist import parse_media_playlist
+from livecast.hls.directives import Directives, LivePosition, check_blocking_request
+from livecast.hls.playlist import parse_media_playlist
 from livecast.player import Player, PlayerConfig, Request
 from livecast.player.tunein import TuneIn, cdn_tune_in, parse_age, within_reach
 

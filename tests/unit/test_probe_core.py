@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from livecast.errors import ProbeError
+from livecast.hls.attributes import format_pdt
 from livecast.origin.app import OriginApp
 from livecast.origin.contract import Hold, Request, Response
-from livecast.packager.attributes import format_pdt
 from livecast.probe.core import (
     ProbeRequest,
     ProbeSession,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from livecast.errors import PlaylistError
-from livecast.packager.attributes import format_pdt, parse_attributes, parse_pdt
-from livecast.packager.playlist import (
+from livecast.hls.attributes import format_pdt, parse_attributes, parse_pdt
+from livecast.hls.playlist import (
     MediaPlaylist,
     MultivariantPlaylist,
     SegmentEntry,
@@ -15,7 +17,7 @@ from livecast.packager.playlist import (
     render_media_playlist,
     render_multivariant_playlist,
 )
-from livecast.packager.tags import (
+from livecast.hls.tags import (
     MapTag,
     Media,
     PartInf,
@@ -122,6 +124,8 @@ def test_media_playlist_round_trips() -> None:
     assert parsed == pl
     assert parsed.first_listed_msn == 103 and parsed.last_part() == (105, 0)
     assert parsed.next_part() == (105, 1)
+    ended = dataclasses.replace(pl, endlist=True, version=10, independent_segments=True)
+    assert parse_media_playlist(render_media_playlist(ended)) == ended
 
 
 def test_multivariant_playlist_round_trips_and_is_not_a_media_playlist() -> None:

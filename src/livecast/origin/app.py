@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from livecast.errors import RequestError
+from livecast.hls.directives import Directives, check_blocking_request, parse_directives
 from livecast.origin.contract import Hold, Request, Response
-from livecast.packager.directives import Directives, check_blocking_request, parse_directives
 from livecast.packager.event import LiveEvent
 from livecast.packager.live import LiveRendition
 

@@ -13,15 +13,15 @@ import math
 from dataclasses import dataclass
 
 from livecast.errors import MediaError
-from livecast.media.fmp4 import Fragment, InitSegment
-from livecast.packager.cutter import Cut
-from livecast.packager.live import LiveRendition, PackagingConfig
-from livecast.packager.playlist import (
+from livecast.hls.playlist import (
     MultivariantPlaylist,
     render_media_playlist,
     render_multivariant_playlist,
 )
-from livecast.packager.tags import Media, RenditionReport, StreamInf
+from livecast.hls.tags import Media, RenditionReport, StreamInf
+from livecast.media.fmp4 import Fragment, InitSegment
+from livecast.packager.cutter import Cut
+from livecast.packager.live import LiveRendition, PackagingConfig
 
 AUDIO_GROUP = "aac"
 

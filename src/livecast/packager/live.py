@@ -20,11 +20,11 @@ from collections import deque
 from dataclasses import dataclass
 
 from livecast.errors import MediaError
+from livecast.hls.directives import LivePosition
+from livecast.hls.playlist import MediaPlaylist, SegmentEntry
+from livecast.hls.tags import MapTag, PartInf, PartTag, PreloadHint, ServerControl, Skip
 from livecast.media.fmp4 import Fragment, InitSegment, TrackInfo
 from livecast.packager.cutter import Cut, Segment, SegmentCutter
-from livecast.packager.directives import LivePosition
-from livecast.packager.playlist import MediaPlaylist, SegmentEntry
-from livecast.packager.tags import MapTag, PartInf, PartTag, PreloadHint, ServerControl, Skip
 
 
 @dataclass(frozen=True, slots=True)

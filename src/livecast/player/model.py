@@ -43,11 +43,11 @@ import random
 from urllib.parse import urljoin
 
 from livecast.errors import PlaylistError
-from livecast.packager.playlist import (
+from livecast.hls.playlist import (
     MediaPlaylist,
     parse_multivariant_playlist,
 )
-from livecast.packager.tags import StreamInf
+from livecast.hls.tags import StreamInf
 from livecast.player.abr import (
     AbrInputs,
     BandwidthEstimator,

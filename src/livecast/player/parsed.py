@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from livecast.packager.playlist import MediaPlaylist, parse_media_playlist
+from livecast.hls.playlist import MediaPlaylist, parse_media_playlist
 from livecast.player.track import (
     MediaItem,
     Position,

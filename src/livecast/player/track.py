@@ -16,8 +16,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from livecast.packager.playlist import MediaPlaylist
-from livecast.packager.tags import Media
+from livecast.hls.playlist import MediaPlaylist
+from livecast.hls.tags import Media
 
 SEGMENT = -1  # the part index of a whole segment (classic mode)
 Position = tuple[int, int]

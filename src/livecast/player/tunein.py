@@ -35,8 +35,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from livecast.packager.directives import advance_part_limit
-from livecast.packager.playlist import MediaPlaylist
+from livecast.hls.directives import advance_part_limit
+from livecast.hls.playlist import MediaPlaylist
 from livecast.player.track import Position, TrackState, blocking_url, newest_position
 
 
@@ -73,7 +73,7 @@ def cdn_tune_in(
 def within_reach(msn: int, part: int | None, pl: MediaPlaylist) -> tuple[int, int | None]:
     """A tuned-in directive the origin cannot refuse (draft-pantos-hls-rfc8216bis §6.2.5.2: 400
     for an MSN past the last one + 2 or a part past the last by the Advance Part Limit;
-    ``packager.directives.check_blocking_request``), judged against ``pl`` — the origin is at
+    ``hls.directives.check_blocking_request``), judged against ``pl`` — the origin is at
     least that far.
 
     A part index past the segment's part count (hls.js adds parts without carrying) becomes

@@ -31,12 +31,12 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from livecast.errors import PlaylistError, ProbeError
-from livecast.packager.playlist import (
+from livecast.hls.playlist import (
     MediaPlaylist,
     parse_media_playlist,
     parse_multivariant_playlist,
 )
-from livecast.packager.tags import StreamInf
+from livecast.hls.tags import StreamInf
 from livecast.results.histogram import interpolated_percentile as percentile
 
 JOIN_TIMEOUT = 5.0  # multivariant, first media playlist, init segments

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
-from livecast.packager.playlist import parse_media_playlist, parse_multivariant_playlist
+from livecast.hls.playlist import parse_media_playlist, parse_multivariant_playlist
 from livecast.player.track import blocking_url, newest_media_end
 from livecast.results.histogram import Histogram
 

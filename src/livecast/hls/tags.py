@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from livecast.errors import PlaylistError
-from livecast.packager.attributes import (
+from livecast.hls.attributes import (
     fmt_float,
     parse_attributes,
     parse_bool,

@@ -1,5 +1,5 @@
 """The playlist model: media and multivariant playlists, rendered by the packager and parsed by
-the probe and the player model. Tag units live in ``packager.tags``; this module orders them.
+the probe and the player model. Tag units live in ``hls.tags``; this module orders them.
 
 Media playlist layout (draft-pantos-hls-rfc8216bis §4.4):
   #EXTM3U, #EXT-X-VERSION, #EXT-X-TARGETDURATION, #EXT-X-SERVER-CONTROL, #EXT-X-PART-INF,
@@ -11,11 +11,12 @@ Media playlist layout (draft-pantos-hls-rfc8216bis §4.4):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from livecast.errors import PlaylistError
-from livecast.packager.attributes import fmt_float, format_pdt, parse_float, parse_int, parse_pdt
-from livecast.packager.tags import (
+from livecast.hls.attributes import fmt_float, format_pdt, parse_float, parse_int, parse_pdt
+from livecast.hls.tags import (
     MapTag,
     Media,
     PartInf,
@@ -137,7 +138,9 @@ def parse_media_playlist(text: str) -> MediaPlaylist:
         elif name == "#EXTINF":
             seg.duration = parse_float(value.split(",", 1)[0], name)
         else:
-            _apply_media_tag(pl, seg, name, value)
+            handler = MEDIA_TAGS.get(name)
+            if handler is not None:
+                handler(pl, seg, value)
     if seg.parts or seg.pdt is not None:
         pl.segments.append(seg)  # the segment still being produced
     if not seen_target:
@@ -145,36 +148,65 @@ def parse_media_playlist(text: str) -> MediaPlaylist:
     return pl
 
 
-def _apply_media_tag(pl: MediaPlaylist, seg: SegmentEntry, name: str, value: str) -> None:
-    if name == "#EXT-X-VERSION":
-        pl.version = parse_int(value, name)
-    elif name == "#EXT-X-MEDIA-SEQUENCE":
-        pl.media_sequence = parse_int(value, name)
-    elif name == "#EXT-X-DISCONTINUITY-SEQUENCE":
-        pl.discontinuity_sequence = parse_int(value, name)
-    elif name == "#EXT-X-INDEPENDENT-SEGMENTS":
-        pl.independent_segments = True
-    elif name == ServerControl.TAG:
-        pl.server_control = ServerControl.parse(value)
-    elif name == PartInf.TAG:
-        pl.part_inf = PartInf.parse(value)
-    elif name == Skip.TAG:
-        pl.skip = Skip.parse(value)
-    elif name == "#EXT-X-DISCONTINUITY":
-        seg.discontinuity = True
-    elif name == MapTag.TAG:
-        seg.map = MapTag.parse(value)
-    elif name == "#EXT-X-PROGRAM-DATE-TIME":
-        seg.pdt = parse_pdt(value)
-    elif name == PartTag.TAG:
-        seg.parts.append(PartTag.parse(value))
-    elif name == PreloadHint.TAG:
-        pl.preload_hints.append(PreloadHint.parse(value))
-    elif name == RenditionReport.TAG:
-        pl.rendition_reports.append(RenditionReport.parse(value))
-    elif name == "#EXT-X-ENDLIST":
-        pl.endlist = True
-    # Unknown tags are ignored, as §4.1 requires of clients.
+TagHandler = Callable[[MediaPlaylist, SegmentEntry, str], None]  # (playlist, open segment, value)
+
+
+def _playlist_value(attribute: str, parse: Callable[[str], object]) -> TagHandler:
+    def handle(pl: MediaPlaylist, seg: SegmentEntry, value: str) -> None:
+        setattr(pl, attribute, parse(value))
+
+    return handle
+
+
+def _segment_value(attribute: str, parse: Callable[[str], object]) -> TagHandler:
+    def handle(pl: MediaPlaylist, seg: SegmentEntry, value: str) -> None:
+        setattr(seg, attribute, parse(value))
+
+    return handle
+
+
+def _playlist_item(attribute: str, parse: Callable[[str], object]) -> TagHandler:
+    def handle(pl: MediaPlaylist, seg: SegmentEntry, value: str) -> None:
+        getattr(pl, attribute).append(parse(value))
+
+    return handle
+
+
+def _segment_item(attribute: str, parse: Callable[[str], object]) -> TagHandler:
+    def handle(pl: MediaPlaylist, seg: SegmentEntry, value: str) -> None:
+        getattr(seg, attribute).append(parse(value))
+
+    return handle
+
+
+def _integer(name: str) -> Callable[[str], int]:
+    return lambda value: parse_int(value, name)
+
+
+def _present(value: str) -> bool:
+    return True
+
+
+# Media playlist tags other than EXT-X-TARGETDURATION and EXTINF (read by the parser itself).
+# Unknown tags are ignored, as §4.1 requires of clients.
+MEDIA_TAGS: dict[str, TagHandler] = {
+    "#EXT-X-VERSION": _playlist_value("version", _integer("#EXT-X-VERSION")),
+    "#EXT-X-MEDIA-SEQUENCE": _playlist_value("media_sequence", _integer("#EXT-X-MEDIA-SEQUENCE")),
+    "#EXT-X-DISCONTINUITY-SEQUENCE": _playlist_value(
+        "discontinuity_sequence", _integer("#EXT-X-DISCONTINUITY-SEQUENCE")
+    ),
+    "#EXT-X-INDEPENDENT-SEGMENTS": _playlist_value("independent_segments", _present),
+    ServerControl.TAG: _playlist_value("server_control", ServerControl.parse),
+    PartInf.TAG: _playlist_value("part_inf", PartInf.parse),
+    Skip.TAG: _playlist_value("skip", Skip.parse),
+    "#EXT-X-DISCONTINUITY": _segment_value("discontinuity", _present),
+    MapTag.TAG: _segment_value("map", MapTag.parse),
+    "#EXT-X-PROGRAM-DATE-TIME": _segment_value("pdt", parse_pdt),
+    PartTag.TAG: _segment_item("parts", PartTag.parse),
+    PreloadHint.TAG: _playlist_item("preload_hints", PreloadHint.parse),
+    RenditionReport.TAG: _playlist_item("rendition_reports", RenditionReport.parse),
+    "#EXT-X-ENDLIST": _playlist_value("endlist", _present),
+}
 
 
 @dataclass(slots=True)
