@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "src"))
 
 from plants import PLANTS, Plant, planted_tree  # noqa: E402
+from procs import checkout_env  # noqa: E402
 
 SCENARIOS = ("smoke", "edges", "showtime")
 PLANT_SCENARIO = "showtime"
@@ -39,10 +39,7 @@ RUN_TIMEOUT = 300.0
 
 def rehearse(scenario: str, out: Path, pythonpath: Path) -> dict[str, Any]:
     """One ``livecast rehearse`` run; its verdict and checks from results.json."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(pythonpath), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = checkout_env(pythonpath)
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "livecast", "rehearse", str(ROOT / "examples" / f"{scenario}.toml"),

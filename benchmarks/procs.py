@@ -123,11 +123,12 @@ def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def checkout_env() -> dict[str, str]:
-    """The environment with this checkout's src/ first on PYTHONPATH (for child processes)."""
+def checkout_env(src: Path = SRC) -> dict[str, str]:
+    """The environment with ``src`` (this checkout's src/) first on PYTHONPATH (for child
+    processes)."""
     return {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]),
     }
 
 

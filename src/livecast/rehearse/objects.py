@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 
 from livecast.edge.accesslog import AccessRecord
 from livecast.results.indicators import TierObjects
@@ -48,11 +47,6 @@ def object_of(target: str, when: float, part_target: float) -> tuple[str, str]:
     return match.lastgroup or "other", path
 
 
-@dataclass(slots=True)
-class _Seen:
-    fetches: list[tuple[float, float]] = field(default_factory=list)
-
-
 class ObjectLedger:
     """Feeds access records of several tier instances into per-tier-kind :class:`TierObjects`."""
 
@@ -63,7 +57,8 @@ class ObjectLedger:
         self.held_limit = held_limit
         self.show_start = show_start  # epoch seconds of t = 0 (per-second rows)
         self.tiers: dict[str, TierObjects] = {}
-        self._seen: dict[str, dict[str, _Seen]] = {}  # instance → object key → fetches
+        # instance → object key → its recent upstream fetches (start, end)
+        self._seen: dict[str, dict[str, list[tuple[float, float]]]] = {}
         self.forgotten = 0  # objects dropped from memory (bounded per instance)
 
     def add(self, kind: str, record: AccessRecord) -> None:
@@ -91,27 +86,27 @@ class ObjectLedger:
             tally.status_4xx += 1
         elif record.status >= 500:
             tally.status_5xx += 1
-        state = seen.get(key)
-        if state is None:
-            state = seen[key] = _Seen()
+        fetches = seen.get(key)
+        if fetches is None:
+            fetches = seen[key] = []
             tally.objects += 1
             row[2] += 1
             if len(seen) > MAX_OBJECTS_PER_INSTANCE:
                 self._forget(seen)
         if upstream:
-            tally.overlapping += self._fetched(state, record)
+            tally.overlapping += self._fetched(fetches, record)
 
     @staticmethod
-    def _fetched(state: _Seen, record: AccessRecord) -> int:
+    def _fetched(fetches: list[tuple[float, float]], record: AccessRecord) -> int:
         """Remember the fetch; 1 when it ran while an earlier-logged fetch of the object did."""
         start, end = record.time - record.request_time, record.time
-        overlapped = any(s < end and start < e for s, e in state.fetches)
-        state.fetches.append((start, end))
-        if len(state.fetches) > FETCHES_KEPT:
-            del state.fetches[0]
+        overlapped = any(s < end and start < e for s, e in fetches)
+        fetches.append((start, end))
+        if len(fetches) > FETCHES_KEPT:
+            del fetches[0]
         return int(overlapped)
 
-    def _forget(self, seen: dict[str, _Seen]) -> None:
+    def _forget(self, seen: dict[str, list[tuple[float, float]]]) -> None:
         for key in list(seen)[: len(seen) // 2]:
             del seen[key]
             self.forgotten += 1

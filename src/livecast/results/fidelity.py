@@ -155,7 +155,7 @@ def wave_span(bins: Sequence[int], trim: float = WAVE_TRIM) -> tuple[int, int]:
     low, high = trim * total, (1 - trim) * total
     first, last, seen = 0, len(bins) - 1, 0
     for index, count in enumerate(bins):
-        if seen <= low < seen + count and first == 0:
+        if seen <= low < seen + count:  # one bin only: ``seen`` grows past it
             first = index
         if seen < high <= seen + count:
             last = index

@@ -77,7 +77,7 @@ def _indicator_table(stats: RunStats, verdict: Verdict) -> str:
     return table(["indicator", "measured", "SLO", "result"], rows)
 
 
-def _smoothed_ratio(tier: TierObjects) -> Series:
+def _smoothed_ratio(name: str, tier: TierObjects) -> Series:
     times = sorted(tier.seconds)
     xs, ys = [], []
     for t in times:
@@ -86,17 +86,14 @@ def _smoothed_ratio(tier: TierObjects) -> Series:
         if new_objects:
             xs.append(float(t))
             ys.append(sum(row[1] for row in window) / new_objects)
-    return Series("", tuple(xs), tuple(ys))
+    return Series(f"{name} ({SMOOTHING} s window)", tuple(xs), tuple(ys))
 
 
 def _upstream_chart(stats: RunStats) -> str:
-    series = []
-    for name, tier in sorted(stats.indicators.tiers.items()):
-        ratio = _smoothed_ratio(tier)
-        series.append(Series(f"{name} (5 s window)", ratio.xs, ratio.ys))
-    if series and series[0].xs:
-        xs = (series[0].xs[0], series[0].xs[-1])
-        series.append(Series("ideal", xs, (1.0, 1.0)))
+    series = [_smoothed_ratio(n, tier) for n, tier in sorted(stats.indicators.tiers.items())]
+    times = [x for one in series for x in one.xs]
+    if times:  # the reference line spans every tier's points
+        series.append(Series("ideal", (min(times), max(times)), (1.0, 1.0)))
     return line_chart(
         "Upstream requests per new object, per tier",
         series,
