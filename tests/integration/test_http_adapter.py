@@ -18,6 +18,7 @@ import pytest
 import uvloop
 
 from livecast.origin.contract import Hold, Request, Response
+from livecast.origin.gate import Gate
 from livecast.origin.http import OriginServer
 from livecast.origin.wire import HttpLimits
 from livecast.telemetry.metrics import Registry
@@ -141,9 +142,13 @@ async def serve() -> AsyncIterator[Serve]:
         handler: FakeHandler | None = None,
         limits: HttpLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        gate: Gate | None = None,
+        cache_key: Callable[[bytes], bytes] | None = None,
     ) -> tuple[OriginServer, FakeHandler]:
         handler = handler or FakeHandler()
-        server = OriginServer(handler, Registry(), limits=limits, clock=clock)
+        server = OriginServer(
+            handler, Registry(), limits=limits, clock=clock, gate=gate, cache_key=cache_key
+        )
         await server.start("127.0.0.1", 0)
         servers.append(server)
         return server, handler

@@ -1,12 +1,14 @@
-"""The LL-HLS origin: routing, blocking playlist reload, preload-hint holds and cache headers —
-pure (implements ``origin.contract.Handler``; the HTTP adapter is ``origin.http``).
+"""The LL-HLS origin: routing over a registry of streams, blocking playlist reload, preload-hint
+holds and cache headers — pure (implements ``origin.contract.Handler``; the HTTP adapter is
+``origin.http``, the gate in front of it ``origin.gate``).
 
 URL layout (all media lives in memory; nothing here touches the file system):
-  /                            → 302 to the player page
-  /player.html, /hls.min.js    → the bundled player page and hls.js
-  /live/main.m3u8              → multivariant playlist
-  /live/<rendition>/index.m3u8 → media playlist, with _HLS_msn / _HLS_part / _HLS_skip
-  /live/<rendition>/init-<id>.mp4, seg-<msn>.m4s, part-<msn>.<index>.m4s
+  /                                     → 302 to the player page
+  /player.html, /hls.min.js             → the bundled player page and hls.js
+  /live/<stream>/main.m3u8              → multivariant playlist of a stream
+  /live/<stream>/<rendition>/index.m3u8 → media playlist, with _HLS_msn / _HLS_part / _HLS_skip
+  /live/<stream>/<rendition>/init-<id>.mp4, seg-<msn>.m4s, part-<msn>.<index>.m4s
+  /live/main.m3u8, /live/<rendition>/…  → the same for the default stream (``origin.streams``)
 
 Cache headers a CDN can follow (brief §4): a blocking response for a given MSN/part never changes
 (6 × TD); plain playlists and the multivariant ½ TD; parts, segments and init immutable for a day;
@@ -15,25 +17,20 @@ Cache headers a CDN can follow (brief §4): a blocking response for a given MSN/
 
 from __future__ import annotations
 
-import re
 from collections.abc import Hashable
 from dataclasses import dataclass
-from urllib.parse import unquote
+from typing import NamedTuple
 
 from livecast.errors import RequestError
 from livecast.hls.directives import Directives, check_blocking_request, parse_directives
 from livecast.origin.contract import Hold, Request, Response
+from livecast.origin.streams import LivePath, StreamRegistry, decode_path, parse_live_path
 from livecast.packager.event import LiveEvent
 from livecast.packager.live import LiveRendition
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 IMMUTABLE = "public, max-age=86400, immutable"
 SHORT = "public, max-age=1"
-_MEDIA_PATH = re.compile(
-    r"/live/(?P<rendition>[A-Za-z0-9_-]{1,32})/"
-    r"(?:(?P<index>index\.m3u8)|init-(?P<init>[0-9]{1,20})\.mp4|seg-(?P<seg>[0-9]{1,20})\.m4s"
-    r"|part-(?P<pmsn>[0-9]{1,20})\.(?P<pidx>[0-9]{1,6})\.m4s)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,17 +49,52 @@ def _error(status: int, message: str, cache: str = SHORT, object_type: str = "ot
     )
 
 
-class OriginApp:
-    """Answers requests from a :class:`LiveEvent`'s state. ``static`` maps paths to assets."""
+class PlaylistHoldKey(NamedTuple):
+    """A blocking playlist reload waiting for ``msn`` (and ``part``) of a rendition."""
 
-    def __init__(self, event: LiveEvent, static: dict[str, StaticAsset] | None = None) -> None:
-        self.event = event
+    stream: str
+    rendition: str
+    msn: int
+    part: int | None
+    skip: bool
+
+
+class PartHoldKey(NamedTuple):
+    """A request for a hinted part (EXT-X-PRELOAD-HINT) waiting for it to complete."""
+
+    stream: str
+    rendition: str
+    msn: int
+    part: int
+
+
+NOT_FOUND = _error(404, "not found")
+NO_SUCH_STREAM = _error(404, "no such stream")
+
+
+class OriginApp:
+    """Answers requests from the streams of a :class:`StreamRegistry`. ``static`` maps paths to
+    assets. ``OriginApp(event)`` serves one event as the default stream."""
+
+    def __init__(
+        self, event: LiveEvent | StreamRegistry, static: dict[str, StaticAsset] | None = None
+    ) -> None:
+        self.streams = event if isinstance(event, StreamRegistry) else StreamRegistry.single(event)
         self.static = static or {}
-        td = event.config.target_duration
-        self.hold_limit = 3.0 * td  # §6.2.5.2: a blocked request times out after 3 × TD → 503
-        self.blocking_cache = f"public, max-age={6 * td}"
-        self.plain_cache = f"public, max-age={max(1, td // 2)}"
-        self._responses: dict[tuple[str, bool, bool], tuple[int, Response]] = {}
+        self._answers: dict[str, StreamAnswers] = {}
+
+    @classmethod
+    def for_streams(
+        cls, streams: StreamRegistry, static: dict[str, StaticAsset] | None = None
+    ) -> OriginApp:
+        """An origin over every stream of ``streams``, looked up per request (streams may be
+        added and removed while it runs)."""
+        return cls(streams, static)
+
+    @property
+    def event(self) -> LiveEvent:
+        """The default stream's event."""
+        return self.streams.default_event
 
     @staticmethod
     def cache_key(target: bytes) -> bytes:
@@ -83,37 +115,43 @@ class OriginApp:
             return _error(exc.status, str(exc), cache="no-store", object_type=object_type)
 
     def resume(self, key: Hashable, now: float) -> Response | None:
-        assert isinstance(key, tuple)
-        if key[0] == "playlist":
-            _, name, msn, part, skip = key
-            rendition = self.event.renditions[name]
-            if self._satisfied(rendition, msn, part):
-                return self._playlist(name, skip, blocking=True)
-            return None
-        _, name, msn, index = key
-        return self._resume_part(self.event.renditions[name], msn, index)
+        assert isinstance(key, PlaylistHoldKey | PartHoldKey)
+        answers = self._stream(key.stream)
+        if answers is None:
+            return NO_SUCH_STREAM  # removed while requests waited on it
+        return answers.resume(key)
 
     def expired(self, key: Hashable, now: float) -> Response:
-        assert isinstance(key, tuple)
-        object_type = "playlist-blocking" if key[0] == "playlist" else "part"
-        return _error(503, f"not produced within {self.hold_limit:g} s", object_type=object_type)
+        assert isinstance(key, PlaylistHoldKey | PartHoldKey)
+        answers = self._stream(key.stream)
+        if answers is None:
+            return NO_SUCH_STREAM
+        return answers.expired(key)
 
     # ------------------------------------------------------------------ routing
+    def _stream(self, stream_id: str) -> StreamAnswers | None:
+        """The answering state of a registered stream (rebuilt if its event was replaced)."""
+        event = self.streams.get(stream_id)
+        if event is None:
+            self._answers.pop(stream_id, None)
+            return None
+        answers = self._answers.get(stream_id)
+        if answers is None or answers.event is not event:
+            answers = self._answers[stream_id] = StreamAnswers(stream_id, event)
+        return answers
+
     def _route(self, request: Request, now: float) -> Response | Hold:
-        try:
-            path = unquote(request.path, errors="strict")
-        except UnicodeDecodeError:
-            return _error(404, "not found")
-        if "\x00" in path or "\\" in path or "/." in path or "//" in path:
-            return _error(404, "not found")
-        if path == "/live/main.m3u8":
-            return self._multivariant()
-        match = _MEDIA_PATH.fullmatch(path)
-        if match is not None:
-            rendition = self.event.renditions.get(match["rendition"])
-            if rendition is None:
-                return _error(404, "no such rendition")
-            return self._media(rendition, match, request.query, now)
+        path = decode_path(request.path)
+        if path is None:
+            return NOT_FOUND
+        live = parse_live_path(path)
+        if live is not None:
+            answers = self._stream(live.stream_id(self.streams.default))
+            if answers is None:
+                return NO_SUCH_STREAM
+            if live.rendition is None:
+                return answers.multivariant()
+            return answers.media(live, request.query, now)
         if path == "/":
             return Response(
                 302,
@@ -128,48 +166,67 @@ class OriginApp:
             return Response(
                 200, asset.body, asset.content_type, "public, max-age=60", "static", permanent=True
             )
-        return _error(404, "not found")
+        return NOT_FOUND
 
-    def _media(
-        self, rendition: LiveRendition, match: re.Match[str], query: str, now: float
-    ) -> Response | Hold:
-        if match["index"]:
+
+class StreamAnswers:
+    """The answers of one stream: its playlists and media, holds keyed by stream id."""
+
+    def __init__(self, stream_id: str, event: LiveEvent) -> None:
+        self.stream_id = stream_id
+        self.event = event
+        td = event.config.target_duration
+        self.hold_limit = 3.0 * td  # §6.2.5.2: a blocked request times out after 3 × TD → 503
+        self.blocking_cache = f"public, max-age={6 * td}"
+        self.plain_cache = f"public, max-age={max(1, td // 2)}"
+        self._responses: dict[tuple[str, bool, bool], tuple[int, Response]] = {}
+
+    def resume(self, key: PlaylistHoldKey | PartHoldKey) -> Response | None:
+        rendition = self.event.renditions[key.rendition]
+        if isinstance(key, PartHoldKey):
+            return self._resume_part(rendition, key.msn, key.part)
+        if self._satisfied(rendition, key.msn, key.part):
+            return self._playlist(key.rendition, skip=key.skip, blocking=True)
+        return None
+
+    def expired(self, key: PlaylistHoldKey | PartHoldKey) -> Response:
+        object_type = "playlist-blocking" if isinstance(key, PlaylistHoldKey) else "part"
+        return _error(503, f"not produced within {self.hold_limit:g} s", object_type=object_type)
+
+    def media(self, live: LivePath, query: str, now: float) -> Response | Hold:
+        assert live.rendition is not None
+        rendition = self.event.renditions.get(live.rendition)
+        if rendition is None:
+            return _error(404, "no such rendition")
+        if live.file == "index.m3u8":
             return self._media_playlist(rendition, parse_directives(query), now)
-        content_type = (
-            "audio/mp4" if rendition.track and rendition.track.kind == "audio" else ("video/mp4")
-        )
-        if match["init"] is not None:
-            data = rendition.inits.get(f"init-{match['init']}.mp4")
-            return self._object(data, content_type, "init")
-        if match["seg"] is not None:
-            return self._object(rendition.segment_data(int(match["seg"])), content_type, "segment")
-        msn, index = int(match["pmsn"]), int(match["pidx"])
+        content_type = _content_type(rendition)
+        if live.file == "init":
+            data = rendition.inits.get(f"init-{live.init}.mp4")
+            return _object(data, content_type, "init")
+        assert live.msn is not None
+        if live.file == "seg":
+            return _object(rendition.segment_data(live.msn), content_type, "segment")
+        msn, index = live.msn, live.part
+        assert index is not None
         data = rendition.part_data(msn, index)
         if data is not None:
-            return self._object(data, content_type, "part")
+            return _object(data, content_type, "part")
         if rendition.part_is_pending(msn, index):
-            return Hold(("part", rendition.name, msn, index), now + self.hold_limit, "part")
+            key = PartHoldKey(self.stream_id, rendition.name, msn, index)
+            return Hold(key, now + self.hold_limit, "part")
         return _error(404, "no such part", object_type="part")
 
-    @staticmethod
-    def _object(data: bytes | None, content_type: str, object_type: str) -> Response:
-        if data is None:
-            return _error(404, f"no such {object_type}", object_type=object_type)
-        return Response(200, data, content_type, IMMUTABLE, object_type, permanent=True)
-
     def _resume_part(self, rendition: LiveRendition, msn: int, index: int) -> Response | None:
-        content_type = (
-            "audio/mp4" if rendition.track and rendition.track.kind == "audio" else ("video/mp4")
-        )
         data = rendition.part_data(msn, index)
         if data is not None:
-            return Response(200, data, content_type, IMMUTABLE, "part", permanent=True)
+            return Response(200, data, _content_type(rendition), IMMUTABLE, "part", permanent=True)
         if rendition.part_is_pending(msn, index):
             return None
         return _error(404, "the hinted part was never produced", object_type="part")
 
     # ------------------------------------------------------------------ playlists
-    def _multivariant(self) -> Response:
+    def multivariant(self) -> Response:
         if not self.event.ready:
             return Response(
                 503,
@@ -196,12 +253,12 @@ class OriginApp:
         if position is None:
             return _error(404, "the rendition has not started", object_type="playlist-plain")
         if not d.blocking or rendition.ended:
-            return self._playlist(rendition.name, skip, blocking=False)
+            return self._playlist(rendition.name, skip=skip, blocking=False)
         check_blocking_request(d, position, self.event.config.part_target)
         assert d.msn is not None
         if self._satisfied(rendition, d.msn, d.part):
-            return self._playlist(rendition.name, skip, blocking=True)
-        key = ("playlist", rendition.name, d.msn, d.part, skip)
+            return self._playlist(rendition.name, skip=skip, blocking=True)
+        key = PlaylistHoldKey(self.stream_id, rendition.name, d.msn, d.part, skip)
         return Hold(key, now + self.hold_limit, "playlist-blocking")
 
     @staticmethod
@@ -212,7 +269,7 @@ class OriginApp:
             return rendition.has_segment(msn)
         return rendition.has_part(msn, part)
 
-    def _playlist(self, name: str, skip: bool, blocking: bool) -> Response:
+    def _playlist(self, name: str, *, skip: bool, blocking: bool) -> Response:
         """One Response per (rendition, skip, blocking) and version, shared by every viewer."""
         key = (name, skip, blocking)
         cached = self._responses.get(key)
@@ -228,3 +285,13 @@ class OriginApp:
         )
         self._responses[key] = (self.event.version, response)
         return response
+
+
+def _content_type(rendition: LiveRendition) -> str:
+    return "audio/mp4" if rendition.track and rendition.track.kind == "audio" else "video/mp4"
+
+
+def _object(data: bytes | None, content_type: str, object_type: str) -> Response:
+    if data is None:
+        return _error(404, f"no such {object_type}", object_type=object_type)
+    return Response(200, data, content_type, IMMUTABLE, object_type, permanent=True)

@@ -2,7 +2,9 @@
 
 Built for thousands of LL-HLS clients per core: a bare :class:`asyncio.Protocol` per connection
 (uvloop when installed), httptools parsing, bytes encoded once per :class:`Response` and second
-(memoised in ``Response._wire``), parked requests kept in one dict per hold key so that
+(memoised in ``Response._wire``). What is not about sockets lives in pure parts: the gate
+(``origin.gate``) asked first, the answer cache by request target (``origin.answer_cache``), and
+the parking lot of held requests by hold key (``origin.parking``), so that
 :meth:`OriginServer.notify` answers all waiters of a key with one ``resume`` and one encode.
 One periodic sweep handles deadlines and idle connections — no task or timer per request.
 
@@ -15,9 +17,7 @@ reading is cut off once ``max_write_buffer`` bytes wait for it or its output sta
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
@@ -26,14 +26,16 @@ from typing import NamedTuple, cast
 
 import httptools
 
+from livecast.origin.answer_cache import AnswerCache
 from livecast.origin.contract import Handler, Hold, Request, Response
+from livecast.origin.gate import Gate, active
+from livecast.origin.parking import ParkingLot
 from livecast.origin.wire import (
     BAD_REQUEST,
     CONNECTION_LINE,
     HEADERS_TOO_LARGE,
     HOLD_EXPIRED,
     INTERNAL_ERROR,
-    MAX_CACHED_TARGETS,
     METHOD_NOT_ALLOWED,
     METHODS,
     REFUSALS,
@@ -50,10 +52,9 @@ log = logging.getLogger(__name__)
 
 
 class _Parked(NamedTuple):
-    """Where a parked request waits and how to answer it."""
+    """Under which key a parked request waits and how to answer it."""
 
     key: Hashable
-    bucket: int  # deadline bucket: ceil(deadline / sweep_interval)
     object_type: str
     head: bool
     keep_alive: bool
@@ -67,7 +68,12 @@ class _StopParsing(Exception):
 
 
 class OriginServer:
-    """HTTP/1.1 front of a :class:`Handler`; call :meth:`notify` after every state change."""
+    """HTTP/1.1 front of a :class:`Handler`; call :meth:`notify` after every state change.
+
+    Each request meets, in this order: the ``gate`` (a refusal is the answer, never remembered);
+    the ``answers`` cache (an answer or hold already given to the same target); the handler,
+    whose held requests wait in the ``parking`` lot until :meth:`notify` or their deadline.
+    """
 
     def __init__(
         self,
@@ -77,8 +83,10 @@ class OriginServer:
         limits: HttpLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
         cache_key: Callable[[bytes], bytes] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.handler = handler
+        self.gate = active(gate)  # None: every request may have an answer
         # Maps a raw request target to the key of the answer cache; the handler may know that
         # some query arguments (CMCD, cache busters) never change its answer.
         self.cache_key = cache_key or (lambda target: target)
@@ -86,19 +94,14 @@ class OriginServer:
         self.limits = limits = limits or HttpLimits()
         self.clock = clock
         self.metrics = OriginMetrics(registry)
+        self.answers = AnswerCache()
+        self.parking: ParkingLot[_Connection] = ParkingLot(resolution=limits.sweep_interval)
         self.port = 0
         self.encode_count = 0  # responses serialised; stays flat when a memo is reused
         self.date_line = b""
         self._date_second = -1
         self.refresh_date()
         self._connections: dict[_Connection, None] = {}
-        self._parked: dict[Hashable, dict[_Connection, None]] = {}
-        # Answers by raw request target (GET, origin-form): until the next notify(), and forever.
-        self._reusable: dict[bytes, Response] = {}
-        self._permanent: dict[bytes, Response] = {}
-        self._holds: dict[bytes, tuple[Hashable, str, float]] = {}  # key, type, hold seconds
-        self._buckets: dict[int, dict[_Connection, None]] = {}
-        self._bucket_heap: list[int] = []
         self._idle_check_every = max(limits.sweep_interval, min(1.0, limits.idle_timeout / 4))
         self._next_idle_check = 0.0
         self._server: asyncio.AbstractServer | None = None
@@ -129,13 +132,13 @@ class OriginServer:
 
     def notify(self) -> None:
         """Resume parked requests after the handler's state changed (one resume per key)."""
-        self._reusable.clear()
-        self._holds.clear()
-        if not self._parked:
+        self.answers.state_changed()
+        parking = self.parking
+        if not parking:
             return
         self.refresh_date()
         now = self.clock()
-        for key in list(self._parked):
+        for key in parking.held_keys():
             try:
                 response = self.handler.resume(key, now)
             except Exception:
@@ -143,15 +146,17 @@ class OriginServer:
                 continue
             if response is None:
                 continue
-            for connection in self._parked.pop(key, {}):
-                self._unlink_bucket(connection)
+            for connection in parking.release(key):
                 connection.answer_parked(response, now)
 
     def sweep(self) -> None:
         """Answer parked requests past their deadline; close idle and stalled connections."""
         self.refresh_date()
         now = self.clock()
-        self._expire_due(now)
+        for key, connections in self.parking.due(now):
+            response = self.expire_now(key, now)
+            for connection in connections:
+                connection.answer_parked(response, now)
         if now >= self._next_idle_check:
             self._next_idle_check = now + self._idle_check_every
             for connection in list(self._connections):
@@ -184,7 +189,7 @@ class OriginServer:
             log.exception("handler failed for %s %s", request.method, request.path)
             return INTERNAL_ERROR
 
-    def wire(self, response: Response, head: bool, keep_alive: bool) -> bytes:
+    def wire(self, response: Response, *, head: bool, keep_alive: bool) -> bytes:
         """The bytes to send for ``response``, encoded at most once per kind and second."""
         memo = response._wire
         date_line = self.date_line
@@ -203,40 +208,10 @@ class OriginServer:
             self.encode_count += 1
         return data
 
-    def cached(self, target: bytes) -> Response | None:
-        """The answer already given to a GET of ``target`` that is still valid, if any."""
-        return self._reusable.get(target) or self._permanent.get(target)
-
-    def remember(self, target: bytes, response: Response) -> None:
-        """Keep ``response`` for later GETs of ``target`` as far as it allows (bounded)."""
-        if response.permanent:
-            if len(self._permanent) >= MAX_CACHED_TARGETS:
-                self._permanent.clear()
-            self._permanent[target] = response
-        elif response.reusable and len(self._reusable) < MAX_CACHED_TARGETS:
-            self._reusable[target] = response
-
-    def cached_hold(self, target: bytes, now: float) -> Hold | None:
-        """A GET of ``target`` was held since the last state change: hold this one the same way."""
-        known = self._holds.get(target)
-        return None if known is None else Hold(known[0], now + known[2], known[1])
-
-    def remember_hold(self, target: bytes, hold: Hold, now: float) -> None:
-        if len(self._holds) < MAX_CACHED_TARGETS:
-            self._holds[target] = (hold.key, hold.object_type, hold.deadline - now)
-
-    def park(self, connection: _Connection, hold: Hold, head: bool, keep_alive: bool) -> None:
-        bucket = math.ceil(hold.deadline / self.limits.sweep_interval)
-        waiters = self._parked.get(hold.key)
-        if waiters is None:
-            waiters = self._parked[hold.key] = {}
-        waiters[connection] = None
-        due = self._buckets.get(bucket)
-        if due is None:
-            due = self._buckets[bucket] = {}
-            heapq.heappush(self._bucket_heap, bucket)
-        due[connection] = None
-        connection.parked = _Parked(hold.key, bucket, hold.object_type, head, keep_alive)
+    def park(self, connection: _Connection, hold: Hold, *, head: bool, keep_alive: bool) -> None:
+        """Hold ``connection``'s request under ``hold`` (TypeError: an unhashable key)."""
+        self.parking.park(connection, hold.key, hold.deadline)
+        connection.parked = _Parked(hold.key, hold.object_type, head, keep_alive)
         self.metrics.blocked.value += 1
 
     def unpark(self, connection: _Connection) -> None:
@@ -244,46 +219,9 @@ class OriginServer:
         parked = connection.parked
         if parked is None:
             return
-        waiters = self._parked.get(parked.key)
-        if waiters is not None:
-            waiters.pop(connection, None)
-            if not waiters:
-                del self._parked[parked.key]
-        self._unlink_bucket(connection)
+        self.parking.unpark(connection, parked.key)
         connection.parked = None
         self.metrics.blocked.value -= 1
-
-    def _unlink_bucket(self, connection: _Connection) -> None:
-        parked = connection.parked
-        if parked is None:
-            return
-        due = self._buckets.get(parked.bucket)
-        if due is not None:
-            due.pop(connection, None)
-            if not due:
-                del self._buckets[parked.bucket]
-
-    def _expire_due(self, now: float) -> None:
-        heap = self._bucket_heap
-        interval = self.limits.sweep_interval
-        while heap and heap[0] * interval <= now:
-            due = self._buckets.pop(heapq.heappop(heap), None)
-            if not due:
-                continue
-            by_key: dict[Hashable, list[_Connection]] = {}
-            for connection in due:
-                if connection.parked is not None:
-                    by_key.setdefault(connection.parked.key, []).append(connection)
-            for key, connections in by_key.items():
-                response = self.expire_now(key, now)
-                waiters = self._parked.get(key)
-                if waiters is not None:
-                    for connection in connections:
-                        waiters.pop(connection, None)
-                    if not waiters:
-                        del self._parked[key]
-                for connection in connections:
-                    connection.answer_parked(response, now)
 
     def expire_now(self, key: Hashable, now: float) -> Response:
         """The handler's answer to a hold past its deadline (a plain 503 if it fails)."""
@@ -404,7 +342,15 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
 
     def on_message_complete(self) -> None:
-        if self._answered_from_cache():
+        server = self.server
+        if (  # fast path, without a gate: a keep-alive GET answered without building a Request
+            server.gate is None
+            and self.parked is None
+            and not self._queue
+            and self._keep_alive
+            and self._parser.get_method() == b"GET"
+            and self._answered_from_cache(server.cache_key(self._url), server.clock())
+        ):
             return
         request = self._build_request()
         if request is None:
@@ -415,7 +361,7 @@ class _Connection(asyncio.Protocol):
             self._accepting = False
         if self.parked is None and not self._queue:
             self._idle_since = None
-            self._dispatch(request, keep_alive, self.server.cache_key(self._url))
+            self._dispatch(request, keep_alive, server.cache_key(self._url))
         elif len(self._queue) < self.limits.max_pipelined:
             self._idle_since = None
             self._queue.append((request, keep_alive))
@@ -423,25 +369,20 @@ class _Connection(asyncio.Protocol):
             self.close("bad_request", abort=True)
             raise _StopParsing
 
-    def _answered_from_cache(self) -> bool:
-        """Fast path for a keep-alive GET of a target seen since the last state change: send the
-        same answer, or park it under the same hold, without building a Request."""
-        if self.parked is not None or self._queue or not self._keep_alive:
-            return False
-        if self._parser.get_method() != b"GET":
-            return False
+    def _answered_from_cache(self, target: bytes, now: float) -> bool:
+        """For a keep-alive GET of a target seen since the last state change: send the same
+        answer, or park it under the same hold (False: nothing known, ask the handler)."""
         server = self.server
-        now = server.clock()
-        target = server.cache_key(self._url)
-        cached = server.cached(target)
+        answers = server.answers
+        cached = answers.answer(target)
         if cached is not None:
             self._idle_since = None
-            self._respond(cached, False, True, cached.object_type, now)
+            self._respond(cached, cached.object_type, now, head=False, keep_alive=True)
             return True
-        hold = server.cached_hold(target, now)
+        hold = answers.hold(target, now)
         if hold is not None:
             self._idle_since = None
-            server.park(self, hold, False, True)
+            server.park(self, hold, head=False, keep_alive=True)
             return True
         return False
 
@@ -463,39 +404,52 @@ class _Connection(asyncio.Protocol):
         return Request(name, path.decode("latin-1"), query.decode("latin-1"), headers)
 
     def _dispatch(self, request: Request, keep_alive: bool, target: bytes = b"") -> None:
-        """Answer ``request`` now or park it until the handler can."""
+        """Answer ``request`` now or park it until the handler can: the gate first, then the
+        answer cache (when a gate kept the fast path from it), then the handler."""
         server = self.server
         now = server.clock()
         head = request.method == "HEAD"
         if not head and request.method != "GET":
-            self._respond(METHOD_NOT_ALLOWED, False, keep_alive, "other", now)
+            self._respond(METHOD_NOT_ALLOWED, "other", now, head=False, keep_alive=keep_alive)
             return
+        cacheable = not head and target[:1] == b"/"
+        gate = server.gate
+        if gate is not None:
+            refusal = gate.authorize(request, now)
+            if refusal is not None:
+                self._respond(refusal.response, "other", now, head=head, keep_alive=keep_alive)
+                return
+            if cacheable and keep_alive and self._answered_from_cache(target, now):
+                return
         outcome = server.route(request, now)
         if isinstance(outcome, Response):
-            if not head and target[:1] == b"/":
-                server.remember(target, outcome)
-            self._respond(outcome, head, keep_alive, outcome.object_type, now)
+            if cacheable:
+                server.answers.remember(target, outcome)
+            self._respond(outcome, outcome.object_type, now, head=head, keep_alive=keep_alive)
         elif outcome.deadline <= now:
-            self._respond(
-                server.expire_now(outcome.key, now), head, keep_alive, outcome.object_type, now
-            )
+            expired = server.expire_now(outcome.key, now)
+            self._respond(expired, outcome.object_type, now, head=head, keep_alive=keep_alive)
         else:
             try:
-                server.park(self, outcome, head, keep_alive)
-                if not head and keep_alive and target[:1] == b"/":
-                    server.remember_hold(target, outcome, now)
+                server.park(self, outcome, head=head, keep_alive=keep_alive)
+                if cacheable and keep_alive:
+                    server.answers.remember_hold(target, outcome, now)
             except TypeError:  # an unhashable key
                 log.exception("handler returned an unusable hold key %r", outcome.key)
-                self._respond(INTERNAL_ERROR, head, keep_alive, outcome.object_type, now)
+                self._respond(
+                    INTERNAL_ERROR, outcome.object_type, now, head=head, keep_alive=keep_alive
+                )
 
     def answer_parked(self, response: Response, now: float) -> None:
-        """Send ``response`` to the parked request (already unlinked from the key table)."""
+        """Send ``response`` to the parked request (already out of the parking lot)."""
         parked = self.parked
         if parked is None:
             return
         self.parked = None
         self.server.metrics.blocked.value -= 1
-        self._respond(response, parked.head, parked.keep_alive, parked.object_type, now)
+        self._respond(
+            response, parked.object_type, now, head=parked.head, keep_alive=parked.keep_alive
+        )
         if self._queue:
             self._run_queue(now)
 
@@ -503,12 +457,12 @@ class _Connection(asyncio.Protocol):
         while self._queue and self.parked is None and self._close_reason is None:
             item, keep_alive = self._queue.popleft()
             if isinstance(item, Response):
-                self._respond(item, False, False, "other", now)
+                self._respond(item, "other", now, head=False, keep_alive=False)
             else:
                 self._dispatch(item, keep_alive)
 
     def _respond(
-        self, response: Response, head: bool, keep_alive: bool, object_type: str, now: float
+        self, response: Response, object_type: str, now: float, *, head: bool, keep_alive: bool
     ) -> None:
         transport = self.transport
         if transport is None or self._close_reason is not None:
@@ -516,7 +470,7 @@ class _Connection(asyncio.Protocol):
         if transport.get_write_buffer_size() > self.limits.max_write_buffer:
             self.close("slow_client", abort=True)
             return
-        data = self.server.wire(response, head, keep_alive)
+        data = self.server.wire(response, head=head, keep_alive=keep_alive)
         transport.write(data)
         self.server.metrics.count_response(object_type, response.status, len(data))
         if not keep_alive:
@@ -530,7 +484,7 @@ class _Connection(asyncio.Protocol):
         """Answer a protocol error (after any earlier pending answers), then close."""
         self._accepting = False
         if self.parked is None and not self._queue:
-            self._respond(error, False, False, "other", self.server.clock())
+            self._respond(error, "other", self.server.clock(), head=False, keep_alive=False)
         else:
             self._queue.append((error, False))
 

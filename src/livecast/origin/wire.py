@@ -20,7 +20,6 @@ REASONS = {status.value: status.phrase for status in HTTPStatus}
 METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
 REFUSALS = (400, 414, 431)  # protocol errors: answered, then the connection is closed
 
-MAX_CACHED_TARGETS = 20_000  # per cache; a flood of distinct URLs only stops the caching
 METHOD_NOT_ALLOWED = Response(405, b"method not allowed\n", extra_headers=(("Allow", "GET, HEAD"),))
 BAD_REQUEST = Response(400, b"bad request\n")
 URI_TOO_LONG = Response(414, b"URI too long\n")
