@@ -202,7 +202,7 @@ class StreamAnswers:
             return self._media_playlist(rendition, parse_directives(query), now)
         content_type = _content_type(rendition)
         if live.file == "init":
-            data = rendition.inits.get(f"init-{live.init}.mp4")
+            data = rendition.init_data(f"init-{live.init}.mp4")
             return _object(data, content_type, "init")
         assert live.msn is not None
         if live.file == "seg":

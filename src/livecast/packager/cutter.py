@@ -39,7 +39,7 @@ class Part:
     start: float  # media time, seconds
     duration: float
     independent: bool
-    data: bytes
+    size: int  # bytes; the data travel in the PartCut, then live in the store
 
 
 @dataclass(slots=True)
@@ -52,11 +52,14 @@ class Segment:
     discontinuity_sequence: int = 0  # set by the rendition: discontinuities up to this segment
     parts: list[Part] = field(default_factory=list)
     complete: bool = False
-    data: bytes = b""  # filled in once complete
 
     @property
     def duration(self) -> float:
         return sum(p.duration for p in self.parts)
+
+    @property
+    def size(self) -> int:
+        return sum(p.size for p in self.parts)
 
     @property
     def end(self) -> float:
@@ -67,11 +70,13 @@ class Segment:
 class PartCut:
     segment: Segment
     part: Part
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class SegmentCut:
     segment: Segment
+    data: bytes  # the segment's parts, concatenated
 
 
 Cut = PartCut | SegmentCut
@@ -102,6 +107,7 @@ class SegmentCutter:
         self._discontinuity = discontinuity
         self._segment: Segment | None = None
         self._part_chunks: list[bytes] = []
+        self._segment_parts: list[bytes] = []
         self._part_start = 0.0
         self._part_duration = 0.0
         self._part_independent = False
@@ -168,21 +174,24 @@ class SegmentCutter:
         return segment
 
     def _close_part(self, segment: Segment) -> PartCut:
+        data = b"".join(self._part_chunks)
         part = Part(
             msn=segment.msn,
             index=len(segment.parts),
             start=self._part_start,
             duration=self._part_duration,
             independent=self._part_independent,
-            data=b"".join(self._part_chunks),
+            size=len(data),
         )
         segment.parts.append(part)
+        self._segment_parts.append(data)
         self._part_chunks = []
         self._part_duration = 0.0
-        return PartCut(segment, part)
+        return PartCut(segment, part, data)
 
     def _close_segment(self, segment: Segment) -> SegmentCut:
         segment.complete = True
-        segment.data = b"".join(p.data for p in segment.parts)
+        data = b"".join(self._segment_parts)
+        self._segment_parts = []
         self._segment = None
-        return SegmentCut(segment)
+        return SegmentCut(segment, data)

@@ -22,6 +22,8 @@ from livecast.hls.tags import Media, RenditionReport, StreamInf
 from livecast.media.fmp4 import Fragment, InitSegment
 from livecast.packager.cutter import Cut
 from livecast.packager.live import LiveRendition, PackagingConfig
+from livecast.store.contract import Store
+from livecast.store.ram import RamRing
 
 AUDIO_GROUP = "aac"
 
@@ -32,13 +34,30 @@ class RenditionSpec:
     kind: str  # "video" or "audio"
 
 
+DEFAULT_STREAM = "main"
+
+
 class LiveEvent:
-    def __init__(self, config: PackagingConfig, renditions: list[RenditionSpec]) -> None:
+    """The packager of one stream (``stream`` id); its media bytes go to ``store``."""
+
+    def __init__(
+        self,
+        config: PackagingConfig,
+        renditions: list[RenditionSpec],
+        *,
+        stream: str = DEFAULT_STREAM,
+        store: Store | None = None,
+    ) -> None:
         if not renditions:
             raise MediaError("an event needs at least one rendition")
         self.config = config
+        self.stream = stream
+        self.store: Store = store if store is not None else RamRing()
         self.specs = {spec.name: spec for spec in renditions}
-        self.renditions = {spec.name: LiveRendition(spec.name, config) for spec in renditions}
+        self.renditions = {
+            spec.name: LiveRendition(spec.name, config, self.store.open(stream, spec.name))
+            for spec in renditions
+        }
         self.version = 0  # bumped on every published part or segment
         self._playlist_cache: dict[tuple[str, bool], tuple[int, bytes]] = {}
         self._multivariant_cache: tuple[int, bytes] | None = None

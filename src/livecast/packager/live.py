@@ -1,8 +1,10 @@
 """Live renditions: the packager's state for one rendition and the playlist it renders — sans-IO.
 
 A :class:`LiveRendition` owns a :class:`SegmentCutter` per encoder run ("generation"), keeps the
-live window of segments and parts in memory (the RAM ring of the store), and builds the
-:class:`MediaPlaylist` for it. Time never enters: PDT comes from the encoder's capture epoch.
+timeline of the live window (segments and their parts: numbers, durations, PDT — no bytes) and
+builds the :class:`MediaPlaylist` for it. The bytes go through the store seam
+(:mod:`livecast.store.contract`): put as they are cut, retired when the window no longer serves
+them. Time never enters: PDT comes from the encoder's capture epoch.
 
 Window rules (draft-pantos-hls-rfc8216bis §6.2.2, Apple LL-HLS):
   * the playlist lists at least 3 target durations of segments (``window`` ≥ 3 × TD, validated);
@@ -24,7 +26,9 @@ from livecast.hls.directives import LivePosition
 from livecast.hls.playlist import MediaPlaylist, SegmentEntry
 from livecast.hls.tags import MapTag, PartInf, PartTag, PreloadHint, ServerControl, Skip
 from livecast.media.fmp4 import Fragment, InitSegment, TrackInfo
-from livecast.packager.cutter import Cut, Segment, SegmentCutter
+from livecast.packager.cutter import Cut, PartCut, Segment, SegmentCut, SegmentCutter
+from livecast.store.contract import RenditionStore, WindowPolicy
+from livecast.store.ram import RamRendition
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,9 @@ class PackagingConfig:
     @property
     def parts_per_segment(self) -> int:
         return max(1, math.ceil(self.segment_duration / self.part_target - 1e-6))
+
+    def window_policy(self) -> WindowPolicy:
+        return WindowPolicy.live(window=self.window, target_duration=self.target_duration)
 
     def server_control(self) -> ServerControl:
         td = self.target_duration
@@ -60,15 +67,20 @@ def part_name(msn: int, index: int) -> str:
 
 
 class LiveRendition:
-    def __init__(self, name: str, config: PackagingConfig) -> None:
+    def __init__(
+        self, name: str, config: PackagingConfig, store: RenditionStore | None = None
+    ) -> None:
         self.name = name
         self.config = config
+        self.window = config.window_policy()
+        self.store: RenditionStore = store if store is not None else RamRendition()
         self.track: TrackInfo | None = None
         self.frame_rate: float | None = None
-        self.inits: dict[str, bytes] = {}
+        self.init_names: set[str] = set()  # init segments the live window refers to
         self._cutter: SegmentCutter | None = None
         self._segments: deque[Segment] = deque()  # complete, oldest first (listed + retained)
         self._by_msn: dict[int, Segment] = {}
+        self._parts_served: deque[Segment] = deque()  # complete, whose part files are served
         self._discontinuity_count = 0  # discontinuities seen so far
         self.ended = False
 
@@ -81,7 +93,8 @@ class LiveRendition:
         for cut in cuts:
             self._on_cut(cut)
         init_name = f"init-{generation_id}.mp4"
-        self.inits[init_name] = init.data
+        self.store.put_init(init_name, init.data)
+        self.init_names.add(init_name)
         self.track = init.track
         self._cutter = SegmentCutter(
             timescale=init.track.timescale,
@@ -119,21 +132,35 @@ class LiveRendition:
             self._discontinuity_count += 1 if segment.discontinuity else 0
             segment.discontinuity_sequence = self._discontinuity_count
         self._by_msn[segment.msn] = segment
-        if segment.complete and (not self._segments or self._segments[-1] is not segment):
+        if isinstance(cut, PartCut):
+            self.store.put_part(segment.msn, cut.part.index, cut.data)
+        elif isinstance(cut, SegmentCut) and (
+            not self._segments or self._segments[-1] is not segment
+        ):
+            self.store.put_segment(segment.msn, cut.data)
             self._segments.append(segment)
+            self._parts_served.append(segment)
             self._prune()
 
     def _prune(self) -> None:
-        keep = 2 * self.config.window  # listed window + one more window of availability
+        """Retire from the store what the live window no longer serves (module doc)."""
         live_end = self._segments[-1].end
-        while len(self._segments) > 1 and live_end - self._segments[0].end > keep:
+        while self._parts_served and not self.window.keeps_parts(
+            segment_end=self._parts_served[0].end, live_end=live_end
+        ):
+            self.store.retire_parts(self._parts_served.popleft().msn)
+        while len(self._segments) > 1 and not self.window.keeps_segment(
+            segment_end=self._segments[0].end, live_end=live_end
+        ):
             old = self._segments.popleft()
             del self._by_msn[old.msn]
+            self.store.retire_segment(old.msn)
         referenced = {s.init_name for s in self._segments}
         if self._cutter is not None:
             referenced.add(self._cutter.init_name)
-        for name in [n for n in self.inits if n not in referenced]:
-            del self.inits[name]
+        for name in self.init_names - referenced:
+            self.init_names.discard(name)
+            self.store.retire_init(name)
 
     # ------------------------------------------------------------------ queries
     @property
@@ -193,17 +220,20 @@ class LiveRendition:
         seg = self._by_msn.get(msn)
         return seg is not None and index < len(seg.parts)
 
+    def init_data(self, name: str) -> bytes | None:
+        return self.store.init(name) if name in self.init_names else None
+
     def segment_data(self, msn: int) -> bytes | None:
         seg = self._by_msn.get(msn)
-        return seg.data if seg is not None and seg.complete else None
+        return self.store.segment(msn) if seg is not None and seg.complete else None
 
     def part_data(self, msn: int, index: int) -> bytes | None:
         seg = self._by_msn.get(msn)
         if seg is None or index >= len(seg.parts):
             return None
-        if self._live_end() - seg.end > 6 * self.config.target_duration:
+        if not self.window.keeps_parts(segment_end=seg.end, live_end=self._live_end()):
             return None  # part files are kept 3 target durations past their listing
-        return seg.parts[index].data
+        return self.store.part(msn, index)
 
     def part_is_pending(self, msn: int, index: int) -> bool:
         """The part is hinted (or will be, for a brand-new segment) but not yet complete."""
@@ -215,14 +245,14 @@ class LiveRendition:
         listed = self._listed_segments()
         open_seg = self.open_segment
         live_end = self._live_end()
-        part_horizon = live_end - 3 * cfg.target_duration
         skipped = self._skippable(listed) if skip else 0
         entries: list[SegmentEntry] = []
         previous_init = None
         for position, seg in enumerate(listed):
             if position < skipped:
                 continue  # the first listed segment repeats EXT-X-MAP
-            entries.append(self._entry(seg, seg.end > part_horizon, previous_init))
+            with_parts = self.window.lists_parts(segment_end=seg.end, live_end=live_end)
+            entries.append(self._entry(seg, with_parts, previous_init))
             previous_init = seg.init_name
         if open_seg is not None and open_seg.parts:
             entries.append(self._entry(open_seg, True, previous_init))
@@ -251,7 +281,7 @@ class LiveRendition:
         for seg in reversed(self._segments):
             listed.append(seg)
             total += seg.duration
-            if total >= self.config.window - 1e-6:
+            if total >= self.window.listed - 1e-6:
                 break
         listed.reverse()
         return listed
@@ -284,9 +314,9 @@ class LiveRendition:
 
     def bitrates(self) -> tuple[int, int]:
         """(peak, average) segment bit rate over the retained complete segments, bits/s."""
-        rates = [8 * len(s.data) / s.duration for s in self._segments if s.duration > 0]
+        rates = [8 * s.size / s.duration for s in self._segments if s.duration > 0]
         if not rates:
             return 0, 0
-        total_bits = sum(8 * len(s.data) for s in self._segments)
+        total_bits = sum(8 * s.size for s in self._segments)
         total_time = sum(s.duration for s in self._segments)
         return math.ceil(max(rates)), math.ceil(total_bits / total_time)
