@@ -132,7 +132,17 @@ async def test_master_with_two_workers_plays_viewers(looped: LivePipeline, tmp_p
     assert viewers["start_failures"] == 0 and viewers["fatal_errors"] == 0, viewers
     part_statuses = stats["requests"]["part"]["status_counts"]
     assert part_statuses.get("200", 0) > 10 * 10 and set(part_statuses) == {"200"}, part_statuses
-    assert max(stats["timeline"]["active_viewers"]) == 10, stats["timeline"]["active_viewers"]
+    timeline = stats["timeline"]
+    assert max(timeline["active_viewers"]) == 10, timeline["active_viewers"]
+    # the harness's records, as the asyncio driver's: latency every second, requests per tenth,
+    # playlist ages and bytes
+    latencies = sum(second["count"] for second in timeline["live_latency_s"])
+    assert latencies >= 10 * (RUN_SECONDS - 4), latencies
+    sent = sum(sum(tenths) for tenths in timeline["request_tenths"])
+    total_requests = sum(sum(k["status_counts"].values()) for k in stats["requests"].values())
+    assert total_requests <= sent <= total_requests + 4 * viewers["viewers"], (sent, total_requests)
+    client = stats["indicators"]["client"]
+    assert client["counters"]["playlists"] > 10 * 5 and client["bytes_by_kind"]["part"] > 0
     assert "livecast QoE: " in master_log and "no final QoE" not in master_log
 
 

@@ -90,17 +90,17 @@ def _video_parts(server: object, rendition: str) -> int:
 
 def test_high_bandwidth_climbs_to_the_top_rung() -> None:
     player, server = session(PlayerConfig("up", start_level="lowest"), seconds=20.0)
-    record = player.qoe(EPOCH + 30.0)
-    assert record.start_bitrate == player.variants[0].bandwidth
+    record = player.outcome(EPOCH + 30.0)
+    assert player.start_bitrate == player.variants[0].bandwidth
     assert player.level == len(player.variants) - 1
     assert record.switches == 1
     assert _video_parts(server, "720p") > _video_parts(server, "360p")
     inits = {urlsplit(s.request.url).path for s in server.kinds("init")}
     assert "/live/720p/init-882000000.mp4" in inits
-    assert record.stall_count == 0
+    assert record.stalls == 0
     top = player.variants[-1].bandwidth
-    assert record.average_bitrate is not None
-    assert player.variants[0].bandwidth < record.average_bitrate <= top
+    assert record.avg_bitrate_bps is not None
+    assert player.variants[0].bandwidth < record.avg_bitrate_bps <= top
 
 
 def test_bandwidth_drop_steps_down() -> None:
@@ -108,8 +108,8 @@ def test_bandwidth_drop_steps_down() -> None:
         return 20e6 if now < EPOCH + 18.0 else 1.0e6
 
     player, server = session(PlayerConfig("down", start_level="highest"), 20.0, bandwidth)
-    record = player.qoe(EPOCH + 30.0)
-    assert record.start_bitrate == player.variants[-1].bandwidth
+    record = player.outcome(EPOCH + 30.0)
+    assert player.start_bitrate == player.variants[-1].bandwidth
     assert player.level == 0
     assert record.switches == 1
     switched_at = min(
@@ -118,8 +118,8 @@ def test_bandwidth_drop_steps_down() -> None:
     # the first part loading slower than real time is the evidence (hls.js abandon rules): the
     # emergency switch resets the estimator, so the next regular decision does not undo it
     assert EPOCH + 18.0 < switched_at < EPOCH + 20.0
-    assert record.outcome == "watching"
-    assert record.stalled_time < 0.5
+    assert player.status == "watching"
+    assert record.stalled_s < 0.5
 
 
 def test_estimator_reset_starts_again_from_the_given_estimate() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from livecast.player import PlayerConfig
 from livecast.player.buffer import MediaBuffer, PlaybackState
-from livecast.player.qoe import rebuffering_ratio
+from livecast.results.stats import ViewerOutcome
 
 from .synth import EPOCH
 from .test_player_server import session
@@ -60,7 +60,8 @@ def test_stall_is_counted_where_the_playhead_ran_out_and_resume_needs_the_thresh
     assert buffer.stall_count == 1
     # 0.5 s at 1000 bit/s then 0.1 s at 3000 bit/s under the playhead
     assert buffer.bitrate_seconds / buffer.played == pytest.approx((500 + 300) / 0.6)
-    assert rebuffering_ratio(buffer.stalled, buffer.played) == pytest.approx(1.0 / 1.6)
+    outcome = ViewerOutcome(startup_s=0.0, stalled_s=buffer.stalled, played_s=buffer.played)
+    assert outcome.rebuffering_ratio == pytest.approx(1.0 / 1.6)
 
 
 def test_reaching_the_end_of_a_finished_stream_is_not_a_stall() -> None:
@@ -74,9 +75,12 @@ def test_reaching_the_end_of_a_finished_stream_is_not_a_stall() -> None:
 
 
 def test_rebuffering_ratio_math() -> None:
-    assert rebuffering_ratio(0.0, 0.0) == 0.0
-    assert rebuffering_ratio(1.0, 9.0) == pytest.approx(0.1)
-    assert rebuffering_ratio(3.0, 0.0) == 1.0
+    def ratio(stalled: float, played: float) -> float | None:
+        return ViewerOutcome(startup_s=0.0, stalled_s=stalled, played_s=played).rebuffering_ratio
+
+    assert ratio(0.0, 0.0) is None  # nothing watched: no ratio (the results' one definition)
+    assert ratio(1.0, 9.0) == pytest.approx(0.1)
+    assert ratio(3.0, 0.0) == 1.0
 
 
 def test_starved_viewer_stalls_then_resumes_and_falls_behind_by_the_stalled_time() -> None:
@@ -84,20 +88,20 @@ def test_starved_viewer_stalls_then_resumes_and_falls_behind_by_the_stalled_time
         return 30e3 if EPOCH + 15.0 <= now < EPOCH + 18.0 else 20e6
 
     player, _ = session(PlayerConfig("starved", start_level="lowest"), 20.0, bandwidth)
-    record = player.qoe(EPOCH + 30.0)
-    assert record.outcome == "watching" and record.error is None
-    assert record.stall_count >= 1
-    assert 0.5 < record.stalled_time < 4.0
+    record = player.outcome(EPOCH + 30.0)
+    assert player.status == "watching" and record.fatal_error is None and player.error is None
+    assert record.stalls >= 1
+    assert 0.5 < record.stalled_s < 4.0
     assert player.state == "playing"
-    assert record.played_time + record.stalled_time + record.startup_time == pytest.approx(
-        20.0, abs=0.05
-    )
+    assert record.startup_s is not None
+    assert record.played_s + record.stalled_s + record.startup_s == pytest.approx(20.0, abs=0.05)
     assert record.rebuffering_ratio == pytest.approx(
-        record.stalled_time / (record.stalled_time + record.played_time)
+        record.stalled_s / (record.stalled_s + record.played_s)
     )
     # no catch-up (hls.js maxLiveSyncPlaybackRate 1): latency grows by the time spent stalled
-    assert record.latency is not None
-    assert record.latency.max - record.latency.min == pytest.approx(record.stalled_time, abs=0.05)
+    samples = player.latency_samples
+    assert record.latency is not None and record.latency.max_s == max(samples)
+    assert max(samples) - min(samples) == pytest.approx(record.stalled_s, abs=0.05)
 
 
 def test_a_hole_stalls_until_media_beyond_it_then_the_playhead_jumps_it() -> None:

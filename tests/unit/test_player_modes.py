@@ -1,10 +1,11 @@
 """Classic HLS mode (polling, whole segments, 3 target durations behind), churn (leaving before
-or after the first frame), the end of the stream, and the QoE record."""
+or after the first frame), the end of the stream, and the viewer's outcome."""
 
 from __future__ import annotations
 
 import json
 import random
+import statistics
 from itertools import pairwise
 from urllib.parse import urlsplit
 
@@ -13,6 +14,7 @@ import pytest
 from livecast.errors import ConfigError
 from livecast.origin.app import OriginApp
 from livecast.player import Player, PlayerConfig
+from livecast.results.stats import RunStats
 
 from .synth import EPOCH, make_event
 from .test_player_server import URL, LadderFeeder, ScriptedServer, session
@@ -20,8 +22,8 @@ from .test_player_server import URL, LadderFeeder, ScriptedServer, session
 
 def test_classic_mode_polls_every_target_duration_and_fetches_whole_segments() -> None:
     player, server = session(PlayerConfig("classic", mode="classic"), seconds=20.0)
-    record = player.qoe(EPOCH + 30.0)
-    assert record.mode == "classic" and record.stall_count == 0
+    record = player.outcome(EPOCH + 30.0)
+    assert not player.low_latency and record.stalls == 0
     assert not server.kinds("part")
     assert len(server.kinds("segment")) >= 18  # two tracks, a 2 s segment each every 2 s
     playlists = server.kinds("playlist")
@@ -35,24 +37,25 @@ def test_classic_mode_polls_every_target_duration_and_fetches_whole_segments() -
     first_720 = min(s.at for s in playlists if "/live/720p/" in s.request.url)
     assert not [s for s in playlists if "/live/360p/" in s.request.url and s.at > first_720]
     # starts at the segment holding edge − 3 × TD (6 s): latency 6–8 s plus the transfer
-    assert record.latency is not None and 6.0 <= record.latency.p50 <= 8.5
+    assert record.latency is not None
+    assert 6.0 <= statistics.median(player.latency_samples) <= 8.5
 
 
 def test_leaving_before_the_first_frame_is_an_exit_before_video_start() -> None:
     config = PlayerConfig("churn", leave_at=EPOCH + 10.05)
     player, _ = session(config, seconds=5.0)
-    record = player.qoe(EPOCH + 15.0)
-    assert record.outcome == "exit_before_start"
-    assert record.exit_before_video_start and not record.video_start_failure
-    assert record.startup_time is None and record.finished_at == EPOCH + 10.05
+    record = player.outcome(EPOCH + 15.0)
+    assert player.status == "exit_before_start"
+    assert record.exited_before_start and not record.start_failed
+    assert record.startup_s is None and player.finished_at == EPOCH + 10.05
 
 
 def test_leaving_while_watching() -> None:
     player, server = session(PlayerConfig("bye", leave_at=EPOCH + 14.0), seconds=10.0)
-    record = player.qoe(EPOCH + 20.0)
-    assert record.outcome == "left" and not record.exit_before_video_start
-    assert record.finished_at == EPOCH + 14.0
-    assert record.played_time == pytest.approx(4.0 - record.startup_time)  # type: ignore[operator]
+    record = player.outcome(EPOCH + 20.0)
+    assert player.status == "left" and not record.exited_before_start
+    assert player.finished_at == EPOCH + 14.0
+    assert record.played_s == pytest.approx(4.0 - record.startup_s)  # type: ignore[operator]
     assert max(s.at for s in server.sent) <= EPOCH + 14.0
 
 
@@ -64,27 +67,32 @@ def test_a_stream_that_ends_plays_to_its_end_without_a_stall() -> None:
     server.run(player, EPOCH + 10.0, EPOCH + 16.0)
     event.end()
     server.run_more(player, EPOCH + 26.0)
-    record = player.qoe(EPOCH + 26.0)
-    assert record.outcome == "ended", record
-    assert record.stall_count == 0 and record.error is None
+    record = player.outcome(EPOCH + 26.0)
+    assert player.status == "ended", record
+    assert record.stalls == 0 and record.fatal_error is None
     after_end = [s for s in server.kinds("playlist") if s.at > EPOCH + 16.1]
     assert len(after_end) <= 4  # the final playlist is not polled again
 
 
-def test_qoe_record_is_json_able_and_consistent() -> None:
+def test_the_outcome_is_consistent_and_counts_in_the_results() -> None:
     player, _ = session(PlayerConfig("q"), seconds=6.0)
-    record = player.qoe(EPOCH + 16.0)
-    data = json.loads(json.dumps(record.as_dict()))
-    assert data["session_id"] == "q" and "latency_samples" not in data
-    assert data["total_bytes"] == sum(record.bytes_by_kind.values()) > 0
-    assert set(record.requests) == {"multivariant", "playlist", "init", "part"}
-    assert all(set(statuses) == {"200"} for statuses in record.requests.values())
+    record = player.outcome(EPOCH + 16.0)
+    ledger = player.ledger
+    assert sum(ledger.bytes_by_kind.values()) > 0
+    assert set(ledger.by_status) == {"multivariant", "playlist", "init", "part"}
+    assert all(set(statuses) == {"200"} for statuses in ledger.by_status.values())
     assert player.buffer is not None and player.buffer.first_frame_at is not None
-    assert record.startup_time == pytest.approx(player.buffer.first_frame_at - (EPOCH + 10.0))
-    assert 0 < record.startup_time < 0.5  # type: ignore[operator]
-    assert record.latency is not None and record.latency.count == len(record.latency_samples)
-    with_samples = record.as_dict(with_samples=True)
-    assert len(with_samples["latency_samples"]) == record.latency.count
+    assert record.startup_s == pytest.approx(player.buffer.first_frame_at - (EPOCH + 10.0))
+    assert 0 < record.startup_s < 0.5  # type: ignore[operator]
+    samples = player.latency_samples
+    assert record.latency is not None and record.latency.samples == len(samples) >= 4
+    assert record.latency.mean_s == pytest.approx(statistics.fmean(samples))
+    assert record.played_s == pytest.approx(6.0 - record.startup_s)  # type: ignore[operator]
+    stats = RunStats()
+    stats.record_viewer(record)
+    data = json.loads(json.dumps(stats.to_dict()))
+    assert RunStats.from_dict(data).viewers.counters["started"] == 1
+    assert data["viewers"]["counters"]["played_s"] == pytest.approx(record.played_s)
 
 
 def test_config_is_validated() -> None:
@@ -101,9 +109,9 @@ def test_a_media_playlist_url_plays_as_one_muxed_track() -> None:
     url = "http://origin.test/live/360p/index.m3u8"
     player = Player(url, PlayerConfig("muxed"), random.Random(1))
     server.run(player, EPOCH + 10.0, EPOCH + 16.0)
-    record = player.qoe(EPOCH + 16.0)
-    assert record.outcome == "watching" and record.stall_count == 0
-    assert record.startup_time is not None
+    record = player.outcome(EPOCH + 16.0)
+    assert player.status == "watching" and record.stalls == 0
+    assert record.startup_s is not None
     assert list(player.tracks) == ["video"] and player.tracks["video"].object_type == "av"
     assert all("ot%3Dav" in s.request.url for s in server.kinds("part"))
 
@@ -118,10 +126,10 @@ def test_an_encoder_restart_costs_a_short_stall_and_new_init_segments() -> None:
     server.run_more(player, EPOCH + 17.0)
     server.feeder = LadderFeeder(event, generation=1, epoch=EPOCH + 17.0)
     server.run_more(player, EPOCH + 30.0)
-    record = player.qoe(EPOCH + 30.0)
-    assert record.outcome == "watching" and record.error is None
+    record = player.outcome(EPOCH + 30.0)
+    assert player.status == "watching" and record.fatal_error is None
     # 2 s without media against ≈ 1.2 s of buffer (PART-HOLD-BACK behind the edge): one stall
-    assert record.stall_count == 1 and record.stalled_time < 1.5
+    assert record.stalls == 1 and record.stalled_s < 1.5
     assert record.switches == 0  # waiting for a part to be produced is not a slow transfer
     inits = sorted(urlsplit(s.request.url).path for s in server.kinds("init"))
     assert inits == [
@@ -131,10 +139,11 @@ def test_an_encoder_restart_costs_a_short_stall_and_new_init_segments() -> None:
         "/live/audio/init-882000008.mp4",
     ]
     # the hinted part that was never produced: one 404, not retried
-    assert record.requests["part"].get("404", 0) <= 2
+    assert player.ledger.by_status["part"].get("404", 0) <= 2
     # the PDT gap of the restart is a hole the playhead jumps: new media plays, latency drops
     assert player.buffer is not None and 1.0 < player.buffer.skipped < 2.5
-    assert record.latency is not None and record.latency.min < record.latency.max - 1.0
+    assert record.latency is not None
+    assert min(player.latency_samples) < max(player.latency_samples) - 1.0
 
 
 def test_a_viewer_behind_the_part_window_fetches_whole_segments_then_parts_again() -> None:
@@ -142,11 +151,11 @@ def test_a_viewer_behind_the_part_window_fetches_whole_segments_then_parts_again
         return 20e3 if EPOCH + 14.0 <= now < EPOCH + 24.0 else 20e6
 
     player, server = session(PlayerConfig("behind", start_level="lowest"), 30.0, bandwidth)
-    record = player.qoe(EPOCH + 40.0)
-    assert record.outcome == "watching" and record.stall_count == 1
+    record = player.outcome(EPOCH + 40.0)
+    assert player.status == "watching" and record.stalls == 1
     segments = server.kinds("segment")
     assert segments and all(s.status == 200 for s in segments)
     assert max(s.at for s in server.kinds("part")) > max(s.at for s in segments)
     assert all(s.status in (200, None) for s in server.kinds("part"))
     assert player.buffer is not None and player.buffer.skipped == 0.0  # nothing was skipped
-    assert record.latency is not None and record.latency.max > 9.0  # no catch-up (hls.js)
+    assert record.latency is not None and record.latency.max_s > 9.0  # no catch-up (hls.js)

@@ -34,12 +34,15 @@ def test_join_url_matches_urljoin(base: str, uri: str) -> None:
 
 
 def _watch(cache: PlaylistCache | None, name: str) -> object:
-    """One viewer of a fresh (deterministic) event: the same playlist bytes every run."""
+    """One viewer of a fresh (deterministic) event: the same playlist bytes every run; its
+    outcome, answers by kind and status, bytes by kind and latency samples."""
     event = make_event()
     server = ScriptedServer(OriginApp(event), LadderFeeder(event))
     player = Player(URL, PlayerConfig(name), random.Random(1), cache)
     server.run(player, EPOCH + 10.0, EPOCH + 14.0)
-    return player.qoe(EPOCH + 14.0)
+    outcome = player.outcome(EPOCH + 14.0)
+    ledger = player.ledger
+    return outcome, ledger.by_status, ledger.bytes_by_kind, player.latency_samples
 
 
 def test_a_shared_cache_parses_each_playlist_once_and_changes_nothing() -> None:

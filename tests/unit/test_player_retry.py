@@ -74,10 +74,11 @@ def test_multivariant_500_retries_once_after_exactly_one_second_then_fails_to_st
     assert urlsplit(retry.url).path == urlsplit(first.url).path
     assert (first.retry, retry.retry) == (0, 1)  # the adapter counts retries from this
     assert player.on_response(retry.id, 503, b"", 0, 101.3) == []
-    record = player.qoe(102.0)
-    assert record.outcome == "start_failure" and record.video_start_failure
-    assert not record.exit_before_video_start
-    assert record.requests == {"multivariant": {"500": 1, "503": 1}}
+    record = player.outcome(102.0)
+    assert player.status == "start_failure" and record.start_failed
+    assert not record.exited_before_start and record.startup_s is None
+    assert record.fatal_error is not None and "HTTP 503 after 1 retries" in record.fatal_error
+    assert player.ledger.by_status == {"multivariant": {"500": 1, "503": 1}}
     assert player.finished and player.downlink_bps == 5e6
 
 
@@ -88,7 +89,7 @@ def test_network_errors_count_by_kind_and_retry_with_jitter_from_the_injected_rn
         (first,) = player.start(0.0)
         (retry,) = player.on_error(first.id, "timeout", 20.0)
         delays.append(retry.not_before - 20.0)
-        assert player.qoe(20.0).requests == {"multivariant": {"timeout": 1}}
+        assert player.ledger.by_status == {"multivariant": {"timeout": 1}}
     assert delays[0] == delays[1]
     assert 0.0 <= delays[0] <= 1.0
 
@@ -106,10 +107,11 @@ def _parts_fail_after(t: float) -> object:
 def test_parts_failing_for_good_end_in_a_fatal_error_after_six_retries() -> None:
     config = PlayerConfig("v").without_jitter()
     player, server = session(config, seconds=45.0, fault=_parts_fail_after(14.0))  # type: ignore[arg-type]
-    record = player.qoe(server.sent[-1].at)
-    assert record.outcome == "fatal" and not record.video_start_failure
-    assert record.error is not None and "after 6 retries" in record.error
-    assert record.startup_time is not None
+    record = player.outcome(server.sent[-1].at)
+    assert player.status == "fatal" and not record.start_failed
+    assert record.fatal_error is not None and "after 6 retries" in record.fatal_error
+    assert record.fatal_error == player.error
+    assert record.startup_s is not None
     # the first failing part of one track: asked for as the preload hint (not retried: the
     # playlist says what exists), then as a listed part and its 6 retries 1, 2, 4, 8, 8, 8 s apart
     failed = [s for s in server.kinds("part") if s.status == 500]
@@ -120,8 +122,8 @@ def test_parts_failing_for_good_end_in_a_fatal_error_after_six_retries() -> None
     gaps = [b - a for a, b in pairwise(times[1:])]
     for gap, delay in zip(gaps, [1, 2, 4, 8, 8, 8], strict=True):
         assert delay <= gap <= delay + 0.1
-    assert record.finished_at == pytest.approx(times[-1], abs=0.1)
-    assert record.stall_count == 1  # it starved before giving up
+    assert player.finished_at == pytest.approx(times[-1], abs=0.1)
+    assert record.stalls == 1  # it starved before giving up
 
 
 def test_with_jitter_viewers_spread_their_retries_and_a_seed_repeats_them() -> None:

@@ -128,6 +128,14 @@ def slow_fetch_bound(bitrate: int, fragment_duration: float, loading_for: float)
     return bitrate * fragment_duration / loading_for
 
 
+def slow_fetch_check_at(began: float, duration: float, last_check: float, interval: float) -> float:
+    """When a video fetch that began loading at ``began`` (``duration`` s of media) is next
+    checked: on a grid of ``interval`` from its start (hls.js's 100 ms ``_abandonRulesCheck``
+    timer), once it has loaded as long as its media lasts and after the ``last_check``."""
+    after = max(began + duration, last_check)
+    return began + interval * (math.floor((after - began) / interval) + 1)
+
+
 def start_level(bitrates: Sequence[int], rule: str, estimate_bps: float, up_factor: float) -> int:
     """The first rendition: lowest, highest, or the highest the default estimate allows."""
     if rule == "lowest":

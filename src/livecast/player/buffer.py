@@ -36,6 +36,7 @@ from collections import deque
 from enum import StrEnum
 
 TOLERANCE = 0.05  # seconds: ranges closer than this are contiguous (PDT has ms precision)
+DRAIN_STEP = 1e-3  # seconds past a playhead already at the end: when the stall registers
 
 
 class PlaybackState(StrEnum):
@@ -101,6 +102,25 @@ class MediaBuffer:
         at = self._reference()
         end = self._contiguous_end(track, at) if at is not None else None
         return 0.0 if at is None or end is None else max(0.0, end - at)
+
+    def drain_at(self) -> float | None:
+        """Wall time at which the playhead reaches the end of what every track holds if nothing
+        more arrives — a stall, a hole to jump, or the end of a complete stream; None unless
+        playing. A playhead already at the end stalls as soon as time passes: then
+        :data:`DRAIN_STEP` after the clock. Allocates nothing (asked after every answer)."""
+        playhead, clock = self.playhead, self.clock
+        if self.state is not PlaybackState.PLAYING or playhead is None or clock is None:
+            return None
+        end = None
+        for track in self.tracks:
+            track_end = self._contiguous_end(track, playhead)
+            if track_end is None:
+                return clock + DRAIN_STEP
+            if end is None or track_end < end:
+                end = track_end
+        if end is None or end <= playhead:
+            return clock + DRAIN_STEP
+        return clock + (end - playhead)
 
     def ranges(self, track: str) -> list[tuple[float, float]]:
         return [(start, end) for start, end in self._ranges[track]]

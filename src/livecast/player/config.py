@@ -8,7 +8,9 @@ Mirrored hls.js settings:
   * ``abrEwmaFastLive`` 3 s, ``abrEwmaSlowLive`` 9 s, ``abrEwmaDefaultEstimate`` 500 kbit/s,
     ``abrBandWidthFactor`` 0.95, ``abrBandWidthUpFactor`` 0.7;
   * ``liveSyncDurationCount`` 3 (classic HLS starts 3 target durations behind the live edge);
-    in low-latency mode hls.js targets PART-HOLD-BACK, as this model does.
+    in low-latency mode hls.js targets PART-HOLD-BACK, as this model does;
+  * the abandon rules of a loading fragment are checked every 100 ms (``AbrController``'s
+    ``setInterval(this._abandonRulesCheck, 100)``): ``slow_fetch_check_interval``.
 
 Not in hls.js: full jitter on the backoff (``RetryPolicy.jitter``, on by default — switch it off to
 reproduce hls.js's synchronised retries, i.e. a retry storm) and the thresholds of the media
@@ -76,6 +78,7 @@ class PlayerConfig:
     start_buffer: float = 0.1
     resume_buffer: float = 0.5
     latency_sample_interval: float = 1.0
+    slow_fetch_check_interval: float = 0.1  # seconds between checks of a loading video fetch
     hold_margin: float = 1.0  # seconds beyond the server's 3 × TD hold before timing out
     multivariant_retry: RetryPolicy = field(default=MULTIVARIANT_RETRY)
     playlist_retry: RetryPolicy = field(default=PLAYLIST_RETRY)
@@ -94,6 +97,8 @@ class PlayerConfig:
             raise ConfigError("bandwidth_factor", "factors must be within (0, 1]")
         if self.start_buffer < 0 or self.resume_buffer < 0:
             raise ConfigError("resume_buffer", "buffer thresholds must be ≥ 0")
+        if self.latency_sample_interval <= 0 or self.slow_fetch_check_interval <= 0:
+            raise ConfigError("latency_sample_interval", "intervals must be > 0")
 
     def retry_policy(self, kind: str) -> RetryPolicy:
         """The policy of a request kind: multivariant, playlist, or media (init/part/segment)."""

@@ -9,7 +9,11 @@ answers with; nothing here opens a socket, reads a clock or uses global randomne
     requests measure transfer, not waiting; ``age``: its ``Age`` header — ``player.tunein``);
   * ``on_error(request_id, kind, now)`` — a transport failure (``"timeout"``, ``"reset"``…);
   * ``tick(now)`` — time passed (leave time, stall accounting, latency samples, ABR checks);
-  * ``wanted(request_id)`` — ask before sending a delayed request: False once abandoned.
+  * ``next_deadline()`` — when the next ``tick`` has something to do if no answer comes first:
+    a driver arms a timer for it instead of ticking every viewer all the time;
+  * ``wanted(request_id)`` — ask before sending a delayed request: False once abandoned;
+  * ``outcome(now)`` — the viewer's QoE as the results package counts it
+    (:class:`~livecast.results.stats.ViewerOutcome`, ``player.qoe``).
 
 Every request carries ``not_before`` (absolute wall time; retries and classic-mode polls are
 delayed) and ``timeout``. At most one playlist and one media request are in flight per track
@@ -28,7 +32,8 @@ How it plays, after hls.js (``stream-controller``, ``audio-stream-controller``, 
     (``liveSyncDurationCount``); reload every target duration (half when it did not change);
   * audio starts at the part/segment holding the start position;
   * ABR after every video fetch (``player.abr``) and, while a video fetch loads slower than real
-    time, from that evidence (hls.js abandon rules, without aborting the fetch): an emergency
+    time, from that evidence (hls.js abandon rules, without aborting the fetch, checked every
+    ``slow_fetch_check_interval`` from the fetch's start as hls.js's timer does): an emergency
     switch down also resets the bandwidth estimator to that figure, as hls.js does, so that the
     next regular decision does not undo it; a switch takes effect at the next INDEPENDENT
     part (every segment in classic mode): new playlist (blocking for that position), new init;
@@ -39,27 +44,26 @@ How it plays, after hls.js (``stream-controller``, ``audio-stream-controller``, 
 
 from __future__ import annotations
 
+import math
 import random
 from urllib.parse import urljoin
 
 from livecast.errors import PlaylistError
-from livecast.hls.playlist import (
-    MediaPlaylist,
-    parse_multivariant_playlist,
-)
+from livecast.hls.playlist import MediaPlaylist
 from livecast.hls.tags import StreamInf
 from livecast.player.abr import (
     AbrInputs,
     BandwidthEstimator,
     choose_level,
     slow_fetch_bound,
+    slow_fetch_check_at,
     start_level,
 )
 from livecast.player.buffer import MediaBuffer, PlaybackState
 from livecast.player.cmcd import CmcdQuery, object_type, with_query
 from livecast.player.config import PlayerConfig
 from livecast.player.parsed import PlaylistCache
-from livecast.player.qoe import QoeRecord, build_record
+from livecast.player.qoe import LatencySampler, viewer_outcome
 from livecast.player.requests import InFlight, Request, RequestLedger
 from livecast.player.retry import backoff_delay, can_retry
 from livecast.player.track import (
@@ -67,15 +71,16 @@ from livecast.player.track import (
     MediaItem,
     Position,
     TrackState,
-    audio_rendition_uri,
     blocking_url,
     fragment_duration,
     item_at,
+    join_tracks,
     live_offset,
     live_start,
     newest_position,
 )
 from livecast.player.tunein import blocking_reload_url, on_playlist, waits_for_tune_in
+from livecast.results.stats import ViewerOutcome
 
 
 class Player:
@@ -109,15 +114,17 @@ class Player:
         self.low_latency = config.mode == "llhls"
         self.started_at: float | None = None
         self.finished_at: float | None = None
-        self.outcome = "idle"
+        # "idle", "watching", then how it ended: "ended", "left", "exit_before_start",
+        # "start_failure" or "fatal"
+        self.status = "idle"
         self.error: str | None = None
         self.ledger = RequestLedger()
         self._cmcd_query = CmcdQuery(config.session_id, config.content_id)
-        self.latency_samples: list[float] = []
+        self.latency_sampler = LatencySampler(config.latency_sample_interval)
         # now − program time at the end of the newest media in the playlist just received (set by
         # on_response for a playlist with PROGRAM-DATE-TIME, else None): staleness at an edge
         self.last_playlist_age: float | None = None
-        self._last_latency_at: float | None = None
+        self._slow_checked_at = -math.inf  # when a loading video fetch was last checked
         self._start_time: float | None = None  # program time of the video start position
         self._received: dict[str, dict[Position, int]] = {}  # media whose timing is unknown
 
@@ -132,9 +139,14 @@ class Player:
         return self.config.downlink_bps
 
     @property
+    def latency_samples(self) -> list[float]:
+        """Latency behind live sampled so far (seconds; the list itself, appended to)."""
+        return self.latency_sampler.samples
+
+    @property
     def state(self) -> str:
         if self.finished:
-            return self.outcome
+            return self.status
         return self.buffer.state.value if self.buffer else "joining"
 
     @property
@@ -144,7 +156,7 @@ class Player:
     # ------------------------------------------------------------------ events
     def start(self, now: float) -> list[Request]:
         self.started_at = now
-        self.outcome = "watching"
+        self.status = "watching"
         policy = self.config.multivariant_retry
         return [self._send("multivariant", self.url, policy.timeout, now, None)]
 
@@ -163,7 +175,7 @@ class Player:
         if flight is None or self.finished:
             return []
         kind = flight.request.kind
-        self._release(flight)
+        self._release(flight.track, flight.request.id)
         if not self._observe(now):
             return []
         if not 200 <= status < 300:
@@ -185,7 +197,7 @@ class Player:
         flight = self.ledger.settle(request_id, kind, 0)
         if flight is None or self.finished:
             return []
-        self._release(flight)
+        self._release(flight.track, flight.request.id)
         if not self._observe(now):
             return []
         return self._failed(flight, kind, now)
@@ -198,36 +210,46 @@ class Player:
     def tick(self, now: float) -> list[Request]:
         if self.finished or self.started_at is None or not self._observe(now):
             return []
-        self._check_slow_fetch(now)
+        check_at = self._slow_check_at()
+        if check_at is not None and now >= check_at:
+            self._slow_checked_at = now
+            self._check_slow_fetch(now)
         return self._plan(now)
 
+    def next_deadline(self) -> float | None:
+        """The earliest wall time at which :meth:`tick` has something to do if no answer arrives
+        first — leaving, the next latency sample, the buffer running dry (a stall, a hole, the
+        end), the next check of a loading video fetch — possibly already past; None before
+        ``start`` and once finished. Ticking only then gives what ticking all the time gives;
+        the adapter asks again after every event (an answer can move it either way)."""
+        if self.finished or self.started_at is None:
+            return None
+        deadline = _earlier(self.config.leave_at, self._slow_check_at())
+        buf = self.buffer
+        if buf is not None and buf.state is PlaybackState.PLAYING:
+            deadline = _earlier(deadline, self.latency_sampler.due_at(buf))
+            deadline = _earlier(deadline, buf.drain_at())
+        return deadline
+
     # ------------------------------------------------------------------ QoE
-    def qoe(self, now: float) -> QoeRecord:
+    def outcome(self, now: float) -> ViewerOutcome:
+        """What this viewer experienced up to ``now`` (or its end), as the results count it."""
         if not self.finished:
             self._observe(now)
-        return build_record(
-            session_id=self.config.session_id,
-            mode="llhls" if self.low_latency else "classic",
-            outcome=self.outcome,
+        return viewer_outcome(
+            status=self.status,
             started_at=self.started_at,
-            finished_at=self.finished_at,
             error=self.error,
             buffer=self.buffer,
-            latency_samples=self.latency_samples,
-            start_bitrate=self.start_bitrate,
+            latency_samples=self.latency_sampler.samples,
             switches=self.switches,
-            ledger=self.ledger,
         )
 
     # ------------------------------------------------------------------ bookkeeping
-    def _release(self, flight: InFlight) -> None:
-        track = self.tracks.get(flight.track or "")
-        if track is None:
-            return
-        if track.playlist_request == flight.request.id:
-            track.playlist_request = None
-        if track.media_request == flight.request.id:
-            track.media_request = None
+    def _release(self, track_name: str | None, request_id: int) -> None:
+        track = self.tracks.get(track_name or "")
+        if track is not None:
+            track.release(request_id)
 
     def _observe(self, now: float) -> bool:
         """Advance the buffer to ``now``; False once the viewer is gone."""
@@ -246,25 +268,17 @@ class Player:
         if buf.state is PlaybackState.ENDED:
             self._finish("ended", now)
             return False
-        self._sample_latency(buf, now)
+        self.latency_sampler.observe(buf, now)
         return True
 
     @property
     def _has_started(self) -> bool:
         return self.buffer is not None and self.buffer.first_frame_at is not None
 
-    def _sample_latency(self, buf: MediaBuffer, now: float) -> None:
-        if buf.state is not PlaybackState.PLAYING or buf.playhead is None:
-            return
-        last = self._last_latency_at
-        if last is None or now - last >= self.config.latency_sample_interval:
-            self._last_latency_at = now
-            self.latency_samples.append(now - buf.playhead)
-
-    def _finish(self, outcome: str, now: float) -> None:
+    def _finish(self, status: str, now: float) -> None:
         if self.buffer is not None:
             self.buffer.stop(now)
-        self.outcome = outcome
+        self.status = status
         self.finished_at = now
         self.ledger.abandon_all()
 
@@ -343,28 +357,14 @@ class Player:
 
     # ------------------------------------------------------------------ responses
     def _on_multivariant(self, text: str) -> None:
-        if "#EXT-X-TARGETDURATION" in text:  # the URL names a media playlist: one muxed track
-            self.variants = [StreamInf(bandwidth=0, uri=self.url)]
-            self.level = 0
-            self.tracks = {"video": TrackState("video", "av", self.url)}
-        else:
-            parsed = parse_multivariant_playlist(text)
-            if not parsed.variants:
-                raise PlaylistError("the multivariant playlist lists no variant")
-            self.variants = sorted(parsed.variants, key=lambda v: v.bandwidth)
-            bitrates = [v.bandwidth for v in self.variants]
-            self.level = start_level(
-                bitrates,
-                self.config.start_level,
-                self.estimator.estimate(),
-                self.config.bandwidth_up_factor,
-            )
-            variant = self.variants[self.level]
-            audio = audio_rendition_uri(parsed.media, variant.audio)
-            video_type = "v" if audio is not None else "av"
-            self.tracks = {"video": TrackState("video", video_type, urljoin(self.url, variant.uri))}
-            if audio is not None:
-                self.tracks["audio"] = TrackState("audio", "a", urljoin(self.url, audio))
+        config, estimate = self.config, self.estimator.estimate()
+        self.variants, self.level, self.tracks = join_tracks(
+            self.url,
+            text,
+            lambda bitrates: start_level(
+                bitrates, config.start_level, estimate, config.bandwidth_up_factor
+            ),
+        )
         self.start_bitrate = self.bitrate
         self._received = {name: {} for name in self.tracks}
         self.buffer = MediaBuffer(
@@ -438,17 +438,30 @@ class Player:
         if track.playlist is not None and track.playlist.endlist and track.past_last_item():
             self._end_track(track, now)
 
-    def _check_slow_fetch(self, now: float) -> None:
-        """Re-decide while a video fetch loads slower than real time — for a preload-hinted
-        part, counted from when a playlist listed it (before that the server was producing it)."""
+    def _video_fetch_began(self) -> float | None:
+        """When the video fetch in flight began loading — for a preload-hinted part, when a
+        playlist listed it (before that the server was producing it); None without one (or for
+        an init segment)."""
         track = self.tracks.get("video")
         if track is None or track.media_request is None or self.level is None:
-            return
+            return None
         flight = self.ledger.in_flight.get(track.media_request)
         if flight is None or flight.request.kind == "init":
-            return
-        began = track.hint_listed_at if flight.hinted else flight.request.not_before
+            return None
+        return track.hint_listed_at if flight.hinted else flight.request.not_before
+
+    def _slow_check_at(self) -> float | None:
+        began = self._video_fetch_began()
         if began is None:
+            return None
+        duration = fragment_duration(self.tracks["video"].playlist, self.low_latency)
+        interval = self.config.slow_fetch_check_interval
+        return slow_fetch_check_at(began, duration, self._slow_checked_at, interval)
+
+    def _check_slow_fetch(self, now: float) -> None:
+        """Re-decide while a video fetch loads slower than real time."""
+        began = self._video_fetch_began()
+        if began is None or self.level is None:
             return
         duration = fragment_duration(self.tracks["video"].playlist, self.low_latency)
         loading_for = now - began
@@ -556,20 +569,18 @@ class Player:
         assert pl is not None
         if track.name == "video":
             behind = live_offset(pl, self.low_latency, self.config.live_sync_duration_count)
-            item = live_start(track.items, behind)
-            if item is None:
+            start = live_start(track.items, behind)
+            if start is None:
                 return False
-            edge = max(i.end for i in track.items.values())
-            self._start_time = max(item.start, edge - behind)
+            first, self._start_time = start
             assert self.buffer is not None
             self.buffer.set_start(self._start_time)
         else:
-            if self._start_time is None:
+            at = None if self._start_time is None else item_at(track.items, self._start_time)
+            if at is None:
                 return False
-            item = item_at(track.items, self._start_time)
-            if item is None:
-                return False
-        track.next_position = item.position
+            first = at
+        track.next_position = first.position
         return True
 
     def _should_switch(self, track: TrackState, item: MediaItem | None) -> bool:
@@ -593,13 +604,14 @@ class Player:
         self.level = self.pending_level
         self.pending_level = None
         self.switches += 1
-        track.playlist_url = urljoin(self.url, self.variants[self.level].uri)
-        track.generation += 1
-        track.playlist = None
-        track.items = {}
-        track.hint = None
-        track.hint_requested = None
-        track.init_url = None
+        track.switch_to(urljoin(self.url, self.variants[self.level].uri))
         if track.playlist_request is not None:  # its answer, if any, is ignored
             self.ledger.abandon(track.playlist_request)
             track.playlist_request = None
+
+
+def _earlier(first: float | None, second: float | None) -> float | None:
+    """The earlier of two optional times."""
+    if first is None or (second is not None and second < first):
+        return second
+    return first

@@ -12,12 +12,13 @@ and what EXT-X-PRELOAD-HINT names.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from livecast.hls.playlist import MediaPlaylist
-from livecast.hls.tags import Media
+from livecast.errors import PlaylistError
+from livecast.hls.playlist import MediaPlaylist, parse_multivariant_playlist
+from livecast.hls.tags import Media, StreamInf
 
 SEGMENT = -1  # the part index of a whole segment (classic mode)
 Position = tuple[int, int]
@@ -141,6 +142,29 @@ def hinted_part(pl: MediaPlaylist, base_url: str) -> tuple[Position, str] | None
     return position, join_url(base_url, hint.uri)
 
 
+def join_tracks(
+    url: str, text: str, choose_level: Callable[[list[int]], int]
+) -> tuple[list[StreamInf], int, dict[str, TrackState]]:
+    """What the playlist at ``url`` offers a joining viewer: the variants (ascending bandwidth),
+    the start rendition ``choose_level(bitrates)`` picks, and its tracks — video, plus the audio
+    rendition of its AUDIO group if any — or one muxed track when ``url`` names a media
+    playlist."""
+    if "#EXT-X-TARGETDURATION" in text:
+        return [StreamInf(bandwidth=0, uri=url)], 0, {"video": TrackState("video", "av", url)}
+    parsed = parse_multivariant_playlist(text)
+    if not parsed.variants:
+        raise PlaylistError("the multivariant playlist lists no variant")
+    variants = sorted(parsed.variants, key=lambda v: v.bandwidth)
+    level = choose_level([v.bandwidth for v in variants])
+    variant = variants[level]
+    audio = audio_rendition_uri(parsed.media, variant.audio)
+    video = TrackState("video", "av" if audio is None else "v", urljoin(url, variant.uri))
+    tracks = {"video": video}
+    if audio is not None:
+        tracks["audio"] = TrackState("audio", "a", urljoin(url, audio))
+    return variants, level, tracks
+
+
 def audio_rendition_uri(media: Sequence[Media], group: str | None) -> str | None:
     """URI of the AUDIO rendition of ``group`` (its DEFAULT=YES one first), if any."""
     if group is None:
@@ -175,9 +199,10 @@ def live_offset(pl: MediaPlaylist, low_latency: bool, sync_duration_count: int) 
     return 3 * (pl.part_inf.part_target if pl.part_inf else 1.0)
 
 
-def live_start(items: dict[Position, MediaItem], behind: float) -> MediaItem | None:
-    """The newest independent item starting at least ``behind`` seconds before the newest
-    item's end (the live edge); else the oldest independent item."""
+def live_start(items: dict[Position, MediaItem], behind: float) -> tuple[MediaItem, float] | None:
+    """Where to start ``behind`` seconds before the newest item's end (the live edge): the newest
+    independent item starting at least that far back (else the oldest independent item), and
+    the program time to play from — that point, or the item's start if it begins later."""
     if not items:
         return None
     ordered = sorted(items.values(), key=lambda item: item.position)
@@ -186,7 +211,8 @@ def live_start(items: dict[Position, MediaItem], behind: float) -> MediaItem | N
     if not independent:
         return None
     eligible = [item for item in independent if item.start <= edge - behind + 1e-6]
-    return eligible[-1] if eligible else independent[0]
+    item = eligible[-1] if eligible else independent[0]
+    return item, max(item.start, max(i.end for i in ordered) - behind)
 
 
 def item_at(items: dict[Position, MediaItem], when: float) -> MediaItem | None:
@@ -233,6 +259,23 @@ class TrackState:
             self.advanced_at = now
         self.last_playlist_at = now
         self.age_header = age or 0.0
+
+    def release(self, request_id: int) -> None:
+        """The request ``request_id`` is no longer in flight (answered, failed)."""
+        if self.playlist_request == request_id:
+            self.playlist_request = None
+        if self.media_request == request_id:
+            self.media_request = None
+
+    def switch_to(self, playlist_url: str) -> None:
+        """Another rendition: its playlist from scratch (answers for this one are ignored)."""
+        self.playlist_url = playlist_url
+        self.generation += 1
+        self.playlist = None
+        self.items = {}
+        self.hint = None
+        self.hint_requested = None
+        self.init_url = None
 
     def normalize_next(self) -> None:
         """Make the next position one the playlist lists: after a part fetched from a hint the

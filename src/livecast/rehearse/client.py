@@ -3,7 +3,8 @@
 One :class:`asyncio.Protocol` per connection, httptools response parsing, one request in flight per
 connection, results delivered by callback (no task or future per request). A viewer uses one
 connection per lane (playlists, media) as a browser would with HTTP/1.1. Timeouts are enforced by
-the owner calling :meth:`ClientConnection.check_timeout` from one periodic sweep.
+the owner calling :meth:`ClientConnection.check_timeout` at (or after) its
+:attr:`~ClientConnection.deadline` — from the timer it keeps anyway, no timer per request.
 
 The connection reconnects by itself when the server closed an idle keep-alive connection; a
 request that fails is reported once through ``on_error`` with a short kind ("connect", "reset",
@@ -115,6 +116,12 @@ class ClientConnection:
     @property
     def busy(self) -> bool:
         return self._pending is not None
+
+    @property
+    def deadline(self) -> float | None:
+        """clock() by which the request in flight must be answered (None when idle)."""
+        pending = self._pending
+        return pending[3] if pending is not None else None
 
     def send(self, request_id: int, target: str, *, keep_body: bool, timeout: float) -> None:
         """GET ``target`` (path + query); the result arrives through the callbacks."""

@@ -1,15 +1,18 @@
 """The rehearsal driver: virtual viewers run by the sans-IO player model — the asyncio adapter.
 
 One :class:`Driver` runs in one process (``rehearse.workers`` starts one per core). For each
-planned viewer it creates a :class:`~livecast.player.model.Player`, performs the requests the
-player asks for on keep-alive connections (:mod:`livecast.rehearse.client`, at most four per
-viewer, as the player keeps at most one playlist and one media request in flight per track), and
-feeds the answers back. Nothing here decides anything a player would: retries, ABR, buffering
-and QoE are the model's.
+planned viewer it creates a :class:`~livecast.player.model.Player` in a
+:class:`~livecast.player.harness.ViewerHarness`, performs the requests the player asks for on
+keep-alive connections (:mod:`livecast.rehearse.client`, chosen by a
+:class:`~livecast.player.lanes.LanePool`), and feeds the answers back. Nothing here decides
+anything a player would — retries, ABR, buffering and QoE are the model's — nor anything the
+Locust user does the same way: link pacing, connection choice, per-second sampling and the run's
+records are the harness's. What is left is I/O: sockets, timers, the clock.
 
-The viewer's downlink cap is applied to what the player sees, not to the socket: a response is
-handed to the player when its bytes would have crossed the viewer's link (one FIFO link per
-viewer, starting at the first byte), so thousands of capped viewers cost no extra syscalls.
+Timers: each viewer is armed on one :class:`~livecast.player.lanes.DeadlineWheel` for its next
+deadline (the player's, the next per-second sample, the timeout of a request in flight), and one
+periodic tick wakes only the viewers due. Delayed requests (retry backoff, classic polls) and
+answers held back by link pacing get a ``call_later`` each, exact.
 
 Time: the player works in wall-clock seconds (latency behind live comes from PROGRAM-DATE-TIME);
 rehearsal time ``t`` is wall clock minus the show start.
@@ -18,27 +21,25 @@ rehearsal time ``t`` is wall clock minus the show start.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from livecast.player.config import PlayerConfig
+from livecast.player.harness import TEXT_KINDS, RunRecorder, ViewerHarness
+from livecast.player.lanes import DeadlineWheel, LanePool, Router
 from livecast.player.model import Player
 from livecast.player.parsed import PlaylistCache
-from livecast.player.qoe import QoeRecord
 from livecast.player.requests import Request
 from livecast.player.tunein import parse_age
 from livecast.rehearse.audience import ViewerPlan
 from livecast.rehearse.client import ClientConnection, Exchange
-from livecast.results.stats import LatencySummary, RunStats, ViewerOutcome
+from livecast.results.stats import RunStats
 
-MAX_CONNECTIONS_PER_VIEWER = 4
-TEXT_KINDS = frozenset({"multivariant", "playlist"})
-MEDIA_KINDS = frozenset({"init", "part", "segment"})
-NOT_FOUND_MEMORY = 20_000  # media URLs answered 404, remembered to spot a 200 a moment later
+SEND_SLACK = 0.001  # seconds: a request or an answer due sooner goes now
+WHEEL_SLOT = 0.01  # seconds: resolution of the viewers' deadlines
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class DriverConfig:
     duration: float  # seconds of rehearsal from the show start
     show_start: float  # wall clock of t = 0
     retry_jitter: bool = True
-    tick_interval: float = 0.1
+    tick_interval: float = 0.1  # seconds between wakes of the viewers due
     held_limit: float | None = None  # 3 × target duration: an answer slower was held too long
 
 
@@ -64,45 +65,15 @@ class Progress:
 
 
 class _Viewer:
-    __slots__ = (
-        "conns",
-        "index",
-        "inflight",
-        "link_free_at",
-        "plan",
-        "player",
-        "samples_seen",
-        "stalls_seen",
-        "waiting",
-    )
+    __slots__ = ("armed_slot", "harness", "index", "inflight", "lanes", "plan")
 
-    def __init__(self, plan: ViewerPlan, player: Player) -> None:
+    def __init__(self, plan: ViewerPlan, harness: ViewerHarness) -> None:
         self.plan = plan
         self.index = plan.index
-        self.player = player
-        self.conns: list[ClientConnection] = []
+        self.harness = harness
+        self.lanes: LanePool[ClientConnection]
         self.inflight: dict[int, Request] = {}
-        self.waiting: deque[Request] = deque()
-        self.link_free_at = 0.0
-        self.stalls_seen = 0
-        self.samples_seen = 0
-
-
-def outcome_of(record: QoeRecord) -> ViewerOutcome:
-    """The player's QoE record as the results package counts it."""
-    samples = record.latency_samples
-    return ViewerOutcome(
-        startup_s=record.startup_time,
-        start_failed=record.video_start_failure,
-        exited_before_start=record.exit_before_video_start,
-        stalls=record.stall_count,
-        stalled_s=record.stalled_time,
-        played_s=record.played_time,
-        latency=LatencySummary.of(samples) if samples else None,
-        avg_bitrate_bps=record.average_bitrate,
-        switches=record.switches,
-        fatal_error=record.error if record.outcome in ("fatal", "start_failure") else None,
-    )
+        self.armed_slot: int | None = None  # on the driver's DeadlineWheel
 
 
 class Driver:
@@ -121,12 +92,12 @@ class Driver:
         self.clock = clock
         self.viewers: dict[int, _Viewer] = {}
         self.playlists = PlaylistCache(size=256)  # one parse per playlist version, all viewers
-        self._authorities: dict[str, tuple[str, int]] = {}
-        self._not_found: OrderedDict[str, int] = OrderedDict()  # media URL → 404s so far
+        self.recorder = RunRecorder(self.stats, config.show_start, config.held_limit)
+        self.router = Router()
+        self.wheel: DeadlineWheel[_Viewer] = DeadlineWheel(WHEEL_SLOT, clock())
         self._second = -1
         self._second_requests = 0
         self._second_errors = 0
-        self._done = asyncio.Event()
 
     # ------------------------------------------------------------------ run
     async def run(self) -> RunStats:
@@ -164,164 +135,40 @@ class Driver:
         player = Player(
             urls[plan.index % len(urls)], config, random.Random(plan.seed), self.playlists
         )
-        viewer = self.viewers[plan.index] = _Viewer(plan, player)
-        self._dispatch(viewer, player.start(now), now)
+        viewer = _Viewer(plan, ViewerHarness(player, self.recorder, now))
+        viewer.lanes = LanePool(functools.partial(self._connection, viewer))
+        self.viewers[plan.index] = viewer
+        self._dispatch(viewer, viewer.harness.start(now), now)
 
     def _finish(self, viewer: _Viewer, now: float) -> None:
         if self.viewers.pop(viewer.index, None) is None:
             return
-        self._sample(viewer, now)
-        self.stats.record_viewer(outcome_of(viewer.player.qoe(now)))
-        for conn in viewer.conns:
-            conn.close()
-        viewer.conns.clear()
+        self.wheel.disarm(viewer)
+        viewer.harness.finish(now)
+        viewer.lanes.close_all()
 
     def _dispatch(self, viewer: _Viewer, requests: list[Request], now: float) -> None:
-        if viewer.player.finished:
+        if viewer.harness.player.finished:
             self._finish(viewer, now)
             return
-        loop = asyncio.get_running_loop()
-        for request in requests:
-            delay = request.not_before - now
-            if delay > 0.001:
-                loop.call_later(delay, self._send_later, viewer, request)
-            else:
-                self._send(viewer, request)
+        if requests:
+            loop = asyncio.get_running_loop()
+            for request in requests:
+                delay = request.not_before - now
+                if delay > SEND_SLACK:
+                    loop.call_later(delay, self._send_later, viewer, request)
+                else:
+                    self._send(viewer, request)
+        self._arm(viewer)
 
-    # ------------------------------------------------------------------ requests
-    def _send_later(self, viewer: _Viewer, request: Request) -> None:
-        """A delayed request (retry backoff, classic poll) the player may no longer want."""
-        if viewer.index in self.viewers and viewer.player.wanted(request.id):
-            self._send(viewer, request)
-
-    def _send(self, viewer: _Viewer, request: Request) -> None:
-        if viewer.index not in self.viewers:
-            return
-        host, port, target = self._route(request.url)
-        conn = next(
-            (c for c in viewer.conns if not c.busy and c.port == port and c.host == host), None
-        )
-        if conn is None:
-            if len(viewer.conns) >= MAX_CONNECTIONS_PER_VIEWER:
-                viewer.waiting.append(request)
-                return
-            conn = self._connection(viewer, host, port)
-        viewer.inflight[request.id] = request
-        self.stats.record_sent(self._t(self.clock()), request.retry > 0)
-        if request.retry:
-            client = self.stats.indicators.client
-            client.count("retries")
-            if request.retry == 1:
-                client.count("retried_requests")
-        conn.send(request.id, target, keep_body=request.kind in TEXT_KINDS, timeout=request.timeout)
-
-    def _route(self, url: str) -> tuple[str, int, str]:
-        """Host, port and request target of an absolute http URL (authorities memoised: a
-        handful of entry points serve every request of the run)."""
-        authority, slash, path = url.partition("://")[2].partition("/")
-        address = self._authorities.get(authority)
-        if address is None:
-            split = urlsplit(f"http://{authority}/")
-            address = self._authorities[authority] = (
-                split.hostname or "127.0.0.1",
-                split.port or 80,
-            )
-        return address[0], address[1], (slash + path) or "/"
-
-    def _connection(self, viewer: _Viewer, host: str, port: int) -> ClientConnection:
-        holder: list[ClientConnection] = []
-
-        def on_exchange(exchange: Exchange) -> None:
-            self._on_exchange(viewer, holder[0], exchange)
-
-        def on_failure(request_id: int, kind: str) -> None:
-            self._on_failure(viewer, request_id, kind)
-
-        conn = ClientConnection(host, port, on_exchange, on_failure, clock=self.clock)
-        holder.append(conn)
-        viewer.conns.append(conn)
-        return conn
-
-    def _next_waiting(self, viewer: _Viewer) -> None:
-        if viewer.waiting and viewer.index in self.viewers:
-            self._send(viewer, viewer.waiting.popleft())
-
-    def _on_exchange(self, viewer: _Viewer, conn: ClientConnection, exchange: Exchange) -> None:
-        request = viewer.inflight.pop(exchange.request_id, None)
-        now = self.clock()
-        self._next_waiting(viewer)
-        if request is None:
-            return
-        latency = exchange.finished - exchange.started
-        self._count(request.kind, exchange.status, latency, now)
-        self._indicators(request, exchange.status, exchange.size, latency)
-        cap = viewer.player.downlink_bps
-        deliver_at = exchange.finished
-        if cap:
-            link_start = max(viewer.link_free_at, exchange.first_byte)
-            viewer.link_free_at = link_start + 8 * exchange.size / cap
-            deliver_at = max(deliver_at, viewer.link_free_at)
-        if deliver_at - now > 0.001:
-            asyncio.get_running_loop().call_later(deliver_at - now, self._deliver, viewer, exchange)
-        else:
-            self._deliver(viewer, exchange)
-
-    def _deliver(self, viewer: _Viewer, exchange: Exchange) -> None:
-        if viewer.index not in self.viewers:
-            return
-        now = self.clock()
-        actions = viewer.player.on_response(
-            exchange.request_id,
-            exchange.status,
-            exchange.body,
-            exchange.size,
-            now,
-            first_byte_at=exchange.first_byte,
-            age=parse_age(exchange.age),
-        )
-        playlist_age = viewer.player.last_playlist_age
-        if playlist_age is not None:
-            self.stats.indicators.client.count("playlists")
-            self.stats.indicators.client.playlist_age_s.record(max(0.0, playlist_age))
-        self._dispatch(viewer, actions, now)
-
-    def _indicators(self, request: Request, status: int, size: int, latency: float) -> None:
-        """Bytes per kind, answers held too long, and media 404s that turn into 200 later (an
-        early request answered — and perhaps cached — negative)."""
-        client = self.stats.indicators.client
-        client.add_bytes(request.kind, size)
-        held_limit = self.config.held_limit
-        if held_limit is not None and latency > held_limit:
-            client.count("held_past")
-        if request.kind not in MEDIA_KINDS:
-            return
-        client.count("media_requests")
-        url = request.url.partition("?")[0]
-        if status == 404:
-            client.count("media_404")
-            self._not_found[url] = self._not_found.get(url, 0) + 1
-            self._not_found.move_to_end(url)
-            if len(self._not_found) > NOT_FOUND_MEMORY:
-                self._not_found.popitem(last=False)
-        elif 200 <= status < 300 and self._not_found:
-            early = self._not_found.pop(url, 0)
-            if early:
-                client.count("early_404", early)
-
-    def _on_failure(self, viewer: _Viewer, request_id: int, kind: str) -> None:
-        request = viewer.inflight.pop(request_id, None)
-        now = self.clock()
-        self._next_waiting(viewer)
-        if request is None or viewer.index not in self.viewers:
-            return
-        self._count(request.kind, kind, None, now)
-        self._dispatch(viewer, viewer.player.on_error(request_id, kind, now), now)
-
-    def _count(self, kind: str, status: int | str, latency: float | None, now: float) -> None:
-        self.stats.record_request(kind, status, latency, self._t(now))
-        self._second_requests += 1
-        if not (isinstance(status, int) and status < 400):
-            self._second_errors += 1
+    def _arm(self, viewer: _Viewer) -> None:
+        """Wake the viewer at its harness's deadline or a request's timeout, the earlier."""
+        deadline = viewer.harness.next_deadline()
+        for conn in viewer.lanes.lanes:
+            timeout_at = conn.deadline
+            if timeout_at is not None and timeout_at < deadline:
+                deadline = timeout_at
+        self.wheel.arm(viewer, deadline)
 
     # ------------------------------------------------------------------ time
     async def _tick_forever(self) -> None:
@@ -330,18 +177,21 @@ class Driver:
             self._tick(self.clock())
 
     def _tick(self, now: float) -> None:
-        for viewer in list(self.viewers.values()):
-            for conn in viewer.conns:
-                conn.check_timeout(now)
+        for viewer in self.wheel.due(now):
             if viewer.index in self.viewers:
-                self._dispatch(viewer, viewer.player.tick(now), now)
+                self._wake(viewer, now)
         second = int(self._t(now))
         if second != self._second:
-            self._close_second(second, now)
+            self._close_second(second)
 
-    def _close_second(self, second: int, now: float) -> None:
-        for viewer in self.viewers.values():
-            self._sample(viewer, now)
+    def _wake(self, viewer: _Viewer, now: float) -> None:
+        """A deadline of the viewer: its requests' timeouts, then the harness's."""
+        for conn in tuple(viewer.lanes.lanes):
+            conn.check_timeout(now)  # a failure goes to the player (and re-arms)
+        if viewer.index in self.viewers:
+            self._dispatch(viewer, viewer.harness.wake(now), now)
+
+    def _close_second(self, second: int) -> None:
         self.stats.set_active_viewers(second, len(self.viewers))
         if self.on_progress is not None and self._second >= 0:
             latency = self.stats.timeline.at(self._second).live_latency_s
@@ -358,15 +208,92 @@ class Driver:
         self._second = second
         self._second_requests = self._second_errors = 0
 
-    def _sample(self, viewer: _Viewer, now: float) -> None:
-        """New stalls and latency samples of one viewer into the per-second timeline."""
-        t = self._t(now)
-        player = viewer.player
-        stalls = player.buffer.stall_count if player.buffer is not None else 0
-        for _ in range(stalls - viewer.stalls_seen):
-            self.stats.record_stall(t)
-        viewer.stalls_seen = stalls
-        samples = player.latency_samples
-        for latency in samples[viewer.samples_seen :]:
-            self.stats.record_live_latency(t, latency)
-        viewer.samples_seen = len(samples)
+    # ------------------------------------------------------------------ requests
+    def _send_later(self, viewer: _Viewer, request: Request) -> None:
+        """A delayed request (retry backoff, classic poll) the player may no longer want."""
+        if viewer.index in self.viewers and viewer.harness.player.wanted(request.id):
+            self._send(viewer, request)
+
+    def _send(self, viewer: _Viewer, request: Request) -> None:
+        host, port, target = self.router.route(request.url)
+        conn = viewer.lanes.acquire(host, port)
+        if conn is None:
+            viewer.lanes.wait(request)
+            return
+        viewer.inflight[request.id] = request
+        now = self.clock()
+        self.recorder.sent(request, now)
+        conn.send(request.id, target, keep_body=request.kind in TEXT_KINDS, timeout=request.timeout)
+        timeout_at = conn.deadline
+        if timeout_at is not None:
+            self.wheel.arm(viewer, timeout_at)
+
+    def _connection(self, viewer: _Viewer, host: str, port: int) -> ClientConnection:
+        holder: list[ClientConnection] = []
+
+        def on_exchange(exchange: Exchange) -> None:
+            self._on_exchange(viewer, holder[0], exchange)
+
+        def on_failure(request_id: int, kind: str) -> None:
+            self._on_failure(viewer, request_id, kind)
+
+        conn = ClientConnection(host, port, on_exchange, on_failure, clock=self.clock)
+        holder.append(conn)
+        return conn
+
+    def _next_waiting(self, viewer: _Viewer) -> None:
+        """A lane came free: the request that waited longest, if the player still wants it."""
+        if viewer.index not in self.viewers:
+            return
+        while (request := viewer.lanes.next_waiting()) is not None:
+            if viewer.harness.player.wanted(request.id):
+                self._send(viewer, request)
+                return
+
+    def _on_exchange(self, viewer: _Viewer, conn: ClientConnection, exchange: Exchange) -> None:
+        request = viewer.inflight.pop(exchange.request_id, None)
+        now = self.clock()
+        self._next_waiting(viewer)
+        if request is None:
+            return
+        latency = exchange.finished - exchange.started
+        self.recorder.answered(request, exchange.status, exchange.size, latency, now)
+        self._count_second(error=exchange.status >= 400)
+        deliver_at = viewer.harness.link.delivery_time(
+            exchange.first_byte, exchange.finished, exchange.size
+        )
+        if deliver_at - now > SEND_SLACK:
+            asyncio.get_running_loop().call_later(deliver_at - now, self._deliver, viewer, exchange)
+        else:
+            self._deliver(viewer, exchange)
+
+    def _deliver(self, viewer: _Viewer, exchange: Exchange) -> None:
+        if viewer.index not in self.viewers:
+            return
+        now = self.clock()
+        actions = viewer.harness.on_response(
+            exchange.request_id,
+            exchange.status,
+            exchange.body,
+            exchange.size,
+            now,
+            first_byte_at=exchange.first_byte,
+            age=parse_age(exchange.age),
+        )
+        self._dispatch(viewer, actions, now)
+
+    def _on_failure(self, viewer: _Viewer, request_id: int, kind: str) -> None:
+        request = viewer.inflight.pop(request_id, None)
+        now = self.clock()
+        self._next_waiting(viewer)
+        if request is None or viewer.index not in self.viewers:
+            return
+        self.recorder.failed(request, kind, now)
+        self._count_second(error=True)
+        self._dispatch(viewer, viewer.harness.on_error(request_id, kind, now), now)
+
+    def _count_second(self, *, error: bool) -> None:
+        """A request outcome for the progress line (an error: 4xx/5xx or no answer)."""
+        self._second_requests += 1
+        if error:
+            self._second_errors += 1

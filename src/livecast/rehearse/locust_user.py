@@ -4,25 +4,25 @@
         --host http://origin:8080 [--livecast-path /live/main.m3u8] [--livecast-results q.json]
 
 Each Locust user plays viewers, one after another: a viewer is one sans-IO
-:class:`~livecast.player.model.Player` (the same model the asyncio driver runs; nothing here
-decides anything a player would — retries, ABR, buffering and QoE are the model's). A viewer lasts
+:class:`~livecast.player.model.Player` in a :class:`~livecast.player.harness.ViewerHarness` (the
+same model and harness the asyncio driver runs; nothing here decides anything a player would —
+retries, ABR, buffering and QoE are the model's — nor what the harness does the same way for both
+drivers: link pacing, connection choice, per-second sampling, the run's records). A viewer lasts
 until its player finishes (stream end, fatal error, or ``--livecast-session`` seconds) or the test
 stops; then the user starts the next one.
 
 Concurrency (gevent, as Locust is): a player keeps at most one playlist and one media request in
 flight per track and LL-HLS playlist reloads are *held* by the server, so requests cannot be
 performed one after another. Each request runs in its own greenlet (sleeping until its
-``not_before``), and the viewer has at most four keep-alive connections ("lanes",
-:data:`~livecast.rehearse.driver.MAX_CONNECTIONS_PER_VIEWER`, a geventhttpclient ``HTTPClient``
-of one socket each); a request that finds all four busy waits for one, as in the driver. The whole
-response has a deadline (the request's ``timeout``, a ``gevent.Timeout``); a lane that failed is
-closed and replaced (geventhttpclient re-sends a request once on a kept-alive socket the server
-had closed, as the driver's client does; any other failure goes to the player, which owns the
-retries). The player itself is only touched between greenlet switches, so it needs
-no lock.
-
-The downlink cap is applied as the driver applies it: a response is handed to the player when its
-bytes would have crossed the viewer's link (one FIFO link per viewer starting at the first byte).
+``not_before``), on the viewer's keep-alive connections ("lanes", at most
+:data:`~livecast.player.lanes.MAX_LANES`, a geventhttpclient ``HTTPClient`` of one socket each)
+chosen by a :class:`~livecast.player.lanes.LanePool` as in the driver — a request that finds every
+lane busy waits for one. The whole response has a deadline (the request's ``timeout``, a
+``gevent.Timeout``); a lane that failed is closed and replaced (geventhttpclient re-sends a request
+once on a kept-alive socket the server had closed, as the driver's client does; any other failure
+goes to the player, which owns the retries). The viewer's own greenlet sleeps until the harness's
+next deadline, woken early when an answer moves it. The player itself is only touched between
+greenlet switches, so it needs no lock.
 
 Reporting: every request fires Locust's ``request`` event (``request_type`` and ``name`` = the
 request kind: multivariant, playlist, init, part, segment; a 4xx/5xx status or a transport failure
@@ -47,33 +47,34 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import random
 import socket
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import gevent  # type: ignore[import-untyped]
+import gevent.event  # type: ignore[import-untyped]
 import gevent.pool  # type: ignore[import-untyped]
-from gevent.lock import Semaphore  # type: ignore[import-untyped]
 from geventhttpclient import HTTPClient
 from locust import User, constant, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from livecast.player.config import PlayerConfig
+from livecast.player.harness import TEXT_KINDS, RunRecorder, ViewerHarness
+from livecast.player.lanes import LanePool, Router
 from livecast.player.model import Player
 from livecast.player.parsed import PlaylistCache
 from livecast.player.requests import Request
 from livecast.player.tunein import parse_age
-from livecast.rehearse.driver import MAX_CONNECTIONS_PER_VIEWER, TEXT_KINDS, outcome_of
 from livecast.results.stats import RunStats
 
 log = logging.getLogger("livecast.locust")
 
 USER_AGENT = "livecast-rehearse-locust"
-TICK_INTERVAL = 0.1
+SEND_SLACK = 0.001  # seconds: a request or an answer due sooner goes now
 READ_BLOCK = 65536
 REPORT_KEY = "livecast_stats"
 FINISH_MESSAGE = "livecast_finish"  # master → workers: end your viewers, send the rest
@@ -97,6 +98,8 @@ class _Results:
         self.delta = RunStats()
         self.total = RunStats()
         self.show_start = time.time()
+        self.recorder = RunRecorder(self.delta, self.show_start)  # records into ``delta``
+        self.router = Router()
         self.viewer_counter = itertools.count()
         self.active = 0  # viewers playing in this process
         self.playlists = PlaylistCache()  # parse results shared by this process's viewers
@@ -107,6 +110,7 @@ class _Results:
 
     def take(self) -> RunStats:
         delta, self.delta = self.delta, RunStats()
+        self.recorder.stats = self.delta
         return delta
 
 
@@ -160,7 +164,7 @@ def _init(environment: Environment, **_: Any) -> None:
 
 
 def _test_start(environment: Environment, **_: Any) -> None:
-    RESULTS.show_start = time.time()
+    RESULTS.show_start = RESULTS.recorder.origin = time.time()
     RESULTS.closing = False
     if not isinstance(environment.runner, MasterRunner) and RESULTS.sampler is None:
         RESULTS.sampler = gevent.spawn(_sample_active)
@@ -305,18 +309,16 @@ class _Lane:
 
 
 class ViewerSession:
-    """One player on up to four lanes, inside a Locust user's greenlet."""
+    """One player on its lanes, inside a Locust user's greenlet."""
 
     def __init__(self, environment: Environment, url: str, config: PlayerConfig, seed: int):
         self.environment = environment
         self.player = Player(url, config, random.Random(seed), RESULTS.playlists)
-        self.lanes: list[_Lane] = []
-        self.slots = Semaphore(MAX_CONNECTIONS_PER_VIEWER)
+        self.harness = ViewerHarness(self.player, RESULTS.recorder, time.time())
+        self.lanes: LanePool[_Lane] = LanePool(_Lane)
         self.group = gevent.pool.Group()
-        self.link_free_at = 0.0
-        self.stalls_seen = 0
-        self.samples_seen = 0
-        self.second = -1
+        self.wakeup = gevent.event.Event()
+        self.sleeping_until = math.inf  # the deadline the viewer's greenlet sleeps until
         self.done = False
         RESULTS.active += 1
         RESULTS.sessions.add(self)
@@ -326,15 +328,15 @@ class ViewerSession:
         """Until the player finishes; a GreenletExit (the user stopped) ends it too."""
         try:
             now = time.time()
-            self._dispatch(self.player.start(now), now)
+            self._dispatch(self.harness.start(now), now)
             while not self.player.finished and not self.done:
-                gevent.sleep(TICK_INTERVAL)
+                deadline = self.harness.next_deadline()
+                self.wakeup.clear()
+                self.sleeping_until = deadline
+                self.wakeup.wait(max(0.0, deadline - time.time()))
+                self.sleeping_until = math.inf
                 now = time.time()
-                self._dispatch(self.player.tick(now), now)
-                second = int(now - RESULTS.show_start)
-                if second != self.second:
-                    self.second = second
-                    self._sample(now)
+                self._dispatch(self.harness.wake(now), now)
         finally:
             self.finish(time.time())
 
@@ -345,100 +347,71 @@ class ViewerSession:
         RESULTS.active -= 1
         RESULTS.sessions.discard(self)
         self.group.kill(block=False)
-        for lane in self.lanes:
-            lane.close()
-        self.lanes.clear()
-        self._sample(now)
-        RESULTS.delta.record_viewer(outcome_of(self.player.qoe(now)))
-
-    def _sample(self, now: float) -> None:
-        t = now - RESULTS.show_start
-        player, stats = self.player, RESULTS.delta
-        stalls = player.buffer.stall_count if player.buffer is not None else 0
-        for _ in range(stalls - self.stalls_seen):
-            stats.record_stall(t)
-        self.stalls_seen = stalls
-        samples = player.latency_samples
-        for latency in samples[self.samples_seen :]:
-            stats.record_live_latency(t, latency)
-        self.samples_seen = len(samples)
+        self.lanes.close_all()
+        self.harness.finish(now)
 
     def _dispatch(self, requests: list[Request], now: float) -> None:
         if self.done or self.player.finished:
-            return  # the tick loop notices and finishes the viewer
+            self.wakeup.set()  # the viewer's greenlet notices and finishes it
+            return
         for request in requests:
             self.group.spawn(self._perform, request)
+        asleep_until = self.sleeping_until
+        if asleep_until < math.inf and self.harness.next_deadline() < asleep_until:
+            self.wakeup.set()  # sooner than the viewer's greenlet sleeps: it looks again
 
     # ------------------------------------------------------------ requests
-    def _lane(self, host: str, port: int) -> _Lane:
-        """A free lane to host:port (called holding a slot, so one is free or may be made)."""
-        for lane in self.lanes:
-            if not lane.busy and lane.host == host and lane.port == port:
-                return lane
-        if len(self.lanes) >= MAX_CONNECTIONS_PER_VIEWER:
-            idle = next(lane for lane in self.lanes if not lane.busy)  # another host: replace it
-            self.lanes.remove(idle)
-            idle.close()
-        lane = _Lane(host, port)
-        self.lanes.append(lane)
-        return lane
-
     def _perform(self, request: Request) -> None:
         delay = request.not_before - time.time()
-        if delay > 0.001:
+        if delay > SEND_SLACK:
             gevent.sleep(delay)
-        if self.done:
+        if self.done or not self.player.wanted(request.id):
+            return  # a delayed request (retry backoff, classic poll) no longer wanted
+        host, port, target = RESULTS.router.route(request.url)
+        lane = self.lanes.acquire(host, port)
+        if lane is None:
+            self.lanes.wait(request)  # every lane busy: sent when one comes free
             return
-        split = urlsplit(request.url)
-        host, port = split.hostname or "127.0.0.1", split.port or 80
-        target = split.path + (f"?{split.query}" if split.query else "")
         keep_body = request.kind in TEXT_KINDS
         failure: str | None = None
         status, body, size, age = 0, b"", 0, None
-        with self.slots:
-            lane = self._lane(host, port)
-            lane.busy = True
-            started = first_byte = time.time()
-            try:
-                with gevent.Timeout(request.timeout):
-                    response = lane.client.get(target)
-                    first_byte = time.time()
-                    status = response.status_code
-                    if keep_body:
-                        age = parse_age(response.get("age"))  # hls.js CDN tune-in
-                        body = response.read()
-                        size = len(body)
-                    else:
-                        while chunk := response.read(READ_BLOCK):
-                            size += len(chunk)
-                    response.release()
-            except (gevent.Timeout, Exception) as exc:
-                failure = _failure_kind(exc)
-                lane.close()
-                if lane in self.lanes:
-                    self.lanes.remove(lane)
-            finally:
-                lane.busy = False
+        lane.busy = True
+        started = first_byte = time.time()
+        RESULTS.recorder.sent(request, started)
+        try:
+            with gevent.Timeout(request.timeout):
+                response = lane.client.get(target)
+                first_byte = time.time()
+                status = response.status_code
+                if keep_body:
+                    age = parse_age(response.get("age"))  # hls.js CDN tune-in
+                    body = response.read()
+                    size = len(body)
+                else:
+                    while chunk := response.read(READ_BLOCK):
+                        size += len(chunk)
+                response.release()
+        except (gevent.Timeout, Exception) as exc:
+            failure = _failure_kind(exc)
+            self.lanes.discard(lane)
+        finally:
+            lane.busy = False
+            self._next_waiting()
         finished = time.time()
         self._report(request, status, failure, started, finished, size)
         if self.done:
             return
         if failure is not None:
-            self._dispatch(self.player.on_error(request.id, failure, finished), finished)
+            self._dispatch(self.harness.on_error(request.id, failure, finished), finished)
             return
-        cap = self.player.downlink_bps
-        deliver_at = finished
-        if cap:
-            link_start = max(self.link_free_at, first_byte)
-            self.link_free_at = link_start + 8 * size / cap
-            deliver_at = max(deliver_at, self.link_free_at)
+        deliver_at = self.harness.link.delivery_time(first_byte, finished, size)
         wait = deliver_at - time.time()
-        if wait > 0.001:
+        if wait > SEND_SLACK:
             gevent.sleep(wait)
         if self.done:
             return
         now = time.time()
-        actions = self.player.on_response(
+        actions = self.harness.on_response(
             request.id,
             status,
             body if keep_body else None,
@@ -448,6 +421,15 @@ class ViewerSession:
             age=age,
         )
         self._dispatch(actions, now)
+
+    def _next_waiting(self) -> None:
+        """A lane came free: the request that waited longest, if the player still wants it."""
+        if self.done:
+            return
+        while (request := self.lanes.next_waiting()) is not None:
+            if self.player.wanted(request.id):
+                self.group.spawn(self._perform, request)
+                return
 
     def _report(
         self,
@@ -473,10 +455,10 @@ class ViewerSession:
             context={},
             exception=exception,
         )
-        latency = None if failure is not None else finished - started
-        RESULTS.delta.record_request(
-            request.kind, failure or status, latency, finished - RESULTS.show_start
-        )
+        if failure is not None:
+            RESULTS.recorder.failed(request, failure, finished)
+        else:
+            RESULTS.recorder.answered(request, status, size, finished - started, finished)
 
 
 # ---------------------------------------------------------------- the Locust user
