@@ -1,9 +1,13 @@
-"""The live pipeline, wired end to end: source → transcode → packager → origin.
+"""The live pipeline, wired end to end: source → hub → packager → store → origin.
 
-This is the adapter layer that owns the event loop objects: an FFmpeg supervisor (one process, one
-fMP4 pipe per rendition), an fMP4 reader per rendition, the sans-IO :class:`LiveEvent` and the
-HTTP :class:`OriginServer` in front of the pure :class:`OriginApp`. Bytes flow one way; every
-published part wakes the requests parked on it (``OriginServer.notify``).
+This is the adapter layer that owns the event loop objects. A source (the FFmpeg supervisor, or
+the loop replayer) publishes fMP4 into the stream hub through a
+:class:`~livecast.hub.publisher.Publisher`; the packager reads the stream from its own bounded
+queue (:class:`~livecast.packager.feed.PackagerFeed` on the sans-IO :class:`LiveEvent`, whose
+bytes live in the :class:`~livecast.store.ram.RamRing`), and the HTTP :class:`OriginServer` in
+front of the pure :class:`OriginApp` answers from a registry of streams. Bytes flow one way;
+every published part wakes the requests parked on it (``OriginServer.notify``). Media that cannot
+be read or packaged makes the pipeline ask the source for a new run (:meth:`Source.restart`).
 """
 
 from __future__ import annotations
@@ -13,22 +17,24 @@ import contextlib
 import logging
 import math
 import mimetypes
-import os
 import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Protocol
 
 from livecast.config import EventConfig
 from livecast.errors import ConfigError, LivecastError, MediaError
-from livecast.media.fmp4 import FMP4StreamReader, InitSegment
+from livecast.hub.publisher import Publisher
+from livecast.hub.source import Source
+from livecast.hub.stream import StreamHub
 from livecast.origin.app import OriginApp, StaticAsset
 from livecast.origin.http import OriginServer
-from livecast.packager.cutter import PartCut
-from livecast.packager.event import LiveEvent, RenditionSpec
+from livecast.origin.streams import StreamRegistry
+from livecast.packager.event import DEFAULT_STREAM, LiveEvent, RenditionSpec
+from livecast.packager.feed import FeedResult, PackagerFeed
 from livecast.packager.live import PackagingConfig
 from livecast.sources.loop_source import LoopSource, default_cache_dir
 from livecast.sources.testsrc import test_source
+from livecast.store.ram import RamRing
 from livecast.telemetry.metrics import Registry
 from livecast.transcode.ffmpeg import find_ffmpeg, find_font
 from livecast.transcode.ladder import AUDIO_RENDITION, build_argv
@@ -64,21 +70,6 @@ def static_assets() -> dict[str, StaticAsset]:
     return assets
 
 
-class Source(Protocol):
-    """What feeds the packager: the FFmpeg supervisor (``source = "test"``) or the loop
-    replayer (``source = "loop"``). Either calls ``on_start(generation, epoch)`` and then
-    ``on_data(rendition, generation, bytes)`` with fMP4 as FFmpeg writes it."""
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def wait(self) -> int | None: ...
-
-    @property
-    def stderr_tail(self) -> list[str]: ...
-
-
 class LivePipeline:
     def __init__(self, config: EventConfig) -> None:
         self.config = config
@@ -94,29 +85,19 @@ class LivePipeline:
         )
         specs = [RenditionSpec(r.name, "video") for r in self.ladder.rungs]
         specs.append(RenditionSpec(AUDIO_RENDITION, "audio"))
-        self.event = LiveEvent(packaging, specs)
+        self.store = RamRing()
+        self.event = LiveEvent(packaging, specs, stream=DEFAULT_STREAM, store=self.store)
+        self.streams = StreamRegistry.single(self.event, stream_id=DEFAULT_STREAM)
         self.registry = Registry()
-        self.app = OriginApp(self.event, static_assets())
+        self.app = OriginApp.for_streams(self.streams, static_assets())
         self.server = OriginServer(self.app, self.registry, cache_key=self.app.cache_key)
-        self.source: Source
-        if config.source == "loop":
-            self.source = LoopSource(
-                self.ladder,
-                self.ffmpeg,
-                self._on_data,
-                on_start=self._on_start,
-                loop_seconds=config.loop_seconds,
-                cache_dir=Path(config.cache_dir) if config.cache_dir else default_cache_dir(),
-                font=self.font,
-                epoch=config.epoch or None,
-                history=replay_history(config.window, self.ladder.segment_duration),
-            )
-        else:
-            self.source = TranscodeSupervisor(
-                self._argv, self.ladder.renditions, self._on_data, on_start=self._on_start
-            )
-        self._readers: dict[str, FMP4StreamReader] = {}
-        self._broken_generation = -1
+        self.hub = StreamHub()
+        stream = self.hub.create(DEFAULT_STREAM, tuple(self.ladder.renditions))
+        self.publisher = Publisher(stream, self._on_broken)
+        self.source: Source = self._make_source()
+        self._feed = PackagerFeed(self.event)
+        self._packager_queue = stream.attach("packager", wake=self._wake_packager)
+        self._drain_scheduled = False
         self._ready = asyncio.Event()
         self._parts = self.registry.counter(
             "livecast_packager_parts_total", "Parts published", ("rendition",)
@@ -126,6 +107,33 @@ class LivePipeline:
         )
         self._restarts = self.registry.counter(
             "livecast_transcode_restarts_total", "Encoder restarts after a failure"
+        )
+        self._dropped = self.registry.counter(
+            "livecast_hub_dropped_units_total",
+            "Media units a stream reader's full queue dropped",
+            ("stream", "reader"),
+        )
+
+    def _make_source(self) -> Source:
+        if self.config.source == "loop":
+            return LoopSource(
+                self.ladder,
+                self.ffmpeg,
+                self.publisher.on_data,
+                on_start=self.publisher.on_start,
+                loop_seconds=self.config.loop_seconds,
+                cache_dir=Path(self.config.cache_dir)
+                if self.config.cache_dir
+                else default_cache_dir(),
+                font=self.font,
+                epoch=self.config.epoch or None,
+                history=replay_history(self.config.window, self.ladder.segment_duration),
+            )
+        return TranscodeSupervisor(
+            self._argv,
+            self.ladder.renditions,
+            self.publisher.on_data,
+            on_start=self.publisher.on_start,
         )
 
     # ------------------------------------------------------------------ URLs
@@ -143,13 +151,6 @@ class LivePipeline:
     @property
     def player_url(self) -> str:
         return f"{self.base_url}/player.html"
-
-    @property
-    def supervisor(self) -> TranscodeSupervisor:
-        """The FFmpeg supervisor of a live-encoded source (not of ``source = "loop"``)."""
-        if not isinstance(self.source, TranscodeSupervisor):
-            raise LivecastError(f"source {self.config.source!r} has no encoder process")
-        return self.source
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -183,8 +184,9 @@ class LivePipeline:
             raise LivecastError(f"the stream did not start within {timeout:g} s: {tail}")
 
     async def stop(self) -> None:
-        await self.source.stop()
-        self.event.end()
+        await self.source.stop()  # delivers the last bytes
+        self.publisher.end()
+        self._drain_packager()
         self.server.notify()
         await self.server.stop()
 
@@ -207,45 +209,44 @@ class LivePipeline:
         stopped.cancel()
         return stop.is_set()
 
-    # ------------------------------------------------------------------ encoder → packager
+    # ------------------------------------------------------------------ source → hub → packager
     def _argv(self, fds: dict[str, int], epoch: float) -> list[str]:
         source = test_source(self.ladder, epoch, self.font)
         return build_argv(self.ffmpeg, source, self.ladder, fds)
 
-    def _on_start(self, generation: int, epoch: float) -> None:
-        if generation > 0:
-            self._restarts.inc()
-        self.event.start_generation(generation, epoch)
-        self._readers = {name: FMP4StreamReader() for name in self.ladder.renditions}
+    def _on_broken(self, rendition: str, error: MediaError) -> None:
+        """The current run's media is unusable (read by the publisher or packaged by the feed):
+        the one log line, then a new run from the source."""
+        self._media_errors.inc(rendition)
+        log.error(
+            "unusable media on %s from the %s source (%s); restarting it",
+            rendition,
+            self.config.source,
+            error,
+        )
+        self.source.restart(f"unusable media on {rendition}: {error}")
 
-    def _on_data(self, rendition: str, generation: int, data: bytes) -> None:
-        if generation != self.event.generation or generation == self._broken_generation:
-            return  # late bytes of a process already replaced, or of one being replaced
-        try:
-            items = self._readers[rendition].feed(data)
-            published = False
-            for item in items:
-                if isinstance(item, InitSegment):
-                    self.event.on_init(rendition, item)
-                    continue
-                cuts = self.event.on_fragment(rendition, item)
-                self._parts.inc(rendition, amount=sum(isinstance(c, PartCut) for c in cuts))
-                published = published or bool(cuts)
-        except MediaError as exc:
-            self._media_errors.inc(rendition)
-            self._broken_generation = generation
-            if not isinstance(self.source, TranscodeSupervisor):
-                log.error("unusable media on %s (%s); the stream stops", rendition, exc)
-                return
-            log.error(
-                "unusable output from FFmpeg on %s (%s); restarting the encoder", rendition, exc
-            )
-            pid = self.source.pid
-            if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            return
-        if published or items:
+    def _wake_packager(self) -> None:
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain_packager)
+
+    def _drain_packager(self) -> None:
+        self._drain_scheduled = False
+        batch = self._packager_queue.take()
+        if batch.dropped:
+            self._dropped.inc(DEFAULT_STREAM, "packager", amount=batch.dropped)
+        self._after_feed(self._feed.apply(batch))
+
+    def _after_feed(self, result: FeedResult) -> None:
+        for generation in result.runs_started:
+            if generation > 0:
+                self._restarts.inc()
+        for rendition, parts in result.parts.items():
+            self._parts.inc(rendition, amount=parts)
+        if result.broken is not None:
+            self.publisher.broken(*result.broken)
+        if result.changed:
             self.server.notify()
         if not self._ready.is_set() and self.event.ready:
             self._ready.set()

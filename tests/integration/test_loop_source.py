@@ -191,3 +191,27 @@ def test_serve_with_a_bad_loop_length_exits_2_naming_it(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "'loop_seconds'" in err and "whole number" in err
+
+
+async def test_unusable_cached_media_stops_the_replay_with_one_clear_line(
+    looped: LivePipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A loop cannot re-encode what it replays: asked to restart, it stops and says why; the
+    origin keeps serving what it has, and serving ends as for a source that gave up."""
+    caplog.set_level(logging.INFO)
+    url = f"{looped.base_url}/live/360p/index.m3u8"
+    before = await playlist(url)
+    looped.publisher.on_data("360p", looped.event.generation, b"\x00\x00\x00\x03junk")
+    stop = asyncio.Event()
+    assert await asyncio.wait_for(looped.serve_until(stop), 5) is False
+    assert await looped.source.wait() == 1
+    after = await playlist(url)
+    assert after.media_sequence >= before.media_sequence
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and r.name.startswith("livecast")
+    ]
+    assert len(lines) == 2, lines
+    assert "unusable media on 360p from the loop source" in lines[0]
+    assert "loop: the cached media is unusable" in lines[1] and "replay stops" in lines[1]

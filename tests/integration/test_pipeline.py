@@ -181,7 +181,7 @@ async def test_encoder_killed_mid_event_restarts_after_a_discontinuity(
     last_before = parse_media_playlist(before.decode()).last_part()
     assert last_before is not None
     caplog.set_level(logging.INFO, logger="livecast.transcode")
-    pid = pipeline.supervisor.pid
+    pid = pipeline.source.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     status, _ = await aget(url)  # the origin keeps serving while the encoder is down
@@ -197,7 +197,7 @@ async def test_encoder_killed_mid_event_restarts_after_a_discontinuity(
     ]
     assert len(lines) == 1, [r.getMessage() for r in caplog.records]
     assert "SIGKILL" in lines[0].getMessage()
-    assert pipeline.supervisor.pid not in (None, pid)
+    assert pipeline.source.pid not in (None, pid)
 
 
 async def raw_get(port: int, target: str) -> tuple[int, bytes]:

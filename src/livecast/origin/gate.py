@@ -24,7 +24,8 @@ from typing import Protocol
 
 from livecast.errors import ConfigError
 from livecast.origin.contract import Request, Response
-from livecast.origin.streams import DEFAULT_STREAM, check_stream_id, stream_of
+from livecast.origin.streams import check_stream_id, stream_of
+from livecast.packager.event import DEFAULT_STREAM
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from livecast.errors import ConfigError
-from livecast.packager.event import LiveEvent
+from livecast.packager.event import DEFAULT_STREAM, LiveEvent
 
-DEFAULT_STREAM = "main"
 STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _LIVE_PATH = re.compile(
     r"/live/(?:(?P<stream>[A-Za-z0-9_-]{1,64})/)?"

@@ -16,9 +16,9 @@ hands the bytes to ``on_data(rendition, 0, bytes)`` paced by the wall clock
 is the clock at start, or the one given (``epoch``): then the replay begins with the segment
 ``history`` seconds before now (:func:`~livecast.sources.loop.start_segment`) and releases what is
 due at once — redundant origins given the same epoch serve the same bytes under the same names
-(docs/edge.md, "Several origins"). It has the
-surface of :class:`~livecast.transcode.supervisor.TranscodeSupervisor` the pipeline uses:
-``start``, ``stop``, ``wait``, ``stderr_tail``.
+(docs/edge.md, "Several origins"). It implements
+the :class:`~livecast.hub.source.Source` seam; it has no process to restart, so
+:meth:`LoopSource.restart` (the cached media turned out unusable) ends the replay.
 """
 
 from __future__ import annotations
@@ -208,10 +208,29 @@ class LoopSource:
         self.epoch = 0.0
         self.first_segment = 0  # media segment the replay began with (0: from the epoch on)
         self.schedule: ReplaySchedule | None = None
+        self.broken: str | None = None  # why the replay stopped, if it did by itself
 
     @property
     def stderr_tail(self) -> list[str]:
         return []
+
+    @property
+    def pid(self) -> int | None:
+        return None  # the replay runs in this process
+
+    def restart(self, reason: str) -> None:
+        """Replaying the same cached bytes again would fail the same way: stop, say why."""
+        if self.broken is not None:
+            return
+        self.broken = reason
+        log.error(
+            "loop: the cached media is unusable (%s); the replay stops (remove %s to encode "
+            "it again)",
+            reason,
+            self.directory,
+        )
+        if self._task is not None:
+            self._task.cancel()
 
     async def start(self) -> None:
         if self._task is not None:
@@ -260,8 +279,8 @@ class LoopSource:
                 await self._task
 
     async def wait(self) -> int | None:
-        """Until stopped (a loop never ends by itself); 0."""
+        """Until stopped (0) or ended by :meth:`restart` (1); a loop never ends by itself."""
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait([self._task])
-        return 0
+        return 0 if self.broken is None else 1

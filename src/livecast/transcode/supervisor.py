@@ -250,6 +250,16 @@ class TranscodeSupervisor:
             await asyncio.wait([self._task])
         return self._returncode
 
+    def restart(self, reason: str) -> None:
+        """The running FFmpeg's output is unusable (``reason``): kill it; the supervisor starts
+        the next generation after its backoff, as after any exit."""
+        run = self._run
+        if run is None or run.proc.returncode is not None or self._stopping.is_set():
+            return
+        log.warning("killing ffmpeg (pid %d) to restart it: %s", run.proc.pid, reason)
+        with contextlib.suppress(ProcessLookupError):
+            run.proc.kill()
+
     async def __aenter__(self) -> TranscodeSupervisor:
         await self.start()
         return self
