@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import struct
+
 from livecast.media import boxes
+from livecast.media.boxes import box, full_box
 from livecast.media.fmp4 import FMP4StreamReader, Fragment, InitSegment
 from livecast.packager.event import LiveEvent, RenditionSpec
 from livecast.packager.live import PackagingConfig
@@ -105,3 +108,107 @@ class Feeder:
                 self.event.on_fragment("720p", fragment)
                 self.event.on_fragment("360p", fragment)
                 self.video_index += 1
+
+
+# ---------------------------------------------------------------- fragments laid out by hand
+
+
+def ffmpeg_like(
+    *,
+    sequence: int = 7,
+    decode_time: int = 0,
+    sizes: tuple[int, ...] = (5, 6),
+    duration: int = AAC_FRAME,
+    tfdt_version: int = 0,
+    tfhd_flags: int = 0x020038,
+    prefix: bytes = b"",
+) -> bytes:
+    """A fragment laid out as FFmpeg writes audio: defaults in tfhd (duration, size, flags), a
+    trun with data offset and per-sample sizes only, sample bytes numbered 1, 2, … in mdat."""
+    tfhd_payload = struct.pack(">I", 1)
+    if tfhd_flags & 0x01:
+        tfhd_payload += struct.pack(">Q", 1234)
+    tfhd_payload += struct.pack(">III", duration, 100, 0x02000000)
+    tfhd = full_box(b"tfhd", 0, tfhd_flags, tfhd_payload)
+    if tfdt_version == 1:
+        tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", decode_time))
+    else:
+        tfdt = full_box(b"tfdt", 0, 0, struct.pack(">I", decode_time))
+    mdat = box(b"mdat", b"".join(bytes([i + 1]) * size for i, size in enumerate(sizes)))
+
+    def moof(offset: int) -> bytes:
+        trun = full_box(
+            b"trun",
+            0,
+            0x201,
+            struct.pack(">Ii", len(sizes), offset),
+            *(struct.pack(">I", s) for s in sizes),
+        )
+        return box(
+            b"moof",
+            full_box(b"mfhd", 0, 0, struct.pack(">I", sequence)),
+            box(b"traf", tfhd, tfdt, trun),
+        )
+
+    first = moof(0)
+    return prefix + moof(len(first) + 8) + mdat
+
+
+def traf_fragment(
+    *,
+    tfhd_flags: int,
+    tfhd_fields: bytes,
+    truns: list[tuple[int, int, int, bytes]],
+    tfdt: bytes | None = None,
+    extra_traf: bytes = b"",
+    extra_moof: bytes = b"",
+    mdat_size: int = 64,
+) -> bytes:
+    """A fragment with any tfhd and any truns ``(version, flags, sample_count, fields after the
+    data offset)``; each trun's data offset (when its flags carry one) points past the moof."""
+    tfhd = full_box(b"tfhd", 0, tfhd_flags, struct.pack(">I", 1), tfhd_fields)
+    tfdt = tfdt if tfdt is not None else full_box(b"tfdt", 1, 0, struct.pack(">Q", 77))
+
+    def moof(offset: int) -> bytes:
+        runs = [
+            full_box(
+                b"trun",
+                version,
+                flags,
+                struct.pack(">I", count),
+                struct.pack(">i", offset) if flags & 0x001 else b"",
+                fields,
+            )
+            for version, flags, count, fields in truns
+        ]
+        return box(
+            b"moof",
+            full_box(b"mfhd", 0, 0, struct.pack(">I", 3)),
+            extra_moof,
+            box(b"traf", tfhd, tfdt, extra_traf, *runs),
+        )
+
+    first = moof(0)
+    return moof(len(first) + 8) + box(b"mdat", bytes(range(mdat_size)))
+
+
+def every_field_fragment() -> bytes:
+    """trun v1 with a data offset, first-sample flags, all four per-sample columns (a negative
+    composition offset), tfhd defaults, and boxes the rewriter passes through (sbgp, pssh)."""
+    return traf_fragment(
+        tfhd_flags=0x02 | 0x10 | 0x20 | 0x020000,
+        tfhd_fields=struct.pack(">III", 1, 4, 0x01010000),
+        truns=[
+            (
+                1,
+                0xF05,
+                3,
+                struct.pack(">I", 0x02000000)
+                + struct.pack(">IIIi", 500, 10, 0x02000000, -512)
+                + struct.pack(">IIIi", 600, 11, 0x01010000, 1024)
+                + struct.pack(">IIIi", 700, 12, 0x01010000, 0),
+            )
+        ],
+        extra_traf=full_box(b"sbgp", 0, 0, b"roll", struct.pack(">I", 0)),
+        extra_moof=full_box(b"pssh", 0, 0, b"\x11" * 20),
+    )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from livecast.errors import MediaError
 from livecast.media import boxes
-from livecast.media.fmp4 import FMP4StreamReader, Fragment, InitSegment, iter_boxes
+from livecast.media.box_reader import iter_boxes
+from livecast.media.boxes import box, full_box
+from livecast.media.fmp4 import FMP4StreamReader, Fragment, InitSegment, parse_fragment, parse_init
 
-from .synth import AUDIO_RATE, VIDEO_TIMESCALE
+from .synth import AUDIO_RATE, VIDEO_TIMESCALE, traf_fragment, video_init
 
 
 def _stream() -> bytes:
@@ -97,3 +101,79 @@ def test_fragment_without_samples_is_refused() -> None:
                 sequence=1, decode_time=0, sample_durations=[], sample_sizes=[], first_is_sync=True
             )
         )
+
+
+def test_durations_come_from_the_trun_then_the_tfhd_then_the_trex() -> None:
+    track = video_init().track
+    assert track.default_sample_duration == 0  # the synthesiser's trex states none
+    per_sample = traf_fragment(
+        tfhd_flags=0x08,
+        tfhd_fields=struct.pack(">I", 999),
+        truns=[(0, 0x101, 2, struct.pack(">II", 500, 600))],
+    )
+    from_tfhd = traf_fragment(
+        tfhd_flags=0x08, tfhd_fields=struct.pack(">I", 999), truns=[(0, 0x001, 2, b"")]
+    )
+    from_trex = traf_fragment(tfhd_flags=0, tfhd_fields=b"", truns=[(0, 0x001, 2, b"")])
+    trex_track = type(track)(1, "video", VIDEO_TIMESCALE, "avc1.64001f", default_sample_duration=7)
+    assert parse_fragment(per_sample, track).duration == 1100
+    assert parse_fragment(from_tfhd, track).duration == 1998
+    assert parse_fragment(from_trex, trex_track).duration == 14
+
+
+def test_first_sample_flags_decide_independence_across_runs() -> None:
+    track = video_init().track
+    non_sync = 0x01010000
+    fragment = traf_fragment(
+        tfhd_flags=0x20,
+        tfhd_fields=struct.pack(">I", non_sync),  # every sample non-sync by default ...
+        truns=[
+            (0, 0x000, 0, b""),  # ... an empty run does not count as the first ...
+            (0, 0x005, 2, struct.pack(">I", 0x02000000)),  # ... this one starts with a sync
+            (0, 0x400, 1, struct.pack(">I", non_sync)),
+        ],
+    )
+    parsed = parse_fragment(fragment, track)
+    assert (parsed.independent, parsed.sample_count, parsed.decode_time) == (True, 3, 77)
+
+
+def test_a_tfhd_shorter_than_its_flags_is_refused_not_read_from_its_neighbour() -> None:
+    tfhd = full_box(b"tfhd", 0, 0x08, struct.pack(">I", 1))  # default duration flagged, absent
+    fragment = traf_fragment(tfhd_flags=0, tfhd_fields=b"", truns=[(0, 0x001, 1, b"")])
+    whole = full_box(b"tfhd", 0, 0, struct.pack(">I", 1))
+    with pytest.raises(MediaError, match=r"tfhd box .* default_sample_duration needs 4 bytes"):
+        parse_fragment(fragment.replace(whole, tfhd), video_init().track)
+
+
+def with_box_replaced(
+    data: bytes, box_type: bytes, new: bytes, start: int = 0, end: int = -1
+) -> bytes:
+    """``data`` with each ``box_type`` box replaced by ``new``, the boxes around it resized."""
+    out, pos = [], start
+    for found, payload, box_end in iter_boxes(data, start, len(data) if end < 0 else end):
+        if found == box_type:
+            out.append(new)
+        elif found in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):
+            out.append(box(found, with_box_replaced(data, box_type, new, payload, box_end)))
+        else:
+            out.append(data[pos:box_end])
+        pos = box_end
+    return b"".join(out)
+
+
+def test_an_init_segment_whose_stsd_has_no_sample_entry_is_a_media_error() -> None:
+    init = boxes.init_segment("video", timescale=VIDEO_TIMESCALE)
+    empty_stsd = full_box(b"stsd", 0, 0, struct.pack(">I", 0))
+    with pytest.raises(MediaError, match="stsd without a sample entry"):
+        parse_init(with_box_replaced(init, b"stsd", empty_stsd))
+
+
+def test_an_esds_cut_inside_its_descriptors_is_a_media_error() -> None:
+    init = bytearray(boxes.init_segment("audio", timescale=AUDIO_RATE))
+    esds = init.index(b"esds")
+    descriptors = esds + 8  # after the box type and the full-box version and flags
+    assert init[descriptors] == 0x03  # ES_Descriptor: tag, length, ES_ID(16), flags
+    init[descriptors + 4] = 0x40  # URL_Flag: a URLlength byte and the URL follow ...
+    init[descriptors + 5] = 0xFF  # ... of more bytes than the box holds
+    with pytest.raises(MediaError, match=r"esds box .* URLstring needs"):
+        parse_init(bytes(init))

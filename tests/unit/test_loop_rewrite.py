@@ -2,56 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 
 import pytest
 
 from livecast.errors import MediaError
+from livecast.media import boxes
+from livecast.media.box_reader import find_box, iter_boxes
 from livecast.media.boxes import box, full_box
-from livecast.media.fmp4 import Fragment, InitSegment, find_box, iter_boxes
+from livecast.media.fmp4 import Fragment, InitSegment
 from livecast.media.rewrite import rewrite_fragment
-from tests.unit.synth import AAC_FRAME, audio_init, read, video_init
-
-
-def ffmpeg_like(
-    *,
-    sequence: int = 7,
-    decode_time: int = 0,
-    sizes: tuple[int, ...] = (5, 6),
-    duration: int = AAC_FRAME,
-    tfdt_version: int = 0,
-    tfhd_flags: int = 0x020038,
-    prefix: bytes = b"",
-) -> bytes:
-    """A fragment laid out as FFmpeg writes audio: defaults in tfhd (duration, size, flags), a
-    trun with data offset and per-sample sizes only, sample bytes numbered 1, 2, … in mdat."""
-    tfhd_payload = struct.pack(">I", 1)
-    if tfhd_flags & 0x01:
-        tfhd_payload += struct.pack(">Q", 1234)
-    tfhd_payload += struct.pack(">III", duration, 100, 0x02000000)
-    tfhd = full_box(b"tfhd", 0, tfhd_flags, tfhd_payload)
-    if tfdt_version == 1:
-        tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", decode_time))
-    else:
-        tfdt = full_box(b"tfdt", 0, 0, struct.pack(">I", decode_time))
-    mdat = box(b"mdat", b"".join(bytes([i + 1]) * size for i, size in enumerate(sizes)))
-
-    def moof(offset: int) -> bytes:
-        trun = full_box(
-            b"trun",
-            0,
-            0x201,
-            struct.pack(">Ii", len(sizes), offset),
-            *(struct.pack(">I", s) for s in sizes),
-        )
-        return box(
-            b"moof",
-            full_box(b"mfhd", 0, 0, struct.pack(">I", sequence)),
-            box(b"traf", tfhd, tfdt, trun),
-        )
-
-    first = moof(0)
-    return prefix + moof(len(first) + 8) + mdat
+from tests.unit.synth import (
+    AAC_FRAME,
+    audio_init,
+    every_field_fragment,
+    ffmpeg_like,
+    read,
+    traf_fragment,
+    video_init,
+)
 
 
 def parse(data: bytes, init: InitSegment | None = None) -> Fragment:
@@ -170,3 +140,91 @@ def test_video_fragment_from_the_synthesiser_round_trips() -> None:
     fragment = parse(rewritten, init)
     assert (fragment.decode_time, fragment.duration, fragment.independent) == (307_200, 5120, True)
     assert sample_bytes(rewritten) == sample_bytes(data)
+
+
+# ---------------------------------------------------------------- pinned output
+
+
+def _pinned_cases() -> list[tuple[str, bytes, InitSegment, dict[str, int]]]:
+    audio, video = audio_init(), video_init()
+    styp = box(b"styp", b"msdh", b"\0\0\0\0", b"msdhmsix")
+    synth_video = boxes.fragment(
+        sequence=4,
+        decode_time=2048,
+        sample_durations=[512, 512, 500, 524],
+        sample_sizes=[9, 3, 4, 5],
+        first_is_sync=True,
+    )
+    every_field = every_field_fragment()
+    unsigned_cto = traf_fragment(  # trun v0: a composition offset above 2^31 is unsigned
+        tfhd_flags=0x08 | 0x10,
+        tfhd_fields=struct.pack(">II", 512, 7),
+        truns=[(0, 0x801, 2, struct.pack(">II", 0x80000010, 3))],
+    )
+    defaults_only = traf_fragment(  # no per-sample column: everything from tfhd
+        tfhd_flags=0x08 | 0x10 | 0x20 | 0x020000,
+        tfhd_fields=struct.pack(">III", 1024, 8, 0x02000000),
+        truns=[(0, 0x001, 4, b"")],
+        tfdt=full_box(b"tfdt", 0, 0, struct.pack(">I", 5000)),
+    )
+    two_runs = traf_fragment(
+        tfhd_flags=0x020000,
+        tfhd_fields=b"",
+        truns=[
+            (0, 0x301, 2, struct.pack(">IIII", 1024, 5, 1024, 6)),
+            (0, 0x300, 1, struct.pack(">II", 1024, 7)),
+        ],
+    )
+    trailing = traf_fragment(  # a trun with bytes after its samples (dropped when rewritten)
+        tfhd_flags=0x08,
+        tfhd_fields=struct.pack(">I", 1024),
+        truns=[(0, 0x201, 1, struct.pack(">I", 20) + b"\xee" * 6)],
+    )
+    return [
+        ("identity-v1", ffmpeg_like(tfdt_version=1, decode_time=4096), audio, {}),
+        ("widen-v0", ffmpeg_like(decode_time=2048), audio, {"decode_time": 2**33 + 5}),
+        ("sequence", ffmpeg_like(sequence=7), audio, {"sequence": 12345}),
+        ("prefix", ffmpeg_like(prefix=styp), audio, {"decode_time": 1, "sequence": 2}),
+        ("clip-shorten", ffmpeg_like(decode_time=10_000), audio, {"clip_end": 11_536}),
+        ("clip-drop", ffmpeg_like(sizes=(5, 6, 7)), audio, {"clip_end": 1025}),
+        ("clip-retime", ffmpeg_like(), audio, {"decode_time": 96_000, "clip_end": 100}),
+        ("video", synth_video, video, {"decode_time": 307_200, "sequence": 61}),
+        ("video-clip", synth_video, video, {"clip_end": 2048 + 1100, "sequence": 9}),
+        ("every-field", every_field, video, {"decode_time": 1, "sequence": 5}),
+        ("every-field-clip", every_field, video, {"clip_end": 77 + 1000}),
+        ("unsigned-cto", unsigned_cto, video, {"decode_time": 3}),
+        ("defaults-only", defaults_only, audio, {"sequence": 8}),
+        ("defaults-only-clip", defaults_only, audio, {"clip_end": 5000 + 2500}),
+        ("two-runs", two_runs, audio, {"decode_time": 2**40}),
+        ("trailing", trailing, audio, {"sequence": 1}),
+    ]
+
+
+# sha256[:16] of each case's output, computed on the rewriter before it shared the box reader
+# (issue 10): the rewriter must stay byte-identical.
+PINNED = {
+    "identity-v1": "7717b0a75f7c75f9",
+    "widen-v0": "43f370947e59cb60",
+    "sequence": "9d15134c38dca41b",
+    "prefix": "509a6b168efce14f",
+    "clip-shorten": "30d9d306a975ea22",
+    "clip-drop": "018a27a99b60d8c2",
+    "clip-retime": "7227a375aca31b61",
+    "video": "31c3f0fb883f20a8",
+    "video-clip": "d10a85f97c09f781",
+    "every-field": "d72ba370c6e61314",
+    "every-field-clip": "2510a994bd56e623",
+    "unsigned-cto": "742f1e537c05d825",
+    "defaults-only": "8dc3e9a7e18027cc",
+    "defaults-only-clip": "12f481a6b7c5e34e",
+    "two-runs": "eb639e6c2116fb26",
+    "trailing": "ac5aca857b3ba7cc",
+}
+
+
+@pytest.mark.parametrize("case", _pinned_cases(), ids=lambda case: case[0])
+def test_rewritten_bytes_are_pinned(case: tuple[str, bytes, InitSegment, dict[str, int]]) -> None:
+    name, data, init, options = case
+    rewritten = rewrite_fragment(data, init.track, **options)
+    parse(rewritten, init)  # still a fragment the reader accepts
+    assert hashlib.sha256(rewritten).hexdigest()[:16] == PINNED[name]

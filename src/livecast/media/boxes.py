@@ -1,14 +1,25 @@
 """Writing fMP4 boxes — the minimum to synthesise CMAF init segments and fragments.
 
-Used by the unit tests to drive the packager without FFmpeg, and by sources that rewrite
-timestamps. The layouts mirror what ``media.fmp4`` reads (ISO/IEC 14496-12).
+Used by the unit tests to drive the packager without FFmpeg, and by the loop rewriter
+(:func:`trun_box`). The layouts mirror what ``media.fmp4`` and ``media.track_fragment`` read
+(ISO/IEC 14496-12).
 """
 
 from __future__ import annotations
 
 import struct
 
-from livecast.media.fmp4 import NON_SYNC_SAMPLE
+from livecast.media.track_fragment import (
+    NON_SYNC_SAMPLE,
+    TFHD_DEFAULT_BASE_IS_MOOF,
+    TRUN_DATA_OFFSET_PRESENT,
+    TRUN_FIRST_SAMPLE_FLAGS_PRESENT,
+    TRUN_SAMPLE_COMPOSITION_TIME_OFFSET_PRESENT,
+    TRUN_SAMPLE_DURATION_PRESENT,
+    TRUN_SAMPLE_FLAGS_PRESENT,
+    TRUN_SAMPLE_SIZE_PRESENT,
+    TrackRun,
+)
 
 
 def box(box_type: bytes, *payload: bytes) -> bytes:
@@ -87,6 +98,14 @@ def init_segment(
     return ftyp + box(b"moov", mvhd, trak, box(b"mvex", trex))
 
 
+_SYNTH_TRUN_FLAGS = (
+    TRUN_DATA_OFFSET_PRESENT
+    | TRUN_SAMPLE_DURATION_PRESENT
+    | TRUN_SAMPLE_SIZE_PRESENT
+    | TRUN_SAMPLE_FLAGS_PRESENT
+)
+
+
 def fragment(
     *,
     sequence: int,
@@ -107,11 +126,13 @@ def fragment(
         )
         for i, (duration, size) in enumerate(zip(sample_durations, sample_sizes, strict=True))
     )
-    tfhd = full_box(b"tfhd", 0, 0x020000, struct.pack(">I", track_id))
+    tfhd = full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", track_id))
     tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", decode_time))
 
     def build(data_offset: int) -> bytes:
-        trun = full_box(b"trun", 0, 0x000701, struct.pack(">Ii", count, data_offset), samples)
+        trun = full_box(
+            b"trun", 0, _SYNTH_TRUN_FLAGS, struct.pack(">Ii", count, data_offset), samples
+        )
         return box(
             b"moof",
             full_box(b"mfhd", 0, 0, struct.pack(">I", sequence)),
@@ -121,3 +142,34 @@ def fragment(
     moof = build(0)
     moof = build(len(moof) + 8)
     return moof + box(b"mdat", b"\xaa" * sum(sample_sizes))
+
+
+def trun_box(run: TrackRun) -> bytes:
+    """A ``trun`` box (§8.8.8) holding the fields ``run.flags`` name — the inverse of
+    :func:`~livecast.media.track_fragment.read_trun` (bytes after the sample table are not kept).
+    Composition offsets are written signed in version 1 and later, unsigned in version 0."""
+    head = [struct.pack(">I", run.sample_count)]
+    if run.flags & TRUN_DATA_OFFSET_PRESENT:
+        head.append(struct.pack(">i", run.data_offset or 0))
+    if run.flags & TRUN_FIRST_SAMPLE_FLAGS_PRESENT:
+        head.append(struct.pack(">I", run.first_sample_flags or 0))
+    columns: list[tuple[int, ...]] = []
+    codes = ">"
+    for bit, column, code in (
+        (TRUN_SAMPLE_DURATION_PRESENT, run.durations, "I"),
+        (TRUN_SAMPLE_SIZE_PRESENT, run.sizes, "I"),
+        (TRUN_SAMPLE_FLAGS_PRESENT, run.sample_flags, "I"),
+        (
+            TRUN_SAMPLE_COMPOSITION_TIME_OFFSET_PRESENT,
+            run.composition_offsets,
+            "i" if run.version else "I",
+        ),
+    ):
+        if run.flags & bit:
+            if column is None or len(column) != run.sample_count:
+                raise ValueError(f"trun flags {run.flags:#x} name a column the run lacks")
+            columns.append(column)
+            codes += code
+    row = struct.Struct(codes)
+    table = b"".join(row.pack(*values) for values in zip(*columns, strict=True)) if columns else b""
+    return full_box(b"trun", run.version, run.flags, *head, table)

@@ -8,22 +8,49 @@ time, duration and sync-sample flag the packager needs to cut parts and segments
 ISO/IEC 14496-12 box layout: ``size(32) type(32) [largesize(64)] payload``; ``size == 1`` means a
 64-bit ``largesize`` follows; ``size == 0`` (box extends to end of file) is refused on a live
 stream.
+
+Every box is read through :mod:`livecast.media.box_reader` (bounds-checked) and the track
+fragment boxes through :mod:`livecast.media.track_fragment`, which the loop rewriter shares.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from livecast.errors import MediaError
+from livecast.media.box_reader import (
+    BoxReader,
+    find_box,
+    iter_boxes,
+    open_box,
+    require_box,
+)
+from livecast.media.track_fragment import (
+    NON_SYNC_SAMPLE,
+    SampleDefaults,
+    TrackFragmentHeader,
+    read_tfdt,
+    read_tfhd,
+    read_trun,
+)
+
+__all__ = [
+    "MAX_BOX_SIZE",
+    "NON_SYNC_SAMPLE",
+    "FMP4StreamReader",
+    "Fragment",
+    "InitSegment",
+    "TrackInfo",
+    "find_box",
+    "iter_boxes",
+    "parse_fragment",
+    "parse_init",
+]
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 MAX_BOX_SIZE = 64 * 1024 * 1024  # a live fragment far above this is a broken stream
-_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"mvex", b"moof", b"traf", b"dinf"}
-# trun sample flags (ISO/IEC 14496-12 8.8.3.1): sample_is_non_sync_sample is bit 16.
-NON_SYNC_SAMPLE = 0x0001_0000
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +67,13 @@ class TrackInfo:
     channels: int = 0
     default_sample_duration: int = 0
     default_sample_flags: int = 0
+    # The two defaults above as the track fragment reader takes them (what neither tfhd nor
+    # trun states); derived, built once.
+    sample_defaults: SampleDefaults = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        defaults = SampleDefaults(self.default_sample_duration, 0, self.default_sample_flags)
+        object.__setattr__(self, "sample_defaults", defaults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,63 +93,14 @@ class Fragment:
     independent: bool  # first sample is a sync sample
 
 
-def iter_boxes(
-    data: bytes | memoryview, start: int = 0, end: int | None = None
-) -> Iterator[tuple[bytes, int, int]]:
-    """Yield ``(type, payload_start, box_end)`` for each box in ``data[start:end]``."""
-    end = len(data) if end is None else end
-    pos = start
-    while pos + 8 <= end:
-        size = _U32.unpack_from(data, pos)[0]
-        box_type = bytes(data[pos + 4 : pos + 8])
-        header = 8
-        if size == 1:
-            if pos + 16 > end:
-                raise MediaError(f"truncated largesize header of {box_type!r}")
-            size = _U64.unpack_from(data, pos + 8)[0]
-            header = 16
-        if size < header or pos + size > end:
-            raise MediaError(f"box {box_type!r} at {pos} has bad size {size}")
-        yield box_type, pos + header, pos + size
-        pos += size
-    if pos != end:
-        raise MediaError(f"{end - pos} trailing bytes after the last box")
-
-
-def find_box(
-    data: bytes, path: list[bytes], start: int = 0, end: int | None = None
-) -> tuple[int, int] | None:
-    """Find the first box along ``path`` (e.g. ``[b"moov", b"trak"]``); ``(payload, end)``."""
-    for box_type, payload, box_end in iter_boxes(data, start, end):
-        if box_type == path[0]:
-            if len(path) == 1:
-                return payload, box_end
-            return find_box(data, path[1:], payload, box_end)
-    return None
-
-
-def _need(
-    data: bytes, path: list[bytes], start: int = 0, end: int | None = None
-) -> tuple[int, int]:
-    found = find_box(data, path, start, end)
-    if found is None:
-        raise MediaError("missing box " + "/".join(p.decode("latin-1") for p in path))
-    return found
-
-
-def _full_box(data: bytes, payload: int) -> tuple[int, int]:
-    """Version and 24-bit flags of a FullBox."""
-    word = _U32.unpack_from(data, payload)[0]
-    return word >> 24, word & 0xFFFFFF
+def _malformed(error: Exception, what: str) -> MediaError:
+    """Last resort: the box reader checks every read and raises MediaError itself (the property
+    tests assert that this translation is never needed). Should a read still slip past it, it
+    takes the encoder-restart path as a media error instead of escaping as ``struct.error``."""
+    return MediaError(f"malformed {what}: {error}")
 
 
 # ---------------------------------------------------------------- moov: track description
-
-
-def _malformed(error: Exception, what: str) -> MediaError:
-    """A read past a box's bytes (a corrupt size or count) as the project's media error, so that
-    it takes the encoder-restart path instead of escaping as ``struct.error``."""
-    return MediaError(f"malformed {what}: {error}")
 
 
 def parse_init(data: bytes) -> TrackInfo:
@@ -128,57 +113,66 @@ def parse_init(data: bytes) -> TrackInfo:
 
 
 def _parse_init(data: bytes) -> TrackInfo:
-    trak = _need(data, [b"moov", b"trak"])
-    tkhd = _need(data, [b"tkhd"], *trak)
-    version, _ = _full_box(data, tkhd[0])
-    track_id = _U32.unpack_from(data, tkhd[0] + (20 if version == 1 else 12))[0]
-    mdhd = _need(data, [b"mdia", b"mdhd"], *trak)
-    version, _ = _full_box(data, mdhd[0])
-    timescale = _U32.unpack_from(data, mdhd[0] + (20 if version == 1 else 12))[0]
-    hdlr = _need(data, [b"mdia", b"hdlr"], *trak)
-    handler = data[hdlr[0] + 8 : hdlr[0] + 12]
-    stsd = _need(data, [b"mdia", b"minf", b"stbl", b"stsd"], *trak)
-    entry_type, entry_payload, entry_end = next(iter_boxes(data, stsd[0] + 8, stsd[1]))
+    trak = require_box(data, [b"moov", b"trak"])
+    tkhd = open_box(data, [b"tkhd"], *trak)
+    version, _ = tkhd.full_box_header()
+    tkhd.skip(16 if version == 1 else 8, "creation and modification times")
+    track_id = tkhd.u32("track_ID")
+    mdhd = open_box(data, [b"mdia", b"mdhd"], *trak)
+    version, _ = mdhd.full_box_header()
+    mdhd.skip(16 if version == 1 else 8, "creation and modification times")
+    timescale = mdhd.u32("timescale")
+    hdlr = open_box(data, [b"mdia", b"hdlr"], *trak)
+    hdlr.skip(8, "version, flags and pre_defined")
+    handler = hdlr.read_bytes(4, "handler_type")
+    stsd = open_box(data, [b"mdia", b"minf", b"stbl", b"stsd"], *trak)
+    stsd.skip(8, "version, flags and entry_count")
+    first_entry = next(stsd.children(), None)
+    if first_entry is None:
+        raise MediaError("stsd without a sample entry")
+    entry_type, payload, end = first_entry
+    entry = BoxReader(data, entry_type, payload, end)
     defaults = _trex_defaults(data, track_id)
     if handler == b"vide":
-        return _video_track(
-            data, track_id, timescale, entry_type, entry_payload, entry_end, defaults
-        )
+        return _video_track(track_id, timescale, entry, defaults)
     if handler == b"soun":
-        return _audio_track(
-            data, track_id, timescale, entry_type, entry_payload, entry_end, defaults
-        )
+        return _audio_track(track_id, timescale, entry, defaults)
     raise MediaError(f"unsupported track handler {handler!r}")
 
 
 def _trex_defaults(data: bytes, track_id: int) -> tuple[int, int]:
+    """``(default_sample_duration, default_sample_flags)`` of the track's ``trex``."""
     mvex = find_box(data, [b"moov", b"mvex"])
     if mvex is None:
         return 0, 0
-    for box_type, payload, _end in iter_boxes(data, *mvex):
-        if box_type == b"trex" and _U32.unpack_from(data, payload + 4)[0] == track_id:
-            duration = _U32.unpack_from(data, payload + 12)[0]
-            flags = _U32.unpack_from(data, payload + 20)[0]
-            return duration, flags
+    for box_type, payload, end in iter_boxes(data, *mvex):
+        if box_type != b"trex":
+            continue
+        trex = BoxReader(data, box_type, payload, end)
+        trex.skip(4, "version and flags")
+        if trex.u32("track_ID") == track_id:
+            trex.skip(4, "default_sample_description_index")
+            duration = trex.u32("default_sample_duration")
+            trex.skip(4, "default_sample_size")
+            return duration, trex.u32("default_sample_flags")
     return 0, 0
 
 
 def _video_track(
-    data: bytes,
-    track_id: int,
-    timescale: int,
-    entry_type: bytes,
-    payload: int,
-    end: int,
-    defaults: tuple[int, int],
+    track_id: int, timescale: int, entry: BoxReader, defaults: tuple[int, int]
 ) -> TrackInfo:
-    if entry_type not in (b"avc1", b"avc3"):
-        raise MediaError(f"unsupported video sample entry {entry_type!r}")
-    width, height = struct.unpack_from(">HH", data, payload + 24)
-    # VisualSampleEntry is 78 bytes before its child boxes.
-    avcc = _need(data, [b"avcC"], payload + 78, end)
-    profile, compat, level = data[avcc[0] + 1], data[avcc[0] + 2], data[avcc[0] + 3]
-    codec = f"{entry_type.decode()}.{profile:02x}{compat:02x}{level:02x}"
+    if entry.box_type not in (b"avc1", b"avc3"):
+        raise MediaError(f"unsupported video sample entry {entry.box_type!r}")
+    entry.skip(24, "SampleEntry and pre_defined fields")
+    width = entry.u16("width")
+    height = entry.u16("height")
+    entry.skip(50, "the rest of the VisualSampleEntry")  # 78 bytes before its child boxes
+    avcc = entry.open_child([b"avcC"])
+    avcc.skip(1, "configurationVersion")
+    profile = avcc.u8("AVCProfileIndication")
+    compat = avcc.u8("profile_compatibility")
+    level = avcc.u8("AVCLevelIndication")
+    codec = f"{entry.box_type.decode()}.{profile:02x}{compat:02x}{level:02x}"
     return TrackInfo(
         track_id,
         "video",
@@ -192,26 +186,21 @@ def _video_track(
 
 
 def _audio_track(
-    data: bytes,
-    track_id: int,
-    timescale: int,
-    entry_type: bytes,
-    payload: int,
-    end: int,
-    defaults: tuple[int, int],
+    track_id: int, timescale: int, entry: BoxReader, defaults: tuple[int, int]
 ) -> TrackInfo:
-    if entry_type != b"mp4a":
-        raise MediaError(f"unsupported audio sample entry {entry_type!r}")
-    channels = struct.unpack_from(">H", data, payload + 16)[0]
-    sample_rate = _U32.unpack_from(data, payload + 24)[0] >> 16
-    # AudioSampleEntry is 28 bytes before its child boxes.
-    esds = _need(data, [b"esds"], payload + 28, end)
-    object_type = _aac_object_type(data[esds[0] + 4 : esds[1]])
+    if entry.box_type != b"mp4a":
+        raise MediaError(f"unsupported audio sample entry {entry.box_type!r}")
+    entry.skip(16, "SampleEntry and reserved fields")
+    channels = entry.u16("channelcount")
+    entry.skip(6, "samplesize, pre_defined and reserved")
+    sample_rate = entry.u32("samplerate") >> 16  # 16.16 fixed point
+    esds = entry.open_child([b"esds"])  # AudioSampleEntry is 28 bytes before its child boxes
+    esds.skip(4, "version and flags")
     return TrackInfo(
         track_id,
         "audio",
         timescale,
-        f"mp4a.40.{object_type}",
+        f"mp4a.40.{_aac_object_type(esds)}",
         sample_rate=sample_rate,
         channels=channels,
         default_sample_duration=defaults[0],
@@ -219,31 +208,33 @@ def _audio_track(
     )
 
 
-def _aac_object_type(descriptors: bytes) -> int:
-    """Audio object type from the DecoderSpecificInfo (tag 5) inside an ES_Descriptor."""
-    pos = 0
-    while pos < len(descriptors):
-        tag = descriptors[pos]
-        pos += 1
+def _aac_object_type(esds: BoxReader) -> int:
+    """Audio object type from the DecoderSpecificInfo (tag 5) inside an ES_Descriptor
+    (ISO/IEC 14496-1 §7.2.6); AAC-LC when there is none."""
+    while esds.remaining > 0:
+        tag = esds.u8("descriptor tag")
         length = 0
         for _ in range(4):
-            byte = descriptors[pos]
-            pos += 1
+            byte = esds.u8("descriptor length")
             length = (length << 7) | (byte & 0x7F)
             if not byte & 0x80:
                 break
         if tag == 0x03:  # ES_Descriptor: ES_ID(16) + flags(8), then nested descriptors
-            flags = descriptors[pos + 2]
-            pos += 3 + (2 if flags & 0x80 else 0) + (2 if flags & 0x20 else 0)
+            esds.skip(2, "ES_ID")
+            flags = esds.u8("ES_Descriptor flags")
+            if flags & 0x80:
+                esds.skip(2, "dependsOn_ES_ID")
             if flags & 0x40:
-                pos += 1 + descriptors[pos]
+                esds.skip(esds.u8("URLlength"), "URLstring")
+            if flags & 0x20:
+                esds.skip(2, "OCR_ES_Id")
             continue
         if tag == 0x04:  # DecoderConfigDescriptor: 13 fixed bytes, then nested descriptors
-            pos += 13
+            esds.skip(13, "DecoderConfigDescriptor")
             continue
         if tag == 0x05 and length:
-            return descriptors[pos] >> 3
-        pos += length
+            return esds.u8("audioObjectType") >> 3
+        esds.skip(min(length, esds.remaining), "descriptor")  # one we do not need
     return 2  # AAC-LC
 
 
@@ -260,65 +251,33 @@ def parse_fragment(data: bytes, track: TrackInfo) -> Fragment:
 
 
 def _parse_fragment(data: bytes, track: TrackInfo) -> Fragment:
-    traf = _need(data, [b"moof", b"traf"])
-    tfhd = _need(data, [b"tfhd"], *traf)
-    _, tf_flags = _full_box(data, tfhd[0])
-    pos = tfhd[0] + 8
-    pos += 8 if tf_flags & 0x01 else 0  # base-data-offset
-    pos += 4 if tf_flags & 0x02 else 0  # sample-description-index
-    default_duration = track.default_sample_duration
-    default_flags = track.default_sample_flags
-    if tf_flags & 0x08:
-        default_duration = _U32.unpack_from(data, pos)[0]
-        pos += 4
-    pos += 4 if tf_flags & 0x10 else 0  # default-sample-size
-    if tf_flags & 0x20:
-        default_flags = _U32.unpack_from(data, pos)[0]
-    tfdt = _need(data, [b"tfdt"], *traf)
-    version, _ = _full_box(data, tfdt[0])
-    if version == 1:
-        decode_time = _U64.unpack_from(data, tfdt[0] + 4)[0]
-    else:
-        decode_time = _U32.unpack_from(data, tfdt[0] + 4)[0]
+    traf_payload, traf_end = require_box(data, [b"moof", b"traf"])
+    header: TrackFragmentHeader | None = None
+    decode_time: int | None = None
+    runs = []
+    for box_type, payload, end in iter_boxes(data, traf_payload, traf_end):
+        if box_type == b"trun":
+            runs.append(read_trun(BoxReader(data, box_type, payload, end)))
+        elif box_type == b"tfhd" and header is None:
+            header = read_tfhd(BoxReader(data, box_type, payload, end))
+        elif box_type == b"tfdt" and decode_time is None:
+            decode_time = read_tfdt(BoxReader(data, box_type, payload, end))
+    if header is None:
+        raise MediaError("missing box moof/traf/tfhd")
+    if decode_time is None:
+        raise MediaError("missing box moof/traf/tfdt")
+    defaults = header.sample_defaults(track.sample_defaults)
     duration = 0
     count = 0
-    first_flags: int | None = None
-    for box_type, payload, _end in iter_boxes(data, *traf):
-        if box_type == b"trun":
-            run = _read_trun(data, payload, default_duration, default_flags)
-            duration += run[0]
-            if count == 0:
-                first_flags = run[2]
-            count += run[1]
-    if count == 0 or first_flags is None:
+    first_flags = 0
+    for run in runs:
+        duration += run.total_duration(defaults)
+        if count == 0:
+            first_flags = run.first_flags(defaults)
+        count += run.sample_count
+    if count == 0:
         raise MediaError("fragment without samples")
     return Fragment(data, decode_time, duration, count, not first_flags & NON_SYNC_SAMPLE)
-
-
-def _read_trun(
-    data: bytes, payload: int, default_duration: int, default_flags: int
-) -> tuple[int, int, int]:
-    """Total duration, sample count and first-sample flags of one ``trun`` box."""
-    _, flags = _full_box(data, payload)
-    count = _U32.unpack_from(data, payload + 4)[0]
-    pos = payload + 8
-    pos += 4 if flags & 0x001 else 0  # data-offset
-    first_flags: int | None = None
-    if flags & 0x004:
-        first_flags = _U32.unpack_from(data, pos)[0]
-        pos += 4
-    per_sample = 4 * bin(flags & 0xF00).count("1")
-    if not flags & 0x100:
-        duration = default_duration * count
-    else:
-        duration = sum(_U32.unpack_from(data, pos + i * per_sample)[0] for i in range(count))
-    if first_flags is None:
-        if flags & 0x400 and count:
-            offset = 4 * bin(flags & 0x300).count("1")
-            first_flags = _U32.unpack_from(data, pos + offset)[0]
-        else:
-            first_flags = default_flags
-    return duration, count, first_flags
 
 
 # ---------------------------------------------------------------- the incremental reader

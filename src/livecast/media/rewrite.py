@@ -15,170 +15,88 @@ Every change of the ``moof`` size is carried into the ``trun`` data offsets, whi
 start of the ``moof`` (``default-base-is-moof``, or no base at all, which means the same for the
 first track fragment). An explicit ``base-data-offset`` (an absolute file position) is refused.
 ISO/IEC 14496-12 §8.8.
+
+The ``tfhd``, ``tfdt`` and ``trun`` boxes are read by :mod:`livecast.media.track_fragment` — the
+same bounds-checked reading the stream reader does — so a corrupt fragment raises MediaError.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from livecast.errors import MediaError
-from livecast.media.boxes import box, full_box
-from livecast.media.fmp4 import TrackInfo, iter_boxes
+from livecast.media.box_reader import BoxReader, iter_boxes
+from livecast.media.boxes import box, full_box, trun_box
+from livecast.media.fmp4 import TrackInfo
+from livecast.media.track_fragment import (
+    TRUN_SAMPLE_DURATION_PRESENT,
+    TRUN_SAMPLE_SIZE_PRESENT,
+    SampleDefaults,
+    TrackRun,
+    read_tfdt,
+    read_tfhd,
+    read_trun,
+)
 
-__all__ = ["TrunSample", "parse_trun", "rewrite_fragment", "trun_box"]
+__all__ = ["rewrite_fragment"]
 
-_U32 = struct.Struct(">I")
-# tfhd flags
-_BASE_DATA_OFFSET = 0x01
-_SAMPLE_DESCRIPTION = 0x02
-_DEFAULT_DURATION = 0x08
-_DEFAULT_SIZE = 0x10
-_DEFAULT_FLAGS = 0x20
-# trun flags
-_DATA_OFFSET = 0x001
-_FIRST_FLAGS = 0x004
-_DURATION = 0x100
-_SIZE = 0x200
-_FLAGS = 0x400
-_CTO = 0x800
+_I32_RANGE = range(-(2**31), 2**31)
+Span = tuple[int, int, int]  # a box in the fragment's bytes: (start, payload start, end)
 
 
-@dataclass(frozen=True, slots=True)
-class TrunSample:
-    duration: int
-    size: int
-    flags: int
-    cto: int = 0  # composition time offset
-
-
-@dataclass(frozen=True, slots=True)
-class _Trun:
-    version: int
-    flags: int
-    data_offset: int
-    first_flags: int | None
-    samples: tuple[TrunSample, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Defaults:
-    duration: int
-    size: int
-    flags: int
-
-
-def _full(payload: bytes) -> tuple[int, int]:
-    word = _U32.unpack_from(payload, 0)[0]
-    return word >> 24, word & 0xFFFFFF
-
-
-def _tfhd_defaults(payload: bytes, track: TrackInfo) -> _Defaults:
-    _, flags = _full(payload)
-    if flags & _BASE_DATA_OFFSET:
-        raise MediaError("tfhd base-data-offset (an absolute position) cannot be rewritten")
-    pos = 8 + (4 if flags & _SAMPLE_DESCRIPTION else 0)
-    duration, size, sample_flags = track.default_sample_duration, 0, track.default_sample_flags
-    if flags & _DEFAULT_DURATION:
-        duration = _U32.unpack_from(payload, pos)[0]
-        pos += 4
-    if flags & _DEFAULT_SIZE:
-        size = _U32.unpack_from(payload, pos)[0]
-        pos += 4
-    if flags & _DEFAULT_FLAGS:
-        sample_flags = _U32.unpack_from(payload, pos)[0]
-    return _Defaults(duration, size, sample_flags)
-
-
-def parse_trun(payload: bytes, defaults: _Defaults) -> _Trun:
-    """A ``trun`` payload with every sample's fields resolved against the defaults."""
-    version, flags = _full(payload)
-    count = _U32.unpack_from(payload, 4)[0]
-    pos = 8
-    data_offset = 0
-    if flags & _DATA_OFFSET:
-        data_offset = struct.unpack_from(">i", payload, pos)[0]
-        pos += 4
-    first_flags: int | None = None
-    if flags & _FIRST_FLAGS:
-        first_flags = _U32.unpack_from(payload, pos)[0]
-        pos += 4
-    samples = []
-    for index in range(count):
-        fields = {"duration": defaults.duration, "size": defaults.size, "flags": defaults.flags}
-        if index == 0 and first_flags is not None:
-            fields["flags"] = first_flags
-        for bit, name in ((_DURATION, "duration"), (_SIZE, "size"), (_FLAGS, "flags")):
-            if flags & bit:
-                fields[name] = _U32.unpack_from(payload, pos)[0]
-                pos += 4
-        cto = 0
-        if flags & _CTO:
-            fmt = ">i" if version else ">I"
-            cto = struct.unpack_from(fmt, payload, pos)[0]
-            pos += 4
-        samples.append(TrunSample(fields["duration"], fields["size"], fields["flags"], cto))
-    if pos > len(payload):
-        raise MediaError(f"trun of {count} samples is truncated")
-    return _Trun(version, flags, data_offset, first_flags, tuple(samples))
-
-
-def trun_box(trun: _Trun) -> bytes:
-    """Serialise a ``trun`` (the inverse of :func:`parse_trun` for the fields its flags name)."""
-    head = [struct.pack(">I", len(trun.samples))]
-    if trun.flags & _DATA_OFFSET:
-        head.append(struct.pack(">i", trun.data_offset))
-    if trun.flags & _FIRST_FLAGS:
-        head.append(struct.pack(">I", trun.first_flags or 0))
-    rows = []
-    for sample in trun.samples:
-        for bit, value in ((_DURATION, sample.duration), (_SIZE, sample.size)):
-            if trun.flags & bit:
-                rows.append(struct.pack(">I", value))
-        if trun.flags & _FLAGS:
-            rows.append(struct.pack(">I", sample.flags))
-        if trun.flags & _CTO:
-            rows.append(struct.pack(">i" if trun.version else ">I", sample.cto))
-    return full_box(b"trun", trun.version, trun.flags, *head, *rows)
-
-
-def _clip(trun: _Trun, start: int, clip_end: int) -> _Trun:
-    """Drop samples starting at or after ``clip_end``; the last kept one ends there."""
-    kept: list[TrunSample] = []
-    for sample in trun.samples:
+def _clip(run: TrackRun, defaults: SampleDefaults, start: int, clip_end: int) -> TrackRun:
+    """Drop samples starting at or after ``clip_end``; the last kept one ends there. The run
+    then states every duration and size itself."""
+    kept: list[int] = []
+    for duration in run.resolved_durations(defaults):
         if start >= clip_end:
             break
-        kept.append(replace(sample, duration=min(sample.duration, clip_end - start)))
-        start += sample.duration
+        kept.append(min(duration, clip_end - start))
+        start += duration
     if not kept:
         raise MediaError(f"clipping at {clip_end} leaves no sample in the fragment")
-    return replace(trun, flags=trun.flags | _DURATION | _SIZE, samples=tuple(kept))
+    count = len(kept)
+    return replace(
+        run,
+        flags=run.flags | TRUN_SAMPLE_DURATION_PRESENT | TRUN_SAMPLE_SIZE_PRESENT,
+        sample_count=count,
+        durations=tuple(kept),
+        sizes=run.resolved_sizes(defaults)[:count],
+        sample_flags=None if run.sample_flags is None else run.sample_flags[:count],
+        composition_offsets=(
+            None if run.composition_offsets is None else run.composition_offsets[:count]
+        ),
+    )
 
 
-def _split(data: bytes) -> tuple[bytes, bytes, bytes]:
-    """``(prefix boxes, moof, mdat)`` of one fragment."""
-    prefix, moof, mdat = b"", b"", b""
-    pos = 0
-    for box_type, _payload, end in iter_boxes(data):
-        whole = data[pos:end]
-        pos = end
-        if box_type == b"moof" and not moof:
-            moof = whole
-        elif box_type == b"mdat" and moof and not mdat:
-            mdat = whole
-        elif not moof:
-            prefix += whole
-        else:
+def _moved(run: TrackRun, delta: int) -> TrackRun:
+    """The run with its data offset moved by ``delta`` bytes (the change of the moof size)."""
+    if run.data_offset is None:
+        return run
+    offset = run.data_offset + delta
+    if offset not in _I32_RANGE:
+        raise MediaError(f"trun data offset {run.data_offset} + {delta} does not fit 32 bits")
+    return replace(run, data_offset=offset)
+
+
+def _split(data: bytes) -> tuple[Span, Span]:
+    """The ``moof`` and the ``mdat`` of one fragment; boxes before the moof are kept as they
+    are, nothing may follow the mdat."""
+    moof: Span | None = None
+    mdat: Span | None = None
+    start = 0
+    for box_type, payload, end in iter_boxes(data):
+        if box_type == b"moof" and moof is None:
+            moof = (start, payload, end)
+        elif box_type == b"mdat" and moof is not None and mdat is None:
+            mdat = (start, payload, end)
+        elif moof is not None:
             raise MediaError(f"unexpected {box_type!r} box in a fragment")
-    if not moof or not mdat:
+        start = end
+    if moof is None or mdat is None:
         raise MediaError("a fragment needs one moof and one mdat")
-    return prefix, moof, mdat
-
-
-def _children(whole: bytes) -> list[tuple[bytes, bytes]]:
-    """``(type, payload)`` of each child box of the box ``whole``."""
-    (_type, payload, end), *_ = iter_boxes(whole)
-    return [(t, whole[p:e]) for t, p, e in iter_boxes(whole, payload, end)]
+    return moof, mdat
 
 
 def rewrite_fragment(
@@ -192,52 +110,54 @@ def rewrite_fragment(
     """The fragment with a 64-bit ``tfdt`` (``decode_time``, or the original), the ``mfhd``
     ``sequence`` (or the original) and, with ``clip_end`` (a media time in the track timescale,
     on the fragment's *original* timeline), no sample past that time. See the module doc."""
-    prefix, moof, mdat = _split(data)
-    moof_children = _children(moof)
-    trafs = [payload for box_type, payload in moof_children if box_type == b"traf"]
+    (moof_start, moof_payload, moof_end), (mdat_start, mdat_payload, mdat_end) = _split(data)
+    moof_size = moof_end - moof_start
+    moof_children = list(iter_boxes(data, moof_payload, moof_end))
+    trafs = [(payload, end) for box_type, payload, end in moof_children if box_type == b"traf"]
     if len(trafs) != 1:
         raise MediaError(f"expected one traf per moof, found {len(trafs)}")
-    children = _children(box(b"traf", trafs[0]))
-    kinds = [t for t, _ in children]
+    children = list(iter_boxes(data, *trafs[0]))
+    kinds = [box_type for box_type, _, _ in children]
     if kinds.count(b"tfhd") != 1 or kinds.count(b"tfdt") != 1 or b"trun" not in kinds:
         raise MediaError("a traf needs one tfhd, one tfdt and a trun")
-    by_type = dict(children)
-    defaults = _tfhd_defaults(by_type[b"tfhd"], track)
-    version, _ = _full(by_type[b"tfdt"])
-    original = struct.unpack_from(">Q" if version == 1 else ">I", by_type[b"tfdt"], 4)[0]
-    truns = [parse_trun(p, defaults) for t, p in children if t == b"trun"]
-    payload_size = len(mdat) - 8
+    readers = {t: BoxReader(data, t, p, e) for t, p, e in children if t in (b"tfhd", b"tfdt")}
+    header = read_tfhd(readers[b"tfhd"])
+    if header.base_data_offset is not None:
+        raise MediaError("tfhd base-data-offset (an absolute position) cannot be rewritten")
+    defaults = header.sample_defaults(track.sample_defaults)
+    original = read_tfdt(readers[b"tfdt"])
+    truns = [read_trun(BoxReader(data, t, p, e)) for t, p, e in children if t == b"trun"]
+    new_mdat = data[mdat_start:mdat_end]
     if clip_end is not None:
-        if len(truns) != 1 or truns[0].data_offset != len(moof) + 8:
+        if len(truns) != 1 or truns[0].data_offset != moof_size + 8:
             raise MediaError("clipping needs one trun whose data directly follows the moof")
-        if len(mdat) >= 16 and _U32.unpack_from(mdat, 0)[0] == 1:
+        if mdat_payload - mdat_start != 8:
             raise MediaError("clipping a 64-bit mdat is not supported")
-        truns = [_clip(truns[0], original, clip_end)]
-        payload_size = sum(s.size for s in truns[0].samples)
+        truns = [_clip(truns[0], defaults, original, clip_end)]
+        kept_size = sum(truns[0].sizes or ())
+        new_mdat = box(b"mdat", data[mdat_payload : min(mdat_payload + kept_size, mdat_end)])
 
     def build(delta: int) -> bytes:
         runs = iter(truns)
         traf_boxes = []
-        for box_type, payload in children:
+        for box_type, payload, end in children:
             if box_type == b"tfdt":
                 value = original if decode_time is None else decode_time
                 traf_boxes.append(full_box(b"tfdt", 1, 0, struct.pack(">Q", value)))
             elif box_type == b"trun":
-                run = next(runs)
-                traf_boxes.append(trun_box(replace(run, data_offset=run.data_offset + delta)))
+                traf_boxes.append(trun_box(_moved(next(runs), delta)))
             else:
-                traf_boxes.append(box(box_type, payload))
+                traf_boxes.append(box(box_type, data[payload:end]))
         moof_boxes = []
-        for box_type, payload in moof_children:
+        for box_type, payload, end in moof_children:
             if box_type == b"mfhd" and sequence is not None:
                 moof_boxes.append(full_box(b"mfhd", 0, 0, struct.pack(">I", sequence)))
             elif box_type == b"traf":
                 moof_boxes.append(box(b"traf", *traf_boxes))
             else:
-                moof_boxes.append(box(box_type, payload))
+                moof_boxes.append(box(box_type, data[payload:end]))
         return box(b"moof", *moof_boxes)
 
     new_moof = build(0)
-    new_moof = build(len(new_moof) - len(moof))
-    new_mdat = mdat if clip_end is None else box(b"mdat", mdat[8 : 8 + payload_size])
-    return prefix + new_moof + new_mdat
+    new_moof = build(len(new_moof) - moof_size)
+    return data[:moof_start] + new_moof + new_mdat
