@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 
 import pytest
 import pytest_asyncio
 
 from livecast.config import load_config
 from livecast.pipeline import LivePipeline
+from tests.requirements import failing_skip, need, required
+
+__all__ = ["need"]
 
 
 @pytest_asyncio.fixture
@@ -18,8 +20,23 @@ async def pipeline() -> AsyncIterator[LivePipeline]:
         yield live
 
 
-def need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        pytest.skip(f"{tool} is not installed (scripts/install.sh --test installs it)")
-    return path
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_REQUIRED] = required()
+
+
+_REQUIRED = pytest.StashKey[set[str]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """In CI (tests/requirements.py): a skip of a required dependency is a failure."""
+    report = yield
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2])
+        why = failing_skip(reason, item.config.stash[_REQUIRED])
+        if why is not None and not hasattr(report, "wasxfail"):
+            report.outcome = "failed"
+            report.longrepr = f"{why}: {reason}"
+    return report

@@ -10,15 +10,16 @@ import pytest
 
 from livecast.pipeline import LivePipeline
 from livecast.web.browser import find_chromium, watch
+from tests.requirements import skip_missing
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_player_page_plays_live_with_low_latency(pipeline: LivePipeline) -> None:
     if find_chromium() is None:
-        pytest.skip("chromium is not installed (scripts/install.sh --test installs it)")
+        skip_missing("chromium")
     if "/hls.min.js" not in pipeline.app.static:
-        pytest.skip("hls.js is not installed (npm ci)")
+        skip_missing("hlsjs")
     result = await watch(pipeline.player_url, 16)
     summary = result.summary()
     assert result.fatal_error is None, summary

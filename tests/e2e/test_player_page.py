@@ -21,6 +21,7 @@ from livecast.errors import ConfigError
 from livecast.web import assets
 from livecast.web.browser import PlayerStats, find_chromium, percentile, watch
 from livecast.web.static_server import serve_directory
+from tests.requirements import missing, skip_missing
 
 pytestmark = pytest.mark.e2e
 
@@ -44,16 +45,16 @@ def _hlsjs_or_skip() -> Path:
     try:
         return assets.find_hlsjs()
     except ConfigError as exc:
-        pytest.skip(str(exc))
+        skip_missing("hlsjs", str(exc))
 
 
 @pytest.fixture
 def chromium() -> str:
     """Path of the Chromium binary; skips when it or Python playwright is missing."""
-    pytest.importorskip("playwright.async_api")
+    pytest.importorskip("playwright.async_api", reason=missing("playwright"))
     path = find_chromium()
     if path is None:
-        pytest.skip("no Chromium on this machine")
+        skip_missing("chromium")
     return path
 
 
@@ -61,7 +62,7 @@ def chromium() -> str:
 def live_stream(tmp_path: Path) -> Iterator[Path]:
     """A live two-rung fMP4 HLS stream (1 s segments) being written into ``tmp_path/live``."""
     if FFMPEG is None:
-        pytest.skip("no ffmpeg on this machine")
+        skip_missing("ffmpeg")
     out = tmp_path / "live"
     out.mkdir()
     argv = [

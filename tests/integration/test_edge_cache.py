@@ -12,6 +12,7 @@ import pytest
 
 from livecast.edge.accesslog import parse_access_log_line
 from livecast.hls.playlist import parse_media_playlist
+from tests.requirements import skip_unless
 
 from .test_edge_collapse import (  # noqa: F401  (the shared rig)
     LUA_HINT,
@@ -166,7 +167,7 @@ async def test_a_part_asked_for_too_early_is_negatively_cached_for_a_second_only
 
 
 @pytest.mark.parametrize("stack", [{"tier": {"lua_modules": LUA_MODULES}}], indirect=True)
-@pytest.mark.skipif(not LUA_MODULES, reason=LUA_HINT)
+@skip_unless(bool(LUA_MODULES), "lua", LUA_HINT)
 async def test_playlists_from_the_cache_carry_their_age(stack: Stack) -> None:
     """RFC 9111 §5.1 Age on a playlist answered from the cache — now minus the origin's Date
     (kept in the stored response); a fresh fetch (MISS, or a plain playlist's refresh) carries
@@ -189,7 +190,7 @@ async def test_playlists_from_the_cache_carry_their_age(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("stack", [{"tier": {"lua_modules": LUA_MODULES}}], indirect=True)
-@pytest.mark.skipif(not LUA_MODULES, reason=LUA_HINT)
+@skip_unless(bool(LUA_MODULES), "lua", LUA_HINT)
 async def test_with_lua_a_joining_viewer_gets_a_plain_playlist_at_most_a_part_old(
     stack: Stack,
 ) -> None:

@@ -31,6 +31,7 @@ from livecast.hls.playlist import parse_media_playlist
 from livecast.origin.app import OriginApp
 from livecast.origin.http import OriginServer
 from livecast.telemetry.metrics import Registry
+from tests.requirements import skip_missing, skip_unless
 from tests.unit.synth import Feeder, make_event
 
 pytestmark = pytest.mark.integration
@@ -126,7 +127,7 @@ async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
     try:
         find_nginx()
     except LivecastError as exc:
-        pytest.skip(str(exc))
+        skip_missing("nginx", str(exc))
     param = getattr(request, "param", {})
     event = make_event()
     feeder = Feeder(event)
@@ -219,7 +220,7 @@ MODES = [
     pytest.param(
         {"tier": {"lua_modules": LUA_MODULES}},
         id="wakeup",
-        marks=pytest.mark.skipif(not LUA_MODULES, reason=LUA_HINT),
+        marks=skip_unless(bool(LUA_MODULES), "lua", LUA_HINT),
     ),
 ]
 
@@ -336,7 +337,7 @@ async def test_the_fetching_viewer_leaving_does_not_send_the_waiters_to_the_orig
 @pytest.mark.parametrize(
     "stack", [{"tier": {"lua_modules": LUA_MODULES, "workers": 2}}], indirect=True
 )
-@pytest.mark.skipif(not LUA_MODULES, reason=LUA_HINT)
+@skip_unless(bool(LUA_MODULES), "lua", LUA_HINT)
 async def test_two_workers_wake_each_others_waiters(stack: Stack) -> None:
     """With several nginx workers each has its own waiters; the one worker that fetches the
     object tells the others through a shared dict, so their waiters are not left to the cache

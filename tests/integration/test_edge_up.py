@@ -17,6 +17,7 @@ from livecast.edge.nginx import check_config, find_nginx, prepare_prefix
 from livecast.edge.nginx_conf import Upstream
 from livecast.edge.topology import TopologySpec, tier_configs
 from livecast.errors import LivecastError
+from tests.requirements import skip_missing
 
 from .processes import descendants, livecast, none_left
 
@@ -38,7 +39,7 @@ def test_up_with_two_edges_prints_two_urls_serves_through_each_and_stops_cleanly
     try:
         find_nginx()
     except LivecastError as exc:
-        pytest.skip(str(exc))
+        skip_missing("nginx", str(exc))
     if from_config:  # the same topology from the event file's [edge] table, no flags
         config = tmp_path / "event.toml"
         config.write_text(f"[edge]\nedges = 2\nshield = {str(shield).lower()}\nport = 0\n")
@@ -97,7 +98,7 @@ def test_every_rendered_config_passes_nginx_t(
     try:
         find_nginx()
     except LivecastError as exc:
-        pytest.skip(str(exc))
+        skip_missing("nginx", str(exc))
     upstreams = [Upstream("127.0.0.1", 18080 + i) for i in range(origins)]
     spec = TopologySpec(edges=edges, shield=shield, workers=workers)
     for target_duration in (1.0, 2.0, 6.0):
@@ -116,7 +117,7 @@ async def test_the_programmatic_topology_gives_entry_urls_origin_and_per_tier_fi
     try:
         find_nginx()
     except LivecastError as exc:
-        pytest.skip(str(exc))
+        skip_missing("nginx", str(exc))
     config = load_config(None, env={}, overrides={"port": 0, "source": "loop"})
     async with running_topology(config, TopologySpec(edges=2)) as top:
         assert len(top.entry_urls) == 2 and set(top.edge_access_logs) == {"edge-0", "edge-1"}
@@ -150,7 +151,7 @@ def test_up_on_a_busy_edge_port_is_a_clear_error() -> None:
     try:
         find_nginx()
     except LivecastError as exc:
-        pytest.skip(str(exc))
+        skip_missing("nginx", str(exc))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -167,7 +168,7 @@ def test_nginx_does_not_outlive_a_killed_livecast_up() -> None:
     try:
         find_nginx()
     except LivecastError as exc:
-        pytest.skip(str(exc))
+        skip_missing("nginx", str(exc))
     proc = livecast("up", "--edges", "2", "--port", "0", "--origin-port", "0", "--source", "loop")
     try:
         assert proc.stdout is not None

@@ -18,6 +18,7 @@ import pytest_asyncio
 
 from livecast.rehearse.faults.proxy import FaultProxy
 from livecast.rehearse.faults.timeline import Timeline, parse_timeline
+from tests.requirements import missing
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
@@ -343,7 +344,7 @@ async def _uvloop_exchange() -> None:
 
 
 def test_the_same_faults_work_on_uvloop() -> None:
-    uvloop = pytest.importorskip("uvloop")
+    uvloop = pytest.importorskip("uvloop", reason=missing("uvloop"))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert isinstance(runner.get_loop(), uvloop.Loop)
         runner.run(_uvloop_exchange())

@@ -20,10 +20,11 @@ import pytest_asyncio
 
 from livecast.config import load_config
 from livecast.pipeline import LivePipeline
+from tests.requirements import skip_unless
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust not installed"),
+    skip_unless(importlib.util.find_spec("locust") is not None, "locust"),
 ]
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,6 +23,7 @@ from livecast.edge.origins import free_port
 from livecast.errors import LivecastError
 from livecast.hls.playlist import parse_media_playlist
 from tests.integration.test_pipeline import fetch
+from tests.requirements import skip_missing
 
 from .processes import descendants, livecast, none_left
 
@@ -140,7 +141,7 @@ def test_up_with_two_origins_fails_over_when_one_is_killed(tmp_path: Path, shiel
     try:
         find_nginx()
     except LivecastError as exc:
-        pytest.skip(str(exc))
+        skip_missing("nginx", str(exc))
     proc = livecast(
         "up", "--origins", "2", "--edges", "1", "--port", "0", "--origin-port", "0",
         "--source", "loop", *(["--shield"] if shield else []),

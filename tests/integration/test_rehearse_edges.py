@@ -15,6 +15,7 @@ import pytest
 
 from livecast.edge.nginx import find_nginx
 from livecast.errors import LivecastError
+from tests.requirements import skip_unless
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +68,7 @@ def rehearse(tmp_path: Path, src: str) -> tuple[subprocess.CompletedProcess[str]
     return run, json.loads(results.read_text()) if results.exists() else {}
 
 
-@pytest.mark.skipif(not _has_nginx(), reason="nginx is not installed (apt-get install nginx-light)")
+@skip_unless(_has_nginx(), "nginx")
 def test_viewers_spread_over_two_edges_and_the_origin_is_offloaded(tmp_path: Path) -> None:
     run, document = rehearse(tmp_path, SRC)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -93,7 +94,7 @@ def test_viewers_spread_over_two_edges_and_the_origin_is_offloaded(tmp_path: Pat
 SESSION_COOKIE = ('COMMON_HEADERS = "', 'COMMON_HEADERS = "Set-Cookie: sid=1; Path=/\\r\\n')
 
 
-@pytest.mark.skipif(not _has_nginx(), reason="nginx is not installed (apt-get install nginx-light)")
+@skip_unless(_has_nginx(), "nginx")
 def test_a_planted_session_cookie_is_no_go_by_upstream_requests_per_object(tmp_path: Path) -> None:
     """The origin sets a cookie on every answer, so the edges cache nothing: the verdict names
     the indicator that holds at any audience. Planted on a copy of src/, first on PYTHONPATH."""

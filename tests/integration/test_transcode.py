@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 import signal
 import statistics
 import struct
@@ -25,14 +24,12 @@ from livecast.sources.testsrc import test_source as make_test_source
 from livecast.transcode.ffmpeg import find_ffmpeg, find_font
 from livecast.transcode.ladder import DEFAULT_LADDER, Ladder, build_argv
 from livecast.transcode.supervisor import Backoff, TranscodeSupervisor
+from tests.requirements import need
 
 pytestmark = pytest.mark.integration
 
 LADDER = DEFAULT_LADDER
 NON_SYNC = 0x0001_0000  # sample_is_non_sync_sample in ISO BMFF sample flags
-FFPROBE = shutil.which("ffprobe") or (
-    "/usr/bin/ffprobe" if Path("/usr/bin/ffprobe").exists() else None
-)
 
 
 # ------------------------------------------------------------------ a minimal box reader
@@ -189,12 +186,11 @@ def children_named_ffmpeg() -> list[int]:
 
 
 def ffprobe(data: bytes, tmp_path: Path) -> dict[str, object]:
-    assert FFPROBE is not None
     path = tmp_path / "probe.mp4"
     path.write_bytes(data)
     out = subprocess.run(
-        [FFPROBE, "-v", "error", "-show_entries", "stream=codec_name,width,height,sample_rate",
-         "-of", "json", str(path)],
+        [need("ffprobe"), "-v", "error",
+         "-show_entries", "stream=codec_name,width,height,sample_rate", "-of", "json", str(path)],
         check=True, capture_output=True, text=True, timeout=30,
     ).stdout  # fmt: skip
     streams: list[dict[str, object]] = json.loads(out)["streams"]
@@ -213,6 +209,7 @@ async def until(condition: Callable[[], object], timeout: float) -> None:
 
 
 async def test_ladder_fragments_are_parts_with_aligned_keyframes(tmp_path: Path) -> None:
+    need("ffprobe")  # required: every rung is also checked by FFmpeg's own reader
     capture = Capture()
     supervisor = make_supervisor(capture, duration=4.0)
     await supervisor.start()
@@ -241,10 +238,9 @@ async def test_ladder_fragments_are_parts_with_aligned_keyframes(tmp_path: Path)
             assert is_key == (frag.decode_time % segment == 0), (rung.name, i)
         keyframes[rung.name] = [f.decode_time for f in track.frags if not f.first_flags & NON_SYNC]
         lags += part_lags(capture, rung.name, data, track, epoch)
-        if FFPROBE:
-            probe = ffprobe(data, tmp_path)
-            assert probe["codec_name"] == "h264"
-            assert (probe["width"], probe["height"]) == (rung.width, rung.height)
+        probe = ffprobe(data, tmp_path)
+        assert probe["codec_name"] == "h264"
+        assert (probe["width"], probe["height"]) == (rung.width, rung.height)
     assert len({tuple(k) for k in keyframes.values()}) == 1  # aligned in every rung
     assert next(iter(keyframes.values())) == [0, 30720]
 
@@ -252,9 +248,8 @@ async def test_ladder_fragments_are_parts_with_aligned_keyframes(tmp_path: Path)
     assert audio.sample_entry == "mp4a" and audio.timescale == LADDER.audio_rate
     assert all(f.samples == LADDER.audio_fragment_frames for f in audio.frags[:-1])
     assert all(f.duration <= LADDER.part_duration * audio.timescale for f in audio.frags)
-    if FFPROBE:
-        probe = ffprobe(bytes(capture.data[("audio", 0)]), tmp_path)
-        assert probe["codec_name"] == "aac" and probe["sample_rate"] == "48000"
+    probe = ffprobe(bytes(capture.data[("audio", 0)]), tmp_path)
+    assert probe["codec_name"] == "aac" and probe["sample_rate"] == "48000"
     median = statistics.median(lags)
     print(f"video part arrival after its media end: median {median:.3f} s, max {max(lags):.3f} s")
     # > 0: no part before its wall-clock time (the -readrate_initial_burst pitfall); ≈ 0.05 s on

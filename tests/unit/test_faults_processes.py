@@ -23,6 +23,7 @@ from livecast.rehearse.faults.processes import (
     process_commands,
 )
 from livecast.rehearse.faults.timeline import Timeline, parse_timeline
+from tests.requirements import skip_unless
 
 
 def timeline(*entries: dict[str, Any]) -> Timeline:
@@ -128,7 +129,7 @@ def _wait_state(pid: int, wanted: str) -> str:
     return state
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@skip_unless(Path("/proc/self/stat").exists(), "proc")
 def test_signals_to_a_real_process() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     restarted: list[int] = []
