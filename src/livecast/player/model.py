@@ -222,13 +222,20 @@ class Player:
         end), the next check of a loading video fetch — possibly already past; None before
         ``start`` and once finished. Ticking only then gives what ticking all the time gives;
         the adapter asks again after every event (an answer can move it either way)."""
-        if self.finished or self.started_at is None:
+        if self.finished_at is not None or self.started_at is None:
             return None
-        deadline = _earlier(self.config.leave_at, self._slow_check_at())
+        deadline = self.config.leave_at  # (asked after every answer: no call it can spare)
+        check_at = self._slow_check_at()
+        if check_at is not None and (deadline is None or check_at < deadline):
+            deadline = check_at
         buf = self.buffer
         if buf is not None and buf.state is PlaybackState.PLAYING:
-            deadline = _earlier(deadline, self.latency_sampler.due_at(buf))
-            deadline = _earlier(deadline, buf.drain_at())
+            sample_at = self.latency_sampler.due_at(buf)
+            if sample_at is not None and (deadline is None or sample_at < deadline):
+                deadline = sample_at
+            drain_at = buf.drain_at()
+            if drain_at is not None and (deadline is None or drain_at < deadline):
+                deadline = drain_at
         return deadline
 
     # ------------------------------------------------------------------ QoE
@@ -608,10 +615,3 @@ class Player:
         if track.playlist_request is not None:  # its answer, if any, is ignored
             self.ledger.abandon(track.playlist_request)
             track.playlist_request = None
-
-
-def _earlier(first: float | None, second: float | None) -> float | None:
-    """The earlier of two optional times."""
-    if first is None or (second is not None and second < first):
-        return second
-    return first

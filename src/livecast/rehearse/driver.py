@@ -159,16 +159,9 @@ class Driver:
                     loop.call_later(delay, self._send_later, viewer, request)
                 else:
                     self._send(viewer, request)
-        self._arm(viewer)
-
-    def _arm(self, viewer: _Viewer) -> None:
-        """Wake the viewer at its harness's deadline or a request's timeout, the earlier."""
-        deadline = viewer.harness.next_deadline()
-        for conn in viewer.lanes.lanes:
-            timeout_at = conn.deadline
-            if timeout_at is not None and timeout_at < deadline:
-                deadline = timeout_at
-        self.wheel.arm(viewer, deadline)
+        # armed for a request's timeout when sent (and again at each wake): an answer only
+        # moves the harness's deadline
+        self.wheel.arm(viewer, viewer.harness.next_deadline())
 
     # ------------------------------------------------------------------ time
     async def _tick_forever(self) -> None:
@@ -185,11 +178,17 @@ class Driver:
             self._close_second(second)
 
     def _wake(self, viewer: _Viewer, now: float) -> None:
-        """A deadline of the viewer: its requests' timeouts, then the harness's."""
+        """A deadline of the viewer: its requests' timeouts, then the harness's; armed again
+        for the earliest of the next harness deadline and the timeouts still ahead."""
         for conn in tuple(viewer.lanes.lanes):
-            conn.check_timeout(now)  # a failure goes to the player (and re-arms)
-        if viewer.index in self.viewers:
-            self._dispatch(viewer, viewer.harness.wake(now), now)
+            conn.check_timeout(now)  # a failure goes to the player
+        if viewer.index not in self.viewers:
+            return
+        self._dispatch(viewer, viewer.harness.wake(now), now)
+        for conn in viewer.lanes.lanes:
+            timeout_at = conn.deadline
+            if timeout_at is not None:
+                self.wheel.arm(viewer, timeout_at)
 
     def _close_second(self, second: int) -> None:
         self.stats.set_active_viewers(second, len(self.viewers))
