@@ -117,9 +117,9 @@ def test_bandwidth_drop_steps_down() -> None:
     )
     # the first part loading slower than real time is the evidence (hls.js abandon rules): the
     # emergency switch resets the estimator, so the next regular decision does not undo it
-    assert EPOCH + 18.0 < switched_at < EPOCH + 20.0
+    assert switched_at == pytest.approx(EPOCH + 18.6, abs=1e-3)  # 0.6 s into the slow link
     assert player.status == "watching"
-    assert record.stalled_s < 0.5
+    assert record.stalled_s == 0.0
 
 
 def test_estimator_reset_starts_again_from_the_given_estimate() -> None:

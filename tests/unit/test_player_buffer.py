@@ -90,8 +90,9 @@ def test_starved_viewer_stalls_then_resumes_and_falls_behind_by_the_stalled_time
     player, _ = session(PlayerConfig("starved", start_level="lowest"), 20.0, bandwidth)
     record = player.outcome(EPOCH + 30.0)
     assert player.status == "watching" and record.fatal_error is None and player.error is None
-    assert record.stalls >= 1
-    assert 0.5 < record.stalled_s < 4.0
+    # 3 s at 30 kb/s cannot carry the lowest rung: the buffer (≈ 1 s) runs dry, one stall
+    assert record.stalls == 1
+    assert record.stalled_s == pytest.approx(2.202, abs=1e-3)
     assert player.state == "playing"
     assert record.startup_s is not None
     assert record.played_s + record.stalled_s + record.startup_s == pytest.approx(20.0, abs=0.05)
