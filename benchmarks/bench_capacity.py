@@ -67,6 +67,7 @@ defaults = true
 """
 # cProfile file groups → what they are (first match wins)
 GROUPS = (
+    ("viewer harness", ("/livecast/player/harness.py", "/livecast/player/lanes.py")),
     ("player model", ("/livecast/player/", "/livecast/packager/")),
     ("statistics", ("/livecast/results/",)),
     ("HTTP client", ("/livecast/rehearse/client.py", "/livecast/httpsink.py", "httptools")),

@@ -9,11 +9,9 @@ answers with; nothing here opens a socket, reads a clock or uses global randomne
     requests measure transfer, not waiting; ``age``: its ``Age`` header — ``player.tunein``);
   * ``on_error(request_id, kind, now)`` — a transport failure (``"timeout"``, ``"reset"``…);
   * ``tick(now)`` — time passed (leave time, stall accounting, latency samples, ABR checks);
-  * ``next_deadline()`` — when the next ``tick`` has something to do if no answer comes first:
-    a driver arms a timer for it instead of ticking every viewer all the time;
+  * ``next_deadline()`` — when ``tick`` next has work if no answer comes first (a driver's timer);
   * ``wanted(request_id)`` — ask before sending a delayed request: False once abandoned;
-  * ``outcome(now)`` — the viewer's QoE as the results package counts it
-    (:class:`~livecast.results.stats.ViewerOutcome`, ``player.qoe``).
+  * ``outcome(now)`` — the viewer's QoE as the results count it (``ViewerOutcome``, ``player.qoe``).
 
 Every request carries ``not_before`` (absolute wall time; retries and classic-mode polls are
 delayed) and ``timeout``. At most one playlist and one media request are in flight per track
@@ -224,19 +222,10 @@ class Player:
         the adapter asks again after every event (an answer can move it either way)."""
         if self.finished_at is not None or self.started_at is None:
             return None
-        deadline = self.config.leave_at  # (asked after every answer: no call it can spare)
-        check_at = self._slow_check_at()
-        if check_at is not None and (deadline is None or check_at < deadline):
-            deadline = check_at
-        buf = self.buffer
-        if buf is not None and buf.state is PlaybackState.PLAYING:
-            sample_at = self.latency_sampler.due_at(buf)
-            if sample_at is not None and (deadline is None or sample_at < deadline):
-                deadline = sample_at
-            drain_at = buf.drain_at()
-            if drain_at is not None and (deadline is None or drain_at < deadline):
-                deadline = drain_at
-        return deadline
+        due = [self.config.leave_at, self._slow_check_at()]
+        if (buf := self.buffer) is not None and buf.state is PlaybackState.PLAYING:
+            due += (self.latency_sampler.due_at(buf), buf.drain_at())
+        return min((at for at in due if at is not None), default=None)
 
     # ------------------------------------------------------------------ QoE
     def outcome(self, now: float) -> ViewerOutcome:
@@ -445,34 +434,28 @@ class Player:
         if track.playlist is not None and track.playlist.endlist and track.past_last_item():
             self._end_track(track, now)
 
-    def _video_fetch_began(self) -> float | None:
-        """When the video fetch in flight began loading — for a preload-hinted part, when a
-        playlist listed it (before that the server was producing it); None without one (or for
-        an init segment)."""
+    def _video_fetch(self) -> tuple[float, float] | None:
+        """(when the video fetch in flight began loading, its media duration), if there is one."""
         track = self.tracks.get("video")
-        if track is None or track.media_request is None or self.level is None:
+        if track is None or self.level is None:
             return None
-        flight = self.ledger.in_flight.get(track.media_request)
-        if flight is None or flight.request.kind == "init":
-            return None
-        return track.hint_listed_at if flight.hinted else flight.request.not_before
-
-    def _slow_check_at(self) -> float | None:
-        began = self._video_fetch_began()
+        began = self.ledger.loading_since(track.media_request, track.hint_listed_at)
         if began is None:
             return None
-        duration = fragment_duration(self.tracks["video"].playlist, self.low_latency)
+        return began, fragment_duration(track.playlist, self.low_latency)
+
+    def _slow_check_at(self) -> float | None:
+        if (fetch := self._video_fetch()) is None:
+            return None
         interval = self.config.slow_fetch_check_interval
-        return slow_fetch_check_at(began, duration, self._slow_checked_at, interval)
+        return slow_fetch_check_at(*fetch, self._slow_checked_at, interval)
 
     def _check_slow_fetch(self, now: float) -> None:
         """Re-decide while a video fetch loads slower than real time."""
-        began = self._video_fetch_began()
-        if began is None or self.level is None:
+        if (fetch := self._video_fetch()) is None or self.level is None:
             return
-        duration = fragment_duration(self.tracks["video"].playlist, self.low_latency)
-        loading_for = now - began
-        bound = slow_fetch_bound(self.variants[self.level].bandwidth, duration, loading_for)
+        began, duration = fetch
+        bound = slow_fetch_bound(self.variants[self.level].bandwidth, duration, now - began)
         if bound is not None:
             self._evaluate_abr(bound)
             if self.pending_level is not None and self.pending_level < self.level:

@@ -78,6 +78,14 @@ class RequestLedger:
     def wanted(self, request_id: int) -> bool:
         return request_id in self.in_flight
 
+    def loading_since(self, request_id: int | None, hint_listed_at: float | None) -> float | None:
+        """When the media fetch ``request_id`` began loading — for a preload-hinted part, when a
+        playlist listed it (before that the server was producing it); None for none or an init."""
+        flight = self.in_flight.get(request_id) if request_id is not None else None
+        if flight is None or flight.request.kind == "init":
+            return None
+        return hint_listed_at if flight.hinted else flight.request.not_before
+
     def settle(self, request_id: int, status: str, size: int) -> InFlight | None:
         """The answer to ``request_id``, counted; None when unknown or abandoned."""
         flight = self.in_flight.pop(request_id, None)
