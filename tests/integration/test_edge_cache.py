@@ -89,7 +89,7 @@ async def test_plain_playlist_served_stale_through_an_origin_outage_then_fresh(
     assert "STALE" in late, late
 
     await stack.tap.restore()
-    fresh_body = stack.app.event.media_playlist_bytes("720p", False)
+    fresh_body = stack.app.event.media_playlist_bytes("720p")
     deadline = time.monotonic() + 5.0
     while True:
         reply = await fetch(port, target)
@@ -121,7 +121,7 @@ async def test_after_a_quiet_spell_the_first_viewer_gets_a_fresh_playlist(stack:
         stack.advance(0.5)
     reply = await fetch(port, target)
     assert reply.headers["x-cache-status"] == "EXPIRED", reply.headers  # refreshed, not stale
-    assert reply.body == stack.app.event.media_playlist_bytes("720p", False)
+    assert reply.body == stack.app.event.media_playlist_bytes("720p")
 
 
 @pytest.mark.parametrize("stack", [{"origins": 2}], indirect=True)
@@ -205,5 +205,5 @@ async def test_with_lua_a_joining_viewer_gets_a_plain_playlist_at_most_a_part_ol
     stack.advance(1 / 3)  # a new part
     await asyncio.sleep(stack.edge.conf.plain_freshness + 0.05)
     later = await fetch(port, target)
-    assert later.body == stack.app.event.media_playlist_bytes("720p", False) != first.body
+    assert later.body == stack.app.event.media_playlist_bytes("720p") != first.body
     assert stack.tap.count(target) == 2

@@ -98,13 +98,13 @@ class Stack:
         self.server.notify()
 
     def next_part(self, rendition: str = "720p") -> tuple[int, int]:
-        body = self.app.event.media_playlist_bytes(rendition, False).decode()
+        body = self.app.event.media_playlist_bytes(rendition).decode()
         last = parse_media_playlist(body).last_part()
         assert last is not None
         return last[0], last[1] + 1
 
     def hint(self, rendition: str = "720p") -> str:
-        body = self.app.event.media_playlist_bytes(rendition, False).decode()
+        body = self.app.event.media_playlist_bytes(rendition).decode()
         return f"/live/{rendition}/{parse_media_playlist(body).preload_hints[0].uri}"
 
     async def active_connections(self, tier: NginxTier) -> int:

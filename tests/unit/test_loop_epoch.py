@@ -138,7 +138,7 @@ class Replica:
 
     def state(self) -> bytes:
         return b"".join(
-            self.event.media_playlist_bytes(name, skip)
+            self.event.media_playlist_bytes(name, skip=skip)
             for name in ("720p", "audio")
             for skip in (False, True)
         )

@@ -146,10 +146,10 @@ def test_each_stream_answers_from_its_own_event() -> None:
     main = answer(app, "/live/main/720p/index.m3u8")
     sport = answer(app, "/live/sport/720p/index.m3u8")
     assert main.status == sport.status == 200
-    assert main.body == app.streams.default_event.media_playlist_bytes("720p", False)
+    assert main.body == app.streams.default_event.media_playlist_bytes("720p")
     sport_event = app.streams.get("sport")
     assert sport_event is not None
-    assert sport.body == sport_event.media_playlist_bytes("720p", False) != main.body
+    assert sport.body == sport_event.media_playlist_bytes("720p") != main.body
     segment = parse_media_playlist(sport.body.decode()).segments[0]
     assert segment.uri is not None
     media = answer(app, f"/live/sport/720p/{segment.uri}")
@@ -286,4 +286,4 @@ def test_a_replaced_event_is_served_fresh() -> None:
     Feeder(replacement, epoch=EPOCH + 500).advance_to(6.0)
     app.streams.add("sport", replacement)
     after = answer(app, "/live/sport/720p/index.m3u8").body
-    assert after == replacement.media_playlist_bytes("720p", False) != before
+    assert after == replacement.media_playlist_bytes("720p") != before

@@ -277,7 +277,7 @@ class StreamAnswers:
             return cached[1]
         response = Response(
             200,
-            self.event.media_playlist_bytes(name, skip),
+            self.event.media_playlist_bytes(name, skip=skip),
             PLAYLIST_TYPE,
             self.blocking_cache if blocking else self.plain_cache,
             "playlist-blocking" if blocking else "playlist-plain",

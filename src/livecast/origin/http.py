@@ -361,7 +361,7 @@ class _Connection(asyncio.Protocol):
             self._accepting = False
         if self.parked is None and not self._queue:
             self._idle_since = None
-            self._dispatch(request, keep_alive, server.cache_key(self._url))
+            self._dispatch(request, keep_alive=keep_alive, target=server.cache_key(self._url))
         elif len(self._queue) < self.limits.max_pipelined:
             self._idle_since = None
             self._queue.append((request, keep_alive))
@@ -403,7 +403,7 @@ class _Connection(asyncio.Protocol):
         )
         return Request(name, path.decode("latin-1"), query.decode("latin-1"), headers)
 
-    def _dispatch(self, request: Request, keep_alive: bool, target: bytes = b"") -> None:
+    def _dispatch(self, request: Request, *, keep_alive: bool, target: bytes = b"") -> None:
         """Answer ``request`` now or park it until the handler can: the gate first, then the
         answer cache (when a gate kept the fast path from it), then the handler."""
         server = self.server
@@ -459,7 +459,7 @@ class _Connection(asyncio.Protocol):
             if isinstance(item, Response):
                 self._respond(item, "other", now, head=False, keep_alive=False)
             else:
-                self._dispatch(item, keep_alive)
+                self._dispatch(item, keep_alive=keep_alive)
 
     def _respond(
         self, response: Response, object_type: str, now: float, *, head: bool, keep_alive: bool

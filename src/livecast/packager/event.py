@@ -104,7 +104,7 @@ class LiveEvent:
         except KeyError:
             raise MediaError(f"unknown rendition {name!r}") from None
 
-    def _changed(self, cuts: list[Cut], always: bool = False) -> list[Cut]:
+    def _changed(self, cuts: list[Cut], *, always: bool = False) -> list[Cut]:
         if cuts or always:
             self.version += 1
         return cuts
@@ -120,7 +120,7 @@ class LiveEvent:
         return all(r.ended for r in self.renditions.values())
 
     # ------------------------------------------------------------------ playlists
-    def media_playlist_bytes(self, name: str, skip: bool = False) -> bytes:
+    def media_playlist_bytes(self, name: str, *, skip: bool = False) -> bytes:
         """The rendition's playlist at the current version; rendered once per version."""
         key = (name, skip)
         cached = self._playlist_cache.get(key)

@@ -240,7 +240,7 @@ class LiveRendition:
         return self.next_part() == (msn, index)
 
     # ------------------------------------------------------------------ playlist
-    def media_playlist(self, skip: bool = False) -> MediaPlaylist:
+    def media_playlist(self, *, skip: bool = False) -> MediaPlaylist:
         cfg = self.config
         listed = self._listed_segments()
         open_seg = self.open_segment
@@ -252,10 +252,10 @@ class LiveRendition:
             if position < skipped:
                 continue  # the first listed segment repeats EXT-X-MAP
             with_parts = self.window.lists_parts(segment_end=seg.end, live_end=live_end)
-            entries.append(self._entry(seg, with_parts, previous_init))
+            entries.append(self._entry(seg, with_parts=with_parts, previous_init=previous_init))
             previous_init = seg.init_name
         if open_seg is not None and open_seg.parts:
-            entries.append(self._entry(open_seg, True, previous_init))
+            entries.append(self._entry(open_seg, with_parts=True, previous_init=previous_init))
         if entries and not skipped:
             entries[0].discontinuity = False  # counted by EXT-X-DISCONTINUITY-SEQUENCE instead
         first = listed[0] if listed else open_seg
@@ -297,7 +297,7 @@ class LiveRendition:
             count += 1
         return count
 
-    def _entry(self, seg: Segment, with_parts: bool, previous_init: str | None) -> SegmentEntry:
+    def _entry(self, seg: Segment, *, with_parts: bool, previous_init: str | None) -> SegmentEntry:
         parts = (
             [PartTag(part_name(p.msn, p.index), p.duration, p.independent) for p in seg.parts]
             if with_parts
