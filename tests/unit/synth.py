@@ -9,6 +9,7 @@ from livecast.media.boxes import box, full_box
 from livecast.media.fmp4 import FMP4StreamReader, Fragment, InitSegment
 from livecast.packager.event import LiveEvent, RenditionSpec
 from livecast.packager.live import PackagingConfig
+from livecast.store.contract import Store
 
 VIDEO_TIMESCALE = 15360
 FPS = 30
@@ -69,7 +70,9 @@ def audio_fragment(index: int, size: int = 300) -> Fragment:
     return fragment
 
 
-def make_event(window: float = 30.0, part_target: float = PART_TARGET) -> LiveEvent:
+def make_event(
+    window: float = 30.0, part_target: float = PART_TARGET, store: Store | None = None
+) -> LiveEvent:
     config = PackagingConfig(part_target=part_target, segment_duration=SEGMENT, window=window)
     return LiveEvent(
         config,
@@ -78,6 +81,7 @@ def make_event(window: float = 30.0, part_target: float = PART_TARGET) -> LiveEv
             RenditionSpec("360p", "video"),
             RenditionSpec("audio", "audio"),
         ],
+        store=store,
     )
 
 

@@ -79,10 +79,7 @@ def test_every_object_the_packager_cuts_goes_through_the_store() -> None:
 
 def test_ram_ring_is_bounded_by_the_live_window_whatever_the_event_length() -> None:
     ring = RamRing()
-    event = make_event(window=12.0)
-    event.store = ring
-    for rendition in event.renditions.values():
-        rendition.store = ring.open("main", rendition.name)
+    event = make_event(window=12.0, store=ring)
     feeder = Feeder(event)
     held: list[tuple[int, int]] = []
     for second in range(1, 301):

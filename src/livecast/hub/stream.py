@@ -14,7 +14,7 @@ decides when the reader drains it (``loop.call_soon`` in the pipeline).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from livecast.errors import LivecastError
@@ -92,9 +92,6 @@ class ReaderQueue:
         self.delivered += len(units)
         return Batch(units, dropped)
 
-    def __len__(self) -> int:
-        return len(self._units)
-
 
 class Stream:
     """One stream: its renditions and the queues of its readers."""
@@ -124,10 +121,6 @@ class Stream:
         for queue in self._readers.values():
             queue.offer(unit)
 
-    @property
-    def readers(self) -> dict[str, ReaderQueue]:
-        return dict(self._readers)
-
 
 class StreamHub:
     """Every stream of this server, by id."""
@@ -140,12 +133,3 @@ class StreamHub:
             raise LivecastError(f"stream {stream_id!r} exists already")
         stream = self._streams[stream_id] = Stream(stream_id, renditions)
         return stream
-
-    def get(self, stream_id: str) -> Stream | None:
-        return self._streams.get(stream_id)
-
-    def remove(self, stream_id: str) -> None:
-        self._streams.pop(stream_id, None)
-
-    def __iter__(self) -> Iterator[Stream]:
-        return iter(list(self._streams.values()))

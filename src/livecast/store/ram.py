@@ -2,8 +2,8 @@
 
 The first :class:`~livecast.store.contract.Store`. It holds exactly what the live window serves
 (the packager retires the rest), so its size is bounded by the window, whatever the event length;
-``held_bytes`` and ``held_objects`` say how much it holds (for /metrics and the tests that bound
-memory). Data are kept as the ``bytes`` objects the packager produced: no copy.
+``held_bytes`` and ``held_objects`` say how much it holds (the tests that bound memory read
+them). Data are kept as the ``bytes`` objects the packager produced: no copy.
 """
 
 from __future__ import annotations
