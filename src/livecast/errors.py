@@ -10,7 +10,8 @@ the CLI turns them into a one-line message and an exit code.
     ├── PlaylistError        a playlist that cannot be parsed or rendered
     ├── RequestError         a client request the origin refuses (carries the HTTP status)
     ├── TranscodeError       FFmpeg missing, failed to start, or died
-    └── ProbeError           the probe client could not follow the stream
+    ├── ProbeError           the probe client could not follow the stream
+    └── IngestError          a contribution (RTMP/SRT publisher) broke the protocol or was refused
 """
 
 from __future__ import annotations
@@ -50,3 +51,7 @@ class TranscodeError(LivecastError):
 
 class ProbeError(LivecastError):
     """The probe client could not join or follow the stream."""
+
+
+class IngestError(LivecastError):
+    """A contribution encoder broke the protocol (RTMP handshake, chunks, AMF) or was refused."""

@@ -1,0 +1,1 @@
+"""Contribution ingest: encoders (OBS, FFmpeg) publish to livecast over RTMP and SRT."""
