@@ -87,14 +87,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run_event(config: EventConfig) -> int:
+    from livecast.ingest.keys import fingerprint
     from livecast.pipeline import LivePipeline, stop_on_signals
 
     pipeline = LivePipeline(config)
     with stop_on_signals() as stop:
-        log.info("waiting for the first segments…")
-        async with pipeline.running():
+        waits = pipeline.waits_for_encoder
+        log.info("waiting for the encoder…" if waits else "waiting for the first segments…")
+        async with pipeline.running(ready=not waits):
             print(pipeline.playlist_url, flush=True)
             print(pipeline.player_url, flush=True)
+            for url in pipeline.ingest_urls:
+                print(url, flush=True)
+            if waits:
+                log.info(
+                    "publish to %s with the event's stream key (fingerprint %s)",
+                    " or ".join(pipeline.ingest_urls),
+                    fingerprint(config.ingest.stream_key),
+                )
             log.info(
                 "live: parts of %.3f s, segments of %.1f s; Ctrl-C stops",
                 pipeline.ladder.part_duration,

@@ -37,10 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from livecast.errors import ConfigError
+from livecast.ingest.settings import KEY_ENV, IngestSettings
 from livecast.transcode.ladder import DEFAULT_LADDER, DEFAULT_X264_PARAMS, Ladder, Rung
 
 ENV_PREFIX = "LIVECAST_"
-SOURCES = ("test", "loop")
+SOURCES = ("test", "loop", "rtmp")
+CONTRIBUTION_SOURCES = ("rtmp",)  # an encoder publishes to livecast
 LOOP_MAX_SECONDS = 600.0
 MAX_ORIGINS = 16
 ORIGINS_NEED_LOOP = (
@@ -106,6 +108,7 @@ class EventConfig:
     epoch: float = 0.0
     rungs: tuple[Rung, ...] = field(default_factory=_default_rungs)
     edge: EdgeSettings = field(default_factory=EdgeSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
 
     def validate(self) -> EventConfig:
         """Check every value; return a copy with the part duration snapped to whole frames."""
@@ -129,6 +132,7 @@ class EventConfig:
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not debug/info/warning/error")
         self.edge.validate()
+        self.ingest.validate(needs_key=self.source in CONTRIBUTION_SOURCES)
         if not math.isfinite(self.epoch) or self.epoch < 0:
             raise ConfigError("epoch", f"{self.epoch} is not a time (Unix seconds, or 0 for now)")
         if self.epoch and self.source != "loop":
@@ -165,9 +169,10 @@ class EventConfig:
 
 
 _SCALAR_FIELDS = {
-    f.name: f for f in dataclasses.fields(EventConfig) if f.name not in ("rungs", "edge")
+    f.name: f for f in dataclasses.fields(EventConfig) if f.name not in ("rungs", "edge", "ingest")
 }
 _EDGE_FIELDS = {f.name: f for f in dataclasses.fields(EdgeSettings)}
+_INGEST_FIELDS = {f.name: f for f in dataclasses.fields(IngestSettings)}
 
 
 def _coerce(key: str, value: Any, kind: Any) -> Any:
@@ -208,21 +213,30 @@ def _rungs(value: Any) -> tuple[Rung, ...]:
     return tuple(rungs)
 
 
-def _edge(value: Any) -> EdgeSettings:
+def _table_changes(name: str, value: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of a ``[name]`` table, checked against ``fields`` and coerced."""
     if not isinstance(value, dict):
-        raise ConfigError("edge", "expected a table ([edge])")
+        raise ConfigError(name, f"expected a table ([{name}])")
     changes: dict[str, Any] = {}
     for key, item in value.items():
-        spec = _EDGE_FIELDS.get(key)
+        spec = fields.get(key)
         if spec is None:
-            raise ConfigError(f"edge.{key}", "unknown key")
+            raise ConfigError(f"{name}.{key}", "unknown key")
         if spec.type == "bool":
             if not isinstance(item, bool):
-                raise ConfigError(f"edge.{key}", f"expected true or false, got {item!r}")
+                raise ConfigError(f"{name}.{key}", f"expected true or false, got {item!r}")
             changes[key] = item
         else:
-            changes[key] = _coerce(f"edge.{key}", item, spec.type)
-    return EdgeSettings(**changes)
+            changes[key] = _coerce(f"{name}.{key}", item, spec.type)
+    return changes
+
+
+def _edge(value: Any) -> EdgeSettings:
+    return EdgeSettings(**_table_changes("edge", value, _EDGE_FIELDS))
+
+
+def _ingest(config: EventConfig, value: Any) -> IngestSettings:
+    return dataclasses.replace(config.ingest, **_table_changes("ingest", value, _INGEST_FIELDS))
 
 
 def _apply(config: EventConfig, values: Mapping[str, Any], origin: str) -> EventConfig:
@@ -233,6 +247,9 @@ def _apply(config: EventConfig, values: Mapping[str, Any], origin: str) -> Event
             continue
         if key == "edge":
             changes["edge"] = _edge(value)
+            continue
+        if key == "ingest":
+            changes["ingest"] = _ingest(config, value)
             continue
         spec = _SCALAR_FIELDS.get(key)
         if spec is None:
@@ -267,6 +284,10 @@ def load_config(
         if ENV_PREFIX + key.upper() in environ
     }
     config = _apply(config, from_env, "environment")
+    if environ.get(KEY_ENV):  # the stream key: best kept out of the event file
+        config = dataclasses.replace(
+            config, ingest=dataclasses.replace(config.ingest, stream_key=environ[KEY_ENV])
+        )
     if overrides:
         config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "options")
     return config.validate()
@@ -291,4 +312,6 @@ def config_toml(config: EventConfig) -> str:
         ]
     lines += ["", "[edge]"]
     lines += [f"{name} = {_toml_value(getattr(config.edge, name))}" for name in _EDGE_FIELDS]
+    lines += ["", "[ingest]"]
+    lines += [f"{name} = {_toml_value(getattr(config.ingest, name))}" for name in _INGEST_FIELDS]
     return "\n".join(lines) + "\n"

@@ -21,17 +21,20 @@ import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from livecast.config import EventConfig
+from livecast.config import CONTRIBUTION_SOURCES, EventConfig
 from livecast.errors import ConfigError, LivecastError, MediaError
 from livecast.hub.publisher import Publisher
 from livecast.hub.source import Source
 from livecast.hub.stream import StreamHub
+from livecast.ingest.keys import StreamKeys, fingerprint
+from livecast.ingest.rtmp_server import PublishSink, RtmpServer
 from livecast.origin.app import OriginApp, StaticAsset
 from livecast.origin.http import OriginServer
 from livecast.origin.streams import StreamRegistry
 from livecast.packager.event import DEFAULT_STREAM, LiveEvent, RenditionSpec
 from livecast.packager.feed import FeedResult, PackagerFeed
 from livecast.packager.live import PackagingConfig
+from livecast.sources.contribution import ContributionSource
 from livecast.sources.loop_source import LoopSource, default_cache_dir
 from livecast.sources.testsrc import test_source
 from livecast.store.ram import RamRing
@@ -94,7 +97,15 @@ class LivePipeline:
         self.hub = StreamHub()
         stream = self.hub.create(DEFAULT_STREAM, tuple(self.ladder.renditions))
         self.publisher = Publisher(stream, self._on_broken)
+        self.contribution: ContributionSource | None = None
         self.source: Source = self._make_source()
+        self.rtmp: RtmpServer | None = None
+        if config.source in CONTRIBUTION_SOURCES:
+            self.keys = StreamKeys({DEFAULT_STREAM: config.ingest.stream_key})
+            self.rtmp = RtmpServer(
+                self._authorize_publisher,
+                max_message_bytes=config.ingest.max_message_kb * 1024,
+            )
         self._feed = PackagerFeed(self.event)
         self._packager_queue = stream.attach("packager", wake=self._wake_packager)
         self._drain_scheduled = False
@@ -108,6 +119,11 @@ class LivePipeline:
         self._restarts = self.registry.counter(
             "livecast_transcode_restarts_total", "Encoder restarts after a failure"
         )
+        self._publishes = self.registry.counter(
+            "livecast_ingest_publishes_total",
+            "Encoders asking to publish, by outcome (accepted, wrong_key, unknown_app, busy)",
+            ("result",),
+        )
         self._dropped = self.registry.counter(
             "livecast_hub_dropped_units_total",
             "Media units a stream reader's full queue dropped",
@@ -115,6 +131,11 @@ class LivePipeline:
         )
 
     def _make_source(self) -> Source:
+        if self.config.source in CONTRIBUTION_SOURCES:
+            self.contribution = ContributionSource(
+                self.ladder, self.ffmpeg, self.publisher.on_data, on_start=self.publisher.on_start
+            )
+            return self.contribution
         if self.config.source == "loop":
             return LoopSource(
                 self.ladder,
@@ -152,6 +173,36 @@ class LivePipeline:
     def player_url(self) -> str:
         return f"{self.base_url}/player.html"
 
+    @property
+    def ingest_urls(self) -> list[str]:
+        """Where the encoder publishes (RTMP server URL; the stream key goes in its own field)."""
+        if self.rtmp is None:
+            return []
+        host = self.config.ingest.host or self.config.host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return [f"rtmp://{shown}:{self.rtmp.port}/{self.config.ingest.app}"]
+
+    @property
+    def waits_for_encoder(self) -> bool:
+        return self.contribution is not None
+
+    # ------------------------------------------------------------------ contribution
+    def _authorize_publisher(self, app: str, key: str) -> PublishSink | str:
+        """The ingest server's question: may this (application, stream key) publish? The sink,
+        or the reason for the refusal (logged by the server with the key's fingerprint)."""
+        if app != self.config.ingest.app:
+            self._publishes.inc("unknown_app")
+            return f"unknown application {app!r} (publish to /{self.config.ingest.app})"
+        stream = self.keys.stream_for(key)
+        if stream is None or self.contribution is None:
+            self._publishes.inc("wrong_key")
+            return f"wrong stream key (fingerprint {fingerprint(key)})"
+        if self.contribution.publishing and not self.config.ingest.takeover:
+            self._publishes.inc("busy")
+            return f"stream {stream!r} already has a publisher (set ingest.takeover to replace it)"
+        self._publishes.inc("accepted")
+        return self.contribution
+
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Listen, then start the source — or the other way round for an epoch-locked replica
@@ -164,6 +215,18 @@ class LivePipeline:
         else:
             await self._listen()
             await self.source.start()
+        if self.rtmp is not None:
+            await self._listen_ingest(self.rtmp, self.config.ingest.rtmp_port)
+
+    async def _listen_ingest(self, server: RtmpServer, port: int) -> None:
+        host = self.config.ingest.host or self.config.host
+        try:
+            await server.start(host, port)
+        except OSError as exc:
+            await self.server.stop()
+            raise LivecastError(
+                f"cannot listen for RTMP on {host}:{port}: {exc.strerror or exc}"
+            ) from exc
 
     async def _listen(self) -> None:
         try:
@@ -184,6 +247,8 @@ class LivePipeline:
             raise LivecastError(f"the stream did not start within {timeout:g} s: {tail}")
 
     async def stop(self) -> None:
+        if self.rtmp is not None:
+            await self.rtmp.stop()
         await self.source.stop()  # delivers the last bytes
         self.publisher.end()
         self._drain_packager()
@@ -191,11 +256,15 @@ class LivePipeline:
         await self.server.stop()
 
     @contextlib.asynccontextmanager
-    async def running(self, timeout: float = 30.0) -> AsyncIterator[LivePipeline]:
-        """Started and ready (:meth:`wait_ready`) inside the block, stopped when it is left."""
+    async def running(
+        self, timeout: float = 30.0, *, ready: bool = True
+    ) -> AsyncIterator[LivePipeline]:
+        """Started and ready (:meth:`wait_ready`, unless ``ready=False``) inside the block,
+        stopped when it is left."""
         try:
             await self.start()
-            await self.wait_ready(timeout=timeout)
+            if ready:
+                await self.wait_ready(timeout=timeout)
             yield self
         finally:
             await self.stop()

@@ -52,7 +52,7 @@ def test_part_duration_snaps_to_whole_frames(tmp_path: Path) -> None:
         ("part_duration = 1.5", {}, "part_duration"),
         ("segment_duration = 1.9", {}, "segment_duration"),
         ("window = 4", {}, "window"),
-        ('source = "rtmp"', {}, "source"),
+        ('source = "carrier-pigeon"', {}, "source"),
         ('[[rungs]]\nname = "x"\nwidth = 10\nheight = 10\nvideo_kbps = 100\n', {}, "rungs.width"),
         ('[[rungs]]\nname = "x"\nwidth = 640\n', {}, "rungs[0].height"),
         ("port = [", {}, "config"),

@@ -166,6 +166,12 @@ class _RtmpProtocol(asyncio.Protocol):
             self.close("publish refused")
             return []
         self.server.stats.accepted += 1
+        for other in list(self.server._connections):  # one publisher per sink: a takeover
+            if other is not self and other.sink is answer:
+                log.warning(
+                    "rtmp %s: taken over by %s (key %s)", other.peer, self.peer, fingerprint
+                )
+                other.close("taken over by another publisher")
         self.sink = answer
         log.info("rtmp %s: publishing to app %r, key %s", self.peer, event.app, fingerprint)
         return self.rtmp.accept_publish()

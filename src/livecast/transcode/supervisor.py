@@ -174,6 +174,7 @@ class TranscodeSupervisor:
         max_restarts: int | None = None,
         stderr_lines: int = 50,
         clock: Callable[[], float] = time.time,
+        input_pipe: bool = False,
     ) -> None:
         if not renditions or len(set(renditions)) != len(renditions):
             raise TranscodeError(f"renditions must be distinct and non-empty: {renditions!r}")
@@ -187,6 +188,7 @@ class TranscodeSupervisor:
         self._restart_on_clean_exit = restart_on_clean_exit
         self._max_restarts = max_restarts
         self._clock = clock
+        self._input_pipe = input_pipe
         self._stderr: deque[str] = deque(maxlen=stderr_lines)
         self._run: _Run | None = None
         self._task: asyncio.Task[None] | None = None
@@ -260,6 +262,25 @@ class TranscodeSupervisor:
         with contextlib.suppress(ProcessLookupError):
             run.proc.kill()
 
+    def write_input(self, data: bytes, *, limit: int) -> bool:
+        """Write to the running FFmpeg's standard input (``input_pipe=True``): False, and nothing
+        written, if there is no process reading it or ``limit`` bytes already wait unwritten
+        (FFmpeg is not keeping up; the caller decides what to drop)."""
+        run = self._run
+        stdin = run.proc.stdin if run is not None else None
+        if stdin is None or stdin.is_closing() or run is None or run.proc.returncode is not None:
+            return False
+        if stdin.transport.get_write_buffer_size() + len(data) > limit:
+            return False
+        stdin.write(data)
+        return True
+
+    def close_input(self) -> None:
+        """End of input: FFmpeg encodes what it has and exits (code 0)."""
+        run = self._run
+        if run is not None and run.proc.stdin is not None and not run.proc.stdin.is_closing():
+            run.proc.stdin.close()
+
     async def __aenter__(self) -> TranscodeSupervisor:
         await self.start()
         return self
@@ -288,7 +309,7 @@ class TranscodeSupervisor:
                 self._on_restart(generation, epoch)
             proc = await asyncio.create_subprocess_exec(
                 *argv,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE if self._input_pipe else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
                 pass_fds=tuple(write_fds.values()),

@@ -1,0 +1,71 @@
+"""The ``[ingest]`` table of an event file (pure): where encoders publish, and with which key.
+
+    source = "rtmp"             # or "srt"
+
+    [ingest]
+    app = "live"                # rtmp://HOST:1935/live, stream key = the event's key
+    rtmp_port = 1935
+    srt_port = 9000
+    stream_key = ""             # or $LIVECAST_STREAM_KEY (preferred: keeps it out of the file)
+    input_loss = 1.5            # seconds without media before the input counts as lost
+    takeover = false            # a second publisher on a live key: refuse (false) or take over
+
+The key is never shown: :meth:`IngestSettings.__repr__` prints its fingerprint.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from livecast.errors import ConfigError
+from livecast.ingest.keys import fingerprint, key_problem
+
+__all__ = ["KEY_ENV", "IngestSettings"]
+
+KEY_ENV = "LIVECAST_STREAM_KEY"
+_APP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    app: str = "live"
+    host: str = ""  # empty: the event's host
+    rtmp_port: int = 1935
+    srt_port: int = 9000
+    stream_key: str = ""
+    input_loss: float = 1.5
+    takeover: bool = False
+    max_message_kb: int = 16_384  # one RTMP message (an FLV tag) larger than this is refused
+
+    def validate(self, *, needs_key: bool) -> IngestSettings:
+        if not _APP.match(self.app):
+            raise ConfigError("ingest.app", f"{self.app!r} is not a valid RTMP application name")
+        for key, port in (("ingest.rtmp_port", self.rtmp_port), ("ingest.srt_port", self.srt_port)):
+            if not 0 <= port <= 65535:
+                raise ConfigError(key, f"{port} is not a port")
+        if not math.isfinite(self.input_loss) or not 0.2 <= self.input_loss <= 30:
+            raise ConfigError("ingest.input_loss", f"{self.input_loss} s is outside 0.2–30 s")
+        if not 64 <= self.max_message_kb <= 262_144:
+            raise ConfigError(
+                "ingest.max_message_kb", f"{self.max_message_kb} is outside 64–262144"
+            )
+        if needs_key:
+            if not self.stream_key:
+                raise ConfigError(
+                    "ingest.stream_key",
+                    f"a contribution source needs a stream key (set ${KEY_ENV})",
+                )
+            problem = key_problem(self.stream_key)
+            if problem is not None:
+                raise ConfigError("ingest.stream_key", f"the key {problem}")
+        return self
+
+    def __repr__(self) -> str:
+        shown = fingerprint(self.stream_key) if self.stream_key else "none"
+        return (
+            f"IngestSettings(app={self.app!r}, host={self.host!r}, rtmp_port={self.rtmp_port}, "
+            f"srt_port={self.srt_port}, stream_key=<{shown}>, input_loss={self.input_loss}, "
+            f"takeover={self.takeover}, max_message_kb={self.max_message_kb})"
+        )

@@ -1,0 +1,48 @@
+"""End to end: FFmpeg publishes RTMP, hls.js in headless Chromium plays the ladder.
+
+The page is opened before the encoder publishes: it must say "waiting for the encoder" (not
+fail), then play once the first keyframe has gone through the ladder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from livecast.config import load_config
+from livecast.pipeline import LivePipeline
+from livecast.web.browser import find_chromium, watch
+from tests.integration.test_contribution import KEY, publish, stop
+from tests.requirements import skip_missing
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_the_player_waits_for_the_encoder_then_plays_its_contribution() -> None:
+    if find_chromium() is None:
+        skip_missing("chromium")
+    config = load_config(
+        None, env={"LIVECAST_STREAM_KEY": KEY}, overrides={"port": 0, "source": "rtmp"}
+    )
+    config = dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, rtmp_port=0))
+    pipeline = LivePipeline(config)
+    async with pipeline.running(ready=False):
+        if "/hls.min.js" not in pipeline.app.static:
+            skip_missing("hlsjs")
+        (ingest,) = pipeline.ingest_urls
+        viewer = asyncio.ensure_future(watch(pipeline.player_url, 20))
+        await asyncio.sleep(3.0)  # the page is up and waiting
+        publisher = await publish(f"{ingest}/{KEY}", 30.0)
+        try:
+            result = await viewer
+        finally:
+            await stop(publisher)
+    summary = result.summary()
+    assert result.fatal_error is None, summary
+    waiting = [s.stats.raw.get("waiting") for s in result.samples if s.t < 2.5]
+    assert waiting and all(w == "waiting for the encoder" for w in waiting), waiting
+    assert result.final is not None and result.final.raw.get("waiting") is None
+    assert result.advance >= 8.0, summary
+    assert result.latency_p50 is not None and result.latency_p50 < 3.0, summary

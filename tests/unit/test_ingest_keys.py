@@ -1,0 +1,83 @@
+"""Stream keys: constant-time lookup, fingerprints, and a key never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from livecast.config import config_toml, load_config
+from livecast.errors import ConfigError
+from livecast.ingest.keys import StreamKeys, fingerprint, key_problem
+from livecast.ingest.settings import IngestSettings
+
+KEY = "s3cret-key-42"
+
+
+def test_stream_for_finds_only_the_exact_key() -> None:
+    keys = StreamKeys({"main": KEY, "other": "another-key-7"})
+    assert keys.stream_for(KEY) == "main"
+    assert keys.stream_for("another-key-7") == "other"
+    assert keys.stream_for(KEY[:-1]) is None
+    assert keys.stream_for(KEY + "x") is None
+    assert keys.stream_for("") is None
+
+
+def test_fingerprint_is_short_stable_and_not_the_key() -> None:
+    assert fingerprint(KEY) == fingerprint(KEY)
+    assert len(fingerprint(KEY)) == 8
+    assert fingerprint(KEY) != fingerprint(KEY + "x")
+    assert KEY not in repr(StreamKeys({"main": KEY}))
+    assert KEY not in repr(IngestSettings(stream_key=KEY))
+    assert fingerprint(KEY) in repr(IngestSettings(stream_key=KEY))
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [("k3y-7", "shorter"), ("x" * 300, "longer"), ("has/slash1", "character"),
+     ("has space1", "character"), ("tab\tkey12", "character")],
+)  # fmt: skip
+def test_unusable_keys_are_named_without_quoting_them(key: str, problem: str) -> None:
+    found = key_problem(key)
+    assert found is not None and problem in found and key not in found
+
+
+def test_contribution_source_needs_a_key_and_takes_it_from_the_environment() -> None:
+    with pytest.raises(ConfigError, match="LIVECAST_STREAM_KEY"):
+        load_config(None, env={}, overrides={"source": "rtmp"})
+    config = load_config(None, env={"LIVECAST_STREAM_KEY": KEY}, overrides={"source": "rtmp"})
+    assert config.ingest.stream_key == KEY
+    with pytest.raises(ConfigError, match="shorter") as caught:
+        load_config(None, env={"LIVECAST_STREAM_KEY": "k3y!"}, overrides={"source": "rtmp"})
+    assert "k3y!" not in str(caught.value)
+
+
+def test_ingest_table_is_read_validated_and_written_back(tmp_path: Path) -> None:
+    path = tmp_path / "event.toml"
+    path.write_text(
+        'source = "rtmp"\n[ingest]\napp = "show"\nrtmp_port = 0\n'
+        "input_loss = 2.5\ntakeover = true\n"
+    )
+    config = load_config(path, env={"LIVECAST_STREAM_KEY": KEY})
+    assert (config.ingest.app, config.ingest.rtmp_port) == ("show", 0)
+    assert (config.ingest.input_loss, config.ingest.takeover) == (2.5, True)
+    again = tmp_path / "again.toml"
+    again.write_text(config_toml(config))
+    assert load_config(again, env={}) == config
+    for bad, key in (("app = 'a/b'", "ingest.app"), ("input_loss = 0", "ingest.input_loss"),
+                     ("rtmp_port = 70000", "ingest.rtmp_port"), ("nope = 1", "ingest.nope"),
+                     ("takeover = 1", "ingest.takeover")):  # fmt: skip
+        path.write_text(f'source = "rtmp"\n[ingest]\n{bad}\n')
+        with pytest.raises(ConfigError) as caught:
+            load_config(path, env={"LIVECAST_STREAM_KEY": KEY})
+        assert caught.value.key == key
+
+
+def test_examples_obs_toml_loads() -> None:
+    config = load_config("examples/obs.toml", env={"LIVECAST_STREAM_KEY": KEY})
+    assert config.source == "rtmp"
+    assert (config.ingest.rtmp_port, config.ingest.srt_port, config.ingest.app) == (
+        1935,
+        9000,
+        "live",
+    )
