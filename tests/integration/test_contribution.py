@@ -181,3 +181,31 @@ async def test_the_next_publisher_continues_the_stream_after_a_discontinuity(
         )
     finally:
         await stop(second)
+
+
+async def test_with_takeover_a_second_publisher_replaces_the_first() -> None:
+    config = load_config(
+        None, env={"LIVECAST_STREAM_KEY": KEY}, overrides={"port": 0, "source": "rtmp"}
+    )
+    ingest_settings = dataclasses.replace(config.ingest, rtmp_port=0, takeover=True)
+    pipeline = LivePipeline(dataclasses.replace(config, ingest=ingest_settings))
+    async with pipeline.running(ready=False):
+        (ingest,) = pipeline.ingest_urls
+        first = await publish(f"{ingest}/{KEY}", 20.0)
+        try:
+            await pipeline.wait_ready(timeout=20)
+            second = await publish(f"{ingest}/{KEY}", 20.0)
+            try:
+                await asyncio.wait_for(first.wait(), 15)  # the first one was disconnected
+                assert pipeline.rtmp is not None and pipeline.rtmp.active_publishers == 1
+                assert second.returncode is None
+                assert pipeline.contribution is not None
+                for _ in range(100):  # the second publisher's keyframe starts a new run
+                    if pipeline.contribution.stats.runs >= 2:
+                        break
+                    await asyncio.sleep(0.1)
+                assert pipeline.contribution.stats.runs == 2
+            finally:
+                await stop(second)
+        finally:
+            await stop(first)

@@ -18,7 +18,6 @@ client that does not read what we send (more than ``max_write_buffer`` bytes wai
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from livecast.errors import IngestError
+from livecast.ingest.keys import fingerprint as key_fingerprint
 from livecast.ingest.rtmp import (
     MediaMessage,
     PublishEnded,
@@ -35,7 +35,7 @@ from livecast.ingest.rtmp import (
     RtmpState,
 )
 
-__all__ = ["Authorize", "PublishSink", "RtmpServer", "RtmpServerStats", "key_fingerprint"]
+__all__ = ["Authorize", "PublishSink", "RtmpServer", "RtmpServerStats"]
 
 log = logging.getLogger("livecast.ingest")
 
@@ -48,11 +48,6 @@ class PublishSink(Protocol):
 
 Authorize = Callable[[str, str], "PublishSink | str"]
 """``(app, stream_key)`` → the sink for an accepted publish, or the reason it is refused."""
-
-
-def key_fingerprint(key: str) -> str:
-    """The first 8 hex digits of the key's SHA-256: how logs name a stream key."""
-    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:8]
 
 
 @dataclass
