@@ -201,6 +201,7 @@ class LivePipeline:
             self._publishes.inc("busy")
             return f"stream {stream!r} already has a publisher (set ingest.takeover to replace it)"
         self._publishes.inc("accepted")
+        self.contribution.publishing = True  # from the accept on, not from the first media
         return self.contribution
 
     # ------------------------------------------------------------------ lifecycle

@@ -190,7 +190,7 @@ class ContributionSource:
             self.relay.restart()  # still backing off: wait for a later keyframe
             return
         if self._run is not None:
-            self._end_run(self._run)
+            self._retire(self._run)  # the relay has just opened the next run: keep it
         self._generation += 1
         generation = self._generation
         spec = contribution_spec(self.ladder, has_audio=output.has_audio)
@@ -269,10 +269,14 @@ class ContributionSource:
         self._end_run(run)
 
     def _end_run(self, run: _Run) -> None:
-        """Stop a run for good (its remaining output still reaches the packager)."""
+        """Stop a run for good; the relay waits for the next keyframe to start the next."""
+        self.relay.restart()
+        self._retire(run)
+
+    def _retire(self, run: _Run) -> None:
+        """Stop a run's FFmpeg (its remaining output still reaches the packager)."""
         if self._run is run:
             self._run = None
-        self.relay.restart()
         run.ended_by_publisher = True  # not a failure to report again
         self._spawn(run.supervisor.stop())
 
