@@ -5,7 +5,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from livecast.ingest.relay import FlvRelay, is_keyframe, sequence_kind
+from livecast.ingest.flv import is_video_keyframe as is_keyframe
+from livecast.ingest.relay import FlvRelay, sequence_kind
 
 AVC_HEADER = bytes([0x17, 0x00, 0, 0, 0]) + b"avcC"
 AVC_KEY = bytes([0x17, 0x01, 0, 0, 0]) + b"idr"

@@ -27,13 +27,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from livecast.ingest.flv import TagKind, flv_header, flv_tag
+from livecast.ingest.flv import (
+    TagKind,
+    flv_header,
+    flv_tag,
+    is_aac_sequence_header,
+    is_video_keyframe,
+    is_video_sequence_header,
+)
 
-__all__ = ["FlvRelay", "MediaLike", "RelayOutput", "RelayStats", "is_keyframe", "sequence_kind"]
+__all__ = ["FlvRelay", "MediaLike", "RelayOutput", "RelayStats", "sequence_kind"]
 
 Kind = Literal["audio", "video", "data"]
 FRAME_MS = 33  # where a re-based tag lands after the previous one: one frame at 30 fps
-EX_HEADER = 0x80
 
 
 class MediaLike(Protocol):
@@ -47,24 +53,12 @@ class MediaLike(Protocol):
     def payload(self) -> bytes: ...
 
 
-def is_keyframe(payload: bytes) -> bool:
-    """A video tag body that a decoder can start at (FrameType 1, not a sequence header)."""
-    return (
-        bool(payload) and (payload[0] >> 4) & 0x07 == 1 and sequence_kind("video", payload) is None
-    )
-
-
 def sequence_kind(kind: str, payload: bytes) -> str | None:
     """ "video" / "audio" if the tag body is a codec sequence header, else None."""
-    if len(payload) < 2:
-        return None
-    first = payload[0]
-    if kind == "video":
-        if first & EX_HEADER:  # enhanced RTMP: PacketType 0 = SequenceStart
-            return "video" if first & 0x0F == 0 else None
-        return "video" if first & 0x0F in (7, 12) and payload[1] == 0 else None  # AVC / HEVC
-    if kind == "audio":
-        return "audio" if first >> 4 == 10 and payload[1] == 0 else None  # AAC config
+    if kind == "video" and is_video_sequence_header(payload):
+        return "video"
+    if kind == "audio" and is_aac_sequence_header(payload):
+        return "audio"
     return None
 
 
@@ -122,7 +116,7 @@ class FlvRelay:
         if kind == "audio":
             self._audio_seen = True
         if self._run is None:
-            if kind == "video" and is_keyframe(payload):
+            if kind == "video" and is_video_keyframe(payload):
                 return self._open(message.timestamp_ms, payload)
             if header is None:
                 self.stats.held_before_keyframe += 1
