@@ -197,11 +197,11 @@ class LivePipeline:
         if stream is None or self.contribution is None:
             self._publishes.inc("wrong_key")
             return f"wrong stream key (fingerprint {fingerprint(key)})"
-        if self.contribution.publishing and not self.config.ingest.takeover:
+        live = self.rtmp is not None and self.rtmp.has_publisher(self.contribution)
+        if live and not self.config.ingest.takeover:
             self._publishes.inc("busy")
             return f"stream {stream!r} already has a publisher (set ingest.takeover to replace it)"
         self._publishes.inc("accepted")
-        self.contribution.publishing = True  # from the accept on, not from the first media
         return self.contribution
 
     # ------------------------------------------------------------------ lifecycle

@@ -274,6 +274,10 @@ class RtmpServer:
     def active_publishers(self) -> int:
         return sum(1 for connection in self._connections if connection.sink is not None)
 
+    def has_publisher(self, sink: PublishSink) -> bool:
+        """Whether an accepted publisher feeds ``sink`` now (from its accept on)."""
+        return any(connection.sink is sink for connection in self._connections)
+
     async def stop(self) -> None:
         """Stop listening and close every connection (live sinks get ``on_end``)."""
         server, self._server = self._server, None

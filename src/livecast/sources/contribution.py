@@ -115,7 +115,6 @@ class ContributionSource:
         self._tasks: set[asyncio.Task[None]] = set()
         self._live_runs: set[_Run] = set()  # runs whose FFmpeg may still be running
         self._last_stderr: list[str] = []
-        self.publishing = False
 
     # -------------------------------------------------------------- the Source seam
     async def start(self) -> None:
@@ -158,7 +157,6 @@ class ContributionSource:
     def on_media(self, message: MediaLike) -> None:
         if self._stopped.is_set():
             return
-        self.publishing = True
         output = self.relay.feed(message)
         if output is None:
             return
@@ -172,7 +170,6 @@ class ContributionSource:
     def on_end(self, reason: str) -> None:
         """The publisher left: the run encodes what it has and ends; the next publisher's first
         keyframe starts the next run."""
-        self.publishing = False
         self.relay.restart()
         run, self._run = self._run, None
         if run is not None:

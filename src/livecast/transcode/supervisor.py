@@ -267,8 +267,10 @@ class TranscodeSupervisor:
         written, if there is no process reading it or ``limit`` bytes already wait unwritten
         (FFmpeg is not keeping up; the caller decides what to drop)."""
         run = self._run
-        stdin = run.proc.stdin if run is not None else None
-        if stdin is None or stdin.is_closing() or run is None or run.proc.returncode is not None:
+        if run is None or run.proc.returncode is not None:
+            return False
+        stdin = run.proc.stdin
+        if stdin is None or stdin.is_closing():
             return False
         if stdin.transport.get_write_buffer_size() + len(data) > limit:
             return False
