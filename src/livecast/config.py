@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from livecast.errors import ConfigError
-from livecast.ingest.settings import KEY_ENV, IngestSettings
+from livecast.ingest.settings import BACKUP_KEY_ENV, KEY_ENV, IngestSettings
 from livecast.transcode.ladder import DEFAULT_LADDER, DEFAULT_X264_PARAMS, Ladder, Rung
 
 ENV_PREFIX = "LIVECAST_"
@@ -284,10 +284,13 @@ def load_config(
         if ENV_PREFIX + key.upper() in environ
     }
     config = _apply(config, from_env, "environment")
-    if environ.get(KEY_ENV):  # the stream key: best kept out of the event file
-        config = dataclasses.replace(
-            config, ingest=dataclasses.replace(config.ingest, stream_key=environ[KEY_ENV])
-        )
+    keys: dict[str, Any] = {
+        field_name: environ[env_name]
+        for env_name, field_name in ((KEY_ENV, "stream_key"), (BACKUP_KEY_ENV, "backup_key"))
+        if environ.get(env_name)  # the stream keys: best kept out of the event file
+    }
+    if keys:
+        config = dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, **keys))
     if overrides:
         config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "options")
     return config.validate()

@@ -28,6 +28,7 @@ from livecast.hub.source import Source
 from livecast.hub.stream import StreamHub
 from livecast.ingest.keys import StreamKeys, fingerprint
 from livecast.ingest.rtmp_server import PublishSink, RtmpServer
+from livecast.ingest.switch import Switch
 from livecast.origin.app import OriginApp, StaticAsset
 from livecast.origin.http import OriginServer
 from livecast.origin.streams import StreamRegistry
@@ -36,6 +37,7 @@ from livecast.packager.feed import FeedResult, PackagerFeed
 from livecast.packager.live import PackagingConfig
 from livecast.sources.contribution import ContributionSource
 from livecast.sources.loop_source import LoopSource, default_cache_dir
+from livecast.sources.slate import SlateReplay
 from livecast.sources.testsrc import test_source
 from livecast.store.ram import RamRing
 from livecast.telemetry.metrics import Registry
@@ -101,7 +103,9 @@ class LivePipeline:
         self.source: Source = self._make_source()
         self.rtmp: RtmpServer | None = None
         if config.source in CONTRIBUTION_SOURCES:
-            self.keys = StreamKeys({DEFAULT_STREAM: config.ingest.stream_key})
+            ingest = config.ingest
+            keys = {"primary": ingest.stream_key, "backup": ingest.backup_key}
+            self.keys = StreamKeys({name: keys[name] for name in ingest.inputs})
             self.rtmp = RtmpServer(
                 self._authorize_publisher,
                 max_message_bytes=config.ingest.max_message_kb * 1024,
@@ -119,6 +123,11 @@ class LivePipeline:
         self._restarts = self.registry.counter(
             "livecast_transcode_restarts_total", "Encoder restarts after a failure"
         )
+        self._switches = self.registry.counter(
+            "livecast_ingest_switches_total",
+            "Changes of what is on air (primary, backup, slate)",
+            ("from", "to"),
+        )
         self._publishes = self.registry.counter(
             "livecast_ingest_publishes_total",
             "Encoders asking to publish, by outcome (accepted, wrong_key, unknown_app, busy)",
@@ -133,7 +142,14 @@ class LivePipeline:
     def _make_source(self) -> Source:
         if self.config.source in CONTRIBUTION_SOURCES:
             self.contribution = ContributionSource(
-                self.ladder, self.ffmpeg, self.publisher.on_data, on_start=self.publisher.on_start
+                self.ladder,
+                self.ffmpeg,
+                self.publisher.on_data,
+                on_start=self.publisher.on_start,
+                inputs=self.config.ingest.inputs,
+                policy=self.config.ingest.policy,
+                slate=self._slate() if self.config.ingest.slate else None,
+                on_switch=self._count_switch,
             )
             return self.contribution
         if self.config.source == "loop":
@@ -143,9 +159,7 @@ class LivePipeline:
                 self.publisher.on_data,
                 on_start=self.publisher.on_start,
                 loop_seconds=self.config.loop_seconds,
-                cache_dir=Path(self.config.cache_dir)
-                if self.config.cache_dir
-                else default_cache_dir(),
+                cache_dir=self._cache_dir(),
                 font=self.font,
                 epoch=self.config.epoch or None,
                 history=replay_history(self.config.window, self.ladder.segment_duration),
@@ -156,6 +170,22 @@ class LivePipeline:
             self.publisher.on_data,
             on_start=self.publisher.on_start,
         )
+
+    def _cache_dir(self) -> Path:
+        return Path(self.config.cache_dir) if self.config.cache_dir else default_cache_dir()
+
+    def _slate(self) -> SlateReplay:
+        return SlateReplay(
+            self.ladder,
+            self.ffmpeg,
+            self.publisher.on_data,
+            on_start=self.publisher.on_start,
+            cache_dir=self._cache_dir(),
+            font=self.font,
+        )
+
+    def _count_switch(self, switch: Switch) -> None:
+        self._switches.inc(switch.before or "none", switch.after)
 
     # ------------------------------------------------------------------ URLs
     @property
@@ -193,16 +223,17 @@ class LivePipeline:
         if app != self.config.ingest.app:
             self._publishes.inc("unknown_app")
             return f"unknown application {app!r} (publish to /{self.config.ingest.app})"
-        stream = self.keys.stream_for(key)
-        if stream is None or self.contribution is None:
+        name = self.keys.stream_for(key)
+        if name is None or self.contribution is None:
             self._publishes.inc("wrong_key")
             return f"wrong stream key (fingerprint {fingerprint(key)})"
-        live = self.rtmp is not None and self.rtmp.has_publisher(self.contribution)
+        sink = self.contribution.inputs[name]
+        live = self.rtmp is not None and self.rtmp.has_publisher(sink)
         if live and not self.config.ingest.takeover:
             self._publishes.inc("busy")
-            return f"stream {stream!r} already has a publisher (set ingest.takeover to replace it)"
+            return f"the {name} input already has a publisher (set ingest.takeover to replace it)"
         self._publishes.inc("accepted")
-        return self.contribution
+        return sink
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:

@@ -81,3 +81,28 @@ def test_examples_obs_toml_loads() -> None:
         9000,
         "live",
     )
+
+
+def test_a_backup_key_adds_the_backup_input_and_is_never_shown() -> None:
+    env = {"LIVECAST_STREAM_KEY": "primary-key-0001", "LIVECAST_BACKUP_KEY": "backup-key-0002"}
+    config = load_config(None, env=env, overrides={"source": "rtmp"})
+    assert config.ingest.inputs == ("primary", "backup")
+    assert config.ingest.backup_key == "backup-key-0002"
+    shown = repr(config.ingest)
+    assert "backup-key-0002" not in shown and fingerprint("backup-key-0002") in shown
+    single = load_config(None, env={"LIVECAST_STREAM_KEY": "primary-key-0001"},
+                         overrides={"source": "rtmp"})  # fmt: skip
+    assert single.ingest.inputs == ("primary",)
+
+
+def test_backup_key_and_switch_timings_are_validated() -> None:
+    with pytest.raises(ConfigError, match=r"ingest\.backup_key"):
+        IngestSettings(stream_key="same-key-00001", backup_key="same-key-00001").validate(
+            needs_key=True
+        )
+    with pytest.raises(ConfigError, match=r"ingest\.backup_key"):
+        IngestSettings(stream_key="good-key-00001", backup_key="short").validate(needs_key=True)
+    with pytest.raises(ConfigError, match=r"ingest\.failover_after"):
+        IngestSettings(stream_key="good-key-00001", failover_after=2.0).validate(needs_key=True)
+    with pytest.raises(ConfigError, match=r"ingest\.switch_back_after"):
+        IngestSettings(stream_key="good-key-00001", switch_back_after=-1.0).validate(needs_key=True)

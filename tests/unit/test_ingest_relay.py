@@ -111,3 +111,38 @@ def test_small_reordering_between_tracks_is_not_a_jump_and_never_goes_negative()
     early_audio = relay.feed(Msg("audio", 490, AAC_RAW))  # audio slightly before the keyframe
     assert early_audio is not None and tags(early_audio.data)[0][1] == 0
     assert relay.stats.timestamp_jumps == 0
+
+
+def test_a_watched_input_resumes_at_its_cached_keyframe_with_the_gop_replayed() -> None:
+    relay = FlvRelay()
+    for msg in (Msg("video", 0, AVC_HEADER), Msg("audio", 0, AAC_HEADER)):
+        relay.watch(msg)
+    assert relay.resume() is None  # no keyframe yet: the next one opens the run
+    relay.watch(Msg("video", 5000, AVC_KEY))
+    relay.watch(Msg("audio", 5010, AAC_RAW))
+    relay.watch(Msg("video", 5033, AVC_INTER))
+    relay.watch(Msg("video", 6000, AVC_KEY))  # a newer keyframe: the cache starts again
+    relay.watch(Msg("video", 6033, AVC_INTER))
+    relay.watch(Msg("audio", 6050, AAC_RAW))
+    assert not relay.running
+    resumed = relay.resume()
+    assert resumed is not None and resumed.run_start and resumed.has_audio
+    assert resumed.backlog_ms == 50
+    assert tags(resumed.data) == [
+        (9, 0, AVC_HEADER), (8, 0, AAC_HEADER), (9, 0, AVC_KEY), (9, 33, AVC_INTER),
+        (8, 50, AAC_RAW),
+    ]  # fmt: skip
+    follow = relay.feed(Msg("video", 6066, AVC_INTER))
+    assert follow is not None and not follow.run_start and tags(follow.data) == [(9, 66, AVC_INTER)]
+
+
+def test_the_gop_cache_is_bounded() -> None:
+    relay = FlvRelay(max_gop_bytes=100)
+    relay.watch(Msg("video", 0, AVC_HEADER))
+    relay.watch(Msg("video", 0, AVC_KEY))
+    for n in range(20):
+        relay.watch(Msg("video", 33 * (n + 1), AVC_INTER + bytes(10)))
+    assert relay.resume() is None  # the cache overflowed: wait for the next keyframe
+    relay.watch(Msg("video", 1000, AVC_KEY))
+    resumed = relay.resume()
+    assert resumed is not None and tags(resumed.data)[-1] == (9, 0, AVC_KEY)

@@ -14,6 +14,13 @@ timecode, a 32-bit wrap) — would make FFmpeg wait or drop: a step larger than 
 between consecutive tags is re-based so that the tag follows the previous one by one frame, and
 counted (:attr:`RelayStats.timestamp_jumps`).
 
+Switching inputs (primary → backup) should not wait for the backup's next keyframe — a GOP can be
+several seconds. Every tag since the newest keyframe is kept (the *GOP cache*, bounded by
+``max_gop_bytes``: past it the cache is dropped until the next keyframe), also while the relay
+only watches an input that is not on air (:meth:`FlvRelay.watch`); :meth:`FlvRelay.resume` opens
+a run at that keyframe and replays the cache, and says how old its first frame is
+(``backlog_ms``), so the run's capture time can be set back by as much.
+
 FLV (Adobe FLV spec v10.1, E.4.3.1): a video tag body starts with ``FrameType(4 bits) |
 CodecID(4 bits)``; FrameType 1 is a keyframe. For AVC (CodecID 7) the next byte is
 ``AVCPacketType``: 0 = sequence header. Enhanced RTMP sets the top bit (``IsExHeader``) and puts the
@@ -80,6 +87,7 @@ class RelayOutput:
     run_start: bool = False
     has_audio: bool = True
     jump_ms: int = 0  # the timestamp step just re-based, if any (for the one log line)
+    backlog_ms: int = 0  # a resumed run: how much older than the newest tag its start is
 
 
 @dataclass
@@ -93,10 +101,13 @@ class _Run:
 @dataclass
 class FlvRelay:
     max_step_ms: int = 10_000
+    max_gop_bytes: int = 16 * 1024 * 1024
     stats: RelayStats = field(default_factory=RelayStats)
     _headers: dict[str, bytes] = field(default_factory=dict)
     _audio_seen: bool = False
     _run: _Run | None = None
+    _gop: list[tuple[str, int, bytes]] = field(default_factory=list)  # since the newest keyframe
+    _gop_bytes: int = 0
 
     @property
     def running(self) -> bool:
@@ -106,15 +117,34 @@ class FlvRelay:
         """End the current run: the next keyframe opens a new one (sequence headers repeated)."""
         self._run = None
 
+    def watch(self, message: MediaLike) -> None:
+        """Keep an input's sequence headers and GOP cache current without running (the input is
+        not on air)."""
+        kind, payload = message.kind, bytes(message.payload)
+        if kind in ("audio", "video"):
+            self._observe(kind, message.timestamp_ms, payload)
+
+    def resume(self) -> RelayOutput | None:
+        """Open a run at the cached GOP's keyframe and replay the cache (None: no keyframe yet,
+        the next one opens the run in :meth:`feed`)."""
+        if not self._gop:
+            return None
+        self._run = None
+        (_, start_ms, keyframe), *rest = self._gop
+        opening = self._open(start_ms, keyframe)
+        parts = [opening.data]
+        for kind, timestamp_ms, payload in rest:
+            output = self._continue(kind, timestamp_ms, payload)
+            if output is not None:
+                parts.append(output.data)
+        backlog = max(0, self._gop[-1][1] - start_ms)
+        return RelayOutput(b"".join(parts), True, opening.has_audio, backlog_ms=backlog)
+
     def feed(self, message: MediaLike) -> RelayOutput | None:
         kind, payload = message.kind, bytes(message.payload)
         if kind not in ("audio", "video"):
             return None  # metadata (onMetaData) is not needed by the decoder
-        header = sequence_kind(kind, payload)
-        if header is not None:
-            self._headers[header] = payload
-        if kind == "audio":
-            self._audio_seen = True
+        header = self._observe(kind, message.timestamp_ms, payload)
         if self._run is None:
             if kind == "video" and is_video_keyframe(payload):
                 return self._open(message.timestamp_ms, payload)
@@ -122,6 +152,24 @@ class FlvRelay:
                 self.stats.held_before_keyframe += 1
             return None
         return self._continue(kind, message.timestamp_ms, payload)
+
+    def _observe(self, kind: str, timestamp_ms: int, payload: bytes) -> str | None:
+        if kind == "audio":
+            self._audio_seen = True
+        header = sequence_kind(kind, payload)
+        if header is not None:
+            self._headers[header] = payload
+            return header
+        if kind == "video" and is_video_keyframe(payload):
+            self._gop, self._gop_bytes = [], 0
+        elif not self._gop:
+            return None  # no keyframe to start from yet
+        self._gop_bytes += len(payload)
+        if self._gop_bytes > self.max_gop_bytes:
+            self._gop, self._gop_bytes = [], 0
+            return None
+        self._gop.append((kind, timestamp_ms, payload))
+        return None
 
     def _open(self, timestamp_ms: int, keyframe: bytes) -> RelayOutput:
         has_audio = self._audio_seen

@@ -7,10 +7,14 @@
     rtmp_port = 1935
     srt_port = 9000
     stream_key = ""             # or $LIVECAST_STREAM_KEY (preferred: keeps it out of the file)
-    input_loss = 1.5            # seconds without media before the input counts as lost
+    backup_key = ""             # or $LIVECAST_BACKUP_KEY: a second encoder, the backup input
+    input_loss = 1.5            # seconds without usable input before the slate goes on air
+    failover_after = 1.0        # the on-air input this stale and the other one healthy: switch
+    switch_back_after = 10.0    # the primary healthy this long: back from the backup
+    slate = true                # "we'll be right back" on input loss (false: viewers stall)
     takeover = false            # a second publisher on a live key: refuse (false) or take over
 
-The key is never shown: :meth:`IngestSettings.__repr__` prints its fingerprint.
+Keys are never shown: :meth:`IngestSettings.__repr__` prints their fingerprints.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from dataclasses import dataclass
 
 from livecast.errors import ConfigError
 from livecast.ingest.keys import fingerprint, key_problem
+from livecast.ingest.switch import SwitchPolicy
 
-__all__ = ["KEY_ENV", "IngestSettings"]
+__all__ = ["BACKUP_KEY_ENV", "KEY_ENV", "IngestSettings"]
 
 KEY_ENV = "LIVECAST_STREAM_KEY"
+BACKUP_KEY_ENV = "LIVECAST_BACKUP_KEY"
 _APP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -35,7 +41,11 @@ class IngestSettings:
     rtmp_port: int = 1935
     srt_port: int = 9000
     stream_key: str = ""
+    backup_key: str = ""
     input_loss: float = 1.5
+    failover_after: float = 1.0
+    switch_back_after: float = 10.0
+    slate: bool = True
     takeover: bool = False
     max_message_kb: int = 16_384  # one RTMP message (an FLV tag) larger than this is refused
 
@@ -47,6 +57,7 @@ class IngestSettings:
                 raise ConfigError(key, f"{port} is not a port")
         if not math.isfinite(self.input_loss) or not 0.2 <= self.input_loss <= 30:
             raise ConfigError("ingest.input_loss", f"{self.input_loss} s is outside 0.2–30 s")
+        self.policy.validate()
         if not 64 <= self.max_message_kb <= 262_144:
             raise ConfigError(
                 "ingest.max_message_kb", f"{self.max_message_kb} is outside 64–262144"
@@ -60,12 +71,32 @@ class IngestSettings:
             problem = key_problem(self.stream_key)
             if problem is not None:
                 raise ConfigError("ingest.stream_key", f"the key {problem}")
+        if self.backup_key:
+            problem = key_problem(self.backup_key)
+            if problem is not None:
+                raise ConfigError("ingest.backup_key", f"the key {problem}")
+            if self.backup_key == self.stream_key:
+                raise ConfigError("ingest.backup_key", "the backup needs a key of its own")
         return self
 
+    @property
+    def policy(self) -> SwitchPolicy:
+        return SwitchPolicy(self.input_loss, self.failover_after, self.switch_back_after)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The contribution inputs in priority order."""
+        return ("primary", "backup") if self.backup_key else ("primary",)
+
     def __repr__(self) -> str:
-        shown = fingerprint(self.stream_key) if self.stream_key else "none"
+        def shown(key: str) -> str:
+            return f"<{fingerprint(key)}>" if key else "<none>"
+
         return (
             f"IngestSettings(app={self.app!r}, host={self.host!r}, rtmp_port={self.rtmp_port}, "
-            f"srt_port={self.srt_port}, stream_key=<{shown}>, input_loss={self.input_loss}, "
+            f"srt_port={self.srt_port}, stream_key={shown(self.stream_key)}, "
+            f"backup_key={shown(self.backup_key)}, input_loss={self.input_loss}, "
+            f"failover_after={self.failover_after}, "
+            f"switch_back_after={self.switch_back_after}, slate={self.slate}, "
             f"takeover={self.takeover}, max_message_kb={self.max_message_kb})"
         )

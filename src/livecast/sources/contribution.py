@@ -1,12 +1,21 @@
-"""A contribution encoder (OBS, FFmpeg, a hardware encoder) as the pipeline's source (adapter).
+"""Contribution encoders (OBS, FFmpeg, a hardware encoder) as the pipeline's source (adapter).
 
-The ingest server (RTMP now) checks the stream key and then hands every media message of the
-accepted publisher to :class:`ContributionSource` (the ingest's ``PublishSink``). The pure
-:class:`~livecast.ingest.relay.FlvRelay` turns them into FLV that starts at a keyframe; each such
-start is a new *run*: one ladder FFmpeg (the same transcode as the test source's, see
-:func:`contribution_spec`) reading that FLV on its standard input, fed as the messages arrive —
-so the contribution paces the ladder, no ``-re``. Each run is a new generation for the
+An event has one or two *inputs* (``primary``, optionally ``backup``: two encoders on two keys).
+The ingest server (RTMP, SRT) checks the stream key and then hands every media message of the
+accepted publisher to that input's :class:`ContributionInput` (the ingest's ``PublishSink``). The
+pure :class:`~livecast.ingest.switch.InputSwitch` decides what is on air — an input, or the slate
+(:class:`~livecast.sources.slate.SlateReplay`) after ``input_loss`` seconds without usable input —
+and each input's pure :class:`~livecast.ingest.relay.FlvRelay` turns the on-air input's messages
+into FLV that starts at a keyframe (the newest one cached, on a switch). Each such start is a new
+*run*: one ladder FFmpeg (the same transcode as the test source's, see :func:`contribution_spec`)
+reading that FLV on its standard input, fed as the messages arrive — so the contribution paces
+the ladder, no ``-re``. Every run and every slate play is a new generation for the
 :class:`~livecast.hub.publisher.Publisher` (the packager continues after a discontinuity).
+
+A switch is made without a gap where it can be: the new run goes on air (``on_start``) only with
+its first output, so the slate or the old input stays on air while the new FFmpeg starts. Program
+date-time follows the wall clock: a run's epoch is the wall time of its first frame (set back by
+the cached GOP it starts with), never before the end of what was on air before it.
 
 When the publisher leaves, the run's input is closed: FFmpeg encodes what it has and exits. When
 the pipeline finds the media unusable (:meth:`ContributionSource.restart`), or FFmpeg dies, or
@@ -24,18 +33,23 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from livecast.errors import LivecastError
 from livecast.hub.source import OnData, OnStart
 from livecast.ingest.relay import FlvRelay, MediaLike, RelayOutput
+from livecast.ingest.switch import SLATE, InputSwitch, Switch, SwitchPolicy
+from livecast.sources.slate import SlateReplay
 from livecast.transcode.ladder import Ladder, build_argv
 from livecast.transcode.source_spec import AUDIO_LABEL, VIDEO_LABEL, SourceSpec
 from livecast.transcode.supervisor import Backoff, TranscodeSupervisor, describe_exit
 
-__all__ = ["ContributionSource", "ContributionStats", "contribution_spec"]
+__all__ = ["ContributionInput", "ContributionSource", "ContributionStats", "contribution_spec"]
 
 log = logging.getLogger("livecast.ingest")
 
 INPUT_LIMIT = 8 * 1024 * 1024  # FLV bytes waiting for FFmpeg before the run is given up
 QUICK_FAILURE = 3.0  # a run that ends sooner than this (not by its publisher) backs off
+TICK = 0.25  # the switch is asked at least this often (and at its next_check)
+OnSwitch = Callable[[Switch], None]
 
 
 def contribution_spec(ladder: Ladder, *, has_audio: bool) -> SourceSpec:
@@ -73,21 +87,41 @@ class ContributionStats:
     input_overflows: int = 0  # runs given up because FFmpeg did not keep up with its input
     bytes_dropped: int = 0
     quick_failures: int = 0
+    switches: int = 0
+    slate_plays: int = 0
 
 
 @dataclass(eq=False)
 class _Run:
     generation: int
+    input: str
     supervisor: TranscodeSupervisor
     started: float
+    epoch: float  # wall-clock time of the run's first frame
     pending: list[bytes] = field(default_factory=list)  # written once FFmpeg has started
     ready: bool = False
     ended_by_publisher: bool = False
 
 
+class ContributionInput:
+    """One input's ``PublishSink``: what the ingest server hands an accepted publisher to."""
+
+    def __init__(self, source: ContributionSource, name: str) -> None:
+        self.source = source
+        self.name = name
+
+    def on_media(self, message: MediaLike) -> None:
+        self.source.on_input_media(self.name, message)
+
+    def on_end(self, reason: str) -> None:
+        self.source.on_input_end(self.name, reason)
+
+    def __repr__(self) -> str:
+        return f"ContributionInput({self.name!r})"
+
+
 class ContributionSource:
-    """The :class:`~livecast.hub.source.Source` seam for a publishing encoder; also the
-    ingest server's sink for the accepted publisher (``on_media``, ``on_end``)."""
+    """The :class:`~livecast.hub.source.Source` seam for publishing encoders (module doc)."""
 
     def __init__(
         self,
@@ -96,32 +130,67 @@ class ContributionSource:
         on_data: OnData,
         *,
         on_start: OnStart,
+        inputs: tuple[str, ...] = ("primary",),
+        policy: SwitchPolicy | None = None,
+        slate: SlateReplay | None = None,
+        on_switch: OnSwitch | None = None,
         input_limit: int = INPUT_LIMIT,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.ladder = ladder
         self.ffmpeg = ffmpeg
         self._on_data = on_data
         self._on_start = on_start
+        self._on_switch = on_switch
         self._input_limit = input_limit
         self._clock = clock
-        self.relay = FlvRelay()
+        self._wall = wall
+        self.switch = InputSwitch(inputs, policy or SwitchPolicy())
+        self.inputs = {name: ContributionInput(self, name) for name in inputs}
+        self.relays = {name: FlvRelay() for name in inputs}
+        self.slate = slate
         self.stats = ContributionStats()
         self._run: _Run | None = None
         self._generation = -1
+        self._aired = -1  # the generation on air (a run's or the slate's)
+        self._aired_until = 0.0  # wall-clock end of the media on air so far
         self._stopped = asyncio.Event()
         self._backoff = Backoff(initial=1.0, maximum=10.0, stable_after=QUICK_FAILURE)
         self._not_before = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._live_runs: set[_Run] = set()  # runs whose FFmpeg may still be running
         self._last_stderr: list[str] = []
+        self._ticker: asyncio.Task[None] | None = None
+        self.aired: list[tuple[float, int, str]] = []  # (clock, generation, input or slate)
+
+    @property
+    def relay(self) -> FlvRelay:
+        """The primary input's relay."""
+        return self.relays[self.switch.inputs[0]]
+
+    @property
+    def on_air(self) -> str | None:
+        return self.switch.on_air
 
     # -------------------------------------------------------------- the Source seam
     async def start(self) -> None:
-        """Nothing to start: runs begin when a publisher's first keyframe arrives."""
+        """Prepare the slate (pre-encoded once, cached); runs begin with a publisher's first
+        keyframe."""
+        if self.slate is not None:
+            try:
+                await self.slate.prepare()
+            except LivecastError as exc:
+                log.error("no slate: %s; viewers will stall when the input is lost", exc)
+        self._ticker = asyncio.create_task(self._tick(), name="contribution-switch")
 
     async def stop(self) -> None:
         self._stopped.set()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+        if self.slate is not None:
+            await self.slate.close()
         self._run = None
         for run in list(self._live_runs):
             run.supervisor.close_input()
@@ -138,6 +207,10 @@ class ContributionSource:
         return 0
 
     def restart(self, reason: str) -> None:
+        if self.slate is not None and self._aired == self.slate.generation:
+            log.error("the slate's media is unusable (%s): slate off air", reason)
+            self.slate.stop()
+            return
         run = self._run
         if run is None:
             return
@@ -153,38 +226,111 @@ class ContributionSource:
     def stderr_tail(self) -> list[str]:
         return self._run.supervisor.stderr_tail if self._run is not None else self._last_stderr
 
-    # -------------------------------------------------------------- the ingest sink
-    def on_media(self, message: MediaLike) -> None:
+    # -------------------------------------------------------------- the ingest sinks
+    def on_input_media(self, name: str, message: MediaLike) -> None:
         if self._stopped.is_set():
             return
-        output = self.relay.feed(message)
+        self.switch.on_media(name, self._clock())
+        relay = self.relays[name]
+        if name != self.switch.on_air:
+            relay.watch(message)
+            self._decide()  # fresh media may put this input on air (from its cached GOP)
+            return
+        output = relay.feed(message)
         if output is None:
             return
         if output.jump_ms:
-            log.warning("the encoder's timestamps jumped by %+d ms; re-based", output.jump_ms)
+            log.warning("%s: the encoder's timestamps jumped by %+d ms; re-based",
+                        name, output.jump_ms)  # fmt: skip
         if output.run_start:
-            self._start_run(output)
-        elif self._run is not None:
+            self._start_run(name, output)
+        elif self._run is not None and self._run.input == name:
             self._write(self._run, output.data)
+            self._aired_until = self._wall()
 
-    def on_end(self, reason: str) -> None:
-        """The publisher left: the run encodes what it has and ends; the next publisher's first
-        keyframe starts the next run."""
-        self.relay.restart()
-        run, self._run = self._run, None
-        if run is not None:
-            log.info("publisher gone (%s): ending transcode run %d", reason, run.generation)
+    def on_input_end(self, name: str, reason: str) -> None:
+        """The input's publisher left: its run encodes what it has and ends; the switch puts
+        the other input (at once) or the slate (after ``input_loss``) on air."""
+        log.info("%s: publisher gone (%s)", name, reason)
+        old = self.relays[name]
+        self.relays[name] = FlvRelay(stats=old.stats)  # the next publisher may differ
+        self.switch.on_end(name, self._clock())
+        run = self._run
+        if run is not None and run.input == name:
+            self._run = None
             run.ended_by_publisher = True
             if run.ready:
                 run.supervisor.close_input()
             else:
                 run.pending.append(b"")  # close once started
+        self._decide()
+
+    # -------------------------------------------------------------- switching
+    async def _tick(self) -> None:
+        while True:
+            self._decide()
+            now = self._clock()
+            due = self.switch.next_check(now)
+            wait = TICK if due is None else min(TICK, max(0.01, due - now))
+            await asyncio.sleep(wait)
+
+    def _decide(self) -> None:
+        change = self.switch.decide(self._clock())
+        if change is None:
+            return
+        before = change.before or "nothing"
+        log.warning("on air: %s → %s (%s)", before, change.after, change.reason)
+        self.stats.switches += 1
+        if self._on_switch is not None:
+            self._on_switch(change)
+        if change.before is not None and change.before != SLATE:
+            self.relays[change.before].restart()  # watched from now on
+        if change.after == SLATE:
+            self._play_slate()
+        else:  # at its newest keyframe, else its next one (relay.feed)
+            self._start_from_cache(change.after)
+
+    def _start_from_cache(self, name: str) -> None:
+        output = self.relays[name].resume()
+        if output is not None:
+            self._start_run(name, output)
+
+    def _play_slate(self) -> None:
+        run, self._run = self._run, None
+        if run is not None:
+            self._retire(run)
+        if self.slate is None or not self.slate.ready:
+            log.error("no slate to put on air: viewers stall until an input returns")
+            return
+        self._generation += 1
+        self._aired = self._generation
+        self.stats.slate_plays += 1
+        self.aired.append((self._clock(), self._generation, SLATE))
+        self.slate.play(self._generation, max(self._wall(), self._aired_until))
+
+    def _air(self, run: _Run) -> None:
+        """The run's first output: it goes on air, replacing the slate or the previous run."""
+        if self.slate is not None and self._aired == self.slate.generation:
+            self._aired_until = max(self._aired_until, self.slate.aired_until())
+            self.slate.stop()
+            run.epoch = max(run.epoch, self._aired_until)  # after the slate's last fragment
+        self._aired = run.generation
+        self.aired.append((self._clock(), run.generation, run.input))
+        self._on_start(run.generation, run.epoch)
+
+    def _run_output(self, generation: int, rendition: str, data: bytes) -> None:
+        if generation != self._aired:
+            run = self._run
+            if run is None or run.generation != generation:
+                return  # a run replaced before it went on air
+            self._air(run)
+        self._on_data(rendition, generation, data)
 
     # -------------------------------------------------------------- runs
-    def _start_run(self, output: RelayOutput) -> None:
+    def _start_run(self, name: str, output: RelayOutput) -> None:
         now = self._clock()
         if now < self._not_before:
-            self.relay.restart()  # still backing off: wait for a later keyframe
+            self.relays[name].restart()  # still backing off: wait for a later keyframe
             return
         if self._run is not None:
             self._retire(self._run)  # the relay has just opened the next run: keep it
@@ -198,17 +344,19 @@ class ContributionSource:
         supervisor = TranscodeSupervisor(
             make_argv,
             self.ladder.renditions,
-            lambda rendition, _g, data: self._on_data(rendition, generation, data),
-            on_start=lambda _g, epoch: self._on_start(generation, epoch),
+            lambda rendition, _g, data: self._run_output(generation, rendition, data),
+            on_start=lambda _g, _epoch: None,  # on air with its first output (_air)
             max_restarts=0,
             input_pipe=True,
         )
-        run = _Run(generation, supervisor, now, pending=[output.data])
+        epoch = max(self._wall() - output.backlog_ms / 1000, self._aired_until)
+        run = _Run(generation, name, supervisor, now, epoch, pending=[output.data])
         self._run = run
         self._live_runs.add(run)
         self.stats.runs += 1
-        log.info("keyframe from the encoder: transcode run %d starts (%s)",
-                 generation, spec.description)  # fmt: skip
+        log.info("keyframe from %s: transcode run %d starts (%s%s)", name, generation,
+                 spec.description,
+                 f", {output.backlog_ms} ms cached" if output.backlog_ms else "")  # fmt: skip
         self._spawn(self._launch(run))
 
     async def _launch(self, run: _Run) -> None:
@@ -244,7 +392,7 @@ class ContributionSource:
     def _after_run(self, run: _Run, *, quick: bool) -> None:
         if self._run is run:
             self._run = None
-            self.relay.restart()
+            self.relays[run.input].restart()
         if quick:
             self.stats.quick_failures += 1
             self._not_before = self._clock() + self._backoff.next_delay(0.0)
@@ -267,7 +415,7 @@ class ContributionSource:
 
     def _end_run(self, run: _Run) -> None:
         """Stop a run for good; the relay waits for the next keyframe to start the next."""
-        self.relay.restart()
+        self.relays[run.input].restart()
         self._retire(run)
 
     def _retire(self, run: _Run) -> None:

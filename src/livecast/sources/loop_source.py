@@ -91,8 +91,11 @@ def ffmpeg_version(ffmpeg: str) -> str:
     return (proc.stdout.splitlines() or ["unknown"])[0]
 
 
-def cache_key(ladder: Ladder, loop: Fraction, font: str | None, version: str) -> str:
-    text = repr((CACHE_FORMAT, ladder, str(loop), font, version))
+def cache_key(
+    ladder: Ladder, loop: Fraction, font: str | None, version: str, label: str = "loop"
+) -> str:
+    parts: tuple[object, ...] = (CACHE_FORMAT, ladder, str(loop), font, version)
+    text = repr(parts if label == "loop" else (*parts, label))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -120,12 +123,25 @@ async def _run_ffmpeg(argv: list[str], fds: tuple[int, ...]) -> tuple[int, str]:
     return proc.returncode or 0, err.decode(errors="replace")
 
 
+SourceFor = Callable[[float], SourceSpec]  # seconds of input → what to pre-encode
+
+
 async def pre_encode(
-    ladder: Ladder, ffmpeg: str, font: str | None, loop: Fraction, root: Path
+    ladder: Ladder,
+    ffmpeg: str,
+    font: str | None,
+    loop: Fraction,
+    root: Path,
+    *,
+    source_for: SourceFor | None = None,
+    label: str = "loop",
 ) -> tuple[Path, bool]:
-    """The cache directory holding one fMP4 file per rendition, and whether FFmpeg ran now."""
+    """The cache directory holding one fMP4 file per rendition, and whether FFmpeg ran now.
+
+    The input is the test source, or ``source_for(seconds)`` (the slate); ``label`` names what
+    is encoded (part of the cache key: a slate and a loop of the same ladder differ)."""
     version = await asyncio.to_thread(ffmpeg_version, ffmpeg)
-    final = root / cache_key(ladder, loop, font, version)
+    final = root / cache_key(ladder, loop, font, version, label)
     if _complete(final, ladder):
         return final, False
     try:
@@ -135,7 +151,10 @@ async def pre_encode(
         raise ConfigError("cache_dir", f"cannot write to {root}: {exc.strerror or exc}") from exc
     try:
         seconds = float(loop) + ladder.part_duration  # slack: the last AAC frame, then clipped
-        source = offline(test_source(ladder, 0.0, font, duration=seconds))
+        if source_for is None:
+            source = offline(test_source(ladder, 0.0, font, duration=seconds))
+        else:
+            source = offline(source_for(seconds))
         files = {name: open(work / f"{name}.mp4", "wb") for name in ladder.renditions}  # noqa: SIM115
         try:
             fds = {name: f.fileno() for name, f in files.items()}
@@ -148,14 +167,14 @@ async def pre_encode(
         took = time.monotonic() - started
         if code != 0:
             tail = " | ".join(err.strip().splitlines()[-3:])
-            raise TranscodeError(f"the loop pre-encode failed (exit code {code}): {tail}")
+            raise TranscodeError(f"the {label} pre-encode failed (exit code {code}): {tail}")
         manifest = {
             "loop_seconds": float(loop),
             "encode_seconds": round(took, 3),
             "ffmpeg": version,
         }
         (work / MANIFEST).write_text(json.dumps(manifest) + "\n", encoding="utf-8")
-        log.info("pre-encoded a %.1f s loop in %.1f s into %s", float(loop), took, final)
+        log.info("pre-encoded a %.1f s %s in %.1f s into %s", float(loop), label, took, final)
         try:
             os.rename(work, final)
         except OSError:
