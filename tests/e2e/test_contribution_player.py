@@ -46,3 +46,40 @@ async def test_the_player_waits_for_the_encoder_then_plays_its_contribution() ->
     assert result.final is not None and result.final.raw.get("waiting") is None
     assert result.advance >= 8.0, summary
     assert result.latency_p50 is not None and result.latency_p50 < 3.0, summary
+
+
+async def test_hls_js_plays_through_the_slate_when_the_encoder_drops_for_5_s() -> None:
+    """The encoder dies (SIGKILL) mid-show and a new one publishes 5 s later: the page keeps
+    playing — the slate, then the programme after a discontinuity — without a fatal error."""
+    if find_chromium() is None:
+        skip_missing("chromium")
+    config = load_config(
+        None, env={"LIVECAST_STREAM_KEY": KEY}, overrides={"port": 0, "source": "rtmp"}
+    )
+    config = dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, rtmp_port=0))
+    pipeline = LivePipeline(config)
+    async with pipeline.running(ready=False):
+        if "/hls.min.js" not in pipeline.app.static:
+            skip_missing("hlsjs")
+        (ingest,) = pipeline.ingest_urls
+        source = pipeline.contribution
+        assert source is not None
+        first = await publish(f"{ingest}/{KEY}", 60.0)
+        try:
+            await pipeline.wait_ready(timeout=20)
+            viewer = asyncio.ensure_future(watch(pipeline.player_url, 24))
+            await asyncio.sleep(6.0)  # playing the programme
+            first.kill()  # the encoder crashes
+        finally:
+            await stop(first)
+        await asyncio.sleep(5.0)
+        second = await publish(f"{ingest}/{KEY}", 60.0)
+        try:
+            result = await viewer
+        finally:
+            await stop(second)
+    summary = result.summary()
+    assert [a[2] for a in source.aired] == ["primary", "slate", "primary"]
+    assert result.fatal_error is None, summary
+    assert result.final is not None and result.final.playing, summary
+    assert result.advance >= 16.0, summary  # it played on through the loss, not stalled
