@@ -28,7 +28,7 @@ from livecast.hub.source import Source
 from livecast.hub.stream import StreamHub
 from livecast.ingest.keys import StreamKeys, fingerprint
 from livecast.ingest.rtmp_server import PublishSink, RtmpServer
-from livecast.ingest.switch import Switch
+from livecast.ingest.switch import SLATE, Switch
 from livecast.origin.app import OriginApp, StaticAsset
 from livecast.origin.http import OriginServer
 from livecast.origin.streams import StreamRegistry
@@ -128,6 +128,14 @@ class LivePipeline:
             "Changes of what is on air (primary, backup, slate)",
             ("from", "to"),
         )
+        self._on_air = self.registry.gauge(
+            "livecast_ingest_on_air", "1 for what viewers see now (an input or the slate)",
+            ("input",),
+        )  # fmt: skip
+        self._switch_gap = self.registry.gauge(
+            "livecast_ingest_switch_gap_seconds",
+            "The last input switch: seconds from the old input's last media to the new one on air",
+        )
         self._publishes = self.registry.counter(
             "livecast_ingest_publishes_total",
             "Encoders asking to publish, by outcome (accepted, wrong_key, unknown_app, busy)",
@@ -150,6 +158,7 @@ class LivePipeline:
                 policy=self.config.ingest.policy,
                 slate=self._slate() if self.config.ingest.slate else None,
                 on_switch=self._count_switch,
+                on_aired=self._show_on_air,
             )
             return self.contribution
         if self.config.source == "loop":
@@ -186,6 +195,13 @@ class LivePipeline:
 
     def _count_switch(self, switch: Switch) -> None:
         self._switches.inc(switch.before or "none", switch.after)
+
+    def _show_on_air(self, name: str, gap: float | None) -> None:
+        for shown in (*self.config.ingest.inputs, SLATE):
+            self._on_air.set(1.0 if shown == name else 0.0, shown)
+        if gap is not None:
+            self._switch_gap.set(gap)
+            log.warning("%s on air %.2f s after the previous input's last media", name, gap)
 
     # ------------------------------------------------------------------ URLs
     @property

@@ -140,6 +140,7 @@ async def test_a_silent_primary_fails_over_to_the_backup_and_gets_the_air_back()
             back_after = source.aired[-1][0] - resumed
             aired = [a[2] for a in source.aired]
             changes = [(s.before, s.after) for s in source.switch.switches]
+            metrics = (await aget(f"{pipeline.base_url}/metrics"))[1].decode()
         finally:
             primary.send_signal(signal.SIGCONT)
             await stop(primary)
@@ -148,5 +149,9 @@ async def test_a_silent_primary_fails_over_to_the_backup_and_gets_the_air_back()
     assert aired == ["primary", "backup", "primary"]
     assert switch_time <= 1.5, f"backup on air {switch_time:.2f} s after the primary stalled"
     assert 3.0 <= back_after <= 7.0
+    assert 'livecast_ingest_on_air{input="primary"} 1' in metrics
+    assert 'livecast_ingest_on_air{input="backup"} 0' in metrics
+    assert 'livecast_ingest_switches_total{from="primary",to="backup"} 1' in metrics
+    assert "livecast_ingest_switch_gap_seconds " in metrics
     print(f"backup on air {switch_time:.2f} s after the primary stalled")
     assert changes == [(None, "primary"), ("primary", "backup"), ("backup", "primary")]

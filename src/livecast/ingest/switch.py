@@ -104,6 +104,9 @@ class InputSwitch:
         state.healthy_since = None
 
     # ------------------------------------------------------------------ decisions
+    def last_media(self, name: str) -> float | None:
+        return self._input(name).last_media
+
     def healthy(self, name: str, now: float) -> bool:
         return self._input(name).healthy(now, self.policy.failover_after)
 

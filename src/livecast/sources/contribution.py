@@ -50,6 +50,7 @@ INPUT_LIMIT = 8 * 1024 * 1024  # FLV bytes waiting for FFmpeg before the run is 
 QUICK_FAILURE = 3.0  # a run that ends sooner than this (not by its publisher) backs off
 TICK = 0.25  # the switch is asked at least this often (and at its next_check)
 OnSwitch = Callable[[Switch], None]
+OnAired = Callable[[str, "float | None"], None]  # (input or slate, seconds without programme)
 
 
 def contribution_spec(ladder: Ladder, *, has_audio: bool) -> SourceSpec:
@@ -134,6 +135,7 @@ class ContributionSource:
         policy: SwitchPolicy | None = None,
         slate: SlateReplay | None = None,
         on_switch: OnSwitch | None = None,
+        on_aired: OnAired | None = None,
         input_limit: int = INPUT_LIMIT,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -143,6 +145,7 @@ class ContributionSource:
         self._on_data = on_data
         self._on_start = on_start
         self._on_switch = on_switch
+        self._on_aired = on_aired
         self._input_limit = input_limit
         self._clock = clock
         self._wall = wall
@@ -305,7 +308,7 @@ class ContributionSource:
         self._generation += 1
         self._aired = self._generation
         self.stats.slate_plays += 1
-        self.aired.append((self._clock(), self._generation, SLATE))
+        self._record_air(self._generation, SLATE)
         self.slate.play(self._generation, max(self._wall(), self._aired_until))
 
     def _air(self, run: _Run) -> None:
@@ -315,8 +318,19 @@ class ContributionSource:
             self.slate.stop()
             run.epoch = max(run.epoch, self._aired_until)  # after the slate's last fragment
         self._aired = run.generation
-        self.aired.append((self._clock(), run.generation, run.input))
+        self._record_air(run.generation, run.input)
         self._on_start(run.generation, run.epoch)
+
+    def _record_air(self, generation: int, name: str) -> None:
+        """One more entry in :attr:`aired`; ``on_aired`` learns how long the programme was
+        without new media when one input replaced another (the switch time viewers saw)."""
+        now = self._clock()
+        previous = self.aired[-1][2] if self.aired else SLATE
+        last = None if previous == SLATE else self.switch.last_media(previous)
+        gap = None if last is None or name == SLATE else now - last
+        self.aired.append((now, generation, name))
+        if self._on_aired is not None:
+            self._on_aired(name, gap)
 
     def _run_output(self, generation: int, rendition: str, data: bytes) -> None:
         if generation != self._aired:
