@@ -1,0 +1,78 @@
+"""Two livecast pipelines fed the same contribution (one FFmpeg publishing to both, as an encoder
+with two outputs does) name and date their segments alike: the same media sequence numbers, the
+same durations and part counts, program date-times equal within the skew of the two arrivals —
+what an edge failing over from one origin to the other needs (docs/ingest.md, "Epoch lock")."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import subprocess
+from contextlib import AsyncExitStack
+
+import pytest
+
+from livecast.config import load_config
+from livecast.hls.playlist import MediaPlaylist, parse_media_playlist
+from livecast.pipeline import LivePipeline
+from livecast.transcode.ffmpeg import find_ffmpeg
+from tests.integration.test_contribution import KEY, aget, stop
+
+pytestmark = pytest.mark.integration
+
+
+def make_pipeline() -> LivePipeline:
+    config = load_config(
+        None, env={"LIVECAST_STREAM_KEY": KEY}, overrides={"port": 0, "source": "rtmp"}
+    )
+    return LivePipeline(
+        dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, rtmp_port=0))
+    )
+
+
+async def publish_to_both(urls: list[str], seconds: float) -> asyncio.subprocess.Process:
+    argv = [find_ffmpeg(None), "-hide_banner", "-loglevel", "error", "-re"]
+    argv += ["-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=30:duration={seconds}"]
+    argv += ["-re", "-f", "lavfi", "-i", f"sine=sample_rate=48000:duration={seconds}"]
+    argv += ["-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast"]
+    argv += ["-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac"]
+    argv += ["-f", "tee", "|".join(f"[f=flv:onfail=ignore]{url}" for url in urls)]
+    return await asyncio.create_subprocess_exec(
+        *argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+def by_msn(playlist: MediaPlaylist) -> dict[int, tuple[float, float, int]]:
+    return {
+        playlist.msn_of(i): (s.pdt or 0.0, s.duration, len(s.parts))
+        for i, s in enumerate(playlist.segments)
+        if s.uri is not None
+    }
+
+
+async def test_two_pipelines_fed_the_same_contribution_name_and_date_segments_alike() -> None:
+    async with AsyncExitStack() as stack:
+        pipelines = [make_pipeline(), make_pipeline()]
+        for pipeline in pipelines:
+            await stack.enter_async_context(pipeline.running(ready=False))
+        urls = [f"{p.ingest_urls[0]}/{KEY}" for p in pipelines]
+        publisher = await publish_to_both(urls, 30.0)
+        try:
+            for pipeline in pipelines:
+                await pipeline.wait_ready(timeout=20)
+            await asyncio.sleep(7.0)
+            texts = [
+                (await aget(f"{p.base_url}/live/480p/index.m3u8"))[1].decode() for p in pipelines
+            ]
+        finally:
+            await stop(publisher)
+    first, second = (by_msn(parse_media_playlist(text)) for text in texts)
+    common = sorted(set(first) & set(second))
+    assert len(common) >= 3 and len(common) >= max(len(first), len(second)) - 1, (first, second)
+    skew = max(abs(first[msn][0] - second[msn][0]) for msn in common)
+    print(f"{len(common)} segments in common, PDT skew {skew * 1000:.1f} ms")
+    for msn in common:
+        (pdt_a, duration_a, parts_a), (pdt_b, duration_b, parts_b) = first[msn], second[msn]
+        assert abs(pdt_a - pdt_b) <= 0.05, (msn, pdt_a, pdt_b)
+        assert duration_a == pytest.approx(duration_b, abs=0.001)
+        assert parts_a == parts_b
