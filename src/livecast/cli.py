@@ -105,6 +105,11 @@ async def _run_event(config: EventConfig) -> int:
                     " or ".join(pipeline.ingest_urls),
                     fingerprint(config.ingest.stream_key),
                 )
+            for extra in config.events:
+                log.info(
+                    "event %s: %s/live/%s/main.m3u8 (stream key fingerprint %s)",
+                    extra.id, pipeline.base_url, extra.id, fingerprint(extra.stream_key),
+                )  # fmt: skip
             log.info(
                 "live: parts of %.3f s, segments of %.1f s; Ctrl-C stops",
                 pipeline.ladder.part_duration,

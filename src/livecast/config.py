@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from livecast.errors import ConfigError
-from livecast.ingest.settings import BACKUP_KEY_ENV, KEY_ENV, IngestSettings
+from livecast.ingest.settings import (
+    BACKUP_KEY_ENV,
+    KEY_ENV,
+    EventKeys,
+    IngestSettings,
+    check_distinct_keys,
+)
+from livecast.packager.event import DEFAULT_STREAM
 from livecast.transcode.ladder import DEFAULT_LADDER, DEFAULT_X264_PARAMS, Ladder, Rung
 
 ENV_PREFIX = "LIVECAST_"
@@ -109,6 +116,7 @@ class EventConfig:
     rungs: tuple[Rung, ...] = field(default_factory=_default_rungs)
     edge: EdgeSettings = field(default_factory=EdgeSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    events: tuple[EventKeys, ...] = ()  # more events on this server (contribution sources)
 
     def validate(self) -> EventConfig:
         """Check every value; return a copy with the part duration snapped to whole frames."""
@@ -133,6 +141,7 @@ class EventConfig:
             raise ConfigError("log_level", f"{self.log_level!r} is not debug/info/warning/error")
         self.edge.validate()
         self.ingest.validate(needs_key=self.source in CONTRIBUTION_SOURCES)
+        self._validate_events()
         if not math.isfinite(self.epoch) or self.epoch < 0:
             raise ConfigError("epoch", f"{self.epoch} is not a time (Unix seconds, or 0 for now)")
         if self.epoch and self.source != "loop":
@@ -156,6 +165,23 @@ class EventConfig:
             )
         return snapped
 
+    def _validate_events(self) -> None:
+        if not self.events:
+            return
+        if self.source not in CONTRIBUTION_SOURCES:
+            raise ConfigError("events", "more events on one server need a contribution source")
+        ids = [DEFAULT_STREAM]
+        keys = [("ingest.stream_key", self.ingest.stream_key)]
+        keys.append(("ingest.backup_key", self.ingest.backup_key))
+        for index, event in enumerate(self.events):
+            event.validate(index)
+            if event.id in ids:
+                raise ConfigError(f"events[{index}].id", f"{event.id!r} is already an event")
+            ids.append(event.id)
+            keys += [(f"events[{index}].stream_key", event.stream_key)]
+            keys += [(f"events[{index}].backup_key", event.backup_key)]
+        check_distinct_keys(keys)
+
     def ladder(self) -> Ladder:
         return Ladder(
             rungs=self.rungs,
@@ -169,7 +195,9 @@ class EventConfig:
 
 
 _SCALAR_FIELDS = {
-    f.name: f for f in dataclasses.fields(EventConfig) if f.name not in ("rungs", "edge", "ingest")
+    f.name: f
+    for f in dataclasses.fields(EventConfig)
+    if f.name not in ("rungs", "edge", "ingest", "events")
 }
 _EDGE_FIELDS = {f.name: f for f in dataclasses.fields(EdgeSettings)}
 _INGEST_FIELDS = {f.name: f for f in dataclasses.fields(IngestSettings)}
@@ -239,6 +267,29 @@ def _ingest(config: EventConfig, value: Any) -> IngestSettings:
     return dataclasses.replace(config.ingest, **_table_changes("ingest", value, _INGEST_FIELDS))
 
 
+def _events(value: Any) -> tuple[EventKeys, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("events", "expected an array of tables ([[events]])")
+    fields = {f.name: f for f in dataclasses.fields(EventKeys)}
+    return tuple(
+        EventKeys(**_table_changes(f"events[{index}]", item, fields))
+        for index, item in enumerate(value)
+    )
+
+
+def _event_keys_from_env(config: EventConfig, environ: Mapping[str, str]) -> EventConfig:
+    events = []
+    for event in config.events:
+        suffix = event.env_suffix
+        keys = {
+            name: environ[f"{prefix}_{suffix}"]
+            for prefix, name in ((KEY_ENV, "stream_key"), (BACKUP_KEY_ENV, "backup_key"))
+            if environ.get(f"{prefix}_{suffix}")
+        }
+        events.append(dataclasses.replace(event, **keys))
+    return dataclasses.replace(config, events=tuple(events))
+
+
 def _apply(config: EventConfig, values: Mapping[str, Any], origin: str) -> EventConfig:
     changes: dict[str, Any] = {}
     for key, value in values.items():
@@ -250,6 +301,9 @@ def _apply(config: EventConfig, values: Mapping[str, Any], origin: str) -> Event
             continue
         if key == "ingest":
             changes["ingest"] = _ingest(config, value)
+            continue
+        if key == "events":
+            changes["events"] = _events(value)
             continue
         spec = _SCALAR_FIELDS.get(key)
         if spec is None:
@@ -291,6 +345,7 @@ def load_config(
     }
     if keys:
         config = dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, **keys))
+    config = _event_keys_from_env(config, environ)
     if overrides:
         config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "options")
     return config.validate()
@@ -317,4 +372,9 @@ def config_toml(config: EventConfig) -> str:
     lines += [f"{name} = {_toml_value(getattr(config.edge, name))}" for name in _EDGE_FIELDS]
     lines += ["", "[ingest]"]
     lines += [f"{name} = {_toml_value(getattr(config.ingest, name))}" for name in _INGEST_FIELDS]
+    for event in config.events:
+        lines += ["", "[[events]]"]
+        lines += [
+            f"{f.name} = {_toml_value(getattr(event, f.name))}" for f in dataclasses.fields(event)
+        ]
     return "\n".join(lines) + "\n"

@@ -1,13 +1,14 @@
 """The live pipeline, wired end to end: source → hub → packager → store → origin.
 
-This is the adapter layer that owns the event loop objects. A source (the FFmpeg supervisor, or
-the loop replayer) publishes fMP4 into the stream hub through a
-:class:`~livecast.hub.publisher.Publisher`; the packager reads the stream from its own bounded
-queue (:class:`~livecast.packager.feed.PackagerFeed` on the sans-IO :class:`LiveEvent`, whose
-bytes live in the :class:`~livecast.store.ram.RamRing`), and the HTTP :class:`OriginServer` in
-front of the pure :class:`OriginApp` answers from a registry of streams. Bytes flow one way;
-every published part wakes the requests parked on it (``OriginServer.notify``). Media that cannot
-be read or packaged makes the pipeline ask the source for a new run (:meth:`Source.restart`).
+This is the adapter layer that owns the event loop objects. Each event of the server is a
+:class:`~livecast.channel.Channel`: its source (the FFmpeg supervisor, the loop replayer, or the
+contribution encoders publishing with that event's keys) publishes fMP4 into the stream hub; its
+packager reads the stream from its own bounded queue, and the bytes live in the shared
+:class:`~livecast.store.ram.RamRing`. The HTTP :class:`OriginServer` in front of the pure
+:class:`OriginApp` answers from the registry of every event's stream (``/live/<id>/…``; the
+default event ``main`` also at the short URLs). One RTMP server takes every event's encoders:
+the stream key says which event and which input (primary or backup). Bytes flow one way; every
+published part wakes the requests parked on it (``OriginServer.notify``).
 """
 
 from __future__ import annotations
@@ -21,19 +22,19 @@ import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+from livecast.channel import Channel, ChannelMetrics
 from livecast.config import CONTRIBUTION_SOURCES, EventConfig
-from livecast.errors import ConfigError, LivecastError, MediaError
+from livecast.errors import ConfigError, LivecastError
 from livecast.hub.publisher import Publisher
 from livecast.hub.source import Source
 from livecast.hub.stream import StreamHub
 from livecast.ingest.keys import StreamKeys, fingerprint
 from livecast.ingest.rtmp_server import PublishSink, RtmpServer
-from livecast.ingest.switch import SLATE, Switch
+from livecast.ingest.switch import SLATE
 from livecast.origin.app import OriginApp, StaticAsset
 from livecast.origin.http import OriginServer
 from livecast.origin.streams import StreamRegistry
 from livecast.packager.event import DEFAULT_STREAM, LiveEvent, RenditionSpec
-from livecast.packager.feed import FeedResult, PackagerFeed
 from livecast.packager.live import PackagingConfig
 from livecast.sources.contribution import ContributionSource
 from livecast.sources.loop_source import LoopSource, default_cache_dir
@@ -76,6 +77,10 @@ def static_assets() -> dict[str, StaticAsset]:
 
 
 class LivePipeline:
+    """Every event of this server (one :class:`~livecast.channel.Channel` each: the default
+    event ``main``, plus ``[[events]]`` for contribution sources), the shared store, the origin
+    that serves them all, and the ingest server that takes their encoders."""
+
     def __init__(self, config: EventConfig) -> None:
         self.config = config
         self.ladder = config.ladder()
@@ -83,90 +88,125 @@ class LivePipeline:
         self.font = config.font or find_font()
         if self.font is None:
             log.warning("no TrueType font found: the test pattern will have no clock overlay")
-        packaging = PackagingConfig(
+        self.packaging = PackagingConfig(
             part_target=declared_part_target(self.ladder.part_duration),
             segment_duration=self.ladder.segment_duration,
             window=config.window,
         )
-        specs = [RenditionSpec(r.name, "video") for r in self.ladder.rungs]
-        specs.append(RenditionSpec(AUDIO_RENDITION, "audio"))
         self.store = RamRing()
-        self.event = LiveEvent(packaging, specs, stream=DEFAULT_STREAM, store=self.store)
-        self.streams = StreamRegistry.single(self.event, stream_id=DEFAULT_STREAM)
+        self.streams = StreamRegistry(default=DEFAULT_STREAM)
         self.registry = Registry()
         self.app = OriginApp.for_streams(self.streams, static_assets())
         self.server = OriginServer(self.app, self.registry, cache_key=self.app.cache_key)
         self.hub = StreamHub()
-        stream = self.hub.create(DEFAULT_STREAM, tuple(self.ladder.renditions))
-        self.publisher = Publisher(stream, self._on_broken)
-        self.contribution: ContributionSource | None = None
-        self.source: Source = self._make_source()
+        self._metrics = ChannelMetrics(
+            parts=self.registry.counter(
+                "livecast_packager_parts_total", "Parts published", ("rendition",)
+            ),
+            media_errors=self.registry.counter(
+                "livecast_packager_media_errors_total", "Unusable encoder output", ("rendition",)
+            ),
+            restarts=self.registry.counter(
+                "livecast_transcode_restarts_total", "Encoder restarts after a failure"
+            ),
+            dropped=self.registry.counter(
+                "livecast_hub_dropped_units_total",
+                "Media units a stream reader's full queue dropped",
+                ("stream", "reader"),
+            ),
+        )
+        self._ingest_metrics()
+        self.channels: dict[str, Channel] = {}
+        self.contributions: dict[str, ContributionSource] = {}
         self.rtmp: RtmpServer | None = None
+        self.channel = self._add_channel(DEFAULT_STREAM)
+        self.channel.source = self._make_source(self.channel)
         if config.source in CONTRIBUTION_SOURCES:
-            ingest = config.ingest
-            keys = {"primary": ingest.stream_key, "backup": ingest.backup_key}
-            self.keys = StreamKeys({name: keys[name] for name in ingest.inputs})
+            self._add_contribution_events()
             self.rtmp = RtmpServer(
                 self._authorize_publisher,
                 max_message_bytes=config.ingest.max_message_kb * 1024,
             )
-        self._feed = PackagerFeed(self.event)
-        self._packager_queue = stream.attach("packager", wake=self._wake_packager)
-        self._drain_scheduled = False
-        self._ready = asyncio.Event()
-        self._parts = self.registry.counter(
-            "livecast_packager_parts_total", "Parts published", ("rendition",)
-        )
-        self._media_errors = self.registry.counter(
-            "livecast_packager_media_errors_total", "Unusable encoder output", ("rendition",)
-        )
-        self._restarts = self.registry.counter(
-            "livecast_transcode_restarts_total", "Encoder restarts after a failure"
-        )
+
+    def _ingest_metrics(self) -> None:
         self._switches = self.registry.counter(
             "livecast_ingest_switches_total",
             "Changes of what is on air (primary, backup, slate)",
-            ("from", "to"),
+            ("from", "to", "stream"),
         )
         self._on_air = self.registry.gauge(
             "livecast_ingest_on_air", "1 for what viewers see now (an input or the slate)",
-            ("input",),
+            ("input", "stream"),
         )  # fmt: skip
         self._switch_gap = self.registry.gauge(
             "livecast_ingest_switch_gap_seconds",
             "The last input switch: seconds from the old input's last media to the new one on air",
+            ("stream",),
         )
         self._publishes = self.registry.counter(
             "livecast_ingest_publishes_total",
             "Encoders asking to publish, by outcome (accepted, wrong_key, unknown_app, busy)",
             ("result",),
         )
-        self._dropped = self.registry.counter(
-            "livecast_hub_dropped_units_total",
-            "Media units a stream reader's full queue dropped",
-            ("stream", "reader"),
-        )
 
-    def _make_source(self) -> Source:
+    def _add_channel(self, stream_id: str) -> Channel:
+        specs = [RenditionSpec(r.name, "video") for r in self.ladder.rungs]
+        specs.append(RenditionSpec(AUDIO_RENDITION, "audio"))
+        event = LiveEvent(self.packaging, specs, stream=stream_id, store=self.store)
+        self.streams.add(stream_id, event)
+        stream = self.hub.create(stream_id, tuple(self.ladder.renditions))
+        channel = Channel(
+            event,
+            stream,
+            self._metrics,
+            source_name=self.config.source,
+            on_changed=self.server.notify,
+        )
+        self.channels[stream_id] = channel
+        return channel
+
+    def _add_contribution_events(self) -> None:
+        """The keys of every event's inputs, and the channels of the ``[[events]]``."""
+        ingest = self.config.ingest
+        keys = {f"{DEFAULT_STREAM}/primary": ingest.stream_key}
+        if ingest.backup_key:
+            keys[f"{DEFAULT_STREAM}/backup"] = ingest.backup_key
+        for extra in self.config.events:
+            channel = self._add_channel(extra.id)
+            channel.source = self._contribution(channel, extra.inputs)
+            keys[f"{extra.id}/primary"] = extra.stream_key
+            if extra.backup_key:
+                keys[f"{extra.id}/backup"] = extra.backup_key
+        self.keys = StreamKeys(keys)
+
+    # ------------------------------------------------------------------ the default channel
+    @property
+    def event(self) -> LiveEvent:
+        return self.channel.event
+
+    @property
+    def publisher(self) -> Publisher:
+        return self.channel.publisher
+
+    @property
+    def source(self) -> Source:
+        return self.channel.source
+
+    @property
+    def contribution(self) -> ContributionSource | None:
+        return self.contributions.get(DEFAULT_STREAM)
+
+    # ------------------------------------------------------------------ sources
+    def _make_source(self, channel: Channel) -> Source:
+        publisher = channel.publisher
         if self.config.source in CONTRIBUTION_SOURCES:
-            self.contribution = ContributionSource(
-                self.ladder,
-                self.ffmpeg,
-                self.publisher.on_data,
-                on_start=self.publisher.on_start,
-                inputs=self.config.ingest.inputs,
-                policy=self.config.ingest.policy,
-                slate=self._slate() if self.config.ingest.slate else None,
-                on_switch=self._count_switch,
-                on_aired=self._show_on_air,
-            )
-            return self.contribution
+            return self._contribution(channel, self.config.ingest.inputs)
         if self.config.source == "loop":
             return LoopSource(
                 self.ladder,
                 self.ffmpeg,
-                self.publisher.on_data,
-                on_start=self.publisher.on_start,
+                publisher.on_data,
+                on_start=publisher.on_start,
                 loop_seconds=self.config.loop_seconds,
                 cache_dir=self._cache_dir(),
                 font=self.font,
@@ -174,34 +214,55 @@ class LivePipeline:
                 history=replay_history(self.config.window, self.ladder.segment_duration),
             )
         return TranscodeSupervisor(
-            self._argv,
-            self.ladder.renditions,
-            self.publisher.on_data,
-            on_start=self.publisher.on_start,
+            self._argv, self.ladder.renditions, publisher.on_data, on_start=publisher.on_start
         )
+
+    def _contribution(self, channel: Channel, inputs: tuple[str, ...]) -> ContributionSource:
+        stream_id = channel.id
+        publisher = channel.publisher
+
+        def show_on_air(name: str, gap: float | None) -> None:
+            self._show_on_air(stream_id, inputs, name, gap)
+
+        source = ContributionSource(
+            self.ladder,
+            self.ffmpeg,
+            publisher.on_data,
+            on_start=publisher.on_start,
+            inputs=inputs,
+            policy=self.config.ingest.policy,
+            slate=self._slate(publisher) if self.config.ingest.slate else None,
+            on_switch=lambda switch: self._switches.inc(
+                switch.before or "none", switch.after, stream_id
+            ),
+            on_aired=show_on_air,
+            name=stream_id,
+        )
+        self.contributions[stream_id] = source
+        return source
 
     def _cache_dir(self) -> Path:
         return Path(self.config.cache_dir) if self.config.cache_dir else default_cache_dir()
 
-    def _slate(self) -> SlateReplay:
+    def _slate(self, publisher: Publisher) -> SlateReplay:
         return SlateReplay(
             self.ladder,
             self.ffmpeg,
-            self.publisher.on_data,
-            on_start=self.publisher.on_start,
+            publisher.on_data,
+            on_start=publisher.on_start,
             cache_dir=self._cache_dir(),
             font=self.font,
         )
 
-    def _count_switch(self, switch: Switch) -> None:
-        self._switches.inc(switch.before or "none", switch.after)
-
-    def _show_on_air(self, name: str, gap: float | None) -> None:
-        for shown in (*self.config.ingest.inputs, SLATE):
-            self._on_air.set(1.0 if shown == name else 0.0, shown)
+    def _show_on_air(
+        self, stream_id: str, inputs: tuple[str, ...], name: str, gap: float | None
+    ) -> None:
+        for shown in (*inputs, SLATE):
+            self._on_air.set(1.0 if shown == name else 0.0, shown, stream_id)
         if gap is not None:
-            self._switch_gap.set(gap)
-            log.warning("%s on air %.2f s after the previous input's last media", name, gap)
+            self._switch_gap.set(gap, stream_id)
+            log.warning("%s: %s on air %.2f s after the previous input's last media",
+                        stream_id, name, gap)  # fmt: skip
 
     # ------------------------------------------------------------------ URLs
     @property
@@ -234,20 +295,25 @@ class LivePipeline:
 
     # ------------------------------------------------------------------ contribution
     def _authorize_publisher(self, app: str, key: str) -> PublishSink | str:
-        """The ingest server's question: may this (application, stream key) publish? The sink,
-        or the reason for the refusal (logged by the server with the key's fingerprint)."""
+        """The ingest server's question: may this (application, stream key) publish? The sink
+        of that event's input, or the reason for the refusal (logged by the server with the
+        key's fingerprint)."""
         if app != self.config.ingest.app:
             self._publishes.inc("unknown_app")
             return f"unknown application {app!r} (publish to /{self.config.ingest.app})"
-        name = self.keys.stream_for(key)
-        if name is None or self.contribution is None:
+        label = self.keys.stream_for(key)
+        if label is None:
             self._publishes.inc("wrong_key")
             return f"wrong stream key (fingerprint {fingerprint(key)})"
-        sink = self.contribution.inputs[name]
+        stream_id, name = label.split("/")
+        sink = self.contributions[stream_id].inputs[name]
         live = self.rtmp is not None and self.rtmp.has_publisher(sink)
         if live and not self.config.ingest.takeover:
             self._publishes.inc("busy")
-            return f"the {name} input already has a publisher (set ingest.takeover to replace it)"
+            return (
+                f"the {name} input of {stream_id!r} already has a publisher "
+                "(set ingest.takeover to replace it)"
+            )
         self._publishes.inc("accepted")
         return sink
 
@@ -262,7 +328,8 @@ class LivePipeline:
             await self._listen()
         else:
             await self._listen()
-            await self.source.start()
+            for channel in self.channels.values():
+                await channel.source.start()
         if self.rtmp is not None:
             await self._listen_ingest(self.rtmp, self.config.ingest.rtmp_port)
 
@@ -283,23 +350,16 @@ class LivePipeline:
             where = f"{self.config.host}:{self.config.port}"
             raise LivecastError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
 
-    async def wait_ready(self, timeout: float = 30.0) -> None:
-        """Until every rendition has a complete segment (so the multivariant playlist is real)."""
-        waiter = asyncio.ensure_future(self._ready.wait())
-        ended = asyncio.ensure_future(self.source.wait())
-        await asyncio.wait({waiter, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        ended.cancel()
-        if not self._ready.is_set():
-            tail = " | ".join(self.source.stderr_tail[-3:])
-            raise LivecastError(f"the stream did not start within {timeout:g} s: {tail}")
+    async def wait_ready(self, timeout: float = 30.0, stream: str = DEFAULT_STREAM) -> None:
+        """Until every rendition of ``stream`` has a complete segment (so the multivariant
+        playlist is real)."""
+        await self.channels[stream].wait_ready(timeout)
 
     async def stop(self) -> None:
         if self.rtmp is not None:
             await self.rtmp.stop()
-        await self.source.stop()  # delivers the last bytes
-        self.publisher.end()
-        self._drain_packager()
+        for channel in self.channels.values():
+            await channel.stop()  # delivers the last bytes
         self.server.notify()
         await self.server.stop()
 
@@ -326,47 +386,10 @@ class LivePipeline:
         stopped.cancel()
         return stop.is_set()
 
-    # ------------------------------------------------------------------ source → hub → packager
+    # ------------------------------------------------------------------ the test source
     def _argv(self, fds: dict[str, int], epoch: float) -> list[str]:
         source = test_source(self.ladder, epoch, self.font)
         return build_argv(self.ffmpeg, source, self.ladder, fds)
-
-    def _on_broken(self, rendition: str, error: MediaError) -> None:
-        """The current run's media is unusable (read by the publisher or packaged by the feed):
-        the one log line, then a new run from the source."""
-        self._media_errors.inc(rendition)
-        log.error(
-            "unusable media on %s from the %s source (%s); restarting it",
-            rendition,
-            self.config.source,
-            error,
-        )
-        self.source.restart(f"unusable media on {rendition}: {error}")
-
-    def _wake_packager(self) -> None:
-        if not self._drain_scheduled:
-            self._drain_scheduled = True
-            asyncio.get_running_loop().call_soon(self._drain_packager)
-
-    def _drain_packager(self) -> None:
-        self._drain_scheduled = False
-        batch = self._packager_queue.take()
-        if batch.dropped:
-            self._dropped.inc(DEFAULT_STREAM, "packager", amount=batch.dropped)
-        self._after_feed(self._feed.apply(batch))
-
-    def _after_feed(self, result: FeedResult) -> None:
-        for generation in result.runs_started:
-            if generation > 0:
-                self._restarts.inc()
-        for rendition, parts in result.parts.items():
-            self._parts.inc(rendition, amount=parts)
-        if result.broken is not None:
-            self.publisher.broken(*result.broken)
-        if result.changed:
-            self.server.notify()
-        if not self._ready.is_set() and self.event.ready:
-            self._ready.set()
 
 
 @contextlib.contextmanager

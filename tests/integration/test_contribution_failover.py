@@ -111,8 +111,8 @@ async def test_the_slate_covers_a_5_s_input_loss_and_the_programme_returns(
     span = dates[-1] - dates[0]  # the wall clock, not media time: the gap is in it too
     assert span == pytest.approx(2.0 * (len(dates) - 1), abs=4.0)
     metrics = (await aget(f"{base}/metrics"))[1].decode()
-    assert 'livecast_ingest_switches_total{from="primary",to="slate"} 1' in metrics
-    assert 'livecast_ingest_switches_total{from="slate",to="primary"} 1' in metrics
+    assert 'livecast_ingest_switches_total{from="primary",to="slate",stream="main"} 1' in metrics
+    assert 'livecast_ingest_switches_total{from="slate",to="primary",stream="main"} 1' in metrics
 
 
 async def test_a_silent_primary_fails_over_to_the_backup_and_gets_the_air_back() -> None:
@@ -149,9 +149,9 @@ async def test_a_silent_primary_fails_over_to_the_backup_and_gets_the_air_back()
     assert aired == ["primary", "backup", "primary"]
     assert switch_time <= 1.5, f"backup on air {switch_time:.2f} s after the primary stalled"
     assert 3.0 <= back_after <= 7.0
-    assert 'livecast_ingest_on_air{input="primary"} 1' in metrics
-    assert 'livecast_ingest_on_air{input="backup"} 0' in metrics
-    assert 'livecast_ingest_switches_total{from="primary",to="backup"} 1' in metrics
-    assert "livecast_ingest_switch_gap_seconds " in metrics
+    assert 'livecast_ingest_on_air{input="primary",stream="main"} 1' in metrics
+    assert 'livecast_ingest_on_air{input="backup",stream="main"} 0' in metrics
+    assert 'livecast_ingest_switches_total{from="primary",to="backup",stream="main"} 1' in metrics
+    assert "livecast_ingest_switch_gap_seconds{stream=\"main\"} " in metrics
     print(f"backup on air {switch_time:.2f} s after the primary stalled")
     assert changes == [(None, "primary"), ("primary", "backup"), ("backup", "primary")]

@@ -106,3 +106,52 @@ def test_backup_key_and_switch_timings_are_validated() -> None:
         IngestSettings(stream_key="good-key-00001", failover_after=2.0).validate(needs_key=True)
     with pytest.raises(ConfigError, match=r"ingest\.switch_back_after"):
         IngestSettings(stream_key="good-key-00001", switch_back_after=-1.0).validate(needs_key=True)
+
+
+def test_more_events_take_their_keys_from_the_file_or_their_own_variables(tmp_path: Path) -> None:
+    path = tmp_path / "events.toml"
+    path.write_text(
+        'source = "rtmp"\n[[events]]\nid = "stage-2"\n[[events]]\nid = "q_and_a"\n'
+        'stream_key = "qa-file-key-0001"\n'
+    )
+    env = {"LIVECAST_STREAM_KEY": KEY, "LIVECAST_STREAM_KEY_STAGE_2": "stage2-key-00001",
+           "LIVECAST_BACKUP_KEY_STAGE_2": "stage2-backup-001"}  # fmt: skip
+    config = load_config(path, env=env)
+    stage, qa = config.events
+    assert (stage.id, stage.stream_key, stage.backup_key) == (
+        "stage-2", "stage2-key-00001", "stage2-backup-001"
+    )  # fmt: skip
+    assert stage.inputs == ("primary", "backup") and qa.inputs == ("primary",)
+    assert "stage2-key-00001" not in repr(config.events)
+    again = tmp_path / "again.toml"
+    again.write_text(config_toml(config))
+    assert load_config(again, env={}) == config
+
+
+@pytest.mark.parametrize(
+    ("events", "key"),
+    [
+        ('[[events]]\nid = "main"\nstream_key = "other-key-00001"\n', "events[0].id"),
+        ('[[events]]\nid = "a b"\nstream_key = "other-key-00001"\n', "events[0].id"),
+        ('[[events]]\nid = "two"\n', "events[0].stream_key"),
+        (f'[[events]]\nid = "two"\nstream_key = "{KEY}"\n', "events[0].stream_key"),
+        ('[[events]]\nid = "two"\nstream_key = "other-key-00001"\n'
+         '[[events]]\nid = "two"\nstream_key = "third-key-00001"\n', "events[1].id"),
+        ('[[events]]\nid = "two"\nstream_key = "other-key-00001"\nwhat = 1\n', "events[0].what"),
+        ("events = 3\n", "events"),
+    ],
+)  # fmt: skip
+def test_bad_events_are_named(tmp_path: Path, events: str, key: str) -> None:
+    path = tmp_path / "events.toml"
+    path.write_text(f'source = "rtmp"\n{events}')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={"LIVECAST_STREAM_KEY": KEY})
+    assert caught.value.key == key
+
+
+def test_more_events_need_a_contribution_source(tmp_path: Path) -> None:
+    path = tmp_path / "events.toml"
+    path.write_text('source = "test"\n[[events]]\nid = "two"\nstream_key = "other-key-00001"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert caught.value.key == "events"

@@ -27,11 +27,63 @@ from livecast.errors import ConfigError
 from livecast.ingest.keys import fingerprint, key_problem
 from livecast.ingest.switch import SwitchPolicy
 
-__all__ = ["BACKUP_KEY_ENV", "KEY_ENV", "IngestSettings"]
+__all__ = ["BACKUP_KEY_ENV", "KEY_ENV", "EventKeys", "IngestSettings", "check_distinct_keys"]
 
 KEY_ENV = "LIVECAST_STREAM_KEY"
 BACKUP_KEY_ENV = "LIVECAST_BACKUP_KEY"
 _APP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _key_in_use(key: str, where: str) -> None:
+    problem = key_problem(key)
+    if problem is not None:
+        raise ConfigError(where, f"the key {problem}")
+
+
+@dataclass(frozen=True)
+class EventKeys:
+    """Another event on the same server (``[[events]]``): its stream id (``/live/<id>/…``) and
+    the keys its encoders publish with (``$LIVECAST_STREAM_KEY_<ID>``, ``…BACKUP_KEY_<ID>``)."""
+
+    id: str
+    stream_key: str = ""
+    backup_key: str = ""
+
+    @property
+    def env_suffix(self) -> str:
+        return self.id.upper().replace("-", "_")
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return ("primary", "backup") if self.backup_key else ("primary",)
+
+    def validate(self, index: int) -> EventKeys:
+        where = f"events[{index}]"
+        if not _EVENT_ID.match(self.id):
+            raise ConfigError(f"{where}.id", f"{self.id!r} is not a stream id ([A-Za-z0-9_-])")
+        if not self.stream_key:
+            raise ConfigError(
+                f"{where}.stream_key", f"missing (set $LIVECAST_STREAM_KEY_{self.env_suffix})"
+            )
+        _key_in_use(self.stream_key, f"{where}.stream_key")
+        if self.backup_key:
+            _key_in_use(self.backup_key, f"{where}.backup_key")
+        return self
+
+    def __repr__(self) -> str:
+        shown = fingerprint(self.stream_key) if self.stream_key else "none"
+        backup = fingerprint(self.backup_key) if self.backup_key else "none"
+        return f"EventKeys(id={self.id!r}, stream_key=<{shown}>, backup_key=<{backup}>)"
+
+
+def check_distinct_keys(keys: list[tuple[str, str]]) -> None:
+    """Every key publishes to exactly one input of one event: ``(where, key)`` pairs."""
+    seen: dict[str, str] = {}
+    for where, key in keys:
+        if key and key in seen:
+            raise ConfigError(where, f"the same key as {seen[key]}: every input needs its own")
+        seen[key] = where
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,9 @@ class ContributionSource:
         input_limit: int = INPUT_LIMIT,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        name: str = "main",
     ) -> None:
+        self.name = name  # the event's stream id, in log lines
         self.ladder = ladder
         self.ffmpeg = ffmpeg
         self._on_data = on_data
@@ -254,7 +256,7 @@ class ContributionSource:
     def on_input_end(self, name: str, reason: str) -> None:
         """The input's publisher left: its run encodes what it has and ends; the switch puts
         the other input (at once) or the slate (after ``input_loss``) on air."""
-        log.info("%s: publisher gone (%s)", name, reason)
+        log.info("%s/%s: publisher gone (%s)", self.name, name, reason)
         old = self.relays[name]
         self.relays[name] = FlvRelay(stats=old.stats)  # the next publisher may differ
         self.switch.on_end(name, self._clock())
@@ -282,7 +284,8 @@ class ContributionSource:
         if change is None:
             return
         before = change.before or "nothing"
-        log.warning("on air: %s → %s (%s)", before, change.after, change.reason)
+        level = logging.INFO if change.before is None else logging.WARNING
+        log.log(level, "%s on air: %s → %s (%s)", self.name, before, change.after, change.reason)
         self.stats.switches += 1
         if self._on_switch is not None:
             self._on_switch(change)
@@ -368,7 +371,7 @@ class ContributionSource:
         self._run = run
         self._live_runs.add(run)
         self.stats.runs += 1
-        log.info("keyframe from %s: transcode run %d starts (%s%s)", name, generation,
+        log.info("keyframe from %s/%s: transcode run %d starts (%s%s)", self.name, name, generation,
                  spec.description,
                  f", {output.backlog_ms} ms cached" if output.backlog_ms else "")  # fmt: skip
         self._spawn(self._launch(run))
@@ -396,20 +399,27 @@ class ContributionSource:
         code = await run.supervisor.wait()
         self._last_stderr = run.supervisor.stderr_tail
         if not run.ended_by_publisher and not self._stopped.is_set():
-            tail = " | ".join(self._last_stderr[-2:])
+            delay = self._after_run(run, quick=self._clock() - run.started < QUICK_FAILURE)
+            tail = " | ".join(self._last_stderr[-3:])
             log.error(
-                "transcode run %d ended with %s while the encoder publishes%s",
-                run.generation, describe_exit(code), f"; {tail}" if tail else "",
+                "%s/%s: transcode run %d ended with %s while the encoder publishes%s; %s",
+                self.name, run.input, run.generation, describe_exit(code),
+                f" ({tail})" if tail else "",
+                f"the next keyframe after {delay:.1f} s starts another" if delay
+                else "the next keyframe starts another",
             )  # fmt: skip
-            self._after_run(run, quick=self._clock() - run.started < QUICK_FAILURE)
 
-    def _after_run(self, run: _Run, *, quick: bool) -> None:
+    def _after_run(self, run: _Run, *, quick: bool) -> float:
+        """Forget a failed run; the backoff before the next one (0 after a run that lasted)."""
         if self._run is run:
             self._run = None
             self.relays[run.input].restart()
-        if quick:
-            self.stats.quick_failures += 1
-            self._not_before = self._clock() + self._backoff.next_delay(0.0)
+        if not quick:
+            return 0.0
+        self.stats.quick_failures += 1
+        delay = self._backoff.next_delay(0.0)
+        self._not_before = self._clock() + delay
+        return delay
 
     def _write(self, run: _Run, data: bytes) -> None:
         if not run.ready:

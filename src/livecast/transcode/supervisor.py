@@ -417,6 +417,9 @@ class TranscodeSupervisor:
         if code == 0 and not self._restart_on_clean_exit:
             log.info("ffmpeg finished (exit code 0) after %.1f s", ran)
             return None
+        if self._max_restarts == 0:  # a one-shot run: its owner reports the exit
+            log.debug("ffmpeg exited with %s after %.1f s", describe_exit(code), ran)
+            return None
         if self._max_restarts is not None and self._restarts >= self._max_restarts:
             log.error(
                 "ffmpeg exited with %s after %.1f s; giving up after %d restarts%s",
