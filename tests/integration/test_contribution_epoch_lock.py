@@ -13,10 +13,16 @@ from contextlib import AsyncExitStack
 import pytest
 
 from livecast.config import load_config
+from livecast.edge.nginx import find_nginx
+from livecast.edge.nginx_conf import Upstream
+from livecast.edge.topology import TopologySpec, edge_tier
+from livecast.errors import LivecastError
 from livecast.hls.playlist import MediaPlaylist, parse_media_playlist
 from livecast.pipeline import LivePipeline
+from livecast.results.scrape import ORIGIN_REQUESTS_METRIC, request_totals
 from livecast.transcode.ffmpeg import find_ffmpeg
 from tests.integration.test_contribution import KEY, aget, stop
+from tests.requirements import skip_missing
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +82,59 @@ async def test_two_pipelines_fed_the_same_contribution_name_and_date_segments_al
         assert abs(pdt_a - pdt_b) <= 0.05, (msn, pdt_a, pdt_b)
         assert duration_a == pytest.approx(duration_b, abs=0.001)
         assert parts_a == parts_b
+
+
+async def test_an_edge_fails_over_between_two_origins_fed_by_one_encoder() -> None:
+    """An nginx edge in front of both pipelines; one origin dies (its HTTP server stops): the
+    viewer's blocking reloads and parts go on through the edge from the other, by the same
+    names."""
+    try:
+        find_nginx()
+    except LivecastError as exc:
+        skip_missing("nginx", str(exc))
+    async with AsyncExitStack() as stack:
+        pipelines = [make_pipeline(), make_pipeline()]
+        for pipeline in pipelines:
+            await stack.enter_async_context(pipeline.running(ready=False))
+        urls = [f"{p.ingest_urls[0]}/{KEY}" for p in pipelines]
+        publisher = await publish_to_both(urls, 40.0)
+        try:
+            for pipeline in pipelines:
+                await pipeline.wait_ready(timeout=20)
+            upstreams = [Upstream("127.0.0.1", p.server.port) for p in pipelines]
+            target = pipelines[0].event.config.target_duration
+            tier = await stack.enter_async_context(
+                edge_tier(TopologySpec(edges=1), upstreams, target)
+            )
+            base = tier.entry_base_urls[0] + "/live/audio/"
+            status, body, _ = await aget(base + "index.m3u8")
+            assert status == 200
+            position = parse_media_playlist(body.decode()).next_part()
+            assert position is not None
+            answered: list[tuple[str, int]] = []
+            started = asyncio.get_running_loop().time()
+            killed = False
+            while asyncio.get_running_loop().time() - started < 10.0:
+                if not killed and asyncio.get_running_loop().time() - started > 3.0:
+                    await pipelines[0].server.stop()  # the first origin is gone
+                    killed = True
+                    served_before = requests_served(pipelines[1])
+                msn, index = position
+                status, body, _ = await aget(f"{base}index.m3u8?_HLS_msn={msn}&_HLS_part={index}")
+                answered.append((f"playlist {msn}.{index}", status))
+                assert status == 200, answered[-1]
+                playlist = parse_media_playlist(body.decode())
+                status, _, _ = await aget(f"{base}part-{msn}.{index}.m4s")
+                answered.append((f"part {msn}.{index}", status))
+                assert status == 200, answered[-1]
+                position = playlist.next_part() or position
+            served_after = requests_served(pipelines[1])
+        finally:
+            await stop(publisher)
+    assert killed and len(answered) > 40, answered
+    assert served_after > served_before + 20  # the other origin answered what followed
+
+
+def requests_served(pipeline: LivePipeline) -> float:
+    text = pipeline.registry.render().decode()
+    return request_totals(text, ORIGIN_REQUESTS_METRIC).requests
