@@ -22,7 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from livecast.errors import IngestError
 from livecast.ingest.keys import fingerprint as key_fingerprint
@@ -83,8 +83,8 @@ class _RtmpProtocol(asyncio.Protocol):
     # -------------------------------------------------------------- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TCPTransport is a transport without deriving from asyncio.Transport
+        self._transport = transport = cast(asyncio.Transport, transport)
         self.peer = _peer_name(transport)
         self.server._connections.add(self)
         self.server.stats.connections += 1
