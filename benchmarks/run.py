@@ -25,6 +25,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "ladder": ("bench_ladder_cpu", {"seconds": 20.0}, {"seconds": 8.0}),
     "latency": ("bench_latency", {"seconds": 20.0}, {"seconds": 10.0}),
+    "contribution": ("bench_contribution", {"seconds": 20.0}, {"seconds": 8.0}),
     "origin": ("bench_origin", {}, {"clients": (1000,), "seconds": 5.0}),
     "driver": ("bench_driver", {"seconds": 10.0, "repeat": 3}, {"seconds": 5.0, "warmup": 2.0}),
     "edge": ("bench_edge", {}, {"viewers": (10, 1000), "seconds": 6.0}),

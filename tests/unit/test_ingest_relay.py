@@ -129,9 +129,13 @@ def test_a_watched_input_resumes_at_its_cached_keyframe_with_the_gop_replayed() 
     assert resumed is not None and resumed.run_start and resumed.has_audio
     assert resumed.backlog_ms == 50
     assert tags(resumed.data) == [
-        (9, 0, AVC_HEADER), (8, 0, AAC_HEADER), (9, 0, AVC_KEY), (9, 33, AVC_INTER),
+        (9, 0, AVC_HEADER),
+        (8, 0, AAC_HEADER),
+        (8, 0, AAC_RAW),
+        (9, 0, AVC_KEY),
+        (9, 33, AVC_INTER),
         (8, 50, AAC_RAW),
-    ]  # fmt: skip
+    ]  # fmt: skip  — the audio frame before the keyframe goes first (FFmpeg learns the format)
     follow = relay.feed(Msg("video", 6066, AVC_INTER))
     assert follow is not None and not follow.run_start and tags(follow.data) == [(9, 66, AVC_INTER)]
 
@@ -146,3 +150,17 @@ def test_the_gop_cache_is_bounded() -> None:
     relay.watch(Msg("video", 1000, AVC_KEY))
     resumed = relay.resume()
     assert resumed is not None and tags(resumed.data)[-1] == (9, 0, AVC_KEY)
+
+
+def test_the_audio_frame_before_the_keyframe_opens_the_run_with_it() -> None:
+    """FFmpeg's FLV demuxer (not probing) learns the audio format from the first audio frame;
+    with the keyframe first the transcode started ~2 s late and stayed behind."""
+    relay = FlvRelay()
+    for msg in (Msg("video", 0, AVC_HEADER), Msg("audio", 0, AAC_HEADER)):
+        assert relay.feed(msg) is None
+    assert relay.feed(Msg("audio", 980, AAC_RAW + b"1")) is None
+    assert relay.feed(Msg("audio", 1001, AAC_RAW + b"2")) is None
+    opened = relay.feed(Msg("video", 1010, AVC_KEY))
+    assert opened is not None and tags(opened.data) == [
+        (9, 0, AVC_HEADER), (8, 0, AAC_HEADER), (8, 0, AAC_RAW + b"2"), (9, 0, AVC_KEY)
+    ]  # fmt: skip

@@ -108,6 +108,8 @@ class FlvRelay:
     _run: _Run | None = None
     _gop: list[tuple[str, int, bytes]] = field(default_factory=list)  # since the newest keyframe
     _gop_bytes: int = 0
+    _last_audio: bytes | None = None  # the newest coded audio frame
+    _audio_at_key: bytes | None = None  # the newest one before the GOP cache's keyframe
 
     @property
     def running(self) -> bool:
@@ -131,7 +133,7 @@ class FlvRelay:
             return None
         self._run = None
         (_, start_ms, keyframe), *rest = self._gop
-        opening = self._open(start_ms, keyframe)
+        opening = self._open(start_ms, keyframe, self._audio_at_key)
         parts = [opening.data]
         for kind, timestamp_ms, payload in rest:
             output = self._continue(kind, timestamp_ms, payload)
@@ -147,7 +149,7 @@ class FlvRelay:
         header = self._observe(kind, message.timestamp_ms, payload)
         if self._run is None:
             if kind == "video" and is_video_keyframe(payload):
-                return self._open(message.timestamp_ms, payload)
+                return self._open(message.timestamp_ms, payload, self._audio_at_key)
             if header is None:
                 self.stats.held_before_keyframe += 1
             return None
@@ -160,8 +162,11 @@ class FlvRelay:
         if header is not None:
             self._headers[header] = payload
             return header
+        if kind == "audio":
+            self._last_audio = payload
         if kind == "video" and is_video_keyframe(payload):
             self._gop, self._gop_bytes = [], 0
+            self._audio_at_key = self._last_audio
         elif not self._gop:
             return None  # no keyframe to start from yet
         self._gop_bytes += len(payload)
@@ -171,12 +176,17 @@ class FlvRelay:
         self._gop.append((kind, timestamp_ms, payload))
         return None
 
-    def _open(self, timestamp_ms: int, keyframe: bytes) -> RelayOutput:
+    def _open(self, timestamp_ms: int, keyframe: bytes, audio: bytes | None) -> RelayOutput:
+        """Header, sequence headers, the newest audio frame before the keyframe (FFmpeg's FLV
+        demuxer, not probing, learns the audio format from it: with the keyframe first it held
+        the whole transcode back ~2 s, for good), then the keyframe — all at time 0."""
         has_audio = self._audio_seen
         self._run = _Run(base_ms=timestamp_ms, has_audio=has_audio, last_in_ms=timestamp_ms)
         parts = [flv_header(audio=has_audio, video=True)]
         wanted: tuple[TagKind, ...] = ("video", "audio") if has_audio else ("video",)
         parts += [flv_tag(kind, 0, self._headers[kind]) for kind in wanted if kind in self._headers]
+        if has_audio and audio is not None and "audio" in self._headers:
+            parts.append(flv_tag("audio", 0, audio))
         parts.append(flv_tag("video", 0, keyframe))
         data = b"".join(parts)
         self.stats.runs += 1

@@ -59,7 +59,11 @@ def contribution_spec(ladder: Ladder, *, has_audio: bool) -> SourceSpec:
     (silence when the contribution has no audio)."""
     top = ladder.rungs[0]
     w, h = top.width, top.height
-    flv = ("-fflags", "+nobuffer", "-probesize", "65536", "-analyzeduration", "500000")
+    # No probing: the relay opens every run with the FLV header's stream flags and the codec
+    # sequence headers, which is all the FLV demuxer needs. Probing (0.5 s analyzeduration) cost
+    # 2.1 s before the first frame, and with +nobuffer those seconds were skipped, so media time
+    # 0 was no longer the keyframe's arrival: a 2 s error in PDT (benchmarks/bench_contribution.py).
+    flv = ("-fflags", "+nobuffer", "-probesize", "32", "-analyzeduration", "0")
     input_args: tuple[str, ...] = (*flv, "-f", "flv", "-i", "pipe:0")
     video = (
         f"[0:v]fps={ladder.fps},scale={w}:{h}:force_original_aspect_ratio=decrease,"
