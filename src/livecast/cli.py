@@ -7,10 +7,11 @@
                                             given the same E serve identical bytes)
   livecast probe URL [--seconds N] [--json] join an LL-HLS stream, report startup and latency
   livecast up [--edges K] [--shield] [--port P] [--config FILE] [--origin-port N]
-              [--source test|loop] [--origins N]
+              [--source test|loop|rtmp] [--origins N]
                                             origin(s) + nginx edges ([edge] in the config
                                             file); --origins N ≥ 2: N epoch-locked loop
-                                            origins, the edges fail over between them;
+                                            or rtmp origins (the encoder publishes to
+                                            each), the edges fail over between them;
                                             prints one URL per edge
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
@@ -68,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         "--origins",
         type=int,
         default=None,
-        help="origin processes (default 1, [edge]); ≥ 2: epoch-locked, loop source only",
+        help="origin processes (default 1, [edge]); ≥ 2: epoch-locked, loop or rtmp source",
     )
     rehearse = sub.add_parser(
         "rehearse",

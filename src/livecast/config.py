@@ -53,10 +53,15 @@ CONTRIBUTION_SOURCES = ("rtmp",)  # an encoder publishes to livecast
 LOOP_MAX_SECONDS = 600.0
 MAX_ORIGINS = 16
 ORIGINS_NEED_LOOP = (
-    'several origins need source = "loop": redundant origins must serve byte-identical parts '
-    "under the same names, and a live encode per origin is not byte-identical (a viewer failing "
-    "over would get different media)"
+    'several origins need source = "loop" (byte-identical replicas) or a contribution source '
+    "(the encoder publishes to every origin, which name and date the segments alike): a test "
+    "encode per origin is neither (a viewer failing over would get different media)"
 )
+
+
+def origins_allowed(source: str) -> bool:
+    """Whether redundant origins can serve ``source`` under the same names (docs/edge.md)."""
+    return source == "loop" or source in CONTRIBUTION_SOURCES
 
 
 def _default_rungs() -> tuple[Rung, ...]:
@@ -149,7 +154,7 @@ class EventConfig:
                 "epoch",
                 "only the loop source can start from a given epoch (a live encode starts now)",
             )
-        if self.edge.origins > 1 and self.source != "loop":
+        if self.edge.origins > 1 and not origins_allowed(self.source):
             raise ConfigError("edge.origins", ORIGINS_NEED_LOOP)
         ladder = snapped.ladder()  # the ladder validates durations, rungs, preset and audio
         segments = self.loop_seconds / ladder.segment_duration

@@ -36,15 +36,19 @@ def make_pipeline() -> LivePipeline:
     )
 
 
-async def publish_to_both(urls: list[str], seconds: float) -> asyncio.subprocess.Process:
+def tee_argv(urls: list[str], seconds: float) -> list[str]:
+    """One FFmpeg encode published to every URL (the tee muxer: an encoder's second output)."""
     argv = [find_ffmpeg(None), "-hide_banner", "-loglevel", "error", "-re"]
     argv += ["-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=30:duration={seconds}"]
     argv += ["-re", "-f", "lavfi", "-i", f"sine=sample_rate=48000:duration={seconds}"]
     argv += ["-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast"]
     argv += ["-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac"]
-    argv += ["-f", "tee", "|".join(f"[f=flv:onfail=ignore]{url}" for url in urls)]
+    return [*argv, "-f", "tee", "|".join(f"[f=flv:onfail=ignore]{url}" for url in urls)]
+
+
+async def publish_to_both(urls: list[str], seconds: float) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        *argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        *tee_argv(urls, seconds), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
 
 

@@ -1,16 +1,20 @@
 """Origin processes for ``livecast up --origins N``: epoch-locked ``livecast serve`` replicas.
 
 The first origin is the pipeline in livecast's own process; :func:`origin_replicas` starts the
-other N - 1 as ``python -m livecast serve --source loop --epoch E`` children, each in a session of
-its own with a parent-death signal (as nginx, ``edge.nginx``), waits until each answers, restarts
-one that exits (same epoch: it rejoins in step, docs/edge.md "Several origins") and stops them all
-on exit. Also the loopback helpers the topology shares: :func:`free_port`, :func:`url_host`.
+other N - 1 as ``python -m livecast serve`` children, each in a session of its own with a
+parent-death signal (as nginx, ``edge.nginx``), waits until each answers, restarts one that exits
+and stops them all on exit. With the loop source each replica replays from the same epoch
+(``--source loop --epoch E``: it rejoins in step, docs/edge.md "Several origins"); with a
+contribution source each replica has an RTMP port of its own, which the encoder publishes to as
+well (docs/ingest.md, "Epoch lock"), and is ready once it answers (503 while it waits for the
+encoder). Also the loopback helpers the topology shares: :func:`free_port`, :func:`url_host`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -22,7 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import livecast
-from livecast.config import ORIGINS_NEED_LOOP, EventConfig, config_toml
+from livecast.config import (
+    CONTRIBUTION_SOURCES,
+    ORIGINS_NEED_LOOP,
+    EventConfig,
+    config_toml,
+    origins_allowed,
+)
 from livecast.edge.nginx import die_with_parent, stop_session
 from livecast.errors import ConfigError, LivecastError
 
@@ -58,6 +68,8 @@ class OriginProcess:
     proc: asyncio.subprocess.Process | None = None
     started: float = 0.0  # time.monotonic() of the last spawn
     restarts: int = 0
+    ingest_url: str = ""  # a contribution replica: where the encoder publishes to it too
+    ready_statuses: tuple[int, ...] = (200,)  # a contribution replica: 503 (waiting) will do
 
     @property
     def base_url(self) -> str:
@@ -88,7 +100,7 @@ class OriginProcess:
             if self.proc is None or self.proc.returncode is not None:
                 code = None if self.proc is None else self.proc.returncode
                 raise LivecastError(f"{self.name} exited (code {code}) before it was ready")
-            if await http_status(self.host, self.port, MULTIVARIANT) == 200:
+            if await http_status(self.host, self.port, MULTIVARIANT) in self.ready_statuses:
                 return
             await asyncio.sleep(0.1)
         raise LivecastError(f"{self.name} ({self.base_url}) was not ready within {timeout:g} s")
@@ -115,6 +127,32 @@ async def http_status(host: str, port: int, path: str, timeout: float = 2.0) -> 
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+
+def _replica(
+    config: EventConfig, epoch: float, index: int, workdir: Path, host: str
+) -> OriginProcess:
+    """Replica ``index``: its own config file (a contribution replica: its own RTMP port)."""
+    port = free_port(config.host or "0.0.0.0")
+    name = f"origin-{index}"
+    argv = [sys.executable, "-m", "livecast", "serve"]
+    if config.source in CONTRIBUTION_SOURCES:
+        rtmp_port = free_port(config.ingest.host or config.host or "0.0.0.0")
+        ingest = dataclasses.replace(config.ingest, rtmp_port=rtmp_port)
+        conf_file = workdir / f"{name}.toml"  # holds the keys: the directory is the user's own
+        conf_file.write_text(config_toml(dataclasses.replace(config, ingest=ingest)), "utf-8")
+        argv += ["--config", str(conf_file)]
+        ingest_host = url_host(config.ingest.host or config.host)
+        ingest_url = f"rtmp://{ingest_host}:{rtmp_port}/{config.ingest.app}"
+        origin = OriginProcess(name, argv, host, port, ingest_url=ingest_url)
+        origin.ready_statuses = (200, 503)
+    else:
+        conf_file = workdir / "origin.toml"
+        conf_file.write_text(config_toml(config), encoding="utf-8")
+        argv += ["--config", str(conf_file), "--source", "loop", "--epoch", repr(epoch)]
+        origin = OriginProcess(name, argv, host, port)
+    origin.argv += ["--host", config.host, "--port", str(port)]
+    return origin
 
 
 RESTART_DELAY = 1.0  # seconds before a replica that exited is started again
@@ -155,34 +193,29 @@ async def _supervise(origin: OriginProcess) -> None:
 async def origin_replicas(
     config: EventConfig, epoch: float, count: int, workdir: Path, ready_timeout: float = 60.0
 ) -> AsyncIterator[list[OriginProcess]]:
-    """``count`` epoch-locked origin processes (the loop source from ``epoch``) with the rest of
-    ``config``, each on a free port; ready inside the block, restarted when one exits, all stopped
-    (SIGTERM, then SIGKILL to the process group) when the block is left."""
-    if config.source != "loop":
+    """``count`` epoch-locked origin processes (the loop source from ``epoch``, or the encoder's
+    contribution on an RTMP port each) with the rest of ``config``, each on a free port; ready
+    inside the block, restarted when one exits, all stopped (SIGTERM, then SIGKILL to the process
+    group) when the block is left."""
+    if not origins_allowed(config.source):
         raise ConfigError("origins", ORIGINS_NEED_LOOP)
-    conf_file = workdir / "origin.toml"
-    conf_file.write_text(config_toml(config), encoding="utf-8")
     host = url_host(config.host).strip("[]")
     origins: list[OriginProcess] = []
     supervisors: list[asyncio.Task[None]] = []
     try:
         for index in range(1, count + 1):
-            port = free_port(config.host or "0.0.0.0")
-            argv = [sys.executable, "-m", "livecast", "serve", "--config", str(conf_file)]
-            argv += ["--source", "loop", "--epoch", repr(epoch)]
-            argv += ["--host", config.host, "--port", str(port)]
-            origin = OriginProcess(f"origin-{index}", argv, host, port)
+            origin = _replica(config, epoch, index, workdir, host)
             origins.append(origin)
             await origin.spawn()
         started = time.monotonic()
         await asyncio.gather(*(o.wait_ready(ready_timeout) for o in origins))
         for origin in origins:
             log.info(
-                "%s: pid %s on %s (epoch %.3f), ready in %.1f s",
+                "%s: pid %s on %s (%s), ready in %.1f s",
                 origin.name,
                 origin.pid,
                 origin.base_url,
-                epoch,
+                f"publish to {origin.ingest_url}" if origin.ingest_url else f"epoch {epoch:.3f}",
                 time.monotonic() - started,
             )
             supervisors.append(asyncio.create_task(_supervise(origin), name=origin.name))

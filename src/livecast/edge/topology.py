@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from livecast.config import MAX_ORIGINS, ORIGINS_NEED_LOOP, EdgeSettings, EventConfig
+from livecast.config import (
+    CONTRIBUTION_SOURCES,
+    MAX_ORIGINS,
+    ORIGINS_NEED_LOOP,
+    EdgeSettings,
+    EventConfig,
+    origins_allowed,
+)
 from livecast.edge.accesslog import Tally, tally
 from livecast.edge.nginx import LUA_HINT, NginxTier, find_lua_modules, find_nginx
 from livecast.edge.nginx_conf import TierConfig, Upstream
@@ -225,12 +232,13 @@ async def running_topology(
     then the edge tier with every origin in its upstream block."""
     from livecast.pipeline import LivePipeline
 
-    if spec.origins > 1 and config.source != "loop":
+    if spec.origins > 1 and not origins_allowed(config.source):
         raise ConfigError("origins", ORIGINS_NEED_LOOP)
     find_nginx(spec.nginx)
+    contribution = config.source in CONTRIBUTION_SOURCES
     async with contextlib.AsyncExitStack() as stack:
         pipeline = await stack.enter_async_context(
-            LivePipeline(config).running(timeout=ready_timeout)
+            LivePipeline(config).running(timeout=ready_timeout, ready=not contribution)
         )
         host = url_host(config.host).strip("[]")
         upstreams = [Upstream(host, pipeline.server.port)]
@@ -264,6 +272,9 @@ async def run_up(config: EventConfig, spec: TopologySpec) -> int:
                 len(top.entry_urls),
                 " behind a shield" if spec.shield else "",
             )
+            ingest = top.pipeline.ingest_urls + [r.ingest_url for r in top.replicas]
+            if ingest:
+                log.info("the encoder publishes to every origin: %s", ", ".join(ingest))
             if not await top.pipeline.serve_until(stop):
                 raise LivecastError("the source gave up; stopping")
             log.info("stopping")

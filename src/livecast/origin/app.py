@@ -250,8 +250,15 @@ class StreamAnswers:
     ) -> Response | Hold:
         skip = d.skip is not None
         position = rendition.position()
-        if position is None:
-            return _error(404, "the rendition has not started", object_type="playlist-plain")
+        if position is None:  # the event is starting (or an origin restarted, waiting for its
+            # encoder): retry, or — behind an edge — the next origin (proxy_next_upstream 503)
+            return Response(
+                503,
+                b"the rendition has not started\n",
+                cache_control="no-store",
+                object_type="playlist-plain",
+                extra_headers=(("Retry-After", "1"),),
+            )
         if not d.blocking or rendition.ended:
             return self._playlist(rendition.name, skip=skip, blocking=False)
         check_blocking_request(d, position, self.event.config.part_target)
