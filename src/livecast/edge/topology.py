@@ -59,7 +59,7 @@ class TopologySpec:
     # cache lock every 500 ms: None = when the modules are installed, True = required, False = off
     wakeup: bool | None = None
     # origin processes: 1 = the pipeline in this process; N ≥ 2 adds N - 1 epoch-locked
-    # `livecast serve` children (loop source only), all in every upstream block (failover)
+    # `livecast serve` children (loop or contribution source), all in every upstream block
     origins: int = 1
 
     def __post_init__(self) -> None:
