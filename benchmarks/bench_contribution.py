@@ -8,8 +8,8 @@ Each row runs the real ``livecast serve`` as a subprocess:
   GOP 2 s, AAC 48 kHz — what OBS sends with its low-latency settings) is pre-encoded once, then
   sent tag by tag at ``T0 + timestamp``, like an encoder whose encode takes no time: the capture
   time of every frame is known.
-* ``srt`` (when the SRT ingest is configured): the same tags written to an FFmpeg that pushes
-  them as MPEG-TS over SRT with OBS's default latency (120 ms).
+* ``srt``: the same tags written to an FFmpeg that pushes them as MPEG-TS over SRT with OBS's
+  default latency (120 ms) and one audio frame per PES (``-pes_payload_size 0``).
 
 Latency: ``livecast probe`` (in this process) follows the 360p rendition with blocking reloads
 and reports capture → newest complete part in the client's hands, taking the capture time from
@@ -58,6 +58,10 @@ GOAL_ADDED_S = 0.3
 GOAL_CPU_SHARE = 0.35
 CONTRIBUTION_SECONDS = 90  # long enough for the longest row
 RENDITION = "360p"
+# The publisher's MPEG-TS muxer: one audio frame per PES. FFmpeg's default packs 2,930 bytes of
+# audio per PES (≈ 8 AAC frames at 128 kb/s), which holds audio — and with it the interleaved
+# video at the listener — back by ≈ 0.12 s (measured; docs/ingest.md, "SRT").
+CALLER_MPEGTS: list[str] = ["-pes_payload_size", "0"]
 Tag = tuple[int, int, bytes]  # (FLV tag type, timestamp ms, body)
 
 
@@ -172,7 +176,7 @@ async def rtmp_publish(url: str, key: str, pacer: Pacer) -> None:
 async def srt_publish(url: str, pacer: Pacer) -> None:
     proc = await asyncio.create_subprocess_exec(
         find_ffmpeg(None), "-hide_banner", "-loglevel", "error", "-f", "flv", "-i", "pipe:0",
-        "-c", "copy", "-f", "mpegts", url,
+        "-c", "copy", *CALLER_MPEGTS, "-f", "mpegts", url,
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.stdin is not None
@@ -239,9 +243,9 @@ async def wait_playing(media_url: str, timeout: float = 40.0) -> float:
 
 async def measure_row(kind: str, seconds: float, tags: list[Tag]) -> dict[str, Any]:
     key = secrets.token_urlsafe(16)
-    config = f'host = "127.0.0.1"\nport = 0\nsource = "{"test" if kind == "test" else "rtmp"}"\n'
+    config = f'host = "127.0.0.1"\nport = 0\nsource = "{kind}"\n'
     if kind != "test":
-        config += "[ingest]\nrtmp_port = 0\n"
+        config += "[ingest]\nrtmp_port = 0\nsrt_port = 0\n"
     async with serve(config, {"LIVECAST_STREAM_KEY": key}) as (pid, lines):
         base = lines[0].rsplit("/live/", 1)[0]
         media_url = f"{base}/live/{RENDITION}/index.m3u8"
@@ -249,6 +253,9 @@ async def measure_row(kind: str, seconds: float, tags: list[Tag]) -> dict[str, A
         publisher = None
         if kind == "rtmp":
             publisher = asyncio.ensure_future(rtmp_publish(lines[2], key, pacer))
+        elif kind == "srt":
+            url = f"{lines[2]}&passphrase={key}&latency=120000"
+            publisher = asyncio.ensure_future(srt_publish(url, pacer))
         epoch = await wait_playing(media_url)
         offset = 0.0 if pacer.keyframe_sent is None else epoch - pacer.keyframe_sent
         await asyncio.sleep(3.0)  # warm-up
@@ -272,7 +279,7 @@ async def measure_row(kind: str, seconds: float, tags: list[Tag]) -> dict[str, A
     }
 
 
-def run(seconds: float = 20.0, rows: tuple[str, ...] = ("test", "rtmp")) -> dict[str, Any]:
+def run(seconds: float = 20.0, rows: tuple[str, ...] = ("test", "rtmp", "srt")) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="livecast-contribution-") as tmp:
         path = Path(tmp) / "contribution.flv"
         encode_contribution(path)

@@ -102,8 +102,9 @@ async def _run_event(config: EventConfig) -> int:
                 print(url, flush=True)
             if waits:
                 log.info(
-                    "publish to %s with the event's stream key (fingerprint %s)",
+                    "publish to %s with the event's stream key (%s, fingerprint %s)",
                     " or ".join(pipeline.ingest_urls),
+                    "the SRT passphrase" if config.source == "srt" else "the RTMP stream key",
                     fingerprint(config.ingest.stream_key),
                 )
             for extra in config.events:

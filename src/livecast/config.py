@@ -48,8 +48,8 @@ from livecast.packager.event import DEFAULT_STREAM
 from livecast.transcode.ladder import DEFAULT_LADDER, DEFAULT_X264_PARAMS, Ladder, Rung
 
 ENV_PREFIX = "LIVECAST_"
-SOURCES = ("test", "loop", "rtmp")
-CONTRIBUTION_SOURCES = ("rtmp",)  # an encoder publishes to livecast
+SOURCES = ("test", "loop", "rtmp", "srt")
+CONTRIBUTION_SOURCES = ("rtmp", "srt")  # an encoder publishes to livecast
 LOOP_MAX_SECONDS = 600.0
 MAX_ORIGINS = 16
 ORIGINS_NEED_LOOP = (
@@ -145,7 +145,8 @@ class EventConfig:
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", f"{self.log_level!r} is not debug/info/warning/error")
         self.edge.validate()
-        self.ingest.validate(needs_key=self.source in CONTRIBUTION_SOURCES)
+        contribution = self.source in CONTRIBUTION_SOURCES
+        self.ingest.validate(needs_key=contribution, srt=self.source == "srt")
         self._validate_events()
         if not math.isfinite(self.epoch) or self.epoch < 0:
             raise ConfigError("epoch", f"{self.epoch} is not a time (Unix seconds, or 0 for now)")
@@ -178,8 +179,15 @@ class EventConfig:
         ids = [DEFAULT_STREAM]
         keys = [("ingest.stream_key", self.ingest.stream_key)]
         keys.append(("ingest.backup_key", self.ingest.backup_key))
+        ports = {self.ingest.srt_port, self.ingest.srt_port + 1}
         for index, event in enumerate(self.events):
-            event.validate(index)
+            event.validate(index, srt=self.source == "srt")
+            if self.source == "srt" and {event.srt_port, event.srt_port + 1} & ports:
+                raise ConfigError(
+                    f"events[{index}].srt_port",
+                    f"{event.srt_port} (and +1 for a backup) is another input's SRT port",
+                )
+            ports |= {event.srt_port, event.srt_port + 1}
             if event.id in ids:
                 raise ConfigError(f"events[{index}].id", f"{event.id!r} is already an event")
             ids.append(event.id)
@@ -286,7 +294,7 @@ def _event_keys_from_env(config: EventConfig, environ: Mapping[str, str]) -> Eve
     events = []
     for event in config.events:
         suffix = event.env_suffix
-        keys = {
+        keys: dict[str, Any] = {
             name: environ[f"{prefix}_{suffix}"]
             for prefix, name in ((KEY_ENV, "stream_key"), (BACKUP_KEY_ENV, "backup_key"))
             if environ.get(f"{prefix}_{suffix}")

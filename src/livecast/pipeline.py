@@ -30,6 +30,7 @@ from livecast.hub.source import Source
 from livecast.hub.stream import StreamHub
 from livecast.ingest.keys import StreamKeys, fingerprint
 from livecast.ingest.rtmp_server import PublishSink, RtmpServer
+from livecast.ingest.srt_ingest import SrtListener, free_udp_port
 from livecast.ingest.switch import SLATE
 from livecast.origin.app import OriginApp, StaticAsset
 from livecast.origin.http import OriginServer
@@ -121,12 +122,16 @@ class LivePipeline:
         self.rtmp: RtmpServer | None = None
         self.channel = self._add_channel(DEFAULT_STREAM)
         self.channel.source = self._make_source(self.channel)
+        self.srt: list[SrtListener] = []
         if config.source in CONTRIBUTION_SOURCES:
             self._add_contribution_events()
-            self.rtmp = RtmpServer(
-                self._authorize_publisher,
-                max_message_bytes=config.ingest.max_message_kb * 1024,
-            )
+            if config.source == "srt":
+                self.srt = self._srt_listeners()
+            else:
+                self.rtmp = RtmpServer(
+                    self._authorize_publisher,
+                    max_message_bytes=config.ingest.max_message_kb * 1024,
+                )
 
     def _ingest_metrics(self) -> None:
         self._switches = self.registry.counter(
@@ -178,6 +183,32 @@ class LivePipeline:
             if extra.backup_key:
                 keys[f"{extra.id}/backup"] = extra.backup_key
         self.keys = StreamKeys(keys)
+
+    def _srt_listeners(self) -> list[SrtListener]:
+        """One SRT listener per input of every event: the port says which (SRT callers send a
+        stream id, but FFmpeg's listener does not show it); the passphrase is the input's key.
+        Port 0: a free port each (tests)."""
+        ingest = self.config.ingest
+        host = ingest.host or self.config.host
+        events = [(DEFAULT_STREAM, ingest.srt_port, ingest.stream_key, ingest.backup_key)]
+        events += [(e.id, e.srt_port, e.stream_key, e.backup_key) for e in self.config.events]
+        listeners = []
+        for stream_id, port, key, backup in events:
+            inputs = [("primary", port, key)] + ([("backup", port + 1, backup)] if backup else [])
+            for name, input_port, passphrase in inputs:
+                listeners.append(
+                    SrtListener(
+                        self.ffmpeg,
+                        host,
+                        input_port if port else free_udp_port(host or "0.0.0.0"),
+                        passphrase,
+                        self.contributions[stream_id].inputs[name],
+                        name=f"{stream_id}/{name}",
+                        latency_ms=ingest.srt_latency_ms,
+                        max_tag_bytes=ingest.max_message_kb * 1024,
+                    )
+                )
+        return listeners
 
     # ------------------------------------------------------------------ the default channel
     @property
@@ -282,11 +313,18 @@ class LivePipeline:
 
     @property
     def ingest_urls(self) -> list[str]:
-        """Where the encoder publishes (RTMP server URL; the stream key goes in its own field)."""
-        if self.rtmp is None:
-            return []
+        """Where the default event's encoders publish: the RTMP server URL (the stream key goes
+        in its own field), or each input's SRT URL (the key is the ``passphrase``)."""
         host = self.config.ingest.host or self.config.host
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        if self.srt:
+            return [
+                f"srt://{shown}:{listener.port}?streamid=#!::r=live/{DEFAULT_STREAM},m=publish"
+                for listener in self.srt
+                if listener.name.startswith(f"{DEFAULT_STREAM}/")
+            ]
+        if self.rtmp is None:
+            return []
         return [f"rtmp://{shown}:{self.rtmp.port}/{self.config.ingest.app}"]
 
     @property
@@ -332,6 +370,8 @@ class LivePipeline:
                 await channel.source.start()
         if self.rtmp is not None:
             await self._listen_ingest(self.rtmp, self.config.ingest.rtmp_port)
+        for listener in self.srt:
+            await listener.start()
 
     async def _listen_ingest(self, server: RtmpServer, port: int) -> None:
         host = self.config.ingest.host or self.config.host
@@ -358,6 +398,8 @@ class LivePipeline:
     async def stop(self) -> None:
         if self.rtmp is not None:
             await self.rtmp.stop()
+        for listener in self.srt:
+            await listener.stop()
         for channel in self.channels.values():
             await channel.stop()  # delivers the last bytes
         self.server.notify()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
 
 import pytest
 
@@ -15,6 +16,7 @@ from livecast.config import load_config
 from livecast.pipeline import LivePipeline
 from livecast.web.browser import find_chromium, watch
 from tests.integration.test_contribution import KEY, publish, stop
+from tests.integration.test_srt_contribution import PASSPHRASE, caller_argv
 from tests.requirements import skip_missing
 
 pytestmark = pytest.mark.e2e
@@ -83,3 +85,32 @@ async def test_hls_js_plays_through_the_slate_when_the_encoder_drops_for_5_s() -
     assert result.fatal_error is None, summary
     assert result.final is not None and result.final.playing, summary
     assert result.advance >= 16.0, summary  # it played on through the loss, not stalled
+
+
+async def test_hls_js_plays_an_srt_contribution() -> None:
+    """OBS's SRT path: MPEG-TS over SRT (latency 120 ms, passphrase, Opus audio) → the ladder →
+    hls.js in Chromium."""
+    if find_chromium() is None:
+        skip_missing("chromium")
+    config = load_config(
+        None, env={"LIVECAST_STREAM_KEY": PASSPHRASE}, overrides={"port": 0, "source": "srt"}
+    )
+    config = dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, srt_port=0))
+    pipeline = LivePipeline(config)
+    async with pipeline.running(ready=False):
+        if "/hls.min.js" not in pipeline.app.static:
+            skip_missing("hlsjs")
+        (ingest,) = pipeline.ingest_urls
+        publisher = await asyncio.create_subprocess_exec(
+            *caller_argv(f"{ingest}&passphrase={PASSPHRASE}&latency=120000", 40.0, "opus"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            await pipeline.wait_ready(timeout=25)
+            result = await watch(pipeline.player_url, 15)
+        finally:
+            await stop(publisher)
+    summary = result.summary()
+    assert result.fatal_error is None, summary
+    assert result.advance >= 8.0, summary
+    assert result.latency_p50 is not None and result.latency_p50 < 3.0, summary

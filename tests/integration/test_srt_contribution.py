@@ -5,18 +5,22 @@ publisher leaving ends the publish and the next one is taken, and nothing outliv
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import subprocess
 from dataclasses import dataclass, field
 
 import pytest
 
+from livecast.config import load_config
 from livecast.edge.origins import free_port
 from livecast.errors import IngestError
 from livecast.ingest.flv import is_aac_sequence_header, is_video_keyframe, is_video_sequence_header
 from livecast.ingest.rtmp import MediaMessage
 from livecast.ingest.srt_ingest import SrtListener
+from livecast.pipeline import LivePipeline
 from livecast.transcode.ffmpeg import find_ffmpeg
+from tests.integration.test_contribution import aget, ffprobe_stream, stop
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +110,35 @@ async def test_the_right_passphrase_publishes_and_a_wrong_one_is_refused(
 def test_a_passphrase_srt_cannot_use_is_refused_up_front() -> None:
     with pytest.raises(IngestError, match="10–79 characters"):
         SrtListener("ffmpeg", "127.0.0.1", 9, "short", ListSink())
+
+
+async def test_an_srt_publish_plays_every_rung_of_the_ladder() -> None:
+    config = load_config(
+        None, env={"LIVECAST_STREAM_KEY": PASSPHRASE}, overrides={"port": 0, "source": "srt"}
+    )
+    config = dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, srt_port=0))
+    pipeline = LivePipeline(config)
+    async with pipeline.running(ready=False):
+        (ingest,) = pipeline.ingest_urls
+        assert (
+            ingest.startswith("srt://127.0.0.1:") and "streamid=#!::r=live/main,m=publish" in ingest
+        )
+        assert PASSPHRASE not in ingest
+        base = pipeline.base_url
+        assert (await aget(f"{base}/live/main.m3u8"))[0] == 503
+        publisher = await asyncio.create_subprocess_exec(
+            *caller_argv(f"{ingest}&passphrase={PASSPHRASE}&latency=120000", 20.0, "opus"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            await pipeline.wait_ready(timeout=25)
+            expected = {"720p": (1280, 720), "480p": (854, 480), "360p": (640, 360)}
+            for name, (width, height) in expected.items():
+                stream = await ffprobe_stream(f"{base}/live/{name}/index.m3u8")
+                assert (stream["codec_name"], stream["width"], stream["height"]) == (
+                    "h264", width, height
+                )  # fmt: skip
+            audio = await ffprobe_stream(f"{base}/live/audio/index.m3u8")
+            assert (audio["codec_name"], audio["sample_rate"]) == ("aac", "48000")
+        finally:
+            await stop(publisher)

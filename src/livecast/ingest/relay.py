@@ -88,6 +88,7 @@ class RelayOutput:
     has_audio: bool = True
     jump_ms: int = 0  # the timestamp step just re-based, if any (for the one log line)
     backlog_ms: int = 0  # a resumed run: how much older than the newest tag its start is
+    timestamp_ms: int = 0  # the run's time of the newest tag in ``data``
 
 
 @dataclass
@@ -140,7 +141,9 @@ class FlvRelay:
             if output is not None:
                 parts.append(output.data)
         backlog = max(0, self._gop[-1][1] - start_ms)
-        return RelayOutput(b"".join(parts), True, opening.has_audio, backlog_ms=backlog)
+        return RelayOutput(
+            b"".join(parts), True, opening.has_audio, backlog_ms=backlog, timestamp_ms=backlog
+        )
 
     def feed(self, message: MediaLike) -> RelayOutput | None:
         kind, payload = message.kind, bytes(message.payload)
@@ -213,4 +216,4 @@ class FlvRelay:
         data = flv_tag(kind, out_ms, payload)  # type: ignore[arg-type]
         self.stats.tags += 1
         self.stats.bytes_out += len(data)
-        return RelayOutput(data, has_audio=run.has_audio, jump_ms=jump)
+        return RelayOutput(data, has_audio=run.has_audio, jump_ms=jump, timestamp_ms=out_ms)

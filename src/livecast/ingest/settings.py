@@ -5,7 +5,8 @@
     [ingest]
     app = "live"                # rtmp://HOST:1935/live, stream key = the event's key
     rtmp_port = 1935
-    srt_port = 9000
+    srt_port = 9000             # source = "srt": the primary's port (the backup: srt_port + 1)
+    srt_latency_ms = 120        # the listener's SRT latency (the larger of both ends applies)
     stream_key = ""             # or $LIVECAST_STREAM_KEY (preferred: keeps it out of the file)
     backup_key = ""             # or $LIVECAST_BACKUP_KEY: a second encoder, the backup input
     input_loss = 1.5            # seconds without usable input before the slate goes on air
@@ -35,10 +36,16 @@ _APP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def _key_in_use(key: str, where: str) -> None:
+SRT_PASSPHRASE = (10, 79)  # SRTO_PASSPHRASE: 10..79 characters
+
+
+def _key_in_use(key: str, where: str, *, srt: bool = False) -> None:
     problem = key_problem(key)
     if problem is not None:
         raise ConfigError(where, f"the key {problem}")
+    low, high = SRT_PASSPHRASE
+    if srt and not low <= len(key) <= high:
+        raise ConfigError(where, f"an SRT key is the passphrase: {low}–{high} characters")
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class EventKeys:
     id: str
     stream_key: str = ""
     backup_key: str = ""
+    srt_port: int = 0  # source = "srt": this event's primary port (the backup: srt_port + 1)
 
     @property
     def env_suffix(self) -> str:
@@ -58,7 +66,7 @@ class EventKeys:
     def inputs(self) -> tuple[str, ...]:
         return ("primary", "backup") if self.backup_key else ("primary",)
 
-    def validate(self, index: int) -> EventKeys:
+    def validate(self, index: int, *, srt: bool = False) -> EventKeys:
         where = f"events[{index}]"
         if not _EVENT_ID.match(self.id):
             raise ConfigError(f"{where}.id", f"{self.id!r} is not a stream id ([A-Za-z0-9_-])")
@@ -66,9 +74,11 @@ class EventKeys:
             raise ConfigError(
                 f"{where}.stream_key", f"missing (set $LIVECAST_STREAM_KEY_{self.env_suffix})"
             )
-        _key_in_use(self.stream_key, f"{where}.stream_key")
+        _key_in_use(self.stream_key, f"{where}.stream_key", srt=srt)
         if self.backup_key:
-            _key_in_use(self.backup_key, f"{where}.backup_key")
+            _key_in_use(self.backup_key, f"{where}.backup_key", srt=srt)
+        if srt and not 1 <= self.srt_port <= 65534:
+            raise ConfigError(f"{where}.srt_port", "an event over SRT needs a port of its own")
         return self
 
     def __repr__(self) -> str:
@@ -92,6 +102,7 @@ class IngestSettings:
     host: str = ""  # empty: the event's host
     rtmp_port: int = 1935
     srt_port: int = 9000
+    srt_latency_ms: int = 120
     stream_key: str = ""
     backup_key: str = ""
     input_loss: float = 1.5
@@ -101,7 +112,7 @@ class IngestSettings:
     takeover: bool = False
     max_message_kb: int = 16_384  # one RTMP message (an FLV tag) larger than this is refused
 
-    def validate(self, *, needs_key: bool) -> IngestSettings:
+    def validate(self, *, needs_key: bool, srt: bool = False) -> IngestSettings:
         if not _APP.match(self.app):
             raise ConfigError("ingest.app", f"{self.app!r} is not a valid RTMP application name")
         for key, port in (("ingest.rtmp_port", self.rtmp_port), ("ingest.srt_port", self.srt_port)):
@@ -110,6 +121,10 @@ class IngestSettings:
         if not math.isfinite(self.input_loss) or not 0.2 <= self.input_loss <= 30:
             raise ConfigError("ingest.input_loss", f"{self.input_loss} s is outside 0.2–30 s")
         self.policy.validate()
+        if not 20 <= self.srt_latency_ms <= 8000:
+            raise ConfigError("ingest.srt_latency_ms", f"{self.srt_latency_ms} is outside 20–8000")
+        if srt and self.srt_port == 65535:
+            raise ConfigError("ingest.srt_port", "the backup needs srt_port + 1")
         if not 64 <= self.max_message_kb <= 262_144:
             raise ConfigError(
                 "ingest.max_message_kb", f"{self.max_message_kb} is outside 64–262144"
@@ -120,13 +135,9 @@ class IngestSettings:
                     "ingest.stream_key",
                     f"a contribution source needs a stream key (set ${KEY_ENV})",
                 )
-            problem = key_problem(self.stream_key)
-            if problem is not None:
-                raise ConfigError("ingest.stream_key", f"the key {problem}")
+            _key_in_use(self.stream_key, "ingest.stream_key", srt=srt)
         if self.backup_key:
-            problem = key_problem(self.backup_key)
-            if problem is not None:
-                raise ConfigError("ingest.backup_key", f"the key {problem}")
+            _key_in_use(self.backup_key, "ingest.backup_key", srt=srt)
             if self.backup_key == self.stream_key:
                 raise ConfigError("ingest.backup_key", "the backup needs a key of its own")
         return self
@@ -146,7 +157,8 @@ class IngestSettings:
 
         return (
             f"IngestSettings(app={self.app!r}, host={self.host!r}, rtmp_port={self.rtmp_port}, "
-            f"srt_port={self.srt_port}, stream_key={shown(self.stream_key)}, "
+            f"srt_port={self.srt_port}, srt_latency_ms={self.srt_latency_ms}, "
+            f"stream_key={shown(self.stream_key)}, "
             f"backup_key={shown(self.backup_key)}, input_loss={self.input_loss}, "
             f"failover_after={self.failover_after}, "
             f"switch_back_after={self.switch_back_after}, slate={self.slate}, "

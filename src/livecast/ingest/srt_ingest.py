@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from livecast.ingest.flv_demux import DEFAULT_MAX_TAG_BYTES, FlvDemux
 from livecast.ingest.keys import fingerprint
 from livecast.ingest.rtmp import MediaMessage
 
-__all__ = ["PASSPHRASE_LENGTHS", "SrtListener", "SrtStats", "listener_argv"]
+__all__ = ["PASSPHRASE_LENGTHS", "SrtListener", "SrtStats", "free_udp_port", "listener_argv"]
 
 log = logging.getLogger("livecast.ingest")
 
@@ -48,6 +49,15 @@ PASSPHRASE_LENGTHS = (10, 79)  # SRT: SRTO_PASSPHRASE is 10..79 characters
 READ_SIZE = 256 * 1024
 QUICK_EXIT = 1.0  # a listener ending sooner than this without a caller backs off
 BACKOFF_MAX = 10.0
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port nothing is bound to right now (SRT runs over UDP): the kernel's choice."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class Sink(Protocol):
@@ -82,6 +92,7 @@ def listener_argv(
         "-probesize", "200000", "-analyzeduration", "200000",
         "-i", url,
         "-map", "0:v:0", "-map", "0:a:0?", "-c:v", "copy", "-c:a", "aac", "-b:a", "160k",
+        "-flush_packets", "1",
         "-f", "flv", "-flvflags", "no_duration_filesize", "pipe:1",
     ]  # fmt: skip
 

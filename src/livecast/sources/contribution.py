@@ -14,8 +14,10 @@ the ladder, no ``-re``. Every run and every slate play is a new generation for t
 
 A switch is made without a gap where it can be: the new run goes on air (``on_start``) only with
 its first output, so the slate or the old input stays on air while the new FFmpeg starts. Program
-date-time follows the wall clock: a run's epoch is the wall time of its first frame (set back by
-the cached GOP it starts with), never before the end of what was on air before it.
+date-time follows the wall clock: a run's epoch (the wall time of its first frame) is the least
+``arrival − media time`` over the run's tags until it goes on air — the arrival of the freshest
+frame, so a backlog delivered at once (the cached GOP, an SRT listener's first second) does not
+make the media look younger than it is — and never before the end of what was on air before.
 
 When the publisher leaves, the run's input is closed: FFmpeg encodes what it has and exits. When
 the pipeline finds the media unusable (:meth:`ContributionSource.restart`), or FFmpeg dies, or
@@ -102,7 +104,8 @@ class _Run:
     input: str
     supervisor: TranscodeSupervisor
     started: float
-    epoch: float  # wall-clock time of the run's first frame
+    epoch: float  # wall-clock time of the run's first frame (the estimate, until on air)
+    floor: float = 0.0  # its epoch cannot be earlier: the end of what was on air before
     pending: list[bytes] = field(default_factory=list)  # written once FFmpeg has started
     ready: bool = False
     ended_by_publisher: bool = False
@@ -254,8 +257,11 @@ class ContributionSource:
         if output.run_start:
             self._start_run(name, output)
         elif self._run is not None and self._run.input == name:
-            self._write(self._run, output.data)
-            self._aired_until = self._wall()
+            run, wall = self._run, self._wall()
+            self._write(run, output.data)
+            self._aired_until = wall
+            if run.generation != self._aired:  # not on air yet: the freshest arrival dates it
+                run.epoch = min(run.epoch, wall - output.timestamp_ms / 1000)
 
     def on_input_end(self, name: str, reason: str) -> None:
         """The input's publisher left: its run encodes what it has and ends; the switch puts
@@ -323,7 +329,8 @@ class ContributionSource:
         if self.slate is not None and self._aired == self.slate.generation:
             self._aired_until = max(self._aired_until, self.slate.aired_until())
             self.slate.stop()
-            run.epoch = max(run.epoch, self._aired_until)  # after the slate's last fragment
+            run.floor = max(run.floor, self._aired_until)  # after the slate's last fragment
+        run.epoch = max(run.epoch, run.floor)
         self._aired = run.generation
         self._record_air(run.generation, run.input)
         self._on_start(run.generation, run.epoch)
@@ -370,8 +377,8 @@ class ContributionSource:
             max_restarts=0,
             input_pipe=True,
         )
-        epoch = max(self._wall() - output.backlog_ms / 1000, self._aired_until)
-        run = _Run(generation, name, supervisor, now, epoch, pending=[output.data])
+        epoch = self._wall() - output.timestamp_ms / 1000
+        run = _Run(generation, name, supervisor, now, epoch, self._aired_until, [output.data])
         self._run = run
         self._live_runs.add(run)
         self.stats.runs += 1
