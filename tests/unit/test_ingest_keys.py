@@ -155,3 +155,21 @@ def test_more_events_need_a_contribution_source(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={})
     assert caught.value.key == "events"
+
+
+def test_srt_keys_are_passphrases_and_every_input_has_a_port(tmp_path: Path) -> None:
+    path = tmp_path / "srt.toml"
+    path.write_text('source = "srt"\n[ingest]\nsrt_port = 9000\n')
+    assert load_config(path, env={"LIVECAST_STREAM_KEY": "ten-chars-ok"}).source == "srt"
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={"LIVECAST_STREAM_KEY": "short-key"})  # 9: not an SRT passphrase
+    assert caught.value.key == "ingest.stream_key"
+    events = '[[events]]\nid = "two"\nstream_key = "second-key-0001"\n'
+    for extra, key in ((events, "events[0].srt_port"),
+                       (events + "srt_port = 9001\n", "events[0].srt_port")):  # fmt: skip
+        path.write_text(f'source = "srt"\n[ingest]\nsrt_port = 9000\n{extra}')
+        with pytest.raises(ConfigError) as caught:
+            load_config(path, env={"LIVECAST_STREAM_KEY": "ten-chars-ok"})
+        assert caught.value.key == key
+    path.write_text(f'source = "srt"\n[ingest]\nsrt_port = 9000\n{events}srt_port = 9002\n')
+    assert load_config(path, env={"LIVECAST_STREAM_KEY": "ten-chars-ok"}).events[0].srt_port == 9002
