@@ -67,7 +67,7 @@ def test_a_full_scenario() -> None:
         ({"target": {"urls": ["ftp://x"]}}, "target.urls[0]"),
         ({"target": {"urls": ["http://x/m.m3u8"], "stack": True}}, "target.stack"),
         ({"target": {"stack": False}}, "target.urls"),
-        ({"target": {"source": "rtmp"}}, "target.source"),
+        ({"target": {"source": "hdmi"}}, "target.source"),
         ({"audience": {"viewers": 0}}, "audience.viewers"),
         ({"audience": {"kind": "crowd"}}, "audience.kind"),
         ({"audience": {"crowd": 1}}, "audience.crowd"),

@@ -1,7 +1,8 @@
 """``livecast rehearse``: start the stack (or use the given entry points), put fault proxies in
 the path, run the audience, scrape the stack's own counters, judge the SLOs, write the report.
 
-Order of events: stack up and answering → fault proxies → show start (t = 0) → viewers arrive on
+Order of events: stack up and answering (``source = "rtmp"``: its encoders started and their
+media on air, ``rehearse/publishers.py``) → fault proxies → show start (t = 0) → viewers arrive on
 their plan, faults fire on the timeline, one progress line a second → after ``duration``: every
 viewer's QoE is recorded, tiers are scraped one last time → results.json + report.html → exit
 code 0 GO, 1 NO-GO, 2 could not run.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -32,29 +34,41 @@ from livecast.rehearse.faults.proxy import FaultProxy
 from livecast.rehearse.faults.timeline import NETWORK_KINDS
 from livecast.rehearse.freshness import OriginFollower, PlaylistFacts, playlist_facts
 from livecast.rehearse.objects import ObjectLedger
+from livecast.rehearse.publishers import (
+    Publishers,
+    ingest_config,
+    key_env,
+    stream_keys,
+)
 from livecast.rehearse.scenario import Scenario, StackSpec
 from livecast.rehearse.tiers import AccessLogFollower
 from livecast.rehearse.workers import MergedProgress, raise_open_files_limit, run_workers
 from livecast.results.histogram import Histogram
 from livecast.results.indicators import AGE_LAYOUT, RunContext
 from livecast.results.report import write_results
-from livecast.results.scrape import ORIGIN_REQUESTS_METRIC, RequestTotals, request_totals
+from livecast.results.report_ingest import IngestLog, stall_figures
+from livecast.results.scrape import ORIGIN_REQUESTS_METRIC, request_totals
 from livecast.results.slo import EXIT_COULD_NOT_RUN, verdict
 from livecast.results.stats import RunStats
+from livecast.transcode.ffmpeg import find_ffmpeg
 
 log = logging.getLogger("livecast.rehearse")
 STACK_START_TIMEOUT = 120.0  # a first loop pre-encode included
 
 
 class Stack:
-    """A livecast stack in its own process (``livecast serve``), stopped with SIGTERM."""
+    """A livecast stack in its own process (``livecast serve``), stopped with SIGTERM. A
+    contribution stack (``source = "rtmp"``) gets ``keys`` through its environment and prints
+    the RTMP URL its encoders publish to (:attr:`rtmp_url`)."""
 
-    def __init__(self, spec: StackSpec, workdir: Path) -> None:
+    def __init__(self, spec: StackSpec, workdir: Path, keys: tuple[str, ...] = ()) -> None:
         self.spec = spec
         self.workdir = workdir
+        self.keys = keys
         self.process: asyncio.subprocess.Process | None = None
         self.playlist_url = ""
         self.base_url = ""
+        self.rtmp_url = ""
 
     async def start(self) -> None:
         config = self.workdir / "stack.toml"
@@ -65,23 +79,39 @@ class Stack:
         ]  # fmt: skip
         if self.spec.cache_dir:
             lines.append(f'cache_dir = "{self.spec.cache_dir}"')
+        lines += ingest_config(self.spec)  # a table: after every top-level key
         config.write_text("\n".join(lines) + "\n")
-        with open(self.workdir / "stack.log", "wb") as stack_log:
+        with open(self.log_path, "wb") as stack_log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "livecast", "serve", "--config", str(config),
                 stdout=asyncio.subprocess.PIPE, stderr=stack_log,
+                env={**os.environ, **key_env(self.keys)},
                 preexec_fn=die_with_parent,  # no stack outlives a rehearsal killed mid-run
             )  # fmt: skip
-        assert self.process.stdout is not None
         try:
             async with asyncio.timeout(STACK_START_TIMEOUT):
-                self.playlist_url = (await self.process.stdout.readline()).decode().strip()
+                await self._read_urls()
         except TimeoutError:
-            self.playlist_url = ""
-        if not self.playlist_url.endswith(".m3u8"):
-            tail = (self.workdir / "stack.log").read_text(errors="replace")[-500:]
+            pass
+        if not self.playlist_url.endswith(".m3u8") or (
+            self.spec.contribution and not self.rtmp_url.startswith("rtmp://")
+        ):
+            tail = self.log_path.read_text(errors="replace")[-500:]
             raise LivecastError(f"the stack did not start: {tail.strip() or 'no output'}")
         self.base_url = self.playlist_url.split("/live/", 1)[0]
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "stack.log"
+
+    async def _read_urls(self) -> None:
+        """``serve`` prints the playlist URL, the player URL, then (rtmp) the ingest URL."""
+        assert self.process is not None and self.process.stdout is not None
+        stdout = self.process.stdout
+        self.playlist_url = (await stdout.readline()).decode().strip()
+        if self.spec.contribution:
+            await stdout.readline()  # the player page
+            self.rtmp_url = (await stdout.readline()).decode().strip()
 
     @property
     def port(self) -> int:
@@ -99,10 +129,11 @@ class Stack:
             await process.wait()
 
 
-def scrape_origin(base_url: str) -> RequestTotals:
-    """Requests, 5xx responses and bytes written so far, from the origin's /metrics."""
+def fetch_metrics(base_url: str) -> str:
+    """The origin's /metrics (Prometheus text)."""
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=5) as response:
-        return request_totals(response.read().decode(), ORIGIN_REQUESTS_METRIC)
+        text: str = response.read().decode()
+    return text
 
 
 def stream_facts(url: str) -> PlaylistFacts:
@@ -138,6 +169,8 @@ class Rehearsal:
         self.facts: PlaylistFacts | None = None  # target duration, part target
         self.follower: OriginFollower | None = None  # the origin's own playlist age
         self.origin_bytes: list[tuple[float, float]] = []
+        self.publishers: Publishers | None = None  # a contribution stack's encoders
+        self.ingest: IngestLog | None = None  # what the origin said about its inputs
 
     def clock(self) -> float:
         return time.time() - self.show_start
@@ -149,12 +182,15 @@ class Rehearsal:
             yield self.scenario.urls
             return
         with tempfile.TemporaryDirectory(prefix="livecast-rehearse-") as tmp:
-            stack = self.stack = Stack(spec, Path(tmp))
+            keys = stream_keys(spec.publishers) if spec.contribution else ()
+            stack = self.stack = Stack(spec, Path(tmp), keys)
             try:
                 await stack.start()
                 self.tiers["origin"] = stack.base_url
                 assert stack.process is not None
                 self.processes.register_pid("origin", stack.process.pid)
+                if spec.contribution:
+                    await self._publish(stack, keys)
                 upstream = await self._origin_upstream(stack)
                 self.facts = await asyncio.to_thread(stream_facts, stack.base_url + MULTIVARIANT)
                 self.follower = OriginFollower(self.facts.media_url, Histogram(*AGE_LAYOUT))
@@ -167,7 +203,20 @@ class Rehearsal:
                 for proxy in self.proxies:
                     await proxy.stop()
                 self.processes.restore()
+                if self.publishers is not None:
+                    await self.publishers.close()
                 await stack.stop()
+
+    async def _publish(self, stack: Stack, keys: tuple[str, ...]) -> None:
+        """Start the encoders, make them process-fault targets and wait until their media plays
+        at the origin (the audience arrives at a show that is on air)."""
+        publishers = self.publishers = Publishers(
+            find_ffmpeg(None), stack.rtmp_url, keys, stack.workdir
+        )
+        publishers.register(self.processes)
+        took = await publishers.go_on_air(stack.base_url, stack.log_path)
+        self.ingest = IngestLog(publishers=len(keys))
+        print(f"on air {took:.1f} s after {len(keys)} encoder(s) started", file=self.stream)
 
     async def _origin_upstream(self, stack: Stack) -> tuple[str, int]:
         """Where the next tier (viewers, or the edges) reaches the origin: the origin itself, or
@@ -257,6 +306,9 @@ class Rehearsal:
                 "faults_injected": injected,
                 "fault_events": [str(e) for e in faults.events],
             }
+            if self.ingest is not None and self.publishers is not None:
+                restarts = {"encoder_restarts": self.publishers.restarts()}
+                meta["contribution"] = self.ingest.to_dict() | restarts | stall_figures(stats)
         return stats, meta
 
     async def _scrape_tiers(self, samples: dict[str, list[tuple[float, float, float]]]) -> None:
@@ -267,10 +319,12 @@ class Rehearsal:
     async def _scrape_once(self, samples: dict[str, list[tuple[float, float, float]]]) -> None:
         for tier, base in self.tiers.items():
             with contextlib.suppress(OSError, ValueError):
-                scraped = await asyncio.to_thread(scrape_origin, base)
+                text = await asyncio.to_thread(fetch_metrics, base)
+                scraped = request_totals(text, ORIGIN_REQUESTS_METRIC)
                 now = self.clock()
                 samples.setdefault(tier, []).append((now, scraped.requests, scraped.responses_5xx))
                 self.origin_bytes.append((now, scraped.bytes))
+                self._ingest_sample(now, text)
         if self.access_logs is not None:
             totals = await asyncio.to_thread(self.access_logs.poll)
             now = self.clock()
@@ -278,6 +332,14 @@ class Rehearsal:
                 samples.setdefault(kind, []).append(
                     (now, float(figures.requests), float(figures.responses_5xx))
                 )
+
+    def _ingest_sample(self, now: float, text: str) -> None:
+        """A contribution stack: the origin's input switches (one line per on-air change)."""
+        if self.ingest is None:
+            return
+        change = self.ingest.observe(now, text)
+        if change is not None:
+            print(change.describe(), file=self.stream, flush=True)
 
     def _cache_figures(self, stats: RunStats) -> None:
         """Each caching tier's lookups and hits over the run, beside its request series."""

@@ -6,6 +6,7 @@ Every error is a :class:`~livecast.errors.ConfigError` naming the bad key, e.g.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from livecast.config import read_toml
 from livecast.edge.topology import MAX_EDGES
 from livecast.errors import ConfigError
 from livecast.rehearse.audience import AudienceShape, DownlinkBand
-from livecast.rehearse.faults.timeline import Timeline, parse_timeline
+from livecast.rehearse.faults.timeline import PROCESS_KINDS, Timeline, parse_timeline
 from livecast.results.indicators import Capacity
 from livecast.results.slo import DEFAULT_SLOS, Slo, parse_slos
 
@@ -37,7 +38,11 @@ TOP_KEYS = {
 }
 TARGET_KEYS = {
     "urls", "stack", "source", "loop_seconds", "part_duration", "cache_dir", "edges", "shield",
+    "publishers", "switch_back_after",
 }  # fmt: skip
+STACK_SOURCES = ("loop", "test", "rtmp")
+CONTRIBUTION_KEYS = ("publishers", "switch_back_after")  # only with source = "rtmp"
+PUBLISHER_NAMES = ("publisher", "backup_publisher")  # process-fault targets, in input order
 AUDIENCE_KEYS = {"kind", "viewers", "at", "within", "skew", "mean_session", "replace"}
 PLAYER_KEYS = {"low_latency_share"}
 DEFAULT_DOWNLINK = (DownlinkBand(25_000, 6), DownlinkBand(6_000, 3), DownlinkBand(2_000, 1))
@@ -53,6 +58,13 @@ class StackSpec:
     cache_dir: str = ""
     edges: int = 0  # nginx edges in front of the origin (0: viewers go to the origin itself)
     shield: bool = False  # a shield tier between the edges and the origin
+    publishers: int = 0  # source = "rtmp": FFmpeg encoders publishing (1 primary, 2 + backup)
+    switch_back_after: float = 10.0  # source = "rtmp": the primary healthy this long: back
+
+    @property
+    def contribution(self) -> bool:
+        """Whether the stack is fed by encoders the rehearsal starts (``source = "rtmp"``)."""
+        return self.source == "rtmp"
 
 
 @dataclass(frozen=True)
@@ -131,8 +143,8 @@ def _target(table: Mapping[str, Any]) -> tuple[tuple[str, ...], StackSpec | None
     if not stack:
         return tuple(urls), None
     source = table.get("source", "loop")
-    if source not in ("loop", "test"):
-        raise ConfigError("target.source", f"{source!r} is not loop or test")
+    if source not in STACK_SOURCES:
+        raise ConfigError("target.source", f"{source!r} is not loop, test or rtmp")
     cache_dir = table.get("cache_dir", "")
     if not isinstance(cache_dir, str):
         raise ConfigError("target.cache_dir", "must be a string")
@@ -150,7 +162,26 @@ def _target(table: Mapping[str, Any]) -> tuple[tuple[str, ...], StackSpec | None
         part_duration=_number(table, "part_duration", 1 / 3, "target.part_duration", 0.2),
         cache_dir=cache_dir,
     )
-    return (), spec
+    return (), _contribution(table, spec)
+
+
+def _contribution(table: Mapping[str, Any], spec: StackSpec) -> StackSpec:
+    """``source = "rtmp"``: how many encoders the rehearsal starts and the failover's
+    switch-back delay; those keys are refused with any other source."""
+    if not spec.contribution:
+        for key in CONTRIBUTION_KEYS:
+            if key in table:
+                raise ConfigError(f"target.{key}", 'only with source = "rtmp"')
+        return spec
+    publishers = _integer(table, "publishers", 1, "target.publishers", 1)
+    if publishers > len(PUBLISHER_NAMES):
+        raise ConfigError(
+            "target.publishers", f"{publishers}: 1 (primary) or 2 (primary and backup)"
+        )
+    switch_back = _number(table, "switch_back_after", 10.0, "target.switch_back_after", 0.5)
+    if switch_back > 3600:
+        raise ConfigError("target.switch_back_after", f"{switch_back} s is above 3600 s")
+    return dataclasses.replace(spec, publishers=publishers, switch_back_after=switch_back)
 
 
 def _audience(table: Mapping[str, Any]) -> AudienceShape:
@@ -209,9 +240,25 @@ def _optional_count(data: Mapping[str, Any], key: str) -> int | None:
     return None if key not in data else _integer(data, key, 0, key, 1)
 
 
+def _check_publisher_faults(faults: Timeline, stack: StackSpec | None) -> None:
+    """A process fault on an encoder the scenario does not start is refused before anything
+    runs (other process names are checked once the stack is up)."""
+    started = PUBLISHER_NAMES[: stack.publishers] if stack is not None else ()
+    for fault in faults.faults:
+        target = fault.target
+        if fault.kind in PROCESS_KINDS and target in PUBLISHER_NAMES and target not in started:
+            needs = "publishers = 2" if target == PUBLISHER_NAMES[1] else "stack = true"
+            raise ConfigError(
+                f"faults[{fault.index}].target",
+                f'no {target!r}: it needs [target] source = "rtmp" with {needs}',
+            )
+
+
 def parse_scenario(data: Mapping[str, Any]) -> Scenario:
     _unknown(data, TOP_KEYS, "")
     urls, stack = _target(_table(data, "target"))
+    faults = parse_timeline(data.get("faults"))
+    _check_publisher_faults(faults, stack)
     players = _table(data, "players")
     _unknown(players, PLAYER_KEYS, "players")
     share = _number(players, "low_latency_share", 0.8, "players.low_latency_share", 0.0)
@@ -233,7 +280,7 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
         low_latency_share=share,
         downlink=_downlink(data.get("downlink")),
         slos=parse_slos(_table(data, "slo")),
-        faults=parse_timeline(data.get("faults")),
+        faults=faults,
         target_viewers=_optional_count(data, "target_viewers"),
         target_edges=_optional_count(data, "target_edges"),
         capacity=_capacity(_table(data, "capacity")),

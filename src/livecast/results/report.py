@@ -6,6 +6,7 @@
       "schema": "livecast.results",
       "version": 1,
       "meta": {...},                  # free-form: scenario, started_at, duration_s, command, ...
+                                      # ("contribution": input switches, see report_ingest)
       "verdict": {
         "verdict": "GO" | "NO-GO", "exit_code": 0 | 1, "summary": "NO-GO: startup_p95 (...)",
         "checks": [{"slo": {"name", "metric", "op", "threshold"},
@@ -46,6 +47,7 @@ from typing import Any
 from livecast.errors import LivecastError
 from livecast.results.html import figure, histogram_bars, table
 from livecast.results.report_fidelity import fidelity_section
+from livecast.results.report_ingest import ingest_section
 from livecast.results.slo import Verdict
 from livecast.results.stats import RunStats
 from livecast.results.svg import (
@@ -297,7 +299,11 @@ svg.chart { border: 1px solid #ddd; }
 
 def render_html(stats: RunStats, verdict: Verdict, meta: Mapping[str, Any]) -> str:
     title = f"livecast results: {meta.get('scenario', 'run')}"
-    meta_rows = [[str(k), json.dumps(v) if not isinstance(v, str) else v] for k, v in meta.items()]
+    meta_rows = [
+        [str(k), json.dumps(v) if not isinstance(v, str) else v]
+        for k, v in meta.items()
+        if k != "contribution"  # its own section
+    ]
     summary_rows = [[name, figure(value)] for name, value in summary_figures(stats).items()]
     check_rows = [
         [
@@ -327,6 +333,7 @@ def render_html(stats: RunStats, verdict: Verdict, meta: Mapping[str, Any]) -> s
 </div>
 <h2>Requests by type</h2>
 {_requests_table(stats)}
+{ingest_section(stats, meta)}
 {fidelity_section(stats, verdict)}
 </body></html>
 """
