@@ -17,7 +17,10 @@ its first output, so the slate or the old input stays on air while the new FFmpe
 date-time follows the wall clock: a run's epoch (the wall time of its first frame) is the least
 ``arrival − media time`` over the run's tags until it goes on air — the arrival of the freshest
 frame, so a backlog delivered at once (the cached GOP, an SRT listener's first second) does not
-make the media look younger than it is — and never before the end of what was on air before.
+make the media look younger than it is. At a switch or after a short loss, what goes on air
+continues the PDT timeline instead (no hole: hls.js waited at one for good); the slate, paced
+from the PDT where the programme stopped, releases the seconds of the gap at once and so brings
+PDT back to the wall clock.
 
 When the publisher leaves, the run's input is closed: FFmpeg encodes what it has and exits. When
 the pipeline finds the media unusable (:meth:`ContributionSource.restart`), or FFmpeg dies, or
@@ -51,6 +54,7 @@ log = logging.getLogger("livecast.ingest")
 INPUT_LIMIT = 8 * 1024 * 1024  # FLV bytes waiting for FFmpeg before the run is given up
 QUICK_FAILURE = 3.0  # a run that ends sooner than this (not by its publisher) backs off
 TICK = 0.25  # the switch is asked at least this often (and at its next_check)
+CONTIGUOUS = 5.0  # seconds: what goes on air after a shorter gap continues the PDT timeline
 OnSwitch = Callable[[Switch], None]
 OnAired = Callable[[str, "float | None"], None]  # (input or slate, seconds without programme)
 
@@ -105,7 +109,6 @@ class _Run:
     supervisor: TranscodeSupervisor
     started: float
     epoch: float  # wall-clock time of the run's first frame (the estimate, until on air)
-    floor: float = 0.0  # its epoch cannot be earlier: the end of what was on air before
     pending: list[bytes] = field(default_factory=list)  # written once FFmpeg has started
     ready: bool = False
     ended_by_publisher: bool = False
@@ -166,7 +169,7 @@ class ContributionSource:
         self._run: _Run | None = None
         self._generation = -1
         self._aired = -1  # the generation on air (a run's or the slate's)
-        self._aired_until = 0.0  # wall-clock end of the media on air so far
+        self._aired_until = 0.0  # program date-time the media on air has reached
         self._stopped = asyncio.Event()
         self._backoff = Backoff(initial=1.0, maximum=10.0, stable_after=QUICK_FAILURE)
         self._not_before = 0.0
@@ -257,11 +260,13 @@ class ContributionSource:
         if output.run_start:
             self._start_run(name, output)
         elif self._run is not None and self._run.input == name:
-            run, wall = self._run, self._wall()
+            run = self._run
             self._write(run, output.data)
-            self._aired_until = wall
-            if run.generation != self._aired:  # not on air yet: the freshest arrival dates it
-                run.epoch = min(run.epoch, wall - output.timestamp_ms / 1000)
+            media = output.timestamp_ms / 1000
+            if run.generation == self._aired:  # the PDT the programme has reached
+                self._aired_until = max(self._aired_until, run.epoch + media)
+            else:  # not on air yet: the freshest arrival dates it
+                run.epoch = min(run.epoch, self._wall() - media)
 
     def on_input_end(self, name: str, reason: str) -> None:
         """The input's publisher left: its run encodes what it has and ends; the switch puts
@@ -322,18 +327,26 @@ class ContributionSource:
         self._aired = self._generation
         self.stats.slate_plays += 1
         self._record_air(self._generation, SLATE)
-        self.slate.play(self._generation, max(self._wall(), self._aired_until))
+        self.slate.play(self._generation, self._contiguous(self._wall()))
 
     def _air(self, run: _Run) -> None:
         """The run's first output: it goes on air, replacing the slate or the previous run."""
         if self.slate is not None and self._aired == self.slate.generation:
             self._aired_until = max(self._aired_until, self.slate.aired_until())
             self.slate.stop()
-            run.floor = max(run.floor, self._aired_until)  # after the slate's last fragment
-        run.epoch = max(run.epoch, run.floor)
+        run.epoch = self._contiguous(run.epoch)
         self._aired = run.generation
         self._record_air(run.generation, run.input)
         self._on_start(run.generation, run.epoch)
+
+    def _contiguous(self, epoch: float) -> float:
+        """The epoch of what goes on air next: right after the program date-time already on
+        air when that ended less than :data:`CONTIGUOUS` before (a switch, a short loss) — a
+        hole in PDT at a discontinuity left hls.js waiting for media at the hole for good — else
+        (a long silence without a slate) ``epoch`` itself."""
+        if self._aired_until and epoch - self._aired_until <= CONTIGUOUS:
+            return self._aired_until
+        return epoch
 
     def _record_air(self, generation: int, name: str) -> None:
         """One more entry in :attr:`aired`; ``on_aired`` learns how long the programme was
@@ -378,7 +391,7 @@ class ContributionSource:
             input_pipe=True,
         )
         epoch = self._wall() - output.timestamp_ms / 1000
-        run = _Run(generation, name, supervisor, now, epoch, self._aired_until, [output.data])
+        run = _Run(generation, name, supervisor, now, epoch, [output.data])
         self._run = run
         self._live_runs.add(run)
         self.stats.runs += 1
