@@ -22,17 +22,26 @@ from tests.requirements import skip_missing
 pytestmark = pytest.mark.e2e
 
 
-async def test_the_player_waits_for_the_encoder_then_plays_its_contribution() -> None:
+def contribution_pipeline(source: str, key: str) -> LivePipeline:
+    """A pipeline taking ``source`` (rtmp/srt) on free ports; skipped without Chromium."""
     if find_chromium() is None:
         skip_missing("chromium")
     config = load_config(
-        None, env={"LIVECAST_STREAM_KEY": KEY}, overrides={"port": 0, "source": "rtmp"}
+        None, env={"LIVECAST_STREAM_KEY": key}, overrides={"port": 0, "source": source}
     )
-    config = dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, rtmp_port=0))
-    pipeline = LivePipeline(config)
+    ingest = dataclasses.replace(config.ingest, rtmp_port=0, srt_port=0)
+    return LivePipeline(dataclasses.replace(config, ingest=ingest))
+
+
+def need_hlsjs(pipeline: LivePipeline) -> None:
+    if "/hls.min.js" not in pipeline.app.static:
+        skip_missing("hlsjs")
+
+
+async def test_the_player_waits_for_the_encoder_then_plays_its_contribution() -> None:
+    pipeline = contribution_pipeline("rtmp", KEY)
     async with pipeline.running(ready=False):
-        if "/hls.min.js" not in pipeline.app.static:
-            skip_missing("hlsjs")
+        need_hlsjs(pipeline)
         (ingest,) = pipeline.ingest_urls
         viewer = asyncio.ensure_future(watch(pipeline.player_url, 20))
         await asyncio.sleep(3.0)  # the page is up and waiting
@@ -53,16 +62,9 @@ async def test_the_player_waits_for_the_encoder_then_plays_its_contribution() ->
 async def test_hls_js_plays_through_the_slate_when_the_encoder_drops_for_5_s() -> None:
     """The encoder dies (SIGKILL) mid-show and a new one publishes 5 s later: the page keeps
     playing — the slate, then the programme after a discontinuity — without a fatal error."""
-    if find_chromium() is None:
-        skip_missing("chromium")
-    config = load_config(
-        None, env={"LIVECAST_STREAM_KEY": KEY}, overrides={"port": 0, "source": "rtmp"}
-    )
-    config = dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, rtmp_port=0))
-    pipeline = LivePipeline(config)
+    pipeline = contribution_pipeline("rtmp", KEY)
     async with pipeline.running(ready=False):
-        if "/hls.min.js" not in pipeline.app.static:
-            skip_missing("hlsjs")
+        need_hlsjs(pipeline)
         (ingest,) = pipeline.ingest_urls
         source = pipeline.contribution
         assert source is not None
@@ -90,16 +92,9 @@ async def test_hls_js_plays_through_the_slate_when_the_encoder_drops_for_5_s() -
 async def test_hls_js_plays_an_srt_contribution() -> None:
     """OBS's SRT path: MPEG-TS over SRT (latency 120 ms, passphrase, Opus audio) → the ladder →
     hls.js in Chromium."""
-    if find_chromium() is None:
-        skip_missing("chromium")
-    config = load_config(
-        None, env={"LIVECAST_STREAM_KEY": PASSPHRASE}, overrides={"port": 0, "source": "srt"}
-    )
-    config = dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, srt_port=0))
-    pipeline = LivePipeline(config)
+    pipeline = contribution_pipeline("srt", PASSPHRASE)
     async with pipeline.running(ready=False):
-        if "/hls.min.js" not in pipeline.app.static:
-            skip_missing("hlsjs")
+        need_hlsjs(pipeline)
         (ingest,) = pipeline.ingest_urls
         publisher = await asyncio.create_subprocess_exec(
             *caller_argv(f"{ingest}&passphrase={PASSPHRASE}&latency=120000", 40.0, "opus"),

@@ -60,16 +60,28 @@ def by_msn(playlist: MediaPlaylist) -> dict[int, tuple[float, float, int]]:
     }
 
 
+async def fed_pair(
+    stack: AsyncExitStack, seconds: float
+) -> tuple[list[LivePipeline], asyncio.subprocess.Process]:
+    """Two running pipelines, ready, fed by one publisher (stopped by the caller)."""
+    pipelines = [make_pipeline(), make_pipeline()]
+    for pipeline in pipelines:
+        await stack.enter_async_context(pipeline.running(ready=False))
+    urls = [f"{p.ingest_urls[0]}/{KEY}" for p in pipelines]
+    publisher = await publish_to_both(urls, seconds)
+    try:
+        for pipeline in pipelines:
+            await pipeline.wait_ready(timeout=20)
+    except BaseException:
+        await stop(publisher)
+        raise
+    return pipelines, publisher
+
+
 async def test_two_pipelines_fed_the_same_contribution_name_and_date_segments_alike() -> None:
     async with AsyncExitStack() as stack:
-        pipelines = [make_pipeline(), make_pipeline()]
-        for pipeline in pipelines:
-            await stack.enter_async_context(pipeline.running(ready=False))
-        urls = [f"{p.ingest_urls[0]}/{KEY}" for p in pipelines]
-        publisher = await publish_to_both(urls, 30.0)
+        pipelines, publisher = await fed_pair(stack, 30.0)
         try:
-            for pipeline in pipelines:
-                await pipeline.wait_ready(timeout=20)
             await asyncio.sleep(7.0)
             texts = [
                 (await aget(f"{p.base_url}/live/480p/index.m3u8"))[1].decode() for p in pipelines
@@ -97,14 +109,8 @@ async def test_an_edge_fails_over_between_two_origins_fed_by_one_encoder() -> No
     except LivecastError as exc:
         skip_missing("nginx", str(exc))
     async with AsyncExitStack() as stack:
-        pipelines = [make_pipeline(), make_pipeline()]
-        for pipeline in pipelines:
-            await stack.enter_async_context(pipeline.running(ready=False))
-        urls = [f"{p.ingest_urls[0]}/{KEY}" for p in pipelines]
-        publisher = await publish_to_both(urls, 40.0)
+        pipelines, publisher = await fed_pair(stack, 40.0)
         try:
-            for pipeline in pipelines:
-                await pipeline.wait_ready(timeout=20)
             upstreams = [Upstream("127.0.0.1", p.server.port) for p in pipelines]
             target = pipelines[0].event.config.target_duration
             tier = await stack.enter_async_context(

@@ -152,6 +152,6 @@ async def test_a_silent_primary_fails_over_to_the_backup_and_gets_the_air_back()
     assert 'livecast_ingest_on_air{input="primary",stream="main"} 1' in metrics
     assert 'livecast_ingest_on_air{input="backup",stream="main"} 0' in metrics
     assert 'livecast_ingest_switches_total{from="primary",to="backup",stream="main"} 1' in metrics
-    assert "livecast_ingest_switch_gap_seconds{stream=\"main\"} " in metrics
+    assert 'livecast_ingest_switch_gap_seconds{stream="main"} ' in metrics
     print(f"backup on air {switch_time:.2f} s after the primary stalled")
     assert changes == [(None, "primary"), ("primary", "backup"), ("backup", "primary")]

@@ -39,6 +39,18 @@ class StaticAsset:
     content_type: str
 
 
+def _starting(body: bytes, object_type: str, *, reusable: bool = False) -> Response:
+    """503 + Retry-After: 1, not stored: the event (or this origin's encoder) has not started."""
+    return Response(
+        503,
+        body,
+        cache_control="no-store",
+        object_type=object_type,
+        extra_headers=(("Retry-After", "1"),),
+        reusable=reusable,
+    )
+
+
 def _error(status: int, message: str, cache: str = SHORT, object_type: str = "other") -> Response:
     return Response(
         status,
@@ -228,14 +240,7 @@ class StreamAnswers:
     # ------------------------------------------------------------------ playlists
     def multivariant(self) -> Response:
         if not self.event.ready:
-            return Response(
-                503,
-                b"the event is starting\n",
-                cache_control="no-store",
-                object_type="multivariant",
-                extra_headers=(("Retry-After", "1"),),
-                reusable=True,
-            )
+            return _starting(b"the event is starting\n", "multivariant", reusable=True)
         return Response(
             200,
             self.event.multivariant_bytes(),
@@ -252,13 +257,7 @@ class StreamAnswers:
         position = rendition.position()
         if position is None:  # the event is starting (or an origin restarted, waiting for its
             # encoder): retry, or — behind an edge — the next origin (proxy_next_upstream 503)
-            return Response(
-                503,
-                b"the rendition has not started\n",
-                cache_control="no-store",
-                object_type="playlist-plain",
-                extra_headers=(("Retry-After", "1"),),
-            )
+            return _starting(b"the rendition has not started\n", "playlist-plain")
         if not d.blocking or rendition.ended:
             return self._playlist(rendition.name, skip=skip, blocking=False)
         check_blocking_request(d, position, self.event.config.part_target)
