@@ -211,7 +211,9 @@ async def test_stop_in_the_middle_of_a_publish_leaves_no_process(
         (pid,) = listener_pids(listener.port)
         await asyncio.wait_for(listener.stop(), 5)
         assert not Path(f"/proc/{pid}").exists()  # killed and reaped: not even a zombie
+        assert sink.ended == ["the ingest server stopped"]  # the live publish ends with it
         await asyncio.wait_for(listener.stop(), 5)  # a second stop() is harmless
+        assert sink.ended == ["the ingest server stopped"]
     finally:
         caller.kill()
         await reap(caller)

@@ -15,8 +15,9 @@ What SRT decides, measured with the imageio-ffmpeg wheel's FFmpeg (libsrt):
   here, without the passphrase) and keeps listening; the caller fails with an I/O error.
 * **One publisher per port.** FFmpeg's listener accepts one connection; each input of each event
   has a port of its own (``srt_port``; the backup ``srt_port + 1``), so the port, not the stream
-  id, says which event and input a caller feeds. FFmpeg's listener does not expose the caller's
-  ``streamid`` (``#!::r=live/EVENT,m=publish``), so it is accepted and not checked.
+  id, says which event and input a caller feeds. FFmpeg's listener sees the caller's
+  ``streamid`` (``#!::r=live/EVENT,m=publish``) only after accepting it (a verbose log line) and
+  cannot refuse a caller by it, so it is accepted and not checked.
 * When the caller goes, FFmpeg's input ends (``Input/output error``): the sink gets ``on_end``
   and a new listener starts at once. A listener that fails quickly without a caller (the port is
   taken) is started again after a capped backoff, with one log line each time.
@@ -148,6 +149,9 @@ class SrtListener:
             await asyncio.gather(self._task, return_exceptions=True)
         if proc is not None and proc.returncode is None:
             await proc.wait()
+        if self.connected:  # a live publish ends with the server, as RTMP's do
+            self.connected = False
+            self._sink.on_end("the ingest server stopped")
 
     # ------------------------------------------------------------------ the listener loop
     async def _listen_forever(self) -> None:
