@@ -98,8 +98,6 @@ class ContributionStats:
     input_overflows: int = 0  # runs given up because FFmpeg did not keep up with its input
     bytes_dropped: int = 0
     quick_failures: int = 0
-    switches: int = 0
-    slate_plays: int = 0
 
 
 @dataclass(eq=False)
@@ -178,11 +176,6 @@ class ContributionSource:
         self._last_stderr: list[str] = []
         self._ticker: asyncio.Task[None] | None = None
         self.aired: list[tuple[float, int, str]] = []  # (clock, generation, input or slate)
-
-    @property
-    def relay(self) -> FlvRelay:
-        """The primary input's relay."""
-        return self.relays[self.switch.inputs[0]]
 
     @property
     def on_air(self) -> str | None:
@@ -301,7 +294,6 @@ class ContributionSource:
         before = change.before or "nothing"
         level = logging.INFO if change.before is None else logging.WARNING
         log.log(level, "%s on air: %s → %s (%s)", self.name, before, change.after, change.reason)
-        self.stats.switches += 1
         if self._on_switch is not None:
             self._on_switch(change)
         if change.before is not None and change.before != SLATE:
@@ -325,7 +317,6 @@ class ContributionSource:
             return
         self._generation += 1
         self._aired = self._generation
-        self.stats.slate_plays += 1
         self._record_air(self._generation, SLATE)
         self.slate.play(self._generation, self._contiguous(self._wall()))
 

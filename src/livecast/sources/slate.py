@@ -100,15 +100,10 @@ class SlateReplay:
         self._released_seconds = 0.0  # media released in the current play
         self.generation: int | None = None  # the run on air, if any
         self.epoch = 0.0
-        self.plays = 0
 
     @property
     def ready(self) -> bool:
         return self._tracks is not None
-
-    @property
-    def playing(self) -> bool:
-        return self._task is not None and not self._task.done()
 
     def aired_until(self) -> float:
         """Wall-clock end of the slate media released so far (the epoch when none)."""
@@ -134,7 +129,6 @@ class SlateReplay:
             raise LivecastError("the slate is not prepared")
         self.stop()
         self.generation, self.epoch = generation, epoch
-        self.plays += 1
         self._schedule = ReplaySchedule(self._tracks)
         self._released_seconds = 0.0
         self._on_start(generation, epoch)
