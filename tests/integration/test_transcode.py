@@ -4,6 +4,7 @@ codecs, restart after kill -9, and no FFmpeg left behind."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -333,7 +334,8 @@ async def test_missing_binary_is_a_transcode_error(tmp_path: Path) -> None:
 # FFmpeg here writes nothing to its pipes, so it cannot die of SIGPIPE when Python goes away:
 # only the supervisor (SIGINT) or PR_SET_PDEATHSIG (SIGTERM, SIGKILL) can end it.
 CHILD = """
-import asyncio
+import asyncio, faulthandler, signal
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's post-mortem if it hangs
 from livecast.transcode.ffmpeg import find_ffmpeg
 from livecast.transcode.supervisor import TranscodeSupervisor
 
@@ -357,13 +359,31 @@ def process_gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
+def post_mortem(child: subprocess.Popen[bytes]) -> str:
+    """What a child that did not exit was doing: its threads' kernel state and Python stacks."""
+    states = []
+    for task in sorted(Path(f"/proc/{child.pid}/task").glob("*")):
+        with contextlib.suppress(OSError):
+            status = dict(line.split(":", 1) for line in (task / "status").read_text().splitlines())
+            wchan = (task / "wchan").read_text()
+            states.append(
+                f"thread {task.name}: {status['State'].strip()} wchan={wchan} "
+                f"SigPnd={status['SigPnd'].strip()} SigBlk={status['SigBlk'].strip()}"
+            )
+    child.send_signal(signal.SIGUSR1)
+    time.sleep(1.0)
+    child.kill()
+    _, stderr = child.communicate()
+    return "\n".join(states) + "\n" + stderr.decode(errors="replace")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 async def test_no_orphan_when_python_is_signalled(signum: signal.Signals) -> None:
     """SIGINT: asyncio.run cancels, ``async with`` stops FFmpeg. SIGTERM/SIGKILL: Python dies
     at once and FFmpeg follows through PR_SET_PDEATHSIG."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        [sys.executable, "-c", CHILD], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         assert child.stdout is not None
@@ -371,7 +391,11 @@ async def test_no_orphan_when_python_is_signalled(signum: signal.Signals) -> Non
         await asyncio.sleep(1.0)
         assert not process_gone(ffmpeg_pid)
         child.send_signal(signum)
-        await asyncio.to_thread(child.wait, 15)
+        try:
+            await asyncio.to_thread(child.wait, 15)
+        except subprocess.TimeoutExpired:
+            why = post_mortem(child)
+            pytest.fail(f"the child did not exit within 15 s of {signum.name}:\n{why}")
         await until(lambda: process_gone(ffmpeg_pid), 10)
     finally:
         child.kill()
