@@ -11,7 +11,8 @@ the CLI turns them into a one-line message and an exit code.
     ├── RequestError         a client request the origin refuses (carries the HTTP status)
     ├── TranscodeError       FFmpeg missing, failed to start, or died
     ├── ProbeError           the probe client could not follow the stream
-    └── IngestError          a contribution (RTMP/SRT publisher) broke the protocol or was refused
+    ├── IngestError          a contribution (RTMP/SRT publisher) broke the protocol or was refused
+    └── StoreError           a recording that cannot be opened or read
 """
 
 from __future__ import annotations
@@ -55,3 +56,7 @@ class ProbeError(LivecastError):
 
 class IngestError(LivecastError):
     """A contribution encoder broke the protocol (RTMP handshake, chunks, AMF) or was refused."""
+
+
+class StoreError(LivecastError):
+    """The recording cannot be opened or read (not a livecast recording, a bad DVR range)."""

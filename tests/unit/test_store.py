@@ -3,6 +3,7 @@ retires what the live window no longer serves — so the RAM ring stays bounded 
 
 from __future__ import annotations
 
+from livecast.packager.cutter import Part, Segment
 from livecast.packager.event import LiveEvent, RenditionSpec
 from livecast.packager.live import PackagingConfig
 from livecast.store.contract import WindowPolicy
@@ -29,9 +30,10 @@ def test_window_policy_follows_the_spec_rules() -> None:
 def test_ram_rendition_counts_what_it_holds_and_forgets_what_is_retired() -> None:
     store = RamRendition()
     store.put_init("init-1.mp4", b"i" * 10)
-    store.put_part(5, 0, b"a" * 100)
-    store.put_part(5, 1, b"b" * 50)
-    store.put_segment(5, b"a" * 100 + b"b" * 50)
+    segment = Segment(5, 10.0, 1010.0, False, "init-1.mp4")
+    store.put_part(segment, Part(5, 0, 10.0, 1.0, True, 100), b"a" * 100)
+    store.put_part(segment, Part(5, 1, 11.0, 1.0, False, 50), b"b" * 50)
+    store.put_segment(segment, b"a" * 100 + b"b" * 50)
     assert store.held_bytes == 310 and store.held_objects == 4
     assert store.part(5, 1) == b"b" * 50 and store.segment(5) == b"a" * 100 + b"b" * 50
     store.retire_parts(5)

@@ -128,6 +128,29 @@ def test_media_playlist_round_trips() -> None:
     assert parse_media_playlist(render_media_playlist(ended)) == ended
 
 
+def test_vod_playlist_with_a_gap_round_trips() -> None:
+    """EXT-X-PLAYLIST-TYPE after the target duration; EXT-X-GAP between EXTINF and the URI."""
+    pl = MediaPlaylist(
+        target_duration=2,
+        media_sequence=7,
+        playlist_type="VOD",
+        segments=[
+            SegmentEntry("seg-7.m4s", 2.0, pdt=1000.0, map=MapTag("init-7.mp4")),
+            SegmentEntry("seg-8.m4s", 2.0, pdt=1002.0, gap=True),
+        ],
+        endlist=True,
+    )
+    text = render_media_playlist(pl)
+    assert "#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n" in text
+    assert "#EXTINF:2.0,\n#EXT-X-GAP\nseg-8.m4s\n" in text
+    assert parse_media_playlist(text) == pl
+
+
+def test_unknown_playlist_type_is_refused() -> None:
+    with pytest.raises(PlaylistError, match="EVENT or VOD"):
+        parse_media_playlist("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:LIVE\n")
+
+
 def test_multivariant_playlist_round_trips_and_is_not_a_media_playlist() -> None:
     pl = MultivariantPlaylist(
         variants=[

@@ -2,11 +2,17 @@
 the probe and the player model. Tag units live in ``hls.tags``; this module orders them.
 
 Media playlist layout (draft-pantos-hls-rfc8216bis §4.4):
-  #EXTM3U, #EXT-X-VERSION, #EXT-X-TARGETDURATION, #EXT-X-SERVER-CONTROL, #EXT-X-PART-INF,
-  #EXT-X-MEDIA-SEQUENCE, #EXT-X-DISCONTINUITY-SEQUENCE, [#EXT-X-SKIP], then per segment
-  [#EXT-X-DISCONTINUITY] [#EXT-X-MAP] [#EXT-X-PROGRAM-DATE-TIME] #EXT-X-PART… #EXTINF + URI,
-  trailing #EXT-X-PART tags of the segment being produced, #EXT-X-PRELOAD-HINT,
-  #EXT-X-RENDITION-REPORT…, [#EXT-X-ENDLIST].
+  #EXTM3U, #EXT-X-VERSION, #EXT-X-TARGETDURATION, [#EXT-X-PLAYLIST-TYPE],
+  #EXT-X-SERVER-CONTROL, #EXT-X-PART-INF, #EXT-X-MEDIA-SEQUENCE, #EXT-X-DISCONTINUITY-SEQUENCE,
+  [#EXT-X-SKIP], then per segment [#EXT-X-DISCONTINUITY] [#EXT-X-MAP] [#EXT-X-PROGRAM-DATE-TIME]
+  #EXT-X-PART… #EXTINF [#EXT-X-GAP] + URI, trailing #EXT-X-PART tags of the segment being
+  produced, #EXT-X-PRELOAD-HINT, #EXT-X-RENDITION-REPORT…, [#EXT-X-ENDLIST].
+
+§4.4.3.5 EXT-X-PLAYLIST-TYPE: "EVENT … Media Segments can only be added to the end of the Media
+Playlist. VOD … the Media Playlist cannot change." §4.4.4.7 EXT-X-GAP: "indicates that the
+segment URI to which it applies does not contain media data and SHOULD NOT be loaded by clients"
+(the recording lost that segment). The segment part of the rendering is its own function so that
+the recording can append a segment's lines to its on-disk playlist body once (``store.archive``).
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ class SegmentEntry:
     pdt: float | None = None
     discontinuity: bool = False
     map: MapTag | None = None
+    gap: bool = False  # EXT-X-GAP: the segment has no media (clients skip it)
+
+
+PLAYLIST_TYPES = ("EVENT", "VOD")
 
 
 @dataclass(slots=True)
@@ -55,6 +65,7 @@ class MediaPlaylist:
     preload_hints: list[PreloadHint] = field(default_factory=list)
     rendition_reports: list[RenditionReport] = field(default_factory=list)
     endlist: bool = False
+    playlist_type: str | None = None  # "EVENT" or "VOD" (EXT-X-PLAYLIST-TYPE), None for live
 
     @property
     def first_listed_msn(self) -> int:
@@ -84,11 +95,25 @@ class MediaPlaylist:
 
 
 def render_media_playlist(pl: MediaPlaylist) -> str:
+    lines = render_media_header(pl)
+    for seg in pl.segments:
+        lines.extend(render_segment(seg))
+    lines.extend(hint.render() for hint in pl.preload_hints)
+    lines.extend(report.render() for report in pl.rendition_reports)
+    if pl.endlist:
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def render_media_header(pl: MediaPlaylist) -> list[str]:
+    """The playlist tags before the first segment."""
     lines = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{pl.version}",
         f"#EXT-X-TARGETDURATION:{pl.target_duration}",
     ]
+    if pl.playlist_type is not None:
+        lines.append(f"#EXT-X-PLAYLIST-TYPE:{pl.playlist_type}")
     if pl.independent_segments:
         lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
     if pl.server_control is not None:
@@ -100,22 +125,31 @@ def render_media_playlist(pl: MediaPlaylist) -> str:
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{pl.discontinuity_sequence}")
     if pl.skip is not None:
         lines.append(pl.skip.render())
-    for seg in pl.segments:
-        if seg.discontinuity:
-            lines.append("#EXT-X-DISCONTINUITY")
-        if seg.map is not None:
-            lines.append(seg.map.render())
-        if seg.pdt is not None:
-            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_pdt(seg.pdt)}")
-        lines.extend(part.render() for part in seg.parts)
-        if seg.uri is not None:
-            lines.append(f"#EXTINF:{fmt_float(seg.duration)},")
-            lines.append(seg.uri)
-    lines.extend(hint.render() for hint in pl.preload_hints)
-    lines.extend(report.render() for report in pl.rendition_reports)
-    if pl.endlist:
-        lines.append("#EXT-X-ENDLIST")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def render_segment(seg: SegmentEntry) -> list[str]:
+    """One segment's lines, from EXT-X-DISCONTINUITY to its URI."""
+    lines = []
+    if seg.discontinuity:
+        lines.append("#EXT-X-DISCONTINUITY")
+    if seg.map is not None:
+        lines.append(seg.map.render())
+    if seg.pdt is not None:
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_pdt(seg.pdt)}")
+    lines.extend(part.render() for part in seg.parts)
+    if seg.uri is not None:
+        lines.append(f"#EXTINF:{fmt_float(seg.duration)},")
+        if seg.gap:
+            lines.append("#EXT-X-GAP")
+        lines.append(seg.uri)
+    return lines
+
+
+def _playlist_type(value: str) -> str:
+    if value not in PLAYLIST_TYPES:
+        raise PlaylistError(f"EXT-X-PLAYLIST-TYPE must be EVENT or VOD, got {value!r}")
+    return value
 
 
 def parse_media_playlist(text: str) -> MediaPlaylist:
@@ -199,7 +233,9 @@ MEDIA_TAGS: dict[str, TagHandler] = {
     ServerControl.TAG: _playlist_value("server_control", ServerControl.parse),
     PartInf.TAG: _playlist_value("part_inf", PartInf.parse),
     Skip.TAG: _playlist_value("skip", Skip.parse),
+    "#EXT-X-PLAYLIST-TYPE": _playlist_value("playlist_type", _playlist_type),
     "#EXT-X-DISCONTINUITY": _segment_value("discontinuity", _present),
+    "#EXT-X-GAP": _segment_value("gap", _present),
     MapTag.TAG: _segment_value("map", MapTag.parse),
     "#EXT-X-PROGRAM-DATE-TIME": _segment_value("pdt", parse_pdt),
     PartTag.TAG: _segment_item("parts", PartTag.parse),

@@ -52,9 +52,13 @@ class Segment:
     discontinuity_sequence: int = 0  # set by the rendition: discontinuities up to this segment
     parts: list[Part] = field(default_factory=list)
     complete: bool = False
+    gap: bool = False  # recovered from a recording that lost it: listed with EXT-X-GAP
+    gap_duration: float = 0.0
 
     @property
     def duration(self) -> float:
+        if self.gap:
+            return self.gap_duration
         return sum(p.duration for p in self.parts)
 
     @property
@@ -64,6 +68,11 @@ class Segment:
     @property
     def end(self) -> float:
         return self.start + self.duration
+
+    @property
+    def pdt_end(self) -> float:
+        """Wall-clock end: comparable across encoder runs (each run's media time starts anew)."""
+        return self.pdt + self.duration
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ state change so that every viewer waiting for the same version shares the same b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from livecast.errors import MediaError
 from livecast.hls.playlist import (
@@ -121,12 +121,17 @@ class LiveEvent:
 
     # ------------------------------------------------------------------ playlists
     def media_playlist_bytes(self, name: str, *, skip: bool = False) -> bytes:
-        """The rendition's playlist at the current version; rendered once per version."""
+        """The rendition's playlist at the current version; rendered once per version. Once the
+        event ended, a recorded rendition's playlist is the VOD of the whole event."""
         key = (name, skip)
         cached = self._playlist_cache.get(key)
         if cached is not None and cached[0] == self.version:
             return cached[1]
         rendition = self._rendition(name)
+        if rendition.ended and rendition.recorded_range() is not None:
+            data = rendition.recorded_playlist()
+            self._playlist_cache[key] = (self.version, data)
+            return data
         playlist = rendition.media_playlist(skip=skip)
         playlist.rendition_reports = self._reports(exclude=name)
         data = render_media_playlist(playlist).encode()
@@ -143,12 +148,26 @@ class LiveEvent:
             reports.append(RenditionReport(f"../{name}/index.m3u8", position.last_msn, last_part))
         return reports
 
-    def multivariant_bytes(self) -> bytes:
+    def multivariant_bytes(self, query: str = "") -> bytes:
+        """The multivariant playlist; ``query`` (e.g. ``start=…``) is appended to every media
+        playlist URI, so that a start-over viewer's player asks for DVR playlists throughout."""
+        if query:
+            playlist = self.multivariant()
+            playlist.variants = [replace(v, uri=f"{v.uri}?{query}") for v in playlist.variants]
+            playlist.media = [
+                replace(m, uri=f"{m.uri}?{query}") if m.uri else m for m in playlist.media
+            ]
+            return render_multivariant_playlist(playlist).encode()
         if self._multivariant_cache and self._multivariant_cache[0] == self.version:
             return self._multivariant_cache[1]
         data = render_multivariant_playlist(self.multivariant()).encode()
         self._multivariant_cache = (self.version, data)
         return data
+
+    @property
+    def recorded(self) -> bool:
+        """Every rendition has a recording."""
+        return all(r.recording is not None for r in self.renditions.values())
 
     def multivariant(self) -> MultivariantPlaylist:
         """Variant attributes from the real streams: codecs and size from the init segments,

@@ -4,7 +4,12 @@ A :class:`LiveRendition` owns a :class:`SegmentCutter` per encoder run ("generat
 timeline of the live window (segments and their parts: numbers, durations, PDT — no bytes) and
 builds the :class:`MediaPlaylist` for it. The bytes go through the store seam
 (:mod:`livecast.store.contract`): put as they are cut, retired when the window no longer serves
-them. Time never enters: PDT comes from the encoder's capture epoch.
+them. Time never enters: PDT comes from the encoder's capture epoch. The window is measured in PDT
+(wall-clock capture time), which keeps its meaning across encoder runs whose media time restarts.
+
+With a recording (:class:`~livecast.store.archive.RecordedRendition`) the rendition starts from
+what the recording holds — the live window of a restarted origin continues with the same MSNs —
+and serves DVR and VOD playlists over the whole recording (:meth:`LiveRendition.recorded_playlist`).
 
 Window rules (draft-pantos-hls-rfc8216bis §6.2.2, Apple LL-HLS):
   * the playlist lists at least 3 target durations of segments (``window`` ≥ 3 × TD, validated);
@@ -21,14 +26,39 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from livecast.errors import MediaError
+from livecast.errors import MediaError, StoreError
+from livecast.hls.attributes import format_pdt
 from livecast.hls.directives import LivePosition
 from livecast.hls.playlist import MediaPlaylist, SegmentEntry
 from livecast.hls.tags import MapTag, PartInf, PartTag, PreloadHint, ServerControl, Skip
-from livecast.media.fmp4 import Fragment, InitSegment, TrackInfo
-from livecast.packager.cutter import Cut, PartCut, Segment, SegmentCut, SegmentCutter
-from livecast.store.contract import RenditionStore, WindowPolicy
+from livecast.media.fmp4 import Fragment, InitSegment, TrackInfo, parse_init
+from livecast.packager.cutter import Cut, Part, PartCut, Segment, SegmentCut, SegmentCutter
+from livecast.store.archive import RecordedRendition
+from livecast.store.contract import RenditionStore, WindowPolicy, part_name, segment_name
+from livecast.store.journal import RecordedSegment
 from livecast.store.ram import RamRendition
+
+
+def _segment_of(recorded: RecordedSegment) -> Segment:
+    """A recovered segment as the packager's timeline holds it."""
+    segment = Segment(
+        msn=recorded.msn,
+        start=recorded.start,
+        pdt=recorded.pdt,
+        discontinuity=recorded.discontinuity,
+        init_name=recorded.init_name,
+        discontinuity_sequence=recorded.discontinuity_sequence,
+        complete=True,
+        gap=recorded.gap,
+        gap_duration=recorded.gap_duration,
+    )
+    start = recorded.start
+    for part in recorded.parts:
+        segment.parts.append(
+            Part(recorded.msn, part.index, start, part.duration, part.independent, part.size)
+        )
+        start += part.duration
+    return segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +88,6 @@ class PackagingConfig:
         )
 
 
-def segment_name(msn: int) -> str:
-    return f"seg-{msn}.m4s"
-
-
-def part_name(msn: int, index: int) -> str:
-    return f"part-{msn}.{index}.m4s"
-
-
 class LiveRendition:
     def __init__(
         self, name: str, config: PackagingConfig, store: RenditionStore | None = None
@@ -83,6 +105,37 @@ class LiveRendition:
         self._parts_served: deque[Segment] = deque()  # complete, whose part files are served
         self._discontinuity_count = 0  # discontinuities seen so far
         self.ended = False
+        self.recording = self.store if isinstance(self.store, RecordedRendition) else None
+        if self.recording is not None:
+            self._restore(self.recording.recovered.segments, ended=self.recording.ended)
+
+    def _restore(self, recorded: list[RecordedSegment], *, ended: bool) -> None:
+        """Start from the recording: the segments of the live window, the end mark."""
+        assert self.recording is not None
+        self.ended = ended
+        if not recorded:
+            return
+        live_end = recorded[-1].pdt + recorded[-1].duration
+        kept = [
+            s
+            for s in recorded
+            if self.window.keeps_segment(segment_end=s.pdt + s.duration, live_end=live_end)
+        ]
+        for old in kept or recorded[-1:]:
+            segment = _segment_of(old)
+            self._segments.append(segment)
+            self._by_msn[segment.msn] = segment
+            self.init_names.add(segment.init_name)
+            if self.window.keeps_parts(segment_end=segment.pdt_end, live_end=live_end):
+                self._parts_served.append(segment)
+                self.recording.restore_parts(old)
+        self._discontinuity_count = self._segments[-1].discontinuity_sequence
+        init = self.recording.init(self._segments[-1].init_name)
+        if init is not None:
+            try:
+                self.track = parse_init(init)
+            except MediaError:
+                self.track = None
 
     # ------------------------------------------------------------------ input
     def start_generation(
@@ -119,11 +172,14 @@ class LiveRendition:
         return cuts
 
     def end(self) -> list[Cut]:
-        """The event is over: flush and mark the playlist with EXT-X-ENDLIST."""
+        """The event is over: flush and mark the playlist with EXT-X-ENDLIST (and the recording
+        with its end: it is VOD from now on, also after a restart)."""
         cuts = self._cutter.flush() if self._cutter else []
         for cut in cuts:
             self._on_cut(cut)
         self.ended = True
+        if self.recording is not None:
+            self.recording.end()
         return cuts
 
     def _on_cut(self, cut: Cut) -> None:
@@ -133,24 +189,24 @@ class LiveRendition:
             segment.discontinuity_sequence = self._discontinuity_count
         self._by_msn[segment.msn] = segment
         if isinstance(cut, PartCut):
-            self.store.put_part(segment.msn, cut.part.index, cut.data)
+            self.store.put_part(segment, cut.part, cut.data)
         elif isinstance(cut, SegmentCut) and (
             not self._segments or self._segments[-1] is not segment
         ):
-            self.store.put_segment(segment.msn, cut.data)
+            self.store.put_segment(segment, cut.data)
             self._segments.append(segment)
             self._parts_served.append(segment)
             self._prune()
 
     def _prune(self) -> None:
         """Retire from the store what the live window no longer serves (module doc)."""
-        live_end = self._segments[-1].end
+        live_end = self._segments[-1].pdt_end
         while self._parts_served and not self.window.keeps_parts(
-            segment_end=self._parts_served[0].end, live_end=live_end
+            segment_end=self._parts_served[0].pdt_end, live_end=live_end
         ):
             self.store.retire_parts(self._parts_served.popleft().msn)
         while len(self._segments) > 1 and not self.window.keeps_segment(
-            segment_end=self._segments[0].end, live_end=live_end
+            segment_end=self._segments[0].pdt_end, live_end=live_end
         ):
             old = self._segments.popleft()
             del self._by_msn[old.msn]
@@ -189,8 +245,9 @@ class LiveRendition:
         return None
 
     def _live_end(self) -> float:
+        """Wall-clock end of the newest media (the window is measured in PDT: module doc)."""
         seg = self.open_segment or (self._segments[-1] if self._segments else None)
-        return seg.end if seg else 0.0
+        return seg.pdt_end if seg else 0.0
 
     def last_complete_msn(self) -> int | None:
         return self._segments[-1].msn if self._segments else None
@@ -221,17 +278,23 @@ class LiveRendition:
         return seg is not None and index < len(seg.parts)
 
     def init_data(self, name: str) -> bytes | None:
-        return self.store.init(name) if name in self.init_names else None
+        if name in self.init_names or self.recording is not None:
+            return self.store.init(name)
+        return None
 
     def segment_data(self, msn: int) -> bytes | None:
         seg = self._by_msn.get(msn)
-        return self.store.segment(msn) if seg is not None and seg.complete else None
+        if seg is not None:
+            return self.store.segment(msn) if seg.complete and not seg.gap else None
+        if self.recording is not None:  # older than the live window: from the recording
+            return self.recording.segment(msn)
+        return None
 
     def part_data(self, msn: int, index: int) -> bytes | None:
         seg = self._by_msn.get(msn)
         if seg is None or index >= len(seg.parts):
             return None
-        if not self.window.keeps_parts(segment_end=seg.end, live_end=self._live_end()):
+        if not self.window.keeps_parts(segment_end=seg.pdt_end, live_end=self._live_end()):
             return None  # part files are kept 3 target durations past their listing
         return self.store.part(msn, index)
 
@@ -251,7 +314,7 @@ class LiveRendition:
         for position, seg in enumerate(listed):
             if position < skipped:
                 continue  # the first listed segment repeats EXT-X-MAP
-            with_parts = self.window.lists_parts(segment_end=seg.end, live_end=live_end)
+            with_parts = self.window.lists_parts(segment_end=seg.pdt_end, live_end=live_end)
             entries.append(self._entry(seg, with_parts=with_parts, previous_init=previous_init))
             previous_init = seg.init_name
         if open_seg is not None and open_seg.parts:
@@ -292,7 +355,7 @@ class LiveRendition:
         live_end = self._live_end()
         count = 0
         for seg in listed:
-            if live_end - seg.end < until:
+            if live_end - seg.pdt_end < until:
                 break
             count += 1
         return count
@@ -310,7 +373,58 @@ class LiveRendition:
             pdt=seg.pdt,
             discontinuity=seg.discontinuity,
             map=MapTag(seg.init_name) if seg.init_name != previous_init else None,
+            gap=seg.gap,
         )
+
+    # ------------------------------------------------------------------ recording
+    def recorded_playlist(
+        self, start: float | None = None, end: float | None = None, *, dvr_window: float = 0.0
+    ) -> bytes:
+        """A playlist over the recording from PDT ``start`` to ``end`` (start-over / DVR), or the
+        whole event when both are None. EVENT while it can still grow; VOD with EXT-X-ENDLIST once
+        the event ended or ``end`` is in the past. Raises :class:`StoreError` (→ 404) with the
+        reason when the range is outside what may be served: before the DVR window (``dvr_window``
+        seconds back from the live end, 0 = the whole event; no limit once the event ended),
+        after the newest segment, or empty."""
+        if self.recording is None:
+            raise StoreError("this origin keeps no recording")
+        index = self.recording.index
+        first, last = index.first, index.last
+        if first is None or last is None:
+            raise StoreError("nothing is recorded yet")
+        oldest = first.pdt
+        if dvr_window > 0 and not self.ended:
+            oldest = max(oldest, last.pdt_end - dvr_window)
+        begin = oldest if start is None else start
+        if begin < oldest - self.config.segment_duration:
+            raise StoreError(
+                f"start {format_pdt(begin)} is before the DVR window (it begins at "
+                f"{format_pdt(oldest)})"
+            )
+        if begin >= last.pdt_end:
+            raise StoreError(
+                f"start {format_pdt(begin)} is after the newest recorded segment (it ends at "
+                f"{format_pdt(last.pdt_end)})"
+            )
+        if end is not None and end <= begin:
+            raise StoreError("end must be after start")
+        head = index.find_pdt(begin)
+        tail = index.count - 1 if end is None else min(index.find_pdt(end), index.count - 1)
+        closed = self.ended or (end is not None and end < last.pdt_end)
+        return index.render(
+            head,
+            tail,
+            target_duration=self.config.target_duration,
+            playlist_type="VOD" if closed else "EVENT",
+            endlist=closed,
+        )
+
+    def recorded_range(self) -> tuple[float, float] | None:
+        """(PDT of the first recorded segment, PDT end of the newest), if any."""
+        if self.recording is None:
+            return None
+        first, last = self.recording.index.first, self.recording.index.last
+        return (first.pdt, last.pdt_end) if first and last else None
 
     def bitrates(self) -> tuple[int, int]:
         """(peak, average) segment bit rate over the retained complete segments, bits/s."""

@@ -27,6 +27,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+def segment_name(msn: int) -> str:
+    """The name (URL path element and file name) of segment ``msn``."""
+    return f"seg-{msn}.m4s"
+
+
+def part_name(msn: int, index: int) -> str:
+    return f"part-{msn}.{index}.m4s"
+
+
 @dataclass(frozen=True, slots=True)
 class WindowPolicy:
     """How long, counted back from the live end (seconds of media), the live window keeps what."""
@@ -55,14 +64,45 @@ class WindowPolicy:
         return segment_end > live_end - self.parts_listed
 
 
+class SegmentInfo(Protocol):
+    """What the packager knows of a segment (``packager.cutter.Segment`` has these)."""
+
+    @property
+    def msn(self) -> int: ...
+    @property
+    def start(self) -> float: ...  # media time of the encoder run, seconds
+    @property
+    def pdt(self) -> float: ...  # wall-clock capture time of the first sample
+    @property
+    def discontinuity(self) -> bool: ...
+    @property
+    def discontinuity_sequence(self) -> int: ...
+    @property
+    def init_name(self) -> str: ...
+    @property
+    def duration(self) -> float: ...
+
+
+class PartInfo(Protocol):
+    """What the packager knows of a part (``packager.cutter.Part`` has these)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def independent(self) -> bool: ...
+
+
 class RenditionStore(Protocol):
     """The media of one rendition of one stream."""
 
     def put_init(self, name: str, data: bytes) -> None: ...
 
-    def put_part(self, msn: int, index: int, data: bytes) -> None: ...
+    def put_part(self, segment: SegmentInfo, part: PartInfo, data: bytes) -> None: ...
 
-    def put_segment(self, msn: int, data: bytes) -> None: ...
+    def put_segment(self, segment: SegmentInfo, data: bytes) -> None:
+        """The segment is complete; ``data`` is its parts, concatenated."""
 
     def init(self, name: str) -> bytes | None: ...
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from livecast.store.contract import PartInfo, SegmentInfo
+
 
 @dataclass(slots=True)
 class RamRendition:
@@ -25,14 +27,16 @@ class RamRendition:
         self.held_bytes += len(data) - len(self.inits.get(name, b""))
         self.inits[name] = data
 
-    def put_part(self, msn: int, index: int, data: bytes) -> None:
+    def put_part(self, segment: SegmentInfo, part: PartInfo, data: bytes) -> None:
+        msn, index = segment.msn, part.index
         previous = self.parts.get((msn, index))
         if previous is None:
             self.part_counts[msn] = max(self.part_counts.get(msn, 0), index + 1)
         self.held_bytes += len(data) - len(previous or b"")
         self.parts[(msn, index)] = data
 
-    def put_segment(self, msn: int, data: bytes) -> None:
+    def put_segment(self, segment: SegmentInfo, data: bytes) -> None:
+        msn = segment.msn
         self.held_bytes += len(data) - len(self.segments.get(msn, b""))
         self.segments[msn] = data
 
