@@ -14,6 +14,9 @@ An event file (see docs/configuration.md) looks like::
     height = 720
     video_kbps = 2500
 
+    [record]                    # the recording: DVR/start-over, VOD at the same URLs
+    dir = "recordings"          # "" (the default): no recording; or $LIVECAST_RECORD_DIR
+
     [edge]                      # what ``livecast up`` starts in front of the origin
     edges = 2
     shield = false
@@ -45,6 +48,7 @@ from livecast.ingest.settings import (
     check_distinct_keys,
 )
 from livecast.packager.event import DEFAULT_STREAM
+from livecast.store.settings import RECORD_DIR_ENV, RecordSettings
 from livecast.transcode.ladder import DEFAULT_LADDER, DEFAULT_X264_PARAMS, Ladder, Rung
 
 ENV_PREFIX = "LIVECAST_"
@@ -122,6 +126,7 @@ class EventConfig:
     edge: EdgeSettings = field(default_factory=EdgeSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     events: tuple[EventKeys, ...] = ()  # more events on this server (contribution sources)
+    record: RecordSettings = field(default_factory=RecordSettings)
 
     def validate(self) -> EventConfig:
         """Check every value; return a copy with the part duration snapped to whole frames."""
@@ -147,6 +152,7 @@ class EventConfig:
         self.edge.validate()
         contribution = self.source in CONTRIBUTION_SOURCES
         self.ingest.validate(needs_key=contribution, srt=self.source == "srt")
+        self.record.validate()
         self._validate_events()
         if not math.isfinite(self.epoch) or self.epoch < 0:
             raise ConfigError("epoch", f"{self.epoch} is not a time (Unix seconds, or 0 for now)")
@@ -210,10 +216,11 @@ class EventConfig:
 _SCALAR_FIELDS = {
     f.name: f
     for f in dataclasses.fields(EventConfig)
-    if f.name not in ("rungs", "edge", "ingest", "events")
+    if f.name not in ("rungs", "edge", "ingest", "events", "record")
 }
 _EDGE_FIELDS = {f.name: f for f in dataclasses.fields(EdgeSettings)}
 _INGEST_FIELDS = {f.name: f for f in dataclasses.fields(IngestSettings)}
+_RECORD_FIELDS = {f.name: f for f in dataclasses.fields(RecordSettings)}
 
 
 def _coerce(key: str, value: Any, kind: Any) -> Any:
@@ -318,6 +325,10 @@ def _apply(config: EventConfig, values: Mapping[str, Any], origin: str) -> Event
         if key == "events":
             changes["events"] = _events(value)
             continue
+        if key == "record":
+            fields = _table_changes("record", value, _RECORD_FIELDS)
+            changes["record"] = dataclasses.replace(config.record, **fields)
+            continue
         spec = _SCALAR_FIELDS.get(key)
         if spec is None:
             raise ConfigError(key, f"unknown key (from {origin})")
@@ -359,6 +370,9 @@ def load_config(
     if keys:
         config = dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, **keys))
     config = _event_keys_from_env(config, environ)
+    if RECORD_DIR_ENV in environ:
+        record = dataclasses.replace(config.record, dir=environ[RECORD_DIR_ENV])
+        config = dataclasses.replace(config, record=record)
     if overrides:
         config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "options")
     return config.validate()
@@ -385,6 +399,8 @@ def config_toml(config: EventConfig) -> str:
     lines += [f"{name} = {_toml_value(getattr(config.edge, name))}" for name in _EDGE_FIELDS]
     lines += ["", "[ingest]"]
     lines += [f"{name} = {_toml_value(getattr(config.ingest, name))}" for name in _INGEST_FIELDS]
+    lines += ["", "[record]"]
+    lines += [f"{name} = {_toml_value(getattr(config.record, name))}" for name in _RECORD_FIELDS]
     for event in config.events:
         lines += ["", "[[events]]"]
         lines += [

@@ -8,27 +8,36 @@ URL layout (all media lives in memory; nothing here touches the file system):
   /live/<stream>/main.m3u8              → multivariant playlist of a stream
   /live/<stream>/<rendition>/index.m3u8 → media playlist, with _HLS_msn / _HLS_part / _HLS_skip
   /live/<stream>/<rendition>/init-<id>.mp4, seg-<msn>.m4s, part-<msn>.<index>.m4s
+  /live/<stream>/recording.json         → what the recording holds (DVR window, ended) as JSON
   /live/main.m3u8, /live/<rendition>/…  → the same for the default stream (``origin.streams``)
 
+Recording (``store.archive``): ``?start=…[&end=…]`` on a playlist asks for the recorded range
+(``origin.dvr``): an EVENT playlist from that time while the show is live, a VOD once it is over or
+when ``end`` is in the past. Once the event ended every media playlist URL serves the VOD of the
+whole event, with EXT-X-ENDLIST; segments older than the live window come from disk.
+
 Cache headers a CDN can follow (brief §4): a blocking response for a given MSN/part never changes
-(6 × TD); plain playlists and the multivariant ½ TD; parts, segments and init immutable for a day;
-404 and 503 one second.
+(6 × TD); plain playlists, EVENT (start-over) playlists and the multivariant ½ TD; parts, segments,
+init and VOD playlists immutable for a day; 404 and 503 one second.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from livecast.errors import RequestError
+from livecast.errors import RequestError, StoreError
 from livecast.hls.directives import Directives, check_blocking_request, parse_directives
 from livecast.origin.contract import Hold, Request, Response
+from livecast.origin.dvr import RecordedRange, parse_range
 from livecast.origin.streams import LivePath, StreamRegistry, decode_path, parse_live_path
 from livecast.packager.event import LiveEvent
 from livecast.packager.live import LiveRendition
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+KEPT_ARGUMENTS = (b"_HLS_", b"start=", b"end=")  # the query arguments that change an answer
 IMMUTABLE = "public, max-age=86400, immutable"
 SHORT = "public, max-age=1"
 
@@ -111,11 +120,12 @@ class OriginApp:
     @staticmethod
     def cache_key(target: bytes) -> bytes:
         """The request target without the query arguments that never change an answer here
-        (all but ``_HLS_*``: CMCD, cache busters), for the adapter's answer cache."""
+        (all but ``_HLS_*``, ``start`` and ``end``: CMCD, cache busters), for the adapter's answer
+        cache."""
         path, sep, query = target.partition(b"?")
         if not sep:
             return target
-        kept = [arg for arg in query.split(b"&") if arg.startswith(b"_HLS_")]
+        kept = [arg for arg in query.split(b"&") if arg.startswith(KEPT_ARGUMENTS)]
         return path + b"?" + b"&".join(kept) if kept else path
 
     # ------------------------------------------------------------------ Handler
@@ -161,8 +171,10 @@ class OriginApp:
             answers = self._stream(live.stream_id(self.streams.default))
             if answers is None:
                 return NO_SUCH_STREAM
+            if live.file == "recording.json":
+                return answers.recording_info()
             if live.rendition is None:
-                return answers.multivariant()
+                return answers.multivariant(request.query)
             return answers.media(live, request.query, now)
         if path == "/":
             return Response(
@@ -211,7 +223,13 @@ class StreamAnswers:
         if rendition is None:
             return _error(404, "no such rendition")
         if live.file == "index.m3u8":
-            return self._media_playlist(rendition, parse_directives(query), now)
+            recorded = parse_range(query)
+            directives = parse_directives(query)
+            if recorded is not None:
+                if directives.blocking or directives.skip is not None:
+                    raise RequestError(400, "_HLS_ directives do not apply to start/end playlists")
+                return self._recorded_playlist(rendition, recorded)
+            return self._media_playlist(rendition, directives, now)
         content_type = _content_type(rendition)
         if live.file == "init":
             data = rendition.init_data(f"init-{live.init}.mp4")
@@ -238,17 +256,44 @@ class StreamAnswers:
         return _error(404, "the hinted part was never produced", object_type="part")
 
     # ------------------------------------------------------------------ playlists
-    def multivariant(self) -> Response:
+    def multivariant(self, query: str = "") -> Response:
         if not self.event.ready:
             return _starting(b"the event is starting\n", "multivariant", reusable=True)
+        recorded = parse_range(query)
         return Response(
             200,
-            self.event.multivariant_bytes(),
+            self.event.multivariant_bytes(recorded.query() if recorded else ""),
             PLAYLIST_TYPE,
             self.plain_cache,
             "multivariant",
             reusable=True,
         )
+
+    def _recorded_playlist(self, rendition: LiveRendition, recorded: RecordedRange) -> Response:
+        """A start-over (EVENT) or VOD playlist over the recording; 404 with the reason when the
+        recording does not cover the range."""
+        try:
+            data = rendition.recorded_playlist(
+                recorded.start, recorded.end, dvr_window=self.event.dvr_window
+            )
+        except StoreError as exc:
+            return _error(404, str(exc), object_type="playlist-dvr")
+        closed = data.endswith(b"#EXT-X-ENDLIST\n")
+        cache = IMMUTABLE if closed else self.plain_cache
+        return Response(200, data, PLAYLIST_TYPE, cache, "playlist-dvr", reusable=True)
+
+    def recording_info(self) -> Response:
+        """What a player needs for a seek bar: the recorded range, the DVR window, ended."""
+        ranges = [r.recorded_range() for r in self.event.renditions.values()]
+        known = [r for r in ranges if r is not None]
+        info: dict[str, object] = {"recorded": bool(known), "ended": self.event.ended}
+        if known:
+            first, live_end = max(r[0] for r in known), min(r[1] for r in known)
+            window = self.event.dvr_window
+            oldest = first if window <= 0 or self.event.ended else max(first, live_end - window)
+            info.update(first=first, live_end=live_end, dvr_window=window, oldest_start=oldest)
+        body = (json.dumps(info) + "\n").encode()
+        return Response(200, body, "application/json", "no-cache", "other", reusable=True)
 
     def _media_playlist(
         self, rendition: LiveRendition, d: Directives, now: float
@@ -281,11 +326,14 @@ class StreamAnswers:
         cached = self._responses.get(key)
         if cached is not None and cached[0] == self.event.version:
             return cached[1]
+        cache = self.blocking_cache if blocking else self.plain_cache
+        if self.event.renditions[name].ended and self.event.recorded:
+            cache = IMMUTABLE  # the VOD of the whole event: it never changes again
         response = Response(
             200,
             self.event.media_playlist_bytes(name, skip=skip),
             PLAYLIST_TYPE,
-            self.blocking_cache if blocking else self.plain_cache,
+            cache,
             "playlist-blocking" if blocking else "playlist-plain",
             reusable=True,
         )

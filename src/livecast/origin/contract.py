@@ -18,6 +18,7 @@ OBJECT_TYPES = (
     "multivariant",
     "playlist-blocking",
     "playlist-plain",
+    "playlist-dvr",
     "part",
     "segment",
     "init",

@@ -31,7 +31,7 @@ from livecast.packager.event import DEFAULT_STREAM, LiveEvent
 STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _LIVE_PATH = re.compile(
     r"/live/(?:(?P<stream>[A-Za-z0-9_-]{1,64})/)?"
-    r"(?:(?P<multivariant>main\.m3u8)|(?P<rendition>[A-Za-z0-9_-]{1,32})/"
+    r"(?:(?P<multivariant>main\.m3u8)|(?P<recording>recording\.json)|(?P<rendition>[A-Za-z0-9_-]{1,32})/"
     r"(?:(?P<index>index\.m3u8)|init-(?P<init>[0-9]{1,20})\.mp4|seg-(?P<seg>[0-9]{1,20})\.m4s"
     r"|part-(?P<pmsn>[0-9]{1,20})\.(?P<pidx>[0-9]{1,6})\.m4s))"
 )
@@ -43,7 +43,7 @@ class LivePath:
 
     stream: str | None
     rendition: str | None  # None: the multivariant playlist
-    file: str  # "main.m3u8", "index.m3u8", "init", "seg" or "part"
+    file: str  # "main.m3u8", "recording.json", "index.m3u8", "init", "seg" or "part"
     init: str | None = None  # the init id (kept as text: it names a file)
     msn: int | None = None  # of "seg" and "part"
     part: int | None = None  # of "part"
@@ -72,6 +72,8 @@ def parse_live_path(path: str) -> LivePath | None:
     stream = match["stream"]
     if match["multivariant"]:
         return LivePath(stream, None, "main.m3u8")
+    if match["recording"]:
+        return LivePath(stream, None, "recording.json")
     rendition = match["rendition"]
     if match["index"]:
         return LivePath(stream, rendition, "index.m3u8")

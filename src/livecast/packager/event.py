@@ -58,6 +58,7 @@ class LiveEvent:
             spec.name: LiveRendition(spec.name, config, self.store.open(stream, spec.name))
             for spec in renditions
         }
+        self.dvr_window = 7200.0  # seconds of start-over behind the live end (0: whole event)
         self.version = 0  # bumped on every published part or segment
         self._playlist_cache: dict[tuple[str, bool], tuple[int, bytes]] = {}
         self._multivariant_cache: tuple[int, bytes] | None = None
