@@ -28,6 +28,7 @@ DEPENDENCIES = {
     "locust": "pip install locust (the test extra)",
     "uvloop": "pip install uvloop (the test extra)",
     "proc": "a Linux /proc file system",
+    "tmpfs": "root, allowed to mount a small tmpfs (a disk to fill up: the recording's disk tests)",
 }
 REQUIRED_ENV = "LIVECAST_REQUIRED_DEPS"
 _NEEDS = re.compile(r"needs ([a-z0-9_-]+):")

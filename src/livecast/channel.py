@@ -62,6 +62,8 @@ class Channel:
         self._queue = stream.attach("packager", wake=self._wake_packager)
         self._drain_scheduled = False
         self.ready = asyncio.Event()
+        if event.ready:  # restored from a recording
+            self.ready.set()
 
     @property
     def source(self) -> Source:
@@ -84,10 +86,13 @@ class Channel:
             tail = " | ".join(self.source.stderr_tail[-3:])
             raise LivecastError(f"the stream did not start within {timeout:g} s: {tail}")
 
-    async def stop(self) -> None:
-        """Stop the source (it delivers its last bytes), end the stream, package what is left."""
-        await self.source.stop()
-        self.publisher.end()
+    async def stop(self, *, end: bool = True) -> None:
+        """Stop the source (it delivers its last bytes), package what is left; ``end``: the
+        stream ends too (EXT-X-ENDLIST)."""
+        if self._source is not None:
+            await self._source.stop()
+        if end and not self.event.ended:
+            self.publisher.end()
         self.drain()
 
     # ------------------------------------------------------------------ source → hub → packager

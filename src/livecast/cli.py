@@ -5,6 +5,11 @@
   livecast serve --config event.toml        the same, from a config file
                  [--epoch E]                (loop: media time 0 at Unix time E; replicas
                                             given the same E serve identical bytes)
+                 [--record-dir D]           (record under D: DVR, VOD at the same URLs)
+  livecast event stop EVENT [--config F | --record-dir D]
+                                            end a recorded event (EXT-X-ENDLIST, VOD)
+  livecast export EVENT OUT.mp4 [--rendition R] [--start T] [--end T] [--config F | --record-dir D]
+                                            remux a recording (or a range) to one MP4
   livecast probe URL [--seconds N] [--json] join an LL-HLS stream, report startup and latency
   livecast up [--edges K] [--shield] [--port P] [--config FILE] [--origin-port N]
               [--source test|loop|rtmp] [--origins N]
@@ -13,6 +18,11 @@
                                             or rtmp origins (the encoder publishes to
                                             each), the edges fail over between them;
                                             prints one URL per edge
+
+SIGTERM ends the event being served (EXT-X-ENDLIST; a recording becomes VOD), then the server
+exits after ``record.end_linger`` seconds; SIGINT (Ctrl-C) only stops the server: a recorded event
+continues where it was at the next start. ``demo`` records under ./recordings (or
+$LIVECAST_RECORD_DIR); an ended demo recording is moved aside to main-<time> at the next start.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
 """
@@ -25,12 +35,14 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from livecast import __version__
 from livecast.config import SOURCES, EventConfig, load_config
 from livecast.errors import ConfigError, LivecastError
 
 log = logging.getLogger("livecast")
+DEMO_RECORD_DIR = "recordings"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +68,20 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--source", choices=SOURCES, default=None, help="test (live encode) or loop (replay)"
         )
+        command.add_argument("--record-dir", default=None, help="record under this directory")
+    event = sub.add_parser("event", help="act on a recorded event: stop (end it, VOD)")
+    event.add_argument("action", choices=["stop"])
+    event.add_argument("event", help="event id (main, or an [[events]] id)")
+    event.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the end")
+    export = sub.add_parser("export", help="remux a recorded event to one MP4 (no re-encode)")
+    export.add_argument("event", help="event id (main, or an [[events]] id)")
+    export.add_argument("out", help="the MP4 file to write")
+    export.add_argument("--rendition", default=None, help="video rendition (default: the best)")
+    export.add_argument("--start", default=None, help="RFC 3339 or Unix seconds")
+    export.add_argument("--end", default=None, help="RFC 3339 or Unix seconds")
+    for command in (event, export):
+        command.add_argument("--config", default=None, help="the event file ([record] dir)")
+        command.add_argument("--record-dir", default=None, help="the recording directory")
     up = sub.add_parser("up", help="origin, optional shield and K nginx edges (docs/edge.md)")
     up.add_argument("--edges", type=int, default=None, help="nginx edges (default 2, [edge])")
     up.add_argument(
@@ -85,6 +111,74 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--json", action="store_true", help="print the report as JSON")
     probe.add_argument("--rendition", default=None, help="variant URI or resolution to follow")
     return parser
+
+
+def _record_dir(config_file: str | None, record_dir: str | None) -> Path:
+    """The recording directory a command acts on: --record-dir, else the config's (or the
+    environment's, or the demo's ./recordings)."""
+    if record_dir:
+        return Path(record_dir)
+    config = load_config(config_file)
+    return config.record.path if config.record.enabled else Path(DEMO_RECORD_DIR)
+
+
+def _event_stop(args: argparse.Namespace) -> int:
+    import time
+
+    from livecast.store import control
+
+    directory = _record_dir(args.config, args.record_dir)
+    control.request_end(directory, args.event)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if control.ended(directory, args.event):
+            print(f"event {args.event} ended: its recording is VOD at the same URLs")
+            return 0
+        time.sleep(0.2)
+    print(
+        f"livecast: the end of {args.event} was requested, but no server ended it within "
+        f"{args.timeout:g} s (is it being served with --record-dir {directory}?)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    from livecast.errors import RequestError
+    from livecast.origin.dvr import parse_time
+    from livecast.store.export import export_recording
+
+    try:
+        start = parse_time("--start", args.start) if args.start else None
+        end = parse_time("--end", args.end) if args.end else None
+    except RequestError as exc:
+        raise ConfigError(exc.args[0] if exc.args else "time", str(exc)) from exc
+    directory = _record_dir(args.config, args.record_dir)
+    result = export_recording(
+        directory, args.event, Path(args.out), rendition=args.rendition, start=start, end=end
+    )
+    print(f"{result.out}: {result.duration:.1f} s")
+    return 0
+
+
+def _demo_recording(config: EventConfig) -> EventConfig:
+    """The demo records (./recordings unless $LIVECAST_RECORD_DIR says otherwise); an ended
+    recording of its event is moved aside, so that each demo after an end is a new show."""
+    import dataclasses
+    import os
+
+    from livecast.packager.event import DEFAULT_STREAM
+    from livecast.store import control
+    from livecast.store.settings import RECORD_DIR_ENV
+
+    if RECORD_DIR_ENV not in os.environ and not config.record.enabled:
+        record = dataclasses.replace(config.record, dir=DEMO_RECORD_DIR)
+        config = dataclasses.replace(config, record=record)
+    if config.record.enabled:
+        moved = control.move_aside_if_ended(config.record.path, DEFAULT_STREAM)
+        if moved is not None:
+            log.info("the previous demo ended: its recording is now event %s", moved.name)
+    return config
 
 
 async def _run_event(config: EventConfig) -> int:
@@ -120,6 +214,12 @@ async def _run_event(config: EventConfig) -> int:
             if not await pipeline.serve_until(stop):
                 log.error("the source gave up; stopping")
                 return 1
+            if stop.ends_event:
+                await pipeline.end_events()
+                log.info("SIGTERM: the event ended; serving %g s more", config.record.end_linger)
+                await asyncio.sleep(config.record.end_linger)
+            else:
+                pipeline.end_on_stop = False  # a recording continues at the next start
             log.info("stopping")
             return 0
 
@@ -165,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "rehearse":
             return _rehearse(args.what, args.out)
+        if args.command == "event":
+            return _event_stop(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "probe":
             from livecast.probe.client import run_probe
 
@@ -190,6 +294,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             overrides["epoch"] = args.epoch
             config = load_config(args.config, overrides=overrides)
+        if args.record_dir is not None:
+            import dataclasses
+
+            record = dataclasses.replace(config.record, dir=args.record_dir).validate()
+            config = dataclasses.replace(config, record=record)
+        if args.command == "demo":
+            config = _demo_recording(config)
         logging.getLogger().setLevel(config.log_level.upper())
         return _run(lambda: _run_event(config))
     except ConfigError as exc:

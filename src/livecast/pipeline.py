@@ -3,12 +3,15 @@
 This is the adapter layer that owns the event loop objects. Each event of the server is a
 :class:`~livecast.channel.Channel`: its source (the FFmpeg supervisor, the loop replayer, or the
 contribution encoders publishing with that event's keys) publishes fMP4 into the stream hub; its
-packager reads the stream from its own bounded queue, and the bytes live in the shared
-:class:`~livecast.store.ram.RamRing`. The HTTP :class:`OriginServer` in front of the pure
-:class:`OriginApp` answers from the registry of every event's stream (``/live/<id>/…``; the
-default event ``main`` also at the short URLs). One RTMP server takes every event's encoders:
-the stream key says which event and which input (primary or backup). Bytes flow one way; every
-published part wakes the requests parked on it (``OriginServer.notify``).
+packager reads the stream from its own bounded queue, and the bytes live in the shared store:
+the :class:`~livecast.store.ram.RamRing` (the live window), or with ``[record] dir`` the
+:class:`~livecast.store.archive.Recording` (the live window in RAM, the whole event on disk; an
+event whose recording ended is served as VOD, its source never started). The HTTP
+:class:`OriginServer` in front of the pure :class:`OriginApp` answers from the registry of every
+event's stream (``/live/<id>/…``; the default event ``main`` also at the short URLs). One RTMP
+server takes every event's encoders: the stream key says which event and which input (primary or
+backup). Bytes flow one way; every published part wakes the requests parked on it
+(``OriginServer.notify``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ from livecast.sources.contribution import ContributionSource
 from livecast.sources.loop_source import LoopSource, default_cache_dir
 from livecast.sources.slate import SlateReplay
 from livecast.sources.testsrc import test_source
+from livecast.store import control
+from livecast.store.archive import Recording
+from livecast.store.contract import Store
 from livecast.store.ram import RamRing
 from livecast.telemetry.metrics import Registry
 from livecast.transcode.ffmpeg import find_ffmpeg, find_font
@@ -94,7 +100,11 @@ class LivePipeline:
             segment_duration=self.ladder.segment_duration,
             window=config.window,
         )
-        self.store = RamRing()
+        self.recording: Recording | None = None
+        self.store: Store = RamRing()
+        if config.record.enabled:
+            self.recording = Recording(config.record.path, fsync=config.record.fsync)
+            self.store = self.recording
         self.streams = StreamRegistry(default=DEFAULT_STREAM)
         self.registry = Registry()
         self.app = OriginApp.for_streams(self.streams, static_assets())
@@ -117,6 +127,10 @@ class LivePipeline:
             ),
         )
         self._ingest_metrics()
+        self._record_metrics()
+        self._ended_here: set[str] = set()  # events ended while this process served them
+        self.end_on_stop = True  # stop() ends the events (False: a recording continues later)
+        self._watch: asyncio.Task[None] | None = None
         self.channels: dict[str, Channel] = {}
         self.contributions: dict[str, ContributionSource] = {}
         self.rtmp: RtmpServer | None = None
@@ -154,10 +168,42 @@ class LivePipeline:
             ("result",),
         )
 
+    def _record_metrics(self) -> None:
+        self._record_errors = self.registry.counter(
+            "livecast_record_errors_total",
+            "Writes the recording's disk refused (live went on from memory)",
+            ("stream", "rendition"),
+        )
+        self._record_gaps = self.registry.counter(
+            "livecast_record_gap_segments_total",
+            "Segments the recording lost (EXT-X-GAP in its VOD playlist)",
+            ("stream", "rendition"),
+        )
+        self._record_ended = self.registry.gauge(
+            "livecast_record_ended", "1 once the event ended (VOD at the live URLs)", ("stream",)
+        )
+        self._seen: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def _update_record_metrics(self) -> None:
+        if self.recording is None:
+            return
+        for stream_id, name, rendition in self.recording.renditions():
+            errors, gaps = self._seen.get((stream_id, name), (0, 0))
+            self._record_errors.labels(stream_id, name)  # present from the start, at 0
+            self._record_gaps.labels(stream_id, name)
+            if rendition.errors > errors:
+                self._record_errors.inc(stream_id, name, amount=rendition.errors - errors)
+            if rendition.gap_segments > gaps:
+                self._record_gaps.inc(stream_id, name, amount=rendition.gap_segments - gaps)
+            self._seen[(stream_id, name)] = (rendition.errors, rendition.gap_segments)
+        for stream_id, channel in self.channels.items():
+            self._record_ended.set(1.0 if channel.event.ended else 0.0, stream_id)
+
     def _add_channel(self, stream_id: str) -> Channel:
         specs = [RenditionSpec(r.name, "video") for r in self.ladder.rungs]
         specs.append(RenditionSpec(AUDIO_RENDITION, "audio"))
         event = LiveEvent(self.packaging, specs, stream=stream_id, store=self.store)
+        event.dvr_window = self.config.record.dvr_window
         self.streams.add(stream_id, event)
         stream = self.hub.create(stream_id, tuple(self.ladder.renditions))
         channel = Channel(
@@ -367,7 +413,17 @@ class LivePipeline:
         else:
             await self._listen()
             for channel in self.channels.values():
+                if channel.event.ended:  # a recording that ended: VOD, nothing to encode
+                    log.info(
+                        "event %s ended before this start: serving its recording as VOD "
+                        "(move %s away to go live again)",
+                        channel.id,
+                        self.config.record.path / channel.id,
+                    )
+                    continue
                 await channel.source.start()
+        if self.recording is not None:
+            self._watch = asyncio.create_task(self._watch_recording(), name="record-watch")
         if self.rtmp is not None:
             await self._listen_ingest(self.rtmp, self.config.ingest.rtmp_port)
         for listener in self.srt:
@@ -395,15 +451,57 @@ class LivePipeline:
         playlist is real)."""
         await self.channels[stream].wait_ready(timeout)
 
-    async def stop(self) -> None:
+    async def stop(self, *, end: bool = True) -> None:
+        """Stop serving. ``end``: the events end too (EXT-X-ENDLIST, the recording's end mark);
+        without it a recording stays open, and the next start continues it."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         if self.rtmp is not None:
             await self.rtmp.stop()
         for listener in self.srt:
             await listener.stop()
         for channel in self.channels.values():
-            await channel.stop()  # delivers the last bytes
+            await channel.stop(end=end)  # delivers the last bytes
         self.server.notify()
         await self.server.stop()
+        if self.recording is not None:
+            self._update_record_metrics()
+            self.recording.close()
+
+    async def end_event(self, stream_id: str = DEFAULT_STREAM) -> None:
+        """The event is over: its encoder stops, every media playlist gets EXT-X-ENDLIST at once
+        (the held requests are answered), a recorded event is VOD at the same URLs from now on
+        — also after a restart. The origin keeps serving."""
+        channel = self.channels[stream_id]
+        if channel.event.ended:
+            return
+        self._ended_here.add(stream_id)
+        await channel.stop(end=True)
+        self.server.notify()
+        self._update_record_metrics()
+        log.info("event %s ended%s", stream_id,
+                 ": VOD at the same URLs" if self.recording is not None else "")  # fmt: skip
+
+    def _over(self, stream_id: str) -> bool:
+        """The event ended, or is ending (its source stops first)."""
+        return stream_id in self._ended_here or self.channels[stream_id].event.ended
+
+    async def end_events(self) -> None:
+        for stream_id in list(self.channels):
+            await self.end_event(stream_id)
+
+    async def _watch_recording(self) -> None:
+        """Every second: ``livecast event stop`` requests, the recording's metrics."""
+        assert self.recording is not None
+        while True:
+            for stream_id in control.end_requests(self.recording.directory):
+                if stream_id in self.channels:
+                    await self.end_event(stream_id)
+                control.clear(self.recording.directory, stream_id)
+            self._update_record_metrics()
+            await asyncio.sleep(1.0)
 
     @contextlib.asynccontextmanager
     async def running(
@@ -417,16 +515,25 @@ class LivePipeline:
                 await self.wait_ready(timeout=timeout)
             yield self
         finally:
-            await self.stop()
+            await self.stop(end=self.end_on_stop)
 
     async def serve_until(self, stop: asyncio.Event) -> bool:
-        """Serve until ``stop`` is set (True) or the source gives up for good (False)."""
-        ended = asyncio.ensure_future(self.source.wait())
+        """Serve until ``stop`` is set (True) or the source gives up for good (False). An event
+        that ended (before this start, or by :meth:`end_event`) is served until ``stop``."""
         stopped = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        ended.cancel()
-        stopped.cancel()
-        return stop.is_set()
+        try:
+            while not stop.is_set():
+                if self._over(DEFAULT_STREAM):
+                    await stopped
+                    break
+                ended = asyncio.ensure_future(self.source.wait())
+                await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                ended.cancel()
+                if ended.done() and not stop.is_set() and not self._over(DEFAULT_STREAM):
+                    return False
+        finally:
+            stopped.cancel()
+        return True
 
     # ------------------------------------------------------------------ the test source
     def _argv(self, fds: dict[str, int], epoch: float) -> list[str]:
@@ -434,13 +541,30 @@ class LivePipeline:
         return build_argv(self.ffmpeg, source, self.ladder, fds)
 
 
+class StopRequest(asyncio.Event):
+    """Set by SIGINT or SIGTERM; ``signum`` says which (SIGTERM ends the event, SIGINT only stops
+    the server: docs/recording.md)."""
+
+    signum: signal.Signals | None = None
+
+    def request(self, signum: signal.Signals) -> None:
+        if self.signum is None:
+            self.signum = signum
+        self.set()
+
+    @property
+    def ends_event(self) -> bool:
+        return self.signum == signal.SIGTERM
+
+
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[asyncio.Event]:
-    """An event set by SIGINT or SIGTERM while the block runs (the commands that serve)."""
-    stop = asyncio.Event()
+def stop_on_signals() -> Iterator[StopRequest]:
+    """A :class:`StopRequest` set by SIGINT or SIGTERM while the block runs (the commands that
+    serve)."""
+    stop = StopRequest()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop.request, sig)
     try:
         yield stop
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,8 +14,11 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def livecast(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """``python -m livecast ARGS`` from this checkout, stdout and stderr piped."""
+    """``python -m livecast ARGS`` from this checkout, stdout and stderr piped. A demo records
+    into a fresh temporary directory (not ./recordings of the checkout)."""
     base = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    if args[:1] == ("demo",):
+        base.setdefault("LIVECAST_RECORD_DIR", tempfile.mkdtemp(prefix="livecast-recording-"))
     return subprocess.Popen(
         [sys.executable, "-m", "livecast", *args],
         stdout=subprocess.PIPE,

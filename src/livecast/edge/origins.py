@@ -152,6 +152,8 @@ def _replica(
         argv += ["--config", str(conf_file), "--source", "loop", "--epoch", repr(epoch)]
         origin = OriginProcess(name, argv, host, port)
     origin.argv += ["--host", config.host, "--port", str(port)]
+    if config.record.enabled:  # each replica records on its own (one writer per journal)
+        origin.argv += ["--record-dir", str(config.record.path / name)]
     return origin
 
 

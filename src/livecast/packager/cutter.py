@@ -53,12 +53,12 @@ class Segment:
     parts: list[Part] = field(default_factory=list)
     complete: bool = False
     gap: bool = False  # recovered from a recording that lost it: listed with EXT-X-GAP
-    gap_duration: float = 0.0
+    duration_without_parts: float = 0.0
 
     @property
     def duration(self) -> float:
         if self.gap:
-            return self.gap_duration
+            return self.duration_without_parts
         return sum(p.duration for p in self.parts)
 
     @property

@@ -50,7 +50,7 @@ def _segment_of(recorded: RecordedSegment) -> Segment:
         discontinuity_sequence=recorded.discontinuity_sequence,
         complete=True,
         gap=recorded.gap,
-        gap_duration=recorded.gap_duration,
+        duration_without_parts=recorded.duration_without_parts,
     )
     start = recorded.start
     for part in recorded.parts:

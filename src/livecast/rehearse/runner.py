@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -121,7 +122,7 @@ class Stack:
         process = self.process
         if process is None or process.returncode is not None:
             return
-        process.terminate()
+        process.send_signal(signal.SIGINT)  # stop the stack; the event is not "over" (SIGTERM)
         try:
             await asyncio.wait_for(process.wait(), 20)
         except TimeoutError:

@@ -91,6 +91,7 @@ class RecordedRendition:
         self._open_size = 0
         self._failed_msn: int | None = None  # segment that could not be recorded
         self._outage = False  # the disk refuses writes (logged once per outage)
+        self._journal_torn = False  # the last journal write failed, perhaps half-way
         # Segments waiting to be indexed (and journaled, for gaps) while the disk refuses writes.
         self._backlog: deque[tuple[RecordedSegment, bool]] = deque(maxlen=BACKLOG_LIMIT)
         self._part_sizes: dict[int, list[int]] = {}  # parts readable from disk, per msn
@@ -140,7 +141,7 @@ class RecordedRendition:
             if final.exists() and final.stat().st_size == segment.size:
                 return segment
             return _as_gap(segment)
-        if final.exists() and final.stat().st_size == segment.size:  # renamed, not journaled
+        if final.exists() and final.stat().st_size >= segment.size:  # renamed, not journaled
             segment.complete = True
             return segment
         partial = final.with_name(final.name + PARTIAL)
@@ -214,6 +215,8 @@ class RecordedRendition:
             self._drain_backlog()
         except OSError as exc:
             self._count_error(exc, f"the playlist index at segment {msn}")
+        else:
+            self._outage_over(msn)
         self._sync_segment(fd)
 
     def _sync_segment(self, fd: int) -> None:
@@ -256,14 +259,6 @@ class RecordedRendition:
         self._open_fd = os.open(path, flags, 0o644)
         self._open_msn, self._open_size = segment.msn, 0
         self._append(journal.open_line(_recorded(segment)))
-        if self._outage:
-            self._outage = False
-            log.info(
-                "recording %s: writing again from segment %d (%d segments lost so far)",
-                self.directory,
-                segment.msn,
-                self.gap_segments,
-            )
 
     def _write_init(self, name: str, data: bytes, *, raise_errors: bool = False) -> None:
         path = self.directory / name
@@ -290,13 +285,33 @@ class RecordedRendition:
             self._backlog.popleft()
 
     def _append(self, line: str) -> None:
-        _write_all(self._journal, line.encode())
+        """One journal line. After a failed write (perhaps a short one: a full disk), the next
+        line starts with a newline, so that the fragment stays a line of its own (skipped at
+        replay) instead of spoiling the next fact."""
+        data = ("\n" + line if self._journal_torn else line).encode()
+        try:
+            _write_all(self._journal, data)
+        except OSError:
+            self._journal_torn = True
+            raise
+        self._journal_torn = False
 
     def _fail(self, segment: SegmentInfo, exc: OSError) -> None:
         self._failed_msn = segment.msn
         self._close_partial(segment.msn, keep=False)
         self._part_sizes.pop(segment.msn, None)
         self._count_error(exc, f"segment {segment.msn}")
+
+    def _outage_over(self, msn: int) -> None:
+        """A whole segment was recorded: an outage (if any) is over."""
+        if self._outage:
+            self._outage = False
+            log.info(
+                "recording %s: recording again from segment %d (%d segments lost so far)",
+                self.directory,
+                msn,
+                self.gap_segments,
+            )
 
     def _count_error(self, exc: OSError, what: str) -> None:
         if not self._outage:
@@ -404,17 +419,18 @@ def _recorded(segment: SegmentInfo) -> RecordedSegment:
         discontinuity=segment.discontinuity,
         discontinuity_sequence=segment.discontinuity_sequence,
         init_name=segment.init_name,
+        duration_without_parts=segment.duration,
     )
 
 
 def _gap_of(segment: SegmentInfo) -> RecordedSegment:
     gap = _recorded(segment)
-    gap.complete, gap.gap, gap.gap_duration = True, True, segment.duration
+    gap.complete, gap.gap, gap.duration_without_parts = True, True, segment.duration
     return gap
 
 
 def _as_gap(segment: RecordedSegment) -> RecordedSegment:
-    segment.gap_duration = segment.duration
+    segment.duration_without_parts = segment.duration
     segment.gap, segment.parts = True, []
     return segment
 

@@ -54,12 +54,12 @@ class RecordedSegment:
     parts: list[RecordedPart] = field(default_factory=list)
     complete: bool = False
     gap: bool = False  # live, but not recorded (the disk failed)
-    gap_duration: float = 0.0
+    duration_without_parts: float = 0.0  # what the packager said (gaps: the journal's line)
 
     @property
     def duration(self) -> float:
-        if self.gap:
-            return self.gap_duration
+        if self.gap or not self.parts:
+            return self.duration_without_parts
         return sum(p.duration for p in self.parts)
 
     @property
@@ -183,7 +183,7 @@ def _apply(words: list[str], replayed: Replayed, by_msn: dict[int, RecordedSegme
             init_name=words[7],
             complete=True,
             gap=True,
-            gap_duration=float(words[4]),
+            duration_without_parts=float(words[4]),
         )
         _add(segment, replayed, by_msn)
     elif kind == "end" and len(words) == 1:
