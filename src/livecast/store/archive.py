@@ -78,6 +78,7 @@ class RecordedRendition:
         if fsync not in FSYNC_POLICIES:
             raise StoreError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}, got {fsync!r}")
         self.directory = directory
+        self._prefix = f"{directory}{os.sep}"  # file names joined as text: see _path
         self.fsync = fsync
         self._syncer = syncer
         self.ram = RamRendition()
@@ -195,9 +196,9 @@ class RecordedRendition:
             self._failed_msn = None
             self._close_partial(msn, keep=False)
             return
-        final = self.directory / segment_name(msn)
+        final = self._path(segment_name(msn))
         try:
-            os.replace(final.with_name(final.name + PARTIAL), final)
+            os.replace(final + PARTIAL, final)
         except OSError as exc:
             self._fail(segment, exc)
             self._backlog.append((_gap_of(segment), True))
@@ -254,17 +255,18 @@ class RecordedRendition:
             if init is None:
                 raise OSError(f"init segment {segment.init_name} was never written")
             self._write_init(segment.init_name, init, raise_errors=True)
-        path = self.directory / (segment_name(segment.msn) + PARTIAL)
+        path = self._path(segment_name(segment.msn) + PARTIAL)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         self._open_fd = os.open(path, flags, 0o644)
         self._open_msn, self._open_size = segment.msn, 0
         self._append(journal.open_line(_recorded(segment)))
 
     def _write_init(self, name: str, data: bytes, *, raise_errors: bool = False) -> None:
-        path = self.directory / name
-        temporary = path.with_name(name + ".tmp")
+        path = self._path(name)
+        temporary = path + ".tmp"
         try:
-            temporary.write_bytes(data)
+            with open(temporary, "wb") as file:
+                file.write(data)
             os.replace(temporary, path)
             self._append(journal.init_line(name))
             self._on_disk_inits.add(name)
@@ -331,22 +333,27 @@ class RecordedRendition:
                 os.close(self._open_fd)
         if msn is not None and not keep:
             with contextlib.suppress(OSError):
-                (self.directory / (segment_name(msn) + PARTIAL)).unlink()
+                os.unlink(self._path(segment_name(msn) + PARTIAL))
         if msn is not None and msn == self._open_msn:
             self._open_fd, self._open_msn = None, None
+
+    def _path(self, name: str) -> str:
+        """A file of this rendition. Plain strings on the hot path: pathlib interns every name
+        it parses, a table that would grow with the event."""
+        return self._prefix + name
 
     # ------------------------------------------------------------------ RenditionStore: reads
     def init(self, name: str) -> bytes | None:
         data = self.ram.init(name)
         if data is None and name in self._on_disk_inits:
-            data = _read(self.directory / name)
+            data = _read(self._path(name))
         return data
 
     def part(self, msn: int, index: int) -> bytes | None:
         data = self.ram.part(msn, index)
         sizes = self._part_sizes.get(msn)
         if data is None and sizes is not None and index < len(sizes) and msn != self._open_msn:
-            path = self.directory / segment_name(msn)
+            path = self._path(segment_name(msn))
             with contextlib.suppress(OSError), open(path, "rb") as file:
                 file.seek(sum(sizes[:index]))
                 data = file.read(sizes[index])
@@ -355,7 +362,7 @@ class RecordedRendition:
     def segment(self, msn: int) -> bytes | None:
         data = self.ram.segment(msn)
         if data is None and self.index.position_of_msn(msn) is not None:
-            data = _read(self.directory / segment_name(msn))
+            data = _read(self._path(segment_name(msn)))
         return data
 
     def retire_init(self, name: str) -> None:
@@ -453,8 +460,9 @@ def _fsync_journal(fd: int, index: PlaylistIndex) -> None:
     index.fsync()
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: str) -> bytes | None:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as file:
+            return file.read()
     except OSError:
         return None
