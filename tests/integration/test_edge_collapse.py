@@ -30,6 +30,7 @@ from livecast.errors import LivecastError
 from livecast.hls.playlist import parse_media_playlist
 from livecast.origin.app import OriginApp
 from livecast.origin.http import OriginServer
+from livecast.store.archive import Recording
 from livecast.telemetry.metrics import Registry
 from tests.requirements import skip_missing, skip_unless
 from tests.unit.synth import Feeder, make_event
@@ -123,13 +124,15 @@ class Stack:
 @pytest_asyncio.fixture
 async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
     """Origin (hand-fed) ← taps ← [shield] ← edges. ``request.param`` may set ``edges``,
-    ``shield``, ``origins`` (taps, i.e. upstream servers) and ``tier`` (TierConfig changes)."""
+    ``shield``, ``origins`` (taps, i.e. upstream servers), ``tier`` (TierConfig changes) and
+    ``record`` (the event is recorded, in ``tmp_path / "recording"``)."""
     try:
         find_nginx()
     except LivecastError as exc:
         skip_missing("nginx", str(exc))
     param = getattr(request, "param", {})
-    event = make_event()
+    recording = Recording(tmp_path / "recording") if param.get("record") else None
+    event = make_event(store=recording)
     feeder = Feeder(event)
     feeder.advance_to(START)
     app = OriginApp(event)
@@ -154,6 +157,8 @@ async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
             await tap.stop()
         server.notify()
         await server.stop()
+        if recording is not None:
+            recording.close()
     for tier in tiers:  # nothing worse than the upstream errors a test provokes
         severe = [
             line for line in _lines(tier.error_log) if re.search(r"\[(crit|alert|emerg)\]", line)

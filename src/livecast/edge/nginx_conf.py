@@ -35,7 +35,12 @@ from dataclasses import dataclass
 
 from livecast.edge.accesslog import FORMAT_NAME, log_format
 
-CACHE_KEY = "$uri|msn=$arg__HLS_msn|part=$arg__HLS_part|skip=$arg__HLS_skip"
+# The query arguments that change an answer: the LL-HLS directives and a recorded range (start-over
+# and DVR playlists, origin.dvr); the rest (CMCD, cache busters) share one entry.
+CACHE_KEY = (
+    "$uri|msn=$arg__HLS_msn|part=$arg__HLS_part|skip=$arg__HLS_skip"
+    "|start=$arg_start|end=$arg_end"
+)
 STALE_CASES = "error timeout updating http_500 http_502 http_503 http_504"
 MEDIA_STALE_CASES = "error timeout http_500 http_502 http_503 http_504"
 MEDIA_PATHS = r"\.(m4s|mp4)$"
