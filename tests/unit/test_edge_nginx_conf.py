@@ -56,14 +56,14 @@ def seconds(value: str) -> float:
     return int(match[1]) / (1000 if match[2] == "ms" else 1)
 
 
-def test_cache_key_is_the_path_and_the_three_ll_hls_directives_only() -> None:
+def test_cache_key_is_the_path_the_ll_hls_directives_and_the_recorded_range_only() -> None:
     key = one(render_nginx_conf(conf()), "proxy_cache_key")
-    for part in ("$uri", "$arg__HLS_msn", "$arg__HLS_part", "$arg__HLS_skip"):
+    for part in ("$uri", "$arg__HLS_msn", "$arg__HLS_part", "$arg__HLS_skip", "$arg_start"):
         assert part in key
     for per_viewer in ("$args", "$request_uri", "$query_string", "$is_args", "CMCD", "$arg_CMCD"):
         assert per_viewer not in key
     assert set(re.findall(r"\$\w+", key)) == {
-        "$uri", "$arg__HLS_msn", "$arg__HLS_part", "$arg__HLS_skip",
+        "$uri", "$arg__HLS_msn", "$arg__HLS_part", "$arg__HLS_skip", "$arg_start", "$arg_end",
     }  # fmt: skip
 
 
