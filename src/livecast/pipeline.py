@@ -131,6 +131,7 @@ class LivePipeline:
         self._ended_here: set[str] = set()  # events ended while this process served them
         self.end_on_stop = True  # stop() ends the events (False: a recording continues later)
         self._watch: asyncio.Task[None] | None = None
+        self._ending_tasks: set[asyncio.Task[None]] = set()
         self.channels: dict[str, Channel] = {}
         self.contributions: dict[str, ContributionSource] = {}
         self.rtmp: RtmpServer | None = None
@@ -314,9 +315,25 @@ class LivePipeline:
             ),
             on_aired=show_on_air,
             name=stream_id,
+            on_unpublished=(
+                (lambda: self._end_after_drain(stream_id))
+                if self.config.ingest.end_on_unpublish
+                else None
+            ),
         )
         self.contributions[stream_id] = source
         return source
+
+    def _end_after_drain(self, stream_id: str) -> None:
+        """The publisher ended the event: once the ladder has encoded its last frames, end it."""
+
+        async def end() -> None:
+            await self.contributions[stream_id].drain(timeout=5.0)
+            await self.end_event(stream_id)
+
+        task = asyncio.get_running_loop().create_task(end(), name=f"end-{stream_id}")
+        self._ending_tasks.add(task)
+        task.add_done_callback(self._ending_tasks.discard)
 
     def _cache_dir(self) -> Path:
         return Path(self.config.cache_dir) if self.config.cache_dir else default_cache_dir()

@@ -14,6 +14,7 @@
     switch_back_after = 10.0    # the primary healthy this long: back from the backup
     slate = true                # "we'll be right back" on input loss (false: viewers stall)
     takeover = false            # a second publisher on a live key: refuse (false) or take over
+    end_on_unpublish = false    # the last publisher unpublishing cleanly ends the event (VOD)
 
 Keys are never shown: :meth:`IngestSettings.__repr__` prints their fingerprints.
 """
@@ -110,6 +111,7 @@ class IngestSettings:
     switch_back_after: float = 10.0
     slate: bool = True
     takeover: bool = False
+    end_on_unpublish: bool = False  # a clean unpublish of the last publisher ends the event
     max_message_kb: int = 16_384  # one RTMP message (an FLV tag) larger than this is refused
 
     def validate(self, *, needs_key: bool, srt: bool = False) -> IngestSettings:

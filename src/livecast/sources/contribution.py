@@ -100,6 +100,9 @@ class ContributionStats:
     quick_failures: int = 0
 
 
+CLEAN_UNPUBLISH = "the publisher sent"  # how the RTMP server words FCUnpublish & co.
+
+
 @dataclass(eq=False)
 class _Run:
     generation: int
@@ -148,8 +151,14 @@ class ContributionSource:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         name: str = "main",
+        on_unpublished: Callable[[], None] | None = None,
     ) -> None:
         self.name = name  # the event's stream id, in log lines
+        # the end-of-event flag: called when the last publisher unpublishes cleanly (FCUnpublish,
+        # deleteStream, closeStream — OBS's "Stop Streaming", FFmpeg at the end of its input);
+        # the source then puts nothing more on air (no slate), only drains what it has
+        self._on_unpublished = on_unpublished
+        self._ending = False
         self.ladder = ladder
         self.ffmpeg = ffmpeg
         self._on_data = on_data
@@ -276,7 +285,20 @@ class ContributionSource:
                 run.supervisor.close_input()
             else:
                 run.pending.append(b"")  # close once started
+        if self._on_unpublished is not None and reason.startswith(CLEAN_UNPUBLISH):
+            now = self._clock()
+            if not any(self.switch.healthy(other, now) for other in self.inputs if other != name):
+                log.info("%s: the publisher ended the event (%s)", self.name, reason)
+                self._ending = True
+                self._on_unpublished()
+                return
         self._decide()
+
+    async def drain(self, timeout: float) -> None:
+        """Until every run's FFmpeg has encoded what it was given and exited (``timeout``)."""
+        deadline = self._clock() + timeout
+        while self._live_runs and self._clock() < deadline:
+            await asyncio.sleep(0.05)
 
     # -------------------------------------------------------------- switching
     async def _tick(self) -> None:
@@ -288,6 +310,8 @@ class ContributionSource:
             await asyncio.sleep(wait)
 
     def _decide(self) -> None:
+        if self._ending:
+            return  # the publisher ended the event: nothing more goes on air
         change = self.switch.decide(self._clock())
         if change is None:
             return
