@@ -152,12 +152,20 @@ def _export(args: argparse.Namespace) -> int:
         start = parse_time("--start", args.start) if args.start else None
         end = parse_time("--end", args.end) if args.end else None
     except RequestError as exc:
-        raise ConfigError(exc.args[0] if exc.args else "time", str(exc)) from exc
+        print(f"livecast export: {exc}", file=sys.stderr)
+        return 2
     directory = _record_dir(args.config, args.record_dir)
+    ffmpeg = load_config(args.config).ffmpeg or None if args.config else None
     result = export_recording(
-        directory, args.event, Path(args.out), rendition=args.rendition, start=start, end=end
+        directory,
+        args.event,
+        Path(args.out),
+        rendition=args.rendition,
+        start=start,
+        end=end,
+        ffmpeg=ffmpeg,
     )
-    print(f"{result.out}: {result.duration:.1f} s")
+    print(f"{result.out}: {result.duration:.1f} s ({', '.join(result.renditions)})")
     return 0
 
 
