@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from livecast.hls.playlist import MediaPlaylist, parse_media_playlist
+from tests.requirements import need
 
 from .processes import children, livecast, none_left
 
@@ -114,6 +115,19 @@ def test_killed_origin_recovers_and_the_end_makes_the_same_urls_vod(tmp_path: Pa
         assert first is not None and resumed is not None
         live_seconds = (killed_at - first) + (ended_at - resumed)
         assert sum(e.duration for e in vod.segments) == pytest.approx(live_seconds, abs=2.0)
+        exported = tmp_path / "show.mp4"  # the recording as one MP4, through the CLI
+        export = livecast("export", "main", str(exported), "--record-dir", str(record))
+        _, err = export.communicate(timeout=60)
+        assert export.returncode == 0, err
+        duration_of = ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"]
+        probed = subprocess.run(
+            [need("ffprobe"), *duration_of, str(exported)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        vod_seconds = sum(e.duration for e in vod.segments)
+        assert float(probed.stdout) == pytest.approx(vod_seconds, abs=2.0)  # one segment
         listed = {e.uri for e in vod.segments}
         for key in served:  # the VOD lists every segment served live
             assert not key.startswith("720p/") or key.split("/")[1] in listed
