@@ -9,14 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from livecast.store import control
+
 from .processes import children, livecast, none_left
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_demo_prints_urls_and_stops_cleanly(sig: signal.Signals) -> None:
-    proc = livecast("demo", "--port", "0")
+def test_demo_prints_urls_and_stops_cleanly(sig: signal.Signals, tmp_path: Path) -> None:
+    """SIGTERM ends the event (its recording gets the end mark: VOD from now on); SIGINT only
+    stops the server (the recording continues at the next start)."""
+    proc = livecast("demo", "--port", "0", env={"LIVECAST_RECORD_DIR": str(tmp_path)})
     try:
         assert proc.stdout is not None
         playlist = proc.stdout.readline().strip()
@@ -32,6 +36,7 @@ def test_demo_prints_urls_and_stops_cleanly(sig: signal.Signals) -> None:
         proc.send_signal(sig)
         assert proc.wait(timeout=20) == 0
         assert none_left(encoders), "FFmpeg outlived livecast"
+        assert control.ended(tmp_path, "main") == (sig == signal.SIGTERM)
     finally:
         if proc.poll() is None:
             proc.kill()

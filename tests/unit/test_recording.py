@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from livecast.errors import StoreError
+from livecast.errors import ConfigError, StoreError
 from livecast.hls.playlist import parse_media_playlist
 from livecast.packager.event import LiveEvent
 from livecast.store import journal
 from livecast.store.archive import RecordedRendition, Recording, Syncer
 from livecast.store.journal import RecordedPart, RecordedSegment
 from livecast.store.ram import RamRing
+from livecast.store.settings import RecordSettings
 from tests.unit.synth import EPOCH, SEGMENT, Feeder, make_event
 
 
@@ -185,3 +186,22 @@ def test_start_over_is_an_event_playlist_and_the_end_makes_it_vod(tmp_path: Path
         "720p"
     )
     recording2.close()
+
+
+# ---------------------------------------------------------------------------- bad places to record
+
+
+def test_a_record_dir_that_cannot_hold_a_recording_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    with pytest.raises(ConfigError, match="exists and is not a directory"):
+        RecordSettings(dir=str(blocker)).validate()
+    recording = Recording(blocker / "below")  # a directory cannot be made under a file
+    with pytest.raises(StoreError, match="cannot open the recording in"):
+        recording.open("main", "720p")
+    foreign = tmp_path / "foreign" / "main" / "720p"
+    foreign.mkdir(parents=True)
+    (foreign / "journal.log").write_text("<html>not ours</html>\n")
+    with pytest.raises(StoreError, match="not a livecast journal"):
+        Recording(tmp_path / "foreign").open("main", "720p")
+    assert (foreign / "journal.log").read_text() == "<html>not ours</html>\n"  # left alone
