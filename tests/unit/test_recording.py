@@ -205,3 +205,25 @@ def test_a_record_dir_that_cannot_hold_a_recording_is_a_clear_error(tmp_path: Pa
     with pytest.raises(StoreError, match="not a livecast journal"):
         Recording(tmp_path / "foreign").open("main", "720p")
     assert (foreign / "journal.log").read_text() == "<html>not ours</html>\n"  # left alone
+
+
+@pytest.mark.parametrize("stopped_at", [10.05, 10.3, 10.35])
+def test_a_restart_at_any_instant_keeps_msns_contiguous_in_every_rendition(
+    tmp_path: Path, stopped_at: float
+) -> None:
+    """When the encoder stops, one rendition may have opened a segment the others have not: the
+    next run starts after the newest, and the others list the missing number with EXT-X-GAP
+    (a player numbers segments by their position in the playlist)."""
+    event, recording = recorded_event(tmp_path)
+    Feeder(event).advance_to(stopped_at)
+    Feeder(event, generation=1, epoch=EPOCH + stopped_at + 0.5).advance_to(4.0)
+    for rendition in ("720p", "360p", "audio"):
+        playlist = parse_media_playlist(event.media_playlist_bytes(rendition).decode())
+        for position, entry in enumerate(playlist.segments):
+            if entry.uri is not None:
+                assert entry.uri == f"seg-{playlist.media_sequence + position}.m4s"
+    event.end()
+    vod = parse_media_playlist(event.media_playlist_bytes("720p").decode())
+    for position, entry in enumerate(vod.segments):
+        assert entry.uri == f"seg-{vod.media_sequence + position}.m4s"
+    recording.close()

@@ -145,6 +145,7 @@ class LiveRendition:
         cuts = self._cutter.flush() if self._cutter else []
         for cut in cuts:
             self._on_cut(cut)
+        self._fill_gaps(msn_base)
         init_name = f"init-{generation_id}.mp4"
         self.store.put_init(init_name, init.data)
         self.init_names.add(init_name)
@@ -159,6 +160,30 @@ class LiveRendition:
             discontinuity=bool(self._segments),
         )
         return cuts
+
+    def _fill_gaps(self, msn_base: int) -> None:
+        """Segment numbers before the new run's first that this rendition never produced (the
+        other renditions had opened one more segment when the encoder stopped): listed with
+        EXT-X-GAP, so that MSNs stay contiguous — a player numbers segments by position."""
+        if not self._segments:
+            return
+        previous = self._segments[-1]
+        for msn in range(previous.msn + 1, msn_base):
+            gap = Segment(
+                msn=msn,
+                start=previous.end,
+                pdt=previous.pdt_end,
+                discontinuity=False,
+                init_name=previous.init_name,
+                discontinuity_sequence=self._discontinuity_count,
+                complete=True,
+                gap=True,
+                duration_without_parts=self.config.segment_duration,
+            )
+            self._by_msn[msn] = gap
+            self._segments.append(gap)
+            self.store.put_gap(gap)
+            previous = gap
 
     def add_fragment(self, fragment: Fragment) -> list[Cut]:
         if self._cutter is None:

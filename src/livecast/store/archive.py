@@ -220,6 +220,13 @@ class RecordedRendition:
             self._outage_over(msn)
         self._sync_segment(fd)
 
+    def put_gap(self, segment: SegmentInfo) -> None:
+        self._backlog.append((_gap_of(segment), True))
+        try:
+            self._drain_backlog()
+        except OSError as exc:
+            self._count_error(exc, f"the gap at segment {segment.msn}")
+
     def _sync_segment(self, fd: int) -> None:
         if self.fsync == "segment":
             journal_fd, index = self._journal, self.index

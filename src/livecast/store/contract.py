@@ -104,6 +104,9 @@ class RenditionStore(Protocol):
     def put_segment(self, segment: SegmentInfo, data: bytes) -> None:
         """The segment is complete; ``data`` is its parts, concatenated."""
 
+    def put_gap(self, segment: SegmentInfo) -> None:
+        """A segment number this rendition has no media for (listed with EXT-X-GAP)."""
+
     def init(self, name: str) -> bytes | None: ...
 
     def part(self, msn: int, index: int) -> bytes | None: ...

@@ -40,6 +40,9 @@ class RamRendition:
         self.held_bytes += len(data) - len(self.segments.get(msn, b""))
         self.segments[msn] = data
 
+    def put_gap(self, segment: SegmentInfo) -> None:
+        """Nothing to hold: a gap has no media."""
+
     def init(self, name: str) -> bytes | None:
         return self.inits.get(name)
 
