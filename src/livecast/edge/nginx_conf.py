@@ -37,10 +37,8 @@ from livecast.edge.accesslog import FORMAT_NAME, log_format
 
 # The query arguments that change an answer: the LL-HLS directives and a recorded range (start-over
 # and DVR playlists, origin.dvr); the rest (CMCD, cache busters) share one entry.
-CACHE_KEY = (
-    "$uri|msn=$arg__HLS_msn|part=$arg__HLS_part|skip=$arg__HLS_skip"
-    "|start=$arg_start|end=$arg_end"
-)
+_KEY_FIELDS = ("$uri", "msn=$arg__HLS_msn", "part=$arg__HLS_part", "skip=$arg__HLS_skip")
+CACHE_KEY = "|".join((*_KEY_FIELDS, "start=$arg_start", "end=$arg_end"))
 STALE_CASES = "error timeout updating http_500 http_502 http_503 http_504"
 MEDIA_STALE_CASES = "error timeout http_500 http_502 http_503 http_504"
 MEDIA_PATHS = r"\.(m4s|mp4)$"
@@ -243,11 +241,14 @@ LUA_MEDIA_ACCESS = """access_by_lua_block {
                     return ngx.exec("@livecast_fetch_media")
                 end
             }"""
-# playlists: only blocking reloads wait for each other (a plain reload is refetched at most once
-# per part, else served from the cache); the key is the cache key's fields
+# playlists: only blocking reloads wait for each other (a plain reload — live, or a start-over
+# range — is refetched at most once per part, else served from the cache); the key is the cache
+# key's fields
 LUA_PLAYLIST_ACCESS = """access_by_lua_block {
                 if ngx.var.arg__HLS_msn == nil then
-                    local uri, now = ngx.var.uri, ngx.now()
+                    local uri = ngx.var.uri .. "|" .. (ngx.var.arg_start or "") .. "|"
+                        .. (ngx.var.arg_end or "")
+                    local now = ngx.now()
                     local last = livecast_refreshed[uri]
                     if last == nil or now - last >= {fresh} then
                         livecast_refreshed[uri] = now
