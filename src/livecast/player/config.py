@@ -12,6 +12,13 @@ Mirrored hls.js settings:
   * the abandon rules of a loading fragment are checked every 100 ms (``AbrController``'s
     ``setInterval(this._abandonRulesCheck, 100)``): ``slow_fetch_check_interval``.
 
+Start-over (``seek_back``): the viewer asks for the recording from ``seek_back`` seconds before
+its play request (``main.m3u8?start=<now − seek_back>``, ``player.track.start_over_url``), as a
+page with a DVR seek bar sets hls.js's ``startPosition``. hls.js buffers up to
+``max(maxBufferLength 30 s, 8 × maxBufferSize 60 MB / bitrate)`` ahead (≥ 160 s at 3 Mbit/s), so
+a start-over viewer a minute back fetches its whole backlog back to back, as the model (which has
+no buffer cap) does; far longer seek-backs would over-fetch.
+
 Not in hls.js: full jitter on the backoff (``RetryPolicy.jitter``, on by default — switch it off to
 reproduce hls.js's synchronised retries, i.e. a retry storm) and the thresholds of the media
 buffer model (``start_buffer``, ``resume_buffer``), which stand in for the browser's
@@ -20,6 +27,7 @@ HAVE_FUTURE_DATA readiness rule; see ``player.buffer``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -68,6 +76,7 @@ class PlayerConfig:
     start_level: StartLevel = "estimate"
     downlink_bps: float | None = None
     leave_at: float | None = None  # wall-clock seconds: the viewer leaves then (churn)
+    seek_back: float | None = None  # start-over: join this many seconds behind the play request
     default_estimate_bps: float = 500_000.0
     ewma_fast_half_life: float = 3.0
     ewma_slow_half_life: float = 9.0
@@ -97,8 +106,15 @@ class PlayerConfig:
             raise ConfigError("bandwidth_factor", "factors must be within (0, 1]")
         if self.start_buffer < 0 or self.resume_buffer < 0:
             raise ConfigError("resume_buffer", "buffer thresholds must be ≥ 0")
+        if self.seek_back is not None and not 0 < self.seek_back < math.inf:
+            raise ConfigError("seek_back", f"must be > 0 seconds, got {self.seek_back!r}")
         if self.latency_sample_interval <= 0 or self.slow_fetch_check_interval <= 0:
             raise ConfigError("latency_sample_interval", "intervals must be > 0")
+
+    @property
+    def start_over(self) -> bool:
+        """A start-over (DVR) viewer: its requests and outcome are counted apart from live."""
+        return self.seek_back is not None
 
     def retry_policy(self, kind: str) -> RetryPolicy:
         """The policy of a request kind: multivariant, playlist, or media (init/part/segment)."""

@@ -8,7 +8,11 @@ the simulator run the same :class:`~livecast.player.model.Player`; around it the
     the viewer's link (one first-in first-out link per viewer, from the first byte on);
   * **the run's records** (:class:`RunRecorder`): each request sent (per tenth of a second,
     retries), answered or failed (status, latency, bytes, answers held too long, media 404s that
-    answer 200 a moment later), the age of each playlist received, each viewer's outcome;
+    answer 200 a moment later), the age of each playlist received, each viewer's outcome. A
+    start-over viewer's (``PlayerConfig.seek_back``) are kept apart: its requests under their
+    own kinds (``playlist-dvr``, ``segment-dvr``…), its outcome with the DVR viewers', its
+    playlists' age and latency behind live out of the live figures — it adds to the load
+    (requests sent, bytes, retries), not to what judges the live viewers;
   * **per-second sampling** (:class:`TimelineSampler`): a viewer's new stalls and latency samples
     go to the run's per-second timeline once at the start of each second of the show and at its
     end;
@@ -29,7 +33,7 @@ from collections.abc import Sequence
 
 from livecast.player.model import Player
 from livecast.player.requests import Request
-from livecast.results.stats import RunStats, ViewerOutcome
+from livecast.results.stats import RunStats, ViewerOutcome, dvr_kind
 
 TEXT_KINDS = frozenset({"multivariant", "playlist"})  # answers whose body the player reads
 MEDIA_KINDS = frozenset({"init", "part", "segment"})
@@ -83,8 +87,13 @@ class RunRecorder:
         self, request: Request, status: int, size: int, latency: float, now: float
     ) -> None:
         """An HTTP answer, ``latency`` seconds after the request was written."""
-        self.stats.record_request(request.kind, status, latency, now - self.origin)
         client = self.stats.indicators.client
+        if request.dvr:  # the load, not the live delivery indicators
+            kind = dvr_kind(request.kind)
+            self.stats.record_request(kind, status, latency, now - self.origin)
+            client.add_bytes(kind, size)
+            return
+        self.stats.record_request(request.kind, status, latency, now - self.origin)
         client.add_bytes(request.kind, size)
         if self.held_limit is not None and latency > self.held_limit:
             client.count("held_past")
@@ -106,7 +115,8 @@ class RunRecorder:
 
     def failed(self, request: Request, failure: str, now: float) -> None:
         """No HTTP answer: ``failure`` is "connect", "reset", "timeout" or "protocol"."""
-        self.stats.record_request(request.kind, failure, None, now - self.origin)
+        kind = dvr_kind(request.kind) if request.dvr else request.kind
+        self.stats.record_request(kind, failure, None, now - self.origin)
 
     def playlist_age(self, age: float) -> None:
         """A media playlist handed to a player, ``age`` s behind its newest media's end."""
@@ -149,10 +159,11 @@ class ViewerHarness:
     """One player with its link, its per-second sampler and the run's recorder: a driver performs
     the requests (sockets, timers, connection lanes) and calls these with its clock's ``now``."""
 
-    __slots__ = ("link", "player", "recorder", "sampler")
+    __slots__ = ("dvr", "link", "player", "recorder", "sampler")
 
     def __init__(self, player: Player, recorder: RunRecorder, now: float) -> None:
         self.player = player
+        self.dvr = player.config.start_over  # counted apart from the live viewers
         self.recorder = recorder
         self.link = LinkPacer(player.downlink_bps)
         self.sampler = TimelineSampler(now - recorder.origin)
@@ -177,7 +188,7 @@ class ViewerHarness:
             request_id, status, body, size, now, first_byte_at=first_byte_at, age=age
         )
         playlist_age = self.player.last_playlist_age
-        if playlist_age is not None:
+        if playlist_age is not None and not self.dvr:
             self.recorder.playlist_age(playlist_age)
         return requests
 
@@ -199,7 +210,7 @@ class ViewerHarness:
         requests = self.player.tick(now)
         t = now - self.recorder.origin
         if self.sampler.due(t):
-            self.sampler.on_second(self._stalls(), self.player.latency_samples, t, self._stats)
+            self.sampler.on_second(self._stalls(), self._live_latencies(), t, self._stats)
         return requests
 
     def finish(self, now: float) -> ViewerOutcome:
@@ -207,13 +218,18 @@ class ViewerHarness:
         outcome, recorded."""
         outcome = self.player.outcome(now)  # the buffer advanced to ``now`` first
         t = now - self.recorder.origin
-        self.sampler.flush(self._stalls(), self.player.latency_samples, t, self._stats)
-        self._stats.record_viewer(outcome)
+        self.sampler.flush(self._stalls(), self._live_latencies(), t, self._stats)
+        self._stats.record_viewer(outcome, dvr=self.dvr)
         return outcome
 
     @property
     def _stats(self) -> RunStats:
         return self.recorder.stats
+
+    def _live_latencies(self) -> Sequence[float]:
+        """Latency samples for the live timeline: none of a start-over viewer's (it plays
+        minutes behind on purpose; its own figures are in its outcome)."""
+        return () if self.dvr else self.player.latency_samples
 
     def _stalls(self) -> int:
         buffer = self.player.buffer

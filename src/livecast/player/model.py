@@ -28,6 +28,8 @@ How it plays, after hls.js (``stream-controller``, ``audio-stream-controller``, 
     ``lowLatencyMode``); behind the part tags' window, whole segments;
   * classic mode: whole segments, starting at the segment holding ``edge − 3 × target duration``
     (``liveSyncDurationCount``); reload every target duration (half when it did not change);
+  * start-over (``PlayerConfig.seek_back``): join ``main.m3u8?start=<now − seek_back>`` and play
+    its EVENT playlists (no parts) the classic way from the segment holding that time;
   * audio starts at the part/segment holding the start position;
   * ABR after every video fetch (``player.abr``) and, while a video fetch loads slower than real
     time, from that evidence (hls.js abandon rules, without aborting the fetch, checked every
@@ -76,6 +78,8 @@ from livecast.player.track import (
     live_offset,
     live_start,
     newest_position,
+    seek_start,
+    start_over_url,
 )
 from livecast.player.tunein import blocking_reload_url, on_playlist, waits_for_tune_in
 from livecast.results.stats import ViewerOutcome
@@ -116,7 +120,7 @@ class Player:
         # "start_failure" or "fatal"
         self.status = "idle"
         self.error: str | None = None
-        self.ledger = RequestLedger()
+        self.ledger = RequestLedger(dvr=config.start_over)
         self._cmcd_query = CmcdQuery(config.session_id, config.content_id)
         self.latency_sampler = LatencySampler(config.latency_sample_interval)
         # now − program time at the end of the newest media in the playlist just received (set by
@@ -124,6 +128,7 @@ class Player:
         self.last_playlist_age: float | None = None
         self._slow_checked_at = -math.inf  # when a loading video fetch was last checked
         self._start_time: float | None = None  # program time of the video start position
+        self.seek_to: float | None = None  # start-over: the program time asked for
         self._received: dict[str, dict[Position, int]] = {}  # media whose timing is unknown
 
     # ------------------------------------------------------------------ properties
@@ -155,6 +160,9 @@ class Player:
     def start(self, now: float) -> list[Request]:
         self.started_at = now
         self.status = "watching"
+        if self.config.seek_back is not None:
+            self.seek_to = now - self.config.seek_back
+            self.url = start_over_url(self.url, self.seek_to)
         policy = self.config.multivariant_retry
         return [self._send("multivariant", self.url, policy.timeout, now, None)]
 
@@ -558,8 +566,11 @@ class Player:
         pl = track.playlist
         assert pl is not None
         if track.name == "video":
-            behind = live_offset(pl, self.low_latency, self.config.live_sync_duration_count)
-            start = live_start(track.items, behind)
+            if self.seek_to is not None:
+                start = seek_start(track.items, self.seek_to)
+            else:
+                behind = live_offset(pl, self.low_latency, self.config.live_sync_duration_count)
+                start = live_start(track.items, behind)
             if start is None:
                 return False
             first, self._start_time = start
@@ -574,20 +585,9 @@ class Player:
         return True
 
     def _should_switch(self, track: TrackState, item: MediaItem | None) -> bool:
-        """A pending switch happens at an INDEPENDENT part — or, for the hinted part (whose
-        attributes are unknown yet), at part 0 of a segment under EXT-X-INDEPENDENT-SEGMENTS."""
-        if track.name != "video" or self.pending_level in (None, self.level):
-            return False
-        if item is not None:
-            return item.independent
-        pl = track.playlist
-        position = track.next_position
-        return (
-            pl is not None
-            and pl.independent_segments
-            and position is not None
-            and (position[1] == 0)
-        )
+        """A pending switch happens at the video track's next switch point."""
+        pending = track.name == "video" and self.pending_level not in (None, self.level)
+        return pending and track.at_switch_point(item)
 
     def _switch(self, track: TrackState) -> None:
         assert self.pending_level is not None

@@ -25,6 +25,7 @@ class Request:
     timeout: float  # seconds for the whole response
     not_before: float  # wall clock: do not send earlier
     retry: int = 0  # 0: a first attempt; n: the n-th retry of a failed request
+    dvr: bool = False  # a start-over viewer's: recorded under its own kinds (``player.harness``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,10 @@ class InFlight:
 
 
 class RequestLedger:
-    def __init__(self) -> None:
+    """``dvr``: the requests of a start-over viewer (marked so on every :class:`Request`)."""
+
+    def __init__(self, dvr: bool = False) -> None:
+        self.dvr = dvr
         self.in_flight: dict[int, InFlight] = {}
         self.abandoned: dict[int, InFlight] = {}
         self.by_status: dict[str, dict[str, int]] = {}  # kind → status → count
@@ -63,7 +67,7 @@ class RequestLedger:
     ) -> InFlight:
         if kind not in KINDS:
             raise ValueError(f"unknown request kind {kind!r}")
-        request = Request(self._next_id, url, kind, timeout, not_before, retries)
+        request = Request(self._next_id, url, kind, timeout, not_before, retries, self.dvr)
         self._next_id += 1
         flight = InFlight(request, base_url, track, generation, retries, position, hinted)
         self.in_flight[request.id] = flight

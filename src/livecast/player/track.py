@@ -215,6 +215,29 @@ def live_start(items: dict[Position, MediaItem], behind: float) -> tuple[MediaIt
     return item, max(item.start, max(i.end for i in ordered) - behind)
 
 
+def start_over_url(url: str, when: float) -> str:
+    """``url`` asking for the recording from program time ``when`` (Unix seconds): the origin
+    answers ``main.m3u8?start=…`` with media playlist URIs carrying the same ``start``, each an
+    EVENT playlist from the segment holding ``when`` (``origin.dvr``)."""
+    split = urlsplit(url)
+    kept = [p for p in split.query.split("&") if p and not p.startswith(("start=", "end="))]
+    kept.append(f"start={when:.3f}")
+    return urlunsplit(split._replace(query="&".join(kept), fragment=""))
+
+
+def seek_start(items: dict[Position, MediaItem], when: float) -> tuple[MediaItem, float] | None:
+    """Where a start-over viewer starts: the independent item holding program time ``when`` (the
+    one before it if that is not independent; the first listed when ``when`` is older than the
+    playlist), and the program time to play from — ``when``, or that item's start if later."""
+    ordered = sorted(items.values(), key=lambda item: item.position)
+    independent = [item for item in ordered if item.independent]
+    if not independent:
+        return None
+    eligible = [item for item in independent if item.start <= when + 1e-6]
+    item = eligible[-1] if eligible else independent[0]
+    return item, max(item.start, when)
+
+
 def item_at(items: dict[Position, MediaItem], when: float) -> MediaItem | None:
     """The item whose range contains program time ``when`` (else the first one after it)."""
     ordered = sorted(items.values(), key=lambda item: item.position)
@@ -292,6 +315,17 @@ class TrackState:
             self.next_position = (msn, 0)
         elif part >= 0 and (msn, SEGMENT) in self.items:
             self.next_position = (msn, SEGMENT)
+
+    def at_switch_point(self, item: MediaItem | None) -> bool:
+        """Whether a rendition switch may happen before ``item``, the next to fetch: at an
+        INDEPENDENT part — or, for the hinted part (``None``: its attributes are unknown yet), at
+        part 0 of a segment under EXT-X-INDEPENDENT-SEGMENTS."""
+        if item is not None:
+            return item.independent
+        pl, position = self.playlist, self.next_position
+        return (
+            pl is not None and pl.independent_segments and position is not None and position[1] == 0
+        )
 
     def skip_if_behind(self, received: Collection[Position]) -> None:
         """Fell out of the playlist window: jump to the oldest listed item (hls.js seeks); the

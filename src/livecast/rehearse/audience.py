@@ -10,6 +10,11 @@ Shapes (times in seconds from show start):
   steady  everyone is there from the start (arrivals within the first second).
 Churn: with ``mean_session`` set, each viewer leaves after an exponentially distributed session;
 ``replace`` keeps the audience size by sending a new viewer in as one leaves.
+Start-over: a ``start_over`` share of the viewers join the recording ``seek_back`` seconds behind
+the moment they arrive (drawn uniformly from the range) — every 1/share-th arrival, at a random
+phase, so the share holds within one viewer over any stretch of arrivals (churn replacements
+too). These draws come from a random stream of their own: the rest of the plan is the one
+without start-over.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from livecast.errors import ConfigError
 
 SHAPES = ("flash", "ramp", "steady")
+MAX_SEEK_BACK = 7200.0  # seconds: the origin's default DVR window (``[record] dvr_window``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +38,8 @@ class AudienceShape:
     skew: float = 3.0  # flash only: Beta(1, skew) arrival offsets
     mean_session: float | None = None  # churn: mean seconds a viewer stays
     replace: bool = False  # churn: a new viewer arrives as one leaves
+    start_over: float = 0.0  # share of the viewers who join the recording behind live (DVR)
+    seek_back: tuple[float, float] = (10.0, 60.0)  # start-over: seconds behind, drawn uniformly
 
     def validate(self, prefix: str = "audience") -> AudienceShape:
         if self.kind not in SHAPES:
@@ -44,6 +52,15 @@ class AudienceShape:
             raise ConfigError(f"{prefix}.skew", f"{self.skew} must be ≥ 1")
         if self.mean_session is not None and self.mean_session <= 0:
             raise ConfigError(f"{prefix}.mean_session", f"{self.mean_session} must be positive")
+        if not 0 <= self.start_over <= 1:
+            raise ConfigError(f"{prefix}.start_over", f"{self.start_over} is not a share in 0–1")
+        low, high = self.seek_back
+        if not 0 < low <= high <= MAX_SEEK_BACK:
+            raise ConfigError(
+                f"{prefix}.seek_back",
+                f"[{low:g}, {high:g}] is not [least, most] seconds with 0 < least ≤ most ≤ "
+                f"{MAX_SEEK_BACK:g} (the origin's default DVR window)",
+            )
         return self
 
 
@@ -61,6 +78,7 @@ class ViewerPlan:
     low_latency: bool  # LL-HLS player, else classic HLS
     downlink_bps: float
     seed: int  # the viewer's own random stream (retry jitter)
+    seek_back: float | None = None  # start-over: joins this many seconds behind live
 
 
 def arrival_offsets(shape: AudienceShape, rng: random.Random) -> list[float]:
@@ -97,6 +115,8 @@ def plan_audience(
 ) -> list[ViewerPlan]:
     """Every viewer of the rehearsal, in arrival order (churn replacements included)."""
     rng = random.Random(seed)
+    dvr_rng = random.Random(f"start-over-{seed}")  # the same live plan with or without DVR
+    phase = dvr_rng.random()
     pending = arrival_offsets(shape.validate(), rng)
     plans: list[ViewerPlan] = []
     cap = max_viewers if max_viewers is not None else 20 * shape.viewers
@@ -119,9 +139,19 @@ def plan_audience(
                 low_latency=rng.random() < low_latency_share,
                 downlink_bps=draw_downlink(downlink, rng),
                 seed=rng.getrandbits(32),
+                seek_back=_seek_back(shape, len(plans), phase, dvr_rng),
             )
         )
     return plans
+
+
+def _seek_back(shape: AudienceShape, index: int, phase: float, rng: random.Random) -> float | None:
+    """Viewer ``index``'s seek-back if it is a start-over viewer (the share's running count
+    steps up at it), else None (live)."""
+    share = shape.start_over
+    if math.floor((index + 1) * share + phase) == math.floor(index * share + phase):
+        return None
+    return rng.uniform(*shape.seek_back)
 
 
 def _insert_sorted(values: list[float], value: float) -> None:

@@ -129,6 +129,7 @@ class Driver:
             mode="llhls" if plan.low_latency else "classic",
             downlink_bps=plan.downlink_bps,
             leave_at=self.config.show_start + plan.leave if plan.leave is not None else None,
+            seek_back=plan.seek_back,  # a start-over viewer
         )
         if not self.config.retry_jitter:
             config = config.without_jitter()

@@ -9,7 +9,10 @@ An *object* is what a correct cache stores once per instance:
   (RFC 8216bis §6.2.5.2: the answer to a given directive never changes);
 * a plain playlist (the multivariant too) by path and part target: its content changes with
   every part, so one fetch per part target is the ideal (the edges refresh a plain playlist at
-  most once per part, ``edge.nginx_conf``).
+  most once per part, ``edge.nginx_conf``);
+* a start-over playlist (``?start=…[&end=…]``, ``origin.dvr``) likewise, by path, range and part
+  target — each range is its own answer (and the edges' cache key keeps it): a media playlist is
+  of kind ``playlist-dvr``, a multivariant stays ``multivariant``.
 
 For each record the ledger counts the tier's answer, the attempts it sent upstream
 (``$upstream_addr``: one per attempt), the object if this instance had not seen it before, and an
@@ -30,16 +33,24 @@ from livecast.results.indicators import TierObjects
 _MEDIA = re.compile(r"/(?:(?P<part>part-[^/]*)|(?P<segment>seg-[^/]*)|(?P<init>init-[^/]*))$")
 MAX_OBJECTS_PER_INSTANCE = 100_000  # the oldest half is forgotten beyond this
 FETCHES_KEPT = 4  # recent fetch intervals kept per object (overlap checks)
+RANGE_ARGUMENTS = ("start=", "end=")  # a recorded range: a start-over or VOD playlist
 
 
 def object_of(target: str, when: float, part_target: float) -> tuple[str, str]:
     """(object kind, object key) of a request target answered at ``when`` (epoch seconds)."""
     path, _, query = target.partition("?")
     if path.endswith(".m3u8"):
-        directives = sorted(arg for arg in query.split("&") if arg.startswith("_HLS_"))
+        args = query.split("&")
+        directives = sorted(arg for arg in args if arg.startswith("_HLS_"))
         if any(arg.startswith("_HLS_msn=") for arg in directives):
             return "playlist-blocking", path + "?" + "&".join(directives)
-        kind = "multivariant" if path.endswith("/main.m3u8") else "playlist-plain"
+        multivariant = path.endswith("/main.m3u8")
+        recorded = sorted(arg for arg in args if arg.startswith(RANGE_ARGUMENTS))
+        if recorded:
+            kind = "multivariant" if multivariant else "playlist-dvr"
+            key = f"{path}?{'&'.join(recorded)}@{math.floor(when / part_target)}"
+            return kind, key
+        kind = "multivariant" if multivariant else "playlist-plain"
         return kind, f"{path}@{math.floor(when / part_target)}"
     match = _MEDIA.search(path)
     if match is None:

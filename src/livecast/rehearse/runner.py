@@ -2,18 +2,21 @@
 the path, run the audience, scrape the stack's own counters, judge the SLOs, write the report.
 
 Order of events: stack up and answering (``source = "rtmp"``: its encoders started and their
-media on air, ``rehearse/publishers.py``) → fault proxies → show start (t = 0) → viewers arrive on
-their plan, faults fire on the timeline, one progress line a second → after ``duration``: every
-viewer's QoE is recorded, tiers are scraped one last time → results.json + report.html → exit
-code 0 GO, 1 NO-GO, 2 could not run.
+media on air, ``rehearse/publishers.py``) → fault proxies → with start-over viewers, a recording
+that goes as far back as they seek (the stack records under ``DIR/recording``) → show start
+(t = 0) → viewers arrive on their plan, faults fire on the timeline, one progress line a second →
+after ``duration``: every viewer's QoE is recorded, tiers are scraped one last time →
+results.json + report.html → exit code 0 GO, 1 NO-GO, 2 could not run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -21,14 +24,15 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
+from urllib.parse import urljoin
 
 from livecast.edge.nginx import die_with_parent
 from livecast.edge.nginx_conf import Upstream
 from livecast.edge.origins import MULTIVARIANT
 from livecast.edge.topology import TopologySpec, edge_tier
 from livecast.errors import LivecastError, PlaylistError
-from livecast.rehearse.audience import plan_audience
+from livecast.rehearse.audience import ViewerPlan, plan_audience
 from livecast.rehearse.driver import DriverConfig
 from livecast.rehearse.faults.processes import FaultDriver, Processes, check_targets
 from livecast.rehearse.faults.proxy import FaultProxy
@@ -48,13 +52,15 @@ from livecast.results.histogram import Histogram
 from livecast.results.indicators import AGE_LAYOUT, RunContext
 from livecast.results.report import write_results
 from livecast.results.report_ingest import IngestLog, stall_figures
-from livecast.results.scrape import ORIGIN_REQUESTS_METRIC, request_totals
+from livecast.results.scrape import ORIGIN_REQUESTS_METRIC, request_totals, responses_of_type
 from livecast.results.slo import EXIT_COULD_NOT_RUN, verdict
 from livecast.results.stats import RunStats
 from livecast.transcode.ffmpeg import find_ffmpeg
 
 log = logging.getLogger("livecast.rehearse")
 STACK_START_TIMEOUT = 120.0  # a first loop pre-encode included
+RECORDING_DIR = "recording"  # under the rehearsal's --out: the stack's recording (start-over)
+RECORDING_WAIT_MARGIN = 60.0  # seconds beyond the longest seek-back to wait for the recording
 
 
 class Stack:
@@ -62,10 +68,17 @@ class Stack:
     contribution stack (``source = "rtmp"``) gets ``keys`` through its environment and prints
     the RTMP URL its encoders publish to (:attr:`rtmp_url`)."""
 
-    def __init__(self, spec: StackSpec, workdir: Path, keys: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        spec: StackSpec,
+        workdir: Path,
+        keys: tuple[str, ...] = (),
+        record_dir: Path | None = None,
+    ) -> None:
         self.spec = spec
         self.workdir = workdir
         self.keys = keys
+        self.record_dir = record_dir  # the stack records there (start-over viewers need it)
         self.process: asyncio.subprocess.Process | None = None
         self.playlist_url = ""
         self.base_url = ""
@@ -81,6 +94,8 @@ class Stack:
         if self.spec.cache_dir:
             lines.append(f'cache_dir = "{self.spec.cache_dir}"')
         lines += ingest_config(self.spec)  # a table: after every top-level key
+        if self.record_dir is not None:
+            lines += ["[record]", f"dir = {json.dumps(str(self.record_dir))}"]
         config.write_text("\n".join(lines) + "\n")
         with open(self.log_path, "wb") as stack_log:
             self.process = await asyncio.create_subprocess_exec(
@@ -146,6 +161,34 @@ def stream_facts(url: str) -> PlaylistFacts:
         raise LivecastError(f"cannot read the stream's playlists at {url}: {exc}") from exc
 
 
+def fetch_recording_info(url: str) -> dict[str, Any]:
+    """The origin's ``recording.json``; LivecastError when the target keeps no recording."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            info = json.loads(response.read())
+    except (OSError, ValueError) as exc:
+        raise LivecastError(
+            f"start-over viewers need a recording: {url} answered {exc} "
+            "(the stack records with [record] dir or serve --record-dir)"
+        ) from exc
+    if not isinstance(info, dict):
+        raise LivecastError(f"{url} is not a recording description: {info!r}")
+    return info
+
+
+def recording_span(info: dict[str, Any], most: float, url: str) -> float | None:
+    """Seconds of recording a start-over viewer may seek into (live end − oldest start), None
+    before anything is recorded; LivecastError when the DVR window is shorter than ``most``."""
+    if not info.get("recorded"):
+        return None
+    window = float(info.get("dvr_window") or 0.0)
+    if 0 < window < most:
+        raise LivecastError(
+            f"the DVR window at {url} is {window:g} s: start-over viewers seek up to {most:g} s"
+        )
+    return float(info["live_end"]) - float(info["oldest_start"])
+
+
 def check_reachable(url: str) -> None:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -172,6 +215,8 @@ class Rehearsal:
         self.origin_bytes: list[tuple[float, float]] = []
         self.publishers: Publishers | None = None  # a contribution stack's encoders
         self.ingest: IngestLog | None = None  # what the origin said about its inputs
+        self.recording_held_s: float | None = None  # start-over: recorded at the show start
+        self.origin_metrics = ""  # the origin's last /metrics text
 
     def clock(self) -> float:
         return time.time() - self.show_start
@@ -184,7 +229,7 @@ class Rehearsal:
             return
         with tempfile.TemporaryDirectory(prefix="livecast-rehearse-") as tmp:
             keys = stream_keys(spec.publishers) if spec.contribution else ()
-            stack = self.stack = Stack(spec, Path(tmp), keys)
+            stack = self.stack = Stack(spec, Path(tmp), keys, self._record_dir())
             try:
                 await stack.start()
                 self.tiers["origin"] = stack.base_url
@@ -207,6 +252,62 @@ class Rehearsal:
                 if self.publishers is not None:
                     await self.publishers.close()
                 await stack.stop()
+
+    def _record_dir(self) -> Path | None:
+        """With start-over viewers the stack records under ``DIR/recording``, emptied first (a
+        recording left by an earlier run would be continued, not started)."""
+        if not self.scenario.audience.start_over:
+            return None
+        path = (self.out_dir / RECORDING_DIR).resolve()
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
+    async def _wait_for_recording(self, urls: tuple[str, ...]) -> None:
+        """Start-over viewers seek up to ``seek_back``'s most behind live: the show starts once
+        the recording holds that much (``recording.json``; a target without one is exit 2)."""
+        audience = self.scenario.audience
+        if not audience.start_over:
+            return
+        most = audience.seek_back[1]
+        base = self.stack.base_url + MULTIVARIANT if self.stack is not None else urls[0]
+        url = urljoin(base, "recording.json")
+        deadline = time.monotonic() + most + RECORDING_WAIT_MARGIN
+        told = False
+        while True:
+            info = await asyncio.to_thread(fetch_recording_info, url)
+            held = recording_span(info, most, url)
+            if held is not None and held >= most:
+                break
+            if time.monotonic() > deadline:
+                raise LivecastError(
+                    f"the recording at {url} holds {held or 0:.0f} s after waiting; start-over "
+                    f"viewers seek up to {most:g} s back"
+                )
+            if not told:
+                told = True
+                print(
+                    f"recording holds {held or 0:.0f} s; start-over viewers seek up to "
+                    f"{most:g} s back: waiting for it",
+                    file=self.stream, flush=True,
+                )  # fmt: skip
+            await asyncio.sleep(1.0)
+        self.recording_held_s = held
+        print(f"recording holds {held:.0f} s: the show starts", file=self.stream, flush=True)
+
+    def _start_over_meta(self, plans: list[ViewerPlan]) -> dict[str, object]:
+        """``meta.start_over``: the share asked for, who was planned, what the origin counted."""
+        audience = self.scenario.audience
+        statuses = responses_of_type(self.origin_metrics, "playlist-dvr")
+        record_dir = self.stack.record_dir if self.stack is not None else None
+        return {
+            "share": audience.start_over,
+            "seek_back_s": list(audience.seek_back),
+            "viewers_planned": sum(1 for plan in plans if plan.seek_back is not None),
+            "recording": None if record_dir is None else str(record_dir),
+            "recording_held_s_at_start": self.recording_held_s,
+            "origin_playlist_dvr_responses": statuses,
+        }
 
     async def _publish(self, stack: Stack, keys: tuple[str, ...]) -> None:
         """Start the encoders, make them process-fault targets and wait until their media plays
@@ -266,6 +367,7 @@ class Rehearsal:
                 await asyncio.to_thread(check_reachable, url)
             if self.facts is None:  # external entry points
                 self.facts = await asyncio.to_thread(stream_facts, urls[0])
+            await self._wait_for_recording(urls)
             plans = plan_audience(
                 scenario.audience, scenario.duration,
                 low_latency_share=scenario.low_latency_share,
@@ -307,6 +409,8 @@ class Rehearsal:
                 "faults_injected": injected,
                 "fault_events": [str(e) for e in faults.events],
             }
+            if scenario.audience.start_over:
+                meta["start_over"] = self._start_over_meta(plans)
             if self.ingest is not None and self.publishers is not None:
                 restarts = {"encoder_restarts": self.publishers.restarts()}
                 meta["contribution"] = self.ingest.to_dict() | restarts | stall_figures(stats)
@@ -322,6 +426,8 @@ class Rehearsal:
             with contextlib.suppress(OSError, ValueError):
                 text = await asyncio.to_thread(fetch_metrics, base)
                 scraped = request_totals(text, ORIGIN_REQUESTS_METRIC)
+                if tier == "origin":
+                    self.origin_metrics = text
                 now = self.clock()
                 samples.setdefault(tier, []).append((now, scraped.requests, scraped.responses_5xx))
                 self.origin_bytes.append((now, scraped.bytes))

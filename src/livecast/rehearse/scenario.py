@@ -43,7 +43,9 @@ TARGET_KEYS = {
 STACK_SOURCES = ("loop", "test", "rtmp")
 CONTRIBUTION_KEYS = ("publishers", "switch_back_after")  # only with source = "rtmp"
 PUBLISHER_NAMES = ("publisher", "backup_publisher")  # process-fault targets, in input order
-AUDIENCE_KEYS = {"kind", "viewers", "at", "within", "skew", "mean_session", "replace"}
+AUDIENCE_KEYS = {
+    "kind", "viewers", "at", "within", "skew", "mean_session", "replace", "start_over", "seek_back",
+}  # fmt: skip
 PLAYER_KEYS = {"low_latency_share"}
 DEFAULT_DOWNLINK = (DownlinkBand(25_000, 6), DownlinkBand(6_000, 3), DownlinkBand(2_000, 1))
 
@@ -191,6 +193,11 @@ def _audience(table: Mapping[str, Any]) -> AudienceShape:
     kind = table.get("kind", "flash")
     if not isinstance(kind, str):
         raise ConfigError("audience.kind", "must be a string")
+    start_over = _number(table, "start_over", 0.0, "audience.start_over", 0.0)
+    if start_over > 1:
+        raise ConfigError("audience.start_over", f"{start_over} is above 1 (a share of viewers)")
+    if "seek_back" in table and not start_over:
+        raise ConfigError("audience.seek_back", "only with start_over > 0 (start-over viewers)")
     return AudienceShape(
         kind=kind,
         viewers=_integer(table, "viewers", 200, "audience.viewers", 1),
@@ -201,7 +208,23 @@ def _audience(table: Mapping[str, Any]) -> AudienceShape:
         if session is None
         else _number(table, "mean_session", 0.0, "audience.mean_session", 0.001),
         replace=replace,
+        start_over=start_over,
+        seek_back=_seek_back(table.get("seek_back", [10.0, 60.0])),
     ).validate()
+
+
+def _seek_back(value: Any) -> tuple[float, float]:
+    """``seek_back = [least, most]`` seconds (a single number: always that far back)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = [value, value]
+    numbers = isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    )
+    if not numbers or len(value) != 2:
+        raise ConfigError(
+            "audience.seek_back", f"expected [least, most] seconds behind live, got {value!r}"
+        )
+    return float(value[0]), float(value[1])
 
 
 def _downlink(raw: Any) -> tuple[DownlinkBand, ...]:

@@ -28,7 +28,7 @@ import math
 import random
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from livecast.results.compare_indicators import (
@@ -234,6 +234,13 @@ def _sampled_specs(a: RunStats, b: RunStats) -> list[tuple[_Spec, list[float], l
     chosen = [
         (spec, a.viewers.samples[name].values(), b.viewers.samples[name].values())
         for spec, name in specs
+    ] + [  # start-over viewers, when both runs had them (report_dvr)
+        (
+            replace(spec, metric="dvr_" + spec.metric),
+            a.dvr_viewers.samples[name].values(),
+            b.dvr_viewers.samples[name].values(),
+        )
+        for spec, name in specs
     ]
     for kind in (*REQUEST_KINDS, *sorted(set(a.requests) - set(REQUEST_KINDS))):
         if kind in a.requests and kind in b.requests:
@@ -279,12 +286,14 @@ def _compare_sampled(
 
 def _rate_counts(stats: RunStats) -> dict[str, tuple[float, float]]:
     """Rate metric → (hits, total)."""
-    viewers = stats.viewers.counters
-    counts = {
-        "viewers.fatal_error_rate": (viewers["fatal_errors"], viewers["viewers"]),
-        "viewers.video_start_failure_rate": (viewers["start_failures"], viewers["viewers"]),
-        "viewers.exit_before_start_rate": (viewers["exits_before_start"], viewers["viewers"]),
-    }
+    counts: dict[str, tuple[float, float]] = {}
+    for family, group in (("viewers", stats.viewers), ("dvr_viewers", stats.dvr_viewers)):
+        viewers = group.counters
+        counts |= {
+            f"{family}.fatal_error_rate": (viewers["fatal_errors"], viewers["viewers"]),
+            f"{family}.video_start_failure_rate": (viewers["start_failures"], viewers["viewers"]),
+            f"{family}.exit_before_start_rate": (viewers["exits_before_start"], viewers["viewers"]),
+        }
     for kind, kind_stats in stats.requests.items():
         counts[f"requests.{kind}.error_rate"] = (kind_stats.errors, kind_stats.total)
         counts[f"requests.{kind}.5xx_rate"] = (kind_stats.count_where("5"), kind_stats.total)

@@ -5,7 +5,8 @@ Names (``<tier>``: edge, shield — caching tiers; load and projection also orig
 
     objects.<tier>.upstream_per_object          upstream requests per distinct object per
     objects.<tier>.<kind>.upstream_per_object   instance (ideal 1); kinds: part, segment, init,
-                                                playlist-blocking, playlist-plain, multivariant
+                                                playlist-blocking, playlist-plain, multivariant,
+                                                playlist-dvr (start-over, ``rehearse.objects``)
     objects.<tier>.overlapping_share            upstream fetches that overlapped another fetch of
                                                 the same object at the same instance / fetches
     objects.<tier>.stale_share                  answers from a stale cache entry / answers

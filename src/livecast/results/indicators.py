@@ -32,7 +32,10 @@ from typing import Any
 
 from livecast.results.histogram import Histogram
 
-OBJECT_KINDS = ("multivariant", "playlist-blocking", "playlist-plain", "part", "segment", "init")
+OBJECT_KINDS = (
+    "multivariant", "playlist-blocking", "playlist-plain", "playlist-dvr",
+    "part", "segment", "init",
+)  # fmt: skip
 AGE_LAYOUT = (1e-4, 3600.0, 0.01)
 TALLY_FIELDS = (
     "requests",

@@ -13,15 +13,18 @@
                     "subject", "measured", "violated"}]
       },
       "summary": {"viewers": 200, "startup_p95_s": 1.4, ...},   # headline figures, for humans
+                                      # (start-over viewers': "dvr_…", see report_dvr)
       "stats": {                      # RunStats.to_dict(): everything needed to rebuild the stats
         "requests": {kind: {"status_counts": {"200": n, "reset": n},
                             "latency_s": histogram, "latency_sample": reservoir}},
         "viewers": {"counters": {...}, "fatal_errors_by_type": {...},
                     "distributions": {name: histogram}, "samples": {name: reservoir}},
+        "dvr_viewers": {...},         # the same, of start-over viewers (only when there were)
         "tiers": {tier: {"samples": [[t_s, requests_total, responses_5xx_total], ...]}},
         "timeline": {"t_s": [...], "active_viewers": [...], "requests": [...], "stalls": [...],
                      "errors_by_type": [{type: n}], "request_latency_s": [histogram],
-                     "live_latency_s": [histogram]}
+                     "live_latency_s": [histogram],
+                     "dvr_request_latency_s": [histogram]}   # with start-over requests
       }
     }
 
@@ -46,6 +49,7 @@ from typing import Any
 
 from livecast.errors import LivecastError
 from livecast.results.html import figure, histogram_bars, table
+from livecast.results.report_dvr import dvr_figures, dvr_section
 from livecast.results.report_fidelity import fidelity_section
 from livecast.results.report_ingest import ingest_section
 from livecast.results.slo import Verdict
@@ -105,6 +109,7 @@ def summary_figures(stats: RunStats) -> dict[str, float | None]:
         "requests": stats.total_requests,
         "requests_5xx_rate": stats.request_share("5"),
     }
+    figures |= dvr_figures(stats)  # start-over viewers, counted apart (report_dvr)
     for tier, counters in sorted(stats.tiers.items()):
         figures[f"tier_{tier}_requests_per_s"] = counters.mean_requests_per_s
         figures[f"tier_{tier}_5xx_rate"] = counters.five_xx_rate
@@ -333,6 +338,7 @@ def render_html(stats: RunStats, verdict: Verdict, meta: Mapping[str, Any]) -> s
 </div>
 <h2>Requests by type</h2>
 {_requests_table(stats)}
+{dvr_section(stats, meta)}
 {ingest_section(stats, meta)}
 {fidelity_section(stats, verdict)}
 </body></html>

@@ -118,3 +118,20 @@ def request_totals(
         if len(status) == 3 and status.startswith("5"):
             responses_5xx += sample.value
     return RequestTotals(requests, responses_5xx, written)
+
+
+def responses_of_type(
+    text: str, object_type: str, metric: str = ORIGIN_REQUESTS_METRIC
+) -> dict[str, int]:
+    """The origin's responses of one object type (its ``type`` label, e.g. ``playlist-dvr``) by
+    status, from its /metrics text ({} when it has none); a malformed text counts as none."""
+    try:
+        samples = parse_prometheus_text(text)
+    except ValueError:
+        return {}
+    counts: dict[str, int] = {}
+    for sample in samples:
+        if sample.name == metric and sample.label("type") == object_type:
+            status = sample.label("status") or "?"
+            counts[status] = counts.get(status, 0) + int(sample.value)
+    return dict(sorted(counts.items()))

@@ -9,8 +9,12 @@ An SLO is ``Slo(name, metric, op, threshold)``: the run is GO when every measure
     viewers.rebuffering_ratio       aggregate: total stalled / (stalled + played)
     viewers.fatal_error_rate        viewers that ended on a fatal error / viewers
     viewers.video_start_failure_rate, viewers.exit_before_start_rate
-    requests.<kind|all>.latency_s.<stat>
-    requests.<kind|all>.5xx_rate, requests.<kind|all>.error_rate
+    dvr_viewers.…                   the same figures of the start-over (DVR) viewers, who are
+                                    counted apart: ``viewers.…`` is the live viewers'
+    requests.<kind|all|live|dvr>.latency_s.<stat>   kind: multivariant, playlist, part, segment,
+                                    init, or a start-over viewer's playlist-dvr, segment-dvr, …;
+                                    live/dvr: all of the live/start-over viewers' requests
+    requests.<kind|all|live|dvr>.5xx_rate, requests.<kind|all|live|dvr>.error_rate
     tiers.<tier|*>.5xx_rate, tiers.<tier|*>.requests_per_s   (from the stack's own counters)
     tiers.<tier>.hit_ratio   (a caching tier: edge, shield — from its access log)
     objects.*, freshness.*, errors.*, retry.*, load.*, projected.*   the scale-invariant
@@ -51,7 +55,7 @@ from livecast.results.fidelity import (
     metric_matches,
 )
 from livecast.results.histogram import Histogram
-from livecast.results.stats import VIEWER_DISTRIBUTIONS, RunStats
+from livecast.results.stats import VIEWER_DISTRIBUTIONS, RequestKindStats, RunStats, is_dvr_kind
 
 EXIT_GO = 0
 EXIT_NO_GO = 1
@@ -141,7 +145,7 @@ def validate_metric(metric: str) -> None:
     """Raise ``ValueError`` naming what is wrong with a metric name."""
     parts = metric.split(".")
     family = parts[0]
-    if family == "viewers":
+    if family in VIEWER_FAMILIES:
         if len(parts) == 2 and (parts[1] in _VIEWER_RATES or parts[1] == "rebuffering_ratio"):
             return
         if len(parts) == 3 and parts[1] in VIEWER_DISTRIBUTIONS and _valid_stat(parts[2]):
@@ -159,20 +163,35 @@ def validate_metric(metric: str) -> None:
 
 
 TIER_FIGURES = ("5xx_rate", "requests_per_s", "hit_ratio")
+VIEWER_FAMILIES = ("viewers", "dvr_viewers")
 
 
-def _request_latency(stats: RunStats, kind: str) -> Histogram:
-    if kind != "all":
-        return stats.requests[kind].latency_s if kind in stats.requests else Histogram()
+def request_kinds(stats: RunStats, kind: str) -> list[RequestKindStats]:
+    """The request kinds a metric's ``kind`` covers: one, "all", or "live"/"dvr" (every kind
+    of the live / the start-over viewers)."""
+    if kind == "all":
+        return list(stats.requests.values())
+    if kind in ("live", "dvr"):
+        dvr = kind == "dvr"
+        return [s for name, s in stats.requests.items() if is_dvr_kind(name) == dvr]
+    found = stats.requests.get(kind)
+    return [found] if found is not None else []
+
+
+def merged_latency(kinds: list[RequestKindStats]) -> Histogram:
+    """The latency histograms of ``kinds`` added together."""
     merged = Histogram()
-    for kind_stats in stats.requests.values():
+    for kind_stats in kinds:
         merged.merge(kind_stats.latency_s)
     return merged
 
 
+def _request_latency(stats: RunStats, kind: str) -> Histogram:
+    return merged_latency(request_kinds(stats, kind))
+
+
 def _request_rate(stats: RunStats, kind: str, counted: str) -> float | None:
-    kinds = list(stats.requests.values()) if kind == "all" else [stats.requests.get(kind)]
-    present = [k for k in kinds if k is not None]
+    present = request_kinds(stats, kind)
     total = sum(k.total for k in present)
     if not total:
         return None
@@ -194,8 +213,8 @@ def measure(stats: RunStats, metric: str, figures: Figures | None = None) -> lis
             if metric_matches(metric, name)
         ]
         return found or [Measurement(metric, None)]
-    if parts[0] == "viewers":
-        viewers = stats.viewers
+    if parts[0] in VIEWER_FAMILIES:
+        viewers = stats.viewers if parts[0] == "viewers" else stats.dvr_viewers
         if parts[1] == "rebuffering_ratio" and len(parts) == 2:
             return [Measurement(metric, viewers.rebuffering_ratio)]
         if parts[1] in _VIEWER_RATES:

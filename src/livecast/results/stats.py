@@ -4,6 +4,8 @@
     stats.record_request("part", 200, latency_s=0.031, t_s=12.4)
     stats.record_request("playlist", "reset", latency_s=None, t_s=12.5)   # no HTTP status
     stats.record_viewer(ViewerOutcome(startup_s=1.2, played_s=29.0, ...))
+    stats.record_request("segment-dvr", 200, latency_s=0.09, t_s=12.6)   # a start-over viewer's
+    stats.record_viewer(ViewerOutcome(...), dvr=True)                     # counted apart
     stats.record_stall(t_s=14.0)
     stats.record_live_latency(t_s=14.0, latency_s=1.9)
     stats.set_active_viewers(t_s=14.0, viewers=180)
@@ -15,6 +17,8 @@ failure (fatal error before the first frame), exit before video start (left, no 
 stalled time, rebuffering ratio = stalled / (stalled + played), latency behind live (wall clock −
 PDT of the presented frame), average bitrate, switches. Viewer distributions are histograms over
 viewers plus a bounded reservoir sample of the per-viewer values, which ``compare`` tests.
+Start-over (DVR) viewers are counted apart (``dvr_viewers``, request kinds ``<kind>-dvr``, their
+request latency per second beside the live requests'): the QoE SLOs judge the live viewers.
 
 Merging sums every counter and histogram; time-series seconds are aligned on whole seconds since
 the show start (``t_s``), so workers must share that origin. Tier counter series come from one
@@ -32,6 +36,7 @@ from livecast.results.histogram import Histogram, Reservoir, percentile
 from livecast.results.indicators import Indicators
 
 REQUEST_KINDS = ("multivariant", "playlist", "part", "segment", "init")
+DVR_SUFFIX = "-dvr"  # a start-over viewer's requests: "playlist-dvr", "segment-dvr", …
 
 SECONDS = (1e-6, 3600.0)
 RATIO = (1e-6, 1.0)
@@ -101,6 +106,15 @@ class ViewerOutcome:
     def rebuffering_ratio(self) -> float | None:
         watched = self.stalled_s + self.played_s
         return self.stalled_s / watched if watched > 0 else None
+
+
+def dvr_kind(kind: str) -> str:
+    """The request kind a start-over (DVR) viewer's ``kind`` request is counted under."""
+    return kind + DVR_SUFFIX
+
+
+def is_dvr_kind(kind: str) -> bool:
+    return kind.endswith(DVR_SUFFIX)
 
 
 _HTTP_STATUS_KEYS = {status: str(status) for status in range(100, 600)}
@@ -349,6 +363,7 @@ class Second:
 
     __slots__ = (
         "active_viewers",
+        "dvr_request_latency_s",
         "errors_by_type",
         "live_latency_s",
         "request_latency_s",
@@ -365,8 +380,9 @@ class Second:
         self.request_tenths = [0] * 10  # requests sent, per tenth of the second
         self.retry_tenths = [0] * 10  # … of which retries of a failed request
         self.errors_by_type: dict[str, int] = {}
-        self.request_latency_s = Histogram(*TIMELINE_LAYOUT)
-        self.live_latency_s = Histogram(*TIMELINE_LAYOUT)
+        self.request_latency_s = Histogram(*TIMELINE_LAYOUT)  # live viewers' requests
+        self.dvr_request_latency_s = Histogram(*TIMELINE_LAYOUT)  # start-over viewers'
+        self.live_latency_s = Histogram(*TIMELINE_LAYOUT)  # live viewers' latency behind live
 
     def merge(self, other: Second) -> None:
         self.active_viewers += other.active_viewers
@@ -378,6 +394,7 @@ class Second:
         for error, n in other.errors_by_type.items():
             self.errors_by_type[error] = self.errors_by_type.get(error, 0) + n
         self.request_latency_s.merge(other.request_latency_s)
+        self.dvr_request_latency_s.merge(other.dvr_request_latency_s)
         self.live_latency_s.merge(other.live_latency_s)
 
 
@@ -402,7 +419,7 @@ class Timeline:
     def column(self, name: str) -> list[float]:
         """One per-second series: a ``Second`` attribute, or "request_latency_p50_s" style."""
         ordered = [self.seconds[t] for t in self.times()]
-        for prefix in ("request_latency", "live_latency"):
+        for prefix in ("request_latency", "dvr_request_latency", "live_latency"):
             if name.startswith(prefix + "_p") and name.endswith("_s"):
                 percent = float(name[len(prefix) + 2 : -2])
                 return [getattr(s, prefix + "_s").percentile(percent) for s in ordered]
@@ -429,7 +446,14 @@ class Timeline:
             "errors_by_type": [dict(sorted(s.errors_by_type.items())) for s in ordered],
             "request_latency_s": [s.request_latency_s.to_dict() for s in ordered],
             "live_latency_s": [s.live_latency_s.to_dict() for s in ordered],
-        }
+        } | self._dvr_dict(ordered)
+
+    @staticmethod
+    def _dvr_dict(ordered: list[Second]) -> dict[str, Any]:
+        """Start-over requests' latency per second, written when there were any."""
+        if not any(s.dvr_request_latency_s.count for s in ordered):
+            return {}
+        return {"dvr_request_latency_s": [s.dvr_request_latency_s.to_dict() for s in ordered]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Timeline:
@@ -445,19 +469,23 @@ class Timeline:
             second.errors_by_type = {k: int(v) for k, v in data["errors_by_type"][i].items()}
             second.request_latency_s = Histogram.from_dict(data["request_latency_s"][i])
             second.live_latency_s = Histogram.from_dict(data["live_latency_s"][i])
+            if "dvr_request_latency_s" in data:
+                dvr = data["dvr_request_latency_s"][i]
+                second.dvr_request_latency_s = Histogram.from_dict(dvr)
         return timeline
 
 
 class RunStats:
     """Everything one run measured; ``merge`` adds a worker's stats, ``to_dict`` ships them."""
 
-    __slots__ = ("indicators", "requests", "tiers", "timeline", "viewers")
+    __slots__ = ("dvr_viewers", "indicators", "requests", "tiers", "timeline", "viewers")
 
     def __init__(self, seed: int = 0) -> None:
         self.requests = {
             kind: RequestKindStats(seed * 7 + i) for i, kind in enumerate(REQUEST_KINDS)
         }
-        self.viewers = ViewerStats(seed)
+        self.viewers = ViewerStats(seed)  # live viewers: the QoE SLOs judge these
+        self.dvr_viewers = ViewerStats(seed + 1_000_003)  # start-over viewers, reported apart
         self.tiers: dict[str, TierCounters] = {}
         self.timeline = Timeline()
         self.indicators = Indicators()
@@ -465,7 +493,8 @@ class RunStats:
     def record_request(
         self, kind: str, status: int | str, latency_s: float | None, t_s: float
     ) -> None:
-        """One request outcome: an HTTP status, or a transport failure name ("reset")."""
+        """One request outcome: an HTTP status, or a transport failure name ("reset"). A DVR kind's
+        latency goes to the per-second DVR histogram, apart from the live requests'."""
         kind_stats = self.requests.get(kind)
         if kind_stats is None:
             kind_stats = self.requests[kind] = RequestKindStats()
@@ -476,7 +505,10 @@ class RunStats:
         if key not in _NOT_ERRORS:
             second.errors_by_type[key] = second.errors_by_type.get(key, 0) + 1
         if latency_s is not None:
-            second.request_latency_s.record(latency_s)
+            if is_dvr_kind(kind):
+                second.dvr_request_latency_s.record(latency_s)
+            else:
+                second.request_latency_s.record(latency_s)
 
     def record_sent(self, t_s: float, retry: bool) -> None:
         """A request leaving a viewer (``retry``: it repeats a failed one), per tenth of a second
@@ -487,8 +519,9 @@ class RunStats:
         if retry:
             second.retry_tenths[tenth] += 1
 
-    def record_viewer(self, outcome: ViewerOutcome, count: int = 1) -> None:
-        self.viewers.record(outcome, count)
+    def record_viewer(self, outcome: ViewerOutcome, count: int = 1, *, dvr: bool = False) -> None:
+        """A viewer's outcome: a live viewer's, or (``dvr``) a start-over viewer's."""
+        (self.dvr_viewers if dvr else self.viewers).record(outcome, count)
 
     def record_stall(self, t_s: float) -> None:
         self.timeline.at(t_s).stalls += 1
@@ -525,6 +558,7 @@ class RunStats:
         for kind, kind_stats in other.requests.items():
             self.requests.setdefault(kind, RequestKindStats()).merge(kind_stats)
         self.viewers.merge(other.viewers)
+        self.dvr_viewers.merge(other.dvr_viewers)
         for tier, counters in other.tiers.items():
             mine = self.tiers.setdefault(tier, TierCounters())
             mine.samples = sorted(mine.samples + counters.samples)
@@ -535,13 +569,16 @@ class RunStats:
         self.indicators.merge(other.indicators)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "requests": {kind: s.to_dict() for kind, s in self.requests.items()},
             "viewers": self.viewers.to_dict(),
             "tiers": {tier: c.to_dict() for tier, c in sorted(self.tiers.items())},
             "timeline": self.timeline.to_dict(),
             "indicators": self.indicators.to_dict(),
         }
+        if self.dvr_viewers.counters["viewers"]:  # a run with start-over viewers
+            out["dvr_viewers"] = self.dvr_viewers.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunStats:
@@ -550,6 +587,8 @@ class RunStats:
             str(kind): RequestKindStats.from_dict(s) for kind, s in data["requests"].items()
         }
         stats.viewers = ViewerStats.from_dict(data["viewers"])
+        if "dvr_viewers" in data:
+            stats.dvr_viewers = ViewerStats.from_dict(data["dvr_viewers"])
         stats.tiers = {str(t): TierCounters.from_dict(c) for t, c in data["tiers"].items()}
         stats.timeline = Timeline.from_dict(data["timeline"])
         if "indicators" in data:  # results written before the indicators have none
