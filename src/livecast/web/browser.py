@@ -5,6 +5,7 @@ Used by the end-to-end tests and by the latency benchmarks::
     result = await watch("http://127.0.0.1:8080/player.html", seconds=20)
     print(result.advance, result.latency_p50, result.fatal_error)
 
+:func:`open_page` gives a test the loaded page itself, to drive it (the seek bar, "go live").
 Playwright drives Debian's Chromium (its own browser download does not work on these machines),
 so the binary comes from :func:`find_chromium`. The page's ``window.livecastStats()`` is sampled
 every ``sample_every`` seconds; :class:`WatchResult` keeps every sample and the figures derived
@@ -14,18 +15,19 @@ from them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from livecast.results.histogram import interpolated_percentile
 
 if TYPE_CHECKING:
-    from playwright.async_api import ConsoleMessage
+    from playwright.async_api import ConsoleMessage, Page
 
 CHROMIUM_ENV = "LIVECAST_CHROMIUM"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
@@ -201,6 +203,54 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return interpolated_percentile(values, min(max(q, 0.0), 100.0)) if values else None
 
 
+@dataclass(slots=True)
+class OpenPage:
+    """A page opened by :func:`open_page`: the Playwright page, and what went wrong on it."""
+
+    page: Page
+    #: JavaScript exceptions thrown on the page and console errors, in order.
+    errors: list[str] = field(default_factory=list)
+
+    async def stats(self) -> PlayerStats | None:
+        """The page's ``window.livecastStats()`` now, or ``None`` before it exists."""
+        raw = await self.page.evaluate(_STATS_JS)
+        return PlayerStats.from_json(raw) if isinstance(raw, dict) else None
+
+
+@contextlib.asynccontextmanager
+async def open_page(page_url: str, *, chromium: str | None = None) -> AsyncIterator[OpenPage]:
+    """``page_url`` loaded in headless Chromium (:func:`find_chromium` unless ``chromium``), for
+    a caller that drives the page itself; the browser is closed when the block is left.
+
+    Raises :class:`RuntimeError` when there is no browser.
+    """
+    from playwright.async_api import async_playwright
+
+    executable = chromium or find_chromium()
+    if executable is None:
+        raise RuntimeError(
+            f"no Chromium found (set ${CHROMIUM_ENV} or install Debian's chromium package)"
+        )
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=executable, headless=True, args=list(CHROMIUM_ARGS)
+        )
+        try:
+            opened = OpenPage(await browser.new_page())
+            opened.page.on("pageerror", lambda exc: opened.errors.append(f"pageerror: {exc}"))
+
+            def on_console(msg: ConsoleMessage) -> None:
+                if msg.type == "error":
+                    where = msg.location.get("url", "")
+                    opened.errors.append(f"console.error: {msg.text} ({where})")
+
+            opened.page.on("console", on_console)
+            await opened.page.goto(page_url, wait_until="load")
+            yield opened
+        finally:
+            await browser.close()
+
+
 async def watch(
     page_url: str,
     seconds: float,
@@ -213,39 +263,17 @@ async def watch(
     ``chromium`` defaults to :func:`find_chromium`; raises :class:`RuntimeError` when there is no
     browser. Sampling starts once the page has loaded; a final sample is always taken at the end.
     """
-    from playwright.async_api import async_playwright
-
-    executable = chromium or find_chromium()
-    if executable is None:
-        raise RuntimeError(
-            f"no Chromium found (set ${CHROMIUM_ENV} or install Debian's chromium package)"
-        )
     result = WatchResult(url=page_url, seconds=seconds)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=executable, headless=True, args=list(CHROMIUM_ARGS)
-        )
-        try:
-            page = await browser.new_page()
-            page.on("pageerror", lambda exc: result.page_errors.append(f"pageerror: {exc}"))
-
-            def on_console(msg: ConsoleMessage) -> None:
-                if msg.type == "error":
-                    where = msg.location.get("url", "")
-                    result.page_errors.append(f"console.error: {msg.text} ({where})")
-
-            page.on("console", on_console)
-            await page.goto(page_url, wait_until="load")
-            start = time.monotonic()
-            deadline = start + seconds
-            while True:
-                now = time.monotonic()
-                raw = await page.evaluate(_STATS_JS)
-                if isinstance(raw, dict):
-                    result.samples.append(Sample(now - start, PlayerStats.from_json(raw)))
-                if now >= deadline:
-                    break
-                await asyncio.sleep(min(sample_every, max(0.0, deadline - time.monotonic())))
-        finally:
-            await browser.close()
+    async with open_page(page_url, chromium=chromium) as opened:
+        result.page_errors = opened.errors
+        start = time.monotonic()
+        deadline = start + seconds
+        while True:
+            now = time.monotonic()
+            stats = await opened.stats()
+            if stats is not None:
+                result.samples.append(Sample(now - start, stats))
+            if now >= deadline:
+                break
+            await asyncio.sleep(min(sample_every, max(0.0, deadline - time.monotonic())))
     return result

@@ -1,6 +1,8 @@
 """A static HTTP server for HLS written to disk by someone else (FFmpeg's HLS muxer), plus the
 player page and hls.js — the classic-HLS peer that tests and benchmarks compare livecast with.
-Playlists are sent ``no-cache``; everything else as the standard library's handler does.
+Playlists are sent ``no-cache``; everything else as the standard library's handler does. The peer
+keeps no recording: the page's ``recording.json`` question is answered so (a 404 would be a console
+error in the browser).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from livecast.web.assets import player_page_html
+
+NO_RECORDING = b'{"recorded": false, "ended": false}\n'
 
 
 class PeerRequestHandler(SimpleHTTPRequestHandler):
@@ -35,6 +39,8 @@ class PeerRequestHandler(SimpleHTTPRequestHandler):
             self._send(player_page_html(), "text/html; charset=utf-8")
         elif path == "/hls.min.js":
             self._send(self._hlsjs, "text/javascript")
+        elif path.endswith("/recording.json"):
+            self._send(NO_RECORDING, "application/json")
         else:
             super().do_GET()
 
