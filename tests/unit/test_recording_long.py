@@ -17,7 +17,8 @@ from livecast.packager.event import LiveEvent, RenditionSpec
 from livecast.packager.live import PackagingConfig
 from livecast.sources.loop import LoopTrack, ReplaySchedule, load_track
 from livecast.store.archive import Recording
-from tests.unit.synth import AAC_FRAME, AUDIO_RATE, EPOCH, FRAME, VIDEO_TIMESCALE
+from tests.unit.synth import AAC_FRAME, AUDIO_RATE, EPOCH
+from tests.unit.test_loop_schedule import video_stream
 
 LOOP = Fraction(4)
 AUDIO_FRAMES = 8  # per fragment: fewer, larger fragments keep the test fast
@@ -25,17 +26,7 @@ HOURS = 2
 
 
 def video_track() -> LoopTrack:
-    body = b"".join(
-        boxes.fragment(
-            sequence=i + 1,
-            decode_time=i * 10 * FRAME,
-            sample_durations=[FRAME] * 10,
-            sample_sizes=[40] * 10,
-            first_is_sync=i % 6 == 0,
-        )
-        for i in range(12)
-    )
-    return load_track("720p", boxes.init_segment("video", timescale=VIDEO_TIMESCALE) + body, LOOP)
+    return load_track("720p", video_stream(), LOOP)  # 30 fps, 1/3 s fragments, 2 s GOP
 
 
 def audio_track() -> LoopTrack:
