@@ -10,8 +10,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from livecast.hls.playlist import MediaPlaylist, parse_media_playlist
 from tests.requirements import need
 
 from .processes import children, livecast, none_left
+from .test_contribution import fetch as get
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +30,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def get(url: str) -> tuple[int, bytes, dict[str, str]]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read(), dict(response.headers)
-    except urllib.error.HTTPError as error:
-        return error.code, error.read(), dict(error.headers)
 
 
 def playlist(base: str, rendition: str) -> MediaPlaylist:
