@@ -98,8 +98,8 @@ async def test_the_slate_covers_a_5_s_input_loss_and_the_programme_returns(
     kinds, dates, init = [], [], None
     for segment in playlist.segments:
         init = segment.map.uri if segment.map is not None else init
-        if segment.uri is None:
-            continue  # still being produced
+        if segment.uri is None or segment.gap:
+            continue  # still being produced; or a number this rendition has no media for
         assert init is not None and segment.pdt is not None
         rgb = await corner_rgb(base, "360p", init, segment.uri)
         kinds.append("slate" if is_slate(rgb) else "programme")

@@ -12,8 +12,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from livecast.errors import ConfigError
+from livecast.hls.playlist import parse_media_playlist
 from livecast.origin.app import OriginApp
 from livecast.player import Player, PlayerConfig
+from livecast.player.track import SEGMENT, TrackState, index_playlist
 from livecast.results.stats import RunStats
 
 from .synth import EPOCH, make_event
@@ -161,3 +163,37 @@ def test_a_viewer_behind_the_part_window_fetches_whole_segments_then_parts_again
     assert all(s.status in (200, None) for s in server.kinds("part"))
     assert player.buffer is not None and player.buffer.skipped == 0.0  # nothing was skipped
     assert record.latency is not None and record.latency.max_s > 9.0  # no catch-up (hls.js)
+
+
+GAPPED = """#EXTM3U
+#EXT-X-VERSION:9
+#EXT-X-TARGETDURATION:2
+#EXT-X-MEDIA-SEQUENCE:10
+#EXT-X-MAP:URI="init-1.mp4"
+#EXTINF:2.0,
+seg-10.m4s
+#EXTINF:0.27733,
+#EXT-X-GAP
+seg-11.m4s
+#EXT-X-DISCONTINUITY
+#EXT-X-MAP:URI="init-12.mp4"
+#EXTINF:2.0,
+seg-12.m4s
+"""
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"), [((11, SEGMENT), (12, SEGMENT)), ((11, 0), (12, SEGMENT))]
+)
+def test_a_segment_listed_with_ext_x_gap_is_never_requested(
+    after: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    """A number the encoder restart left without media in this rendition: skipped, as hls.js
+    skips EXT-X-GAP, instead of waited for."""
+    track = TrackState("video", "v", "http://origin/live/720p/index.m3u8")
+    track.playlist = parse_media_playlist(GAPPED)
+    track.items = index_playlist(track.playlist, track.playlist_url, parts=False)
+    assert sorted(track.items) == [(10, SEGMENT), (12, SEGMENT)]
+    track.next_position = after
+    track.normalize_next()
+    assert track.next_position == expected

@@ -65,6 +65,7 @@ class LiveEvent:
         self.generation = -1
         self.epoch = 0.0
         self._msn_base = 0
+        self._gap_durations: dict[int, float] = {}
 
     # ------------------------------------------------------------------ encoder input
     def start_generation(self, generation: int, epoch: float) -> None:
@@ -73,8 +74,11 @@ class LiveEvent:
         MSNs continue after the newest segment of any rendition; the very first run starts at
         ``epoch / segment_duration`` so that a restarted livecast never reuses segment names.
         """
+        flushed = [cut for r in self.renditions.values() for cut in r.flush()]
+        self._changed(flushed)  # what the stopped run left open is complete now, in every rendition
         newest = [r.position() for r in self.renditions.values()]
         known = [p.last_msn for p in newest if p is not None]
+        self._gap_durations = self._newest_durations()
         if known:
             self._msn_base = max(known) + 1
         else:
@@ -82,12 +86,23 @@ class LiveEvent:
         self.generation = generation
         self.epoch = epoch
 
+    def _newest_durations(self) -> dict[int, float]:
+        """Each rendition's newest segment: MSN → its longest duration, what a rendition that
+        lacks that number lists as its EXT-X-GAP (``LiveRendition``)."""
+        durations: dict[int, float] = {}
+        for rendition in self.renditions.values():
+            newest = rendition.newest_segment()
+            if newest is not None:
+                durations[newest.msn] = max(durations.get(newest.msn, 0.0), newest.duration)
+        return durations
+
     def on_init(self, rendition: str, init: InitSegment) -> list[Cut]:
         cuts = self._rendition(rendition).start_generation(
             init,
             epoch=self.epoch,
             msn_base=self._msn_base,
             generation_id=f"{self._msn_base}",
+            gap_durations=self._gap_durations,
         )
         return self._changed(cuts, always=True)
 

@@ -139,13 +139,17 @@ class LiveRendition:
 
     # ------------------------------------------------------------------ input
     def start_generation(
-        self, init: InitSegment, *, epoch: float, msn_base: int, generation_id: str
+        self,
+        init: InitSegment,
+        *,
+        epoch: float,
+        msn_base: int,
+        generation_id: str,
+        gap_durations: dict[int, float] | None = None,
     ) -> list[Cut]:
         """A (re)started encoder sent its init segment: close what is open, start a new run."""
-        cuts = self._cutter.flush() if self._cutter else []
-        for cut in cuts:
-            self._on_cut(cut)
-        self._fill_gaps(msn_base)
+        cuts = self.flush()
+        self._fill_gaps(msn_base, gap_durations or {})
         init_name = f"init-{generation_id}.mp4"
         self.store.put_init(init_name, init.data)
         self.init_names.add(init_name)
@@ -161,10 +165,19 @@ class LiveRendition:
         )
         return cuts
 
-    def _fill_gaps(self, msn_base: int) -> None:
+    def flush(self) -> list[Cut]:
+        """The encoder run stopped: close the open part and segment (short ones)."""
+        cuts = self._cutter.flush() if self._cutter else []
+        for cut in cuts:
+            self._on_cut(cut)
+        return cuts
+
+    def _fill_gaps(self, msn_base: int, durations: dict[int, float]) -> None:
         """Segment numbers before the new run's first that this rendition never produced (the
         other renditions had opened one more segment when the encoder stopped): listed with
-        EXT-X-GAP, so that MSNs stay contiguous — a player numbers segments by position."""
+        EXT-X-GAP, so that MSNs stay contiguous — a player numbers segments by position — and
+        as long as the other renditions' segment of that number (``durations``): the timeline
+        gets no hole that was not in the media."""
         if not self._segments:
             return
         previous = self._segments[-1]
@@ -178,7 +191,7 @@ class LiveRendition:
                 discontinuity_sequence=self._discontinuity_count,
                 complete=True,
                 gap=True,
-                duration_without_parts=self.config.segment_duration,
+                duration_without_parts=durations.get(msn, 0.0),
             )
             self._by_msn[msn] = gap
             self._segments.append(gap)
@@ -244,6 +257,10 @@ class LiveRendition:
             self.store.retire_init(name)
 
     # ------------------------------------------------------------------ queries
+    def newest_segment(self) -> Segment | None:
+        """The segment being produced, else the newest complete one."""
+        return self.open_segment or (self._segments[-1] if self._segments else None)
+
     @property
     def open_segment(self) -> Segment | None:
         return self._cutter.open_segment if self._cutter else None

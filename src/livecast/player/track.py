@@ -83,7 +83,7 @@ def index_playlist(pl: MediaPlaylist, base_url: str, parts: bool) -> dict[Positi
                 )
                 items[item.position] = item
                 start += part.duration
-        elif seg.uri is not None:  # classic mode, or a segment whose part tags were dropped
+        elif seg.uri is not None and not seg.gap:  # classic mode, or part tags dropped
             item = MediaItem(
                 (msn, SEGMENT),
                 join_url(base_url, seg.uri),
@@ -305,6 +305,7 @@ class TrackState:
         guessed index may be past its segment's end (→ part 0 of the next MSN); a part whose tag
         was dropped is fetched within its whole segment, and after a whole segment come parts
         again when they are listed (hls.js loads the segment when the part is gone)."""
+        self._skip_gaps()
         if self.next_position is None or self.next_position in self.items:
             return
         msn, part = self.next_position
@@ -315,6 +316,17 @@ class TrackState:
             self.next_position = (msn, 0)
         elif part >= 0 and (msn, SEGMENT) in self.items:
             self.next_position = (msn, SEGMENT)
+
+    def _skip_gaps(self) -> None:
+        """Past the segments listed with EXT-X-GAP (no media: "clients SHOULD NOT load" them) —
+        as hls.js does, to the next segment's start."""
+        pl = self.playlist
+        while pl is not None and self.next_position is not None:
+            msn, part = self.next_position
+            offset = msn - pl.first_listed_msn
+            if not (0 <= offset < len(pl.segments) and pl.segments[offset].gap):
+                return
+            self.next_position = (msn + 1, SEGMENT if part == SEGMENT else 0)
 
     def at_switch_point(self, item: MediaItem | None) -> bool:
         """Whether a rendition switch may happen before ``item``, the next to fetch: at an
