@@ -21,7 +21,7 @@ from tests.unit.synth import AAC_FRAME, AUDIO_RATE, EPOCH
 from tests.unit.test_loop_schedule import video_stream
 
 LOOP = Fraction(4)
-AUDIO_FRAMES = 8  # per fragment: fewer, larger fragments keep the test fast
+AUDIO_FRAMES = 16  # per fragment (1/3 s): fewer, larger fragments keep the test fast
 HOURS = 2
 
 
