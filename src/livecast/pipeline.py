@@ -22,7 +22,7 @@ import logging
 import math
 import mimetypes
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 
 from livecast.channel import Channel, ChannelMetrics
@@ -331,7 +331,12 @@ class LivePipeline:
             await self.contributions[stream_id].drain(timeout=5.0)
             await self.end_event(stream_id)
 
-        task = asyncio.get_running_loop().create_task(end(), name=f"end-{stream_id}")
+        self._end_in_background(stream_id, end())
+
+    def _end_in_background(self, stream_id: str, ending: Coroutine[None, None, None]) -> None:
+        """An end that :meth:`stop` waits for instead of cancelling it half-way (a source
+        stopped half-way cannot be stopped again)."""
+        task = asyncio.get_running_loop().create_task(ending, name=f"end-{stream_id}")
         self._ending_tasks.add(task)
         task.add_done_callback(self._ending_tasks.discard)
 
@@ -475,6 +480,7 @@ class LivePipeline:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
+        await asyncio.gather(*self._ending_tasks, return_exceptions=True)
         if self.rtmp is not None:
             await self.rtmp.stop()
         for listener in self.srt:
@@ -515,7 +521,7 @@ class LivePipeline:
         while True:
             for stream_id in control.end_requests(self.recording.directory):
                 if stream_id in self.channels:
-                    await self.end_event(stream_id)
+                    self._end_in_background(stream_id, self.end_event(stream_id))
                 control.clear(self.recording.directory, stream_id)
             self._update_record_metrics()
             await asyncio.sleep(1.0)
