@@ -35,6 +35,11 @@ BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"sizes": (200, 400), "seconds": 20.0, "profile_seconds": 10.0},
     ),
     "fidelity": ("bench_fidelity", {}, {"runs": 1}),
+    "recording": (
+        "bench_recording",
+        {},
+        {"seconds": 4.0, "rounds": 1, "speed": 4.0, "dvr_hours": 0.25, "repeat": 50},
+    ),
 }
 
 

@@ -107,7 +107,7 @@ class LiveRendition:
         self.ended = False
         self.recording = self.store if isinstance(self.store, RecordedRendition) else None
         if self.recording is not None:
-            self._restore(self.recording.recovered.segments, ended=self.recording.ended)
+            self._restore(self.recording.take_recovered(), ended=self.recording.ended)
 
     def _restore(self, recorded: list[RecordedSegment], *, ended: bool) -> None:
         """Start from the recording: the segments of the live window, the end mark."""
