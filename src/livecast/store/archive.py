@@ -82,7 +82,6 @@ class RecordedRendition:
         self.fsync = fsync
         self._syncer = syncer
         self.ram = RamRendition()
-        self.recording = self  # the packager asks its store for ``recording`` (None in RAM)
         self.errors = 0  # writes the disk refused
         self.gap_segments = 0  # segments lost to the recording
         self.ended = False
