@@ -327,7 +327,7 @@ class StreamAnswers:
         if cached is not None and cached[0] == self.event.version:
             return cached[1]
         cache = self.blocking_cache if blocking else self.plain_cache
-        if self.event.renditions[name].ended and self.event.recorded:
+        if self.event.renditions[name].serves_vod:
             cache = IMMUTABLE  # the VOD of the whole event: it never changes again
         response = Response(
             200,

@@ -76,11 +76,9 @@ class LiveEvent:
         """
         flushed = [cut for r in self.renditions.values() for cut in r.flush()]
         self._changed(flushed)  # what the stopped run left open is complete now, in every rendition
-        newest = [r.position() for r in self.renditions.values()]
-        known = [p.last_msn for p in newest if p is not None]
         self._gap_durations = self._newest_durations()
-        if known:
-            self._msn_base = max(known) + 1
+        if self._gap_durations:
+            self._msn_base = max(self._gap_durations) + 1
         else:
             self._msn_base = math.floor(epoch / self.config.segment_duration)
         self.generation = generation
@@ -144,7 +142,7 @@ class LiveEvent:
         if cached is not None and cached[0] == self.version:
             return cached[1]
         rendition = self._rendition(name)
-        if rendition.ended and rendition.recorded_range() is not None:
+        if rendition.serves_vod:
             data = rendition.recorded_playlist()
             self._playlist_cache[key] = (self.version, data)
             return data
@@ -179,11 +177,6 @@ class LiveEvent:
         data = render_multivariant_playlist(self.multivariant()).encode()
         self._multivariant_cache = (self.version, data)
         return data
-
-    @property
-    def recorded(self) -> bool:
-        """Every rendition has a recording."""
-        return all(r.recording is not None for r in self.renditions.values())
 
     def multivariant(self) -> MultivariantPlaylist:
         """Variant attributes from the real streams: codecs and size from the init segments,

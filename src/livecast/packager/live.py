@@ -212,9 +212,7 @@ class LiveRendition:
     def end(self) -> list[Cut]:
         """The event is over: flush and mark the playlist with EXT-X-ENDLIST (and the recording
         with its end: it is VOD from now on, also after a restart)."""
-        cuts = self._cutter.flush() if self._cutter else []
-        for cut in cuts:
-            self._on_cut(cut)
+        cuts = self.flush()
         self.ended = True
         if self.recording is not None:
             self.recording.end()
@@ -460,6 +458,11 @@ class LiveRendition:
             playlist_type="VOD" if closed else "EVENT",
             endlist=closed,
         )
+
+    @property
+    def serves_vod(self) -> bool:
+        """The event ended and is recorded: the playlist is the VOD of the whole event."""
+        return self.ended and self.recorded_range() is not None
 
     def recorded_range(self) -> tuple[float, float] | None:
         """(PDT of the first recorded segment, PDT end of the newest), if any."""

@@ -88,13 +88,14 @@ class RecordedRendition:
         self._on_disk_inits: set[str] = set()
         self._open_msn: int | None = None  # segment whose partial file is open
         self._open_fd: int | None = None
-        self._open_size = 0
         self._failed_msn: int | None = None  # segment that could not be recorded
         self._outage = False  # the disk refuses writes (logged once per outage)
         self._journal_torn = False  # the last journal write failed, perhaps half-way
         # Segments waiting to be indexed (and journaled, for gaps) while the disk refuses writes.
         self._backlog: deque[tuple[RecordedSegment, bool]] = deque(maxlen=BACKLOG_LIMIT)
-        self._part_sizes: dict[int, list[int]] = {}  # parts readable from disk, per msn
+        # part sizes of the recovered segments in the live window (their parts are read from disk;
+        # the others' are in the RAM ring)
+        self._part_sizes: dict[int, list[int]] = {}
         directory.mkdir(parents=True, exist_ok=True)
         self.recovered = self._recover()
         self.ended = self.recovered.ended
@@ -177,10 +178,8 @@ class RecordedRendition:
                 self._open_segment(segment)
             assert self._open_fd is not None
             _write_all(self._open_fd, data)
-            self._open_size += len(data)
             recorded = RecordedPart(part.index, len(data), part.duration, part.independent)
             self._append(journal.part_line(msn, recorded))
-            self._part_sizes.setdefault(msn, []).append(len(data))
             if self.fsync == "part":
                 os.fsync(self._open_fd)
                 os.fsync(self._journal)
@@ -191,17 +190,15 @@ class RecordedRendition:
         self.ram.put_segment(segment, data)
         msn = segment.msn
         if msn == self._failed_msn or self._open_msn != msn or self._open_fd is None:
-            self._backlog.append((_gap_of(segment), True))  # recorded as a gap when it can be
-            self._failed_msn = None
             self._close_partial(msn, keep=False)
+            self._lost(segment)
             return
         final = self._path(segment_name(msn))
         try:
             os.replace(final + PARTIAL, final)
         except OSError as exc:
             self._fail(segment, exc)
-            self._backlog.append((_gap_of(segment), True))
-            self._failed_msn = None
+            self._lost(segment)
             return
         fd, self._open_fd, self._open_msn = self._open_fd, None, None
         recorded = _recorded(segment)
@@ -218,6 +215,11 @@ class RecordedRendition:
         else:
             self._outage_over(msn)
         self._sync_segment(fd)
+
+    def _lost(self, segment: SegmentInfo) -> None:
+        """The segment did not reach the disk: journaled and indexed as a gap when it can be."""
+        self._backlog.append((_gap_of(segment), True))
+        self._failed_msn = None
 
     def put_gap(self, segment: SegmentInfo) -> None:
         self._backlog.append((_gap_of(segment), True))
@@ -264,7 +266,7 @@ class RecordedRendition:
         path = self._path(segment_name(segment.msn) + PARTIAL)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         self._open_fd = os.open(path, flags, 0o644)
-        self._open_msn, self._open_size = segment.msn, 0
+        self._open_msn = segment.msn
         self._append(journal.open_line(_recorded(segment)))
 
     def _write_init(self, name: str, data: bytes, *, raise_errors: bool = False) -> None:
@@ -307,7 +309,6 @@ class RecordedRendition:
     def _fail(self, segment: SegmentInfo, exc: OSError) -> None:
         self._failed_msn = segment.msn
         self._close_partial(segment.msn, keep=False)
-        self._part_sizes.pop(segment.msn, None)
         self._count_error(exc, f"segment {segment.msn}")
 
     def _outage_over(self, msn: int) -> None:
@@ -358,7 +359,7 @@ class RecordedRendition:
     def part(self, msn: int, index: int) -> bytes | None:
         data = self.ram.part(msn, index)
         sizes = self._part_sizes.get(msn)
-        if data is None and sizes is not None and index < len(sizes) and msn != self._open_msn:
+        if data is None and sizes is not None and index < len(sizes):
             path = self._path(segment_name(msn))
             with contextlib.suppress(OSError), open(path, "rb") as file:
                 file.seek(sum(sizes[:index]))
