@@ -133,8 +133,8 @@ def rehearse(viewers: int, seconds: float, out: Path) -> dict[str, Any]:
 def profile_driver(viewers: int, seconds: float) -> dict[str, Any]:
     """One driver process under cProfile against a stack of its own; own time by group."""
     from livecast.origin.wire import install_uvloop
-    from livecast.rehearse.audience import AudienceShape, DownlinkBand, plan_audience
     from livecast.rehearse.driver import Driver, DriverConfig
+    from livecast.scenario.audience import AudienceShape, DownlinkBand, plan_audience
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-capacity-") as name,

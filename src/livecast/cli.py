@@ -261,7 +261,7 @@ def _rehearse(what: list[str], out: str | None) -> int:
         )
         return 2
     from livecast.rehearse.runner import rehearse
-    from livecast.rehearse.scenario import load_scenario
+    from livecast.scenario.file import load_scenario
 
     scenario = load_scenario(what[0])
     return _run(lambda: rehearse(scenario, Path(out)))

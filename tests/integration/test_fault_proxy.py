@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 
 from livecast.rehearse.faults.proxy import FaultProxy
-from livecast.rehearse.faults.timeline import Timeline, parse_timeline
+from livecast.scenario.timeline import Timeline, parse_timeline
 from tests.requirements import missing
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]

@@ -12,9 +12,9 @@ from livecast.origin.contract import Hold, Request, Response
 from livecast.origin.http import OriginServer
 from livecast.origin.wire import HttpLimits
 from livecast.player.tunein import parse_age
-from livecast.rehearse.audience import ViewerPlan
 from livecast.rehearse.client import ClientConnection, Exchange
 from livecast.rehearse.driver import Driver, DriverConfig
+from livecast.scenario.audience import ViewerPlan
 from livecast.telemetry.metrics import Registry
 
 from ..unit.test_player_tunein import playlist

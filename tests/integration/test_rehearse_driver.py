@@ -7,8 +7,8 @@ import time
 import pytest
 
 from livecast.pipeline import LivePipeline
-from livecast.rehearse.audience import AudienceShape, DownlinkBand, plan_audience
 from livecast.rehearse.driver import Driver, DriverConfig, Progress
+from livecast.scenario.audience import AudienceShape, DownlinkBand, plan_audience
 
 pytestmark = pytest.mark.integration
 

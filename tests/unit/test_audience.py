@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from livecast.errors import ConfigError
-from livecast.rehearse.audience import (
+from livecast.scenario.audience import (
     AudienceShape,
     DownlinkBand,
     concurrent_viewers,

@@ -19,7 +19,7 @@ from livecast.rehearse.faults.policy import (
     resets_starting,
     slice_size,
 )
-from livecast.rehearse.faults.timeline import Fault, parse_timeline
+from livecast.scenario.timeline import Fault, parse_timeline
 
 PART = "/live/720p/part-7.2.m4s"
 PLAYLIST = "/live/720p/index.m3u8?_HLS_msn=7&_HLS_part=2"

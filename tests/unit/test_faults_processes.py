@@ -22,7 +22,7 @@ from livecast.rehearse.faults.processes import (
     check_targets,
     process_commands,
 )
-from livecast.rehearse.faults.timeline import Timeline, parse_timeline
+from livecast.scenario.timeline import Timeline, parse_timeline
 from tests.requirements import skip_unless
 
 

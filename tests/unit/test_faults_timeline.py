@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from livecast.errors import ConfigError
-from livecast.rehearse.faults.timeline import (
+from livecast.scenario.timeline import (
     Bandwidth,
     HttpStatus,
     Latency,

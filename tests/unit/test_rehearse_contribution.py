@@ -24,7 +24,6 @@ from livecast.rehearse.publishers import (
     publisher_argv,
     stream_keys,
 )
-from livecast.rehearse.scenario import StackSpec, load_scenario, parse_scenario
 from livecast.results.report_ingest import (
     IngestLog,
     accepted_publishes,
@@ -32,6 +31,7 @@ from livecast.results.report_ingest import (
     on_air_input,
 )
 from livecast.results.stats import RunStats, ViewerOutcome
+from livecast.scenario.file import StackSpec, load_scenario, parse_scenario
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rehearse-failover.toml"
 RTMP = {"stack": True, "source": "rtmp"}

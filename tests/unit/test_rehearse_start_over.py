@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from livecast.errors import ConfigError, LivecastError
-from livecast.rehearse.audience import AudienceShape, DownlinkBand, plan_audience
 from livecast.rehearse.objects import object_of
 from livecast.rehearse.runner import recording_span
-from livecast.rehearse.scenario import load_scenario, parse_scenario
+from livecast.scenario.audience import AudienceShape, DownlinkBand, plan_audience
+from livecast.scenario.file import load_scenario, parse_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BANDS = [DownlinkBand(25_000, 6), DownlinkBand(2_000, 1)]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from livecast.errors import ConfigError
-from livecast.rehearse.scenario import parse_scenario
 from livecast.rehearse.tiers import AccessLogFollower, tier_kind
 from livecast.results.slo import Slo, verdict
 from livecast.results.stats import RunStats, TierCounters
+from livecast.scenario.file import parse_scenario
 
 
 def line(tier: str, status: int = 200, cache: str = "HIT") -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from livecast.errors import ConfigError
-from livecast.rehearse.scenario import parse_scenario
 from livecast.results.compare import compare_stats
 from livecast.results.compare_indicators import poisson_rates_p_value
 from livecast.results.fidelity import (
@@ -19,6 +18,7 @@ from livecast.results.fidelity import (
 from livecast.results.indicators import Capacity, ObjectTally, RunContext, TierObjects
 from livecast.results.slo import DEFAULT_SLOS, parse_slos, verdict
 from livecast.results.stats import RunStats, TierCounters
+from livecast.scenario.file import parse_scenario
 
 PART = 1 / 3
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from livecast.errors import ConfigError
-from livecast.rehearse.scenario import load_scenario, parse_scenario
+from livecast.scenario.file import load_scenario, parse_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

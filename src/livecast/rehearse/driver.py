@@ -34,9 +34,9 @@ from livecast.player.model import Player
 from livecast.player.parsed import PlaylistCache
 from livecast.player.requests import Request
 from livecast.player.tunein import parse_age
-from livecast.rehearse.audience import ViewerPlan
 from livecast.rehearse.client import ClientConnection, Exchange
 from livecast.results.stats import RunStats
+from livecast.scenario.audience import ViewerPlan
 
 SEND_SLACK = 0.001  # seconds: a request or an answer due sooner goes now
 WHEEL_SLOT = 0.01  # seconds: resolution of the viewers' deadlines

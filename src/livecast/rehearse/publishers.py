@@ -35,8 +35,8 @@ from livecast.errors import LivecastError, PlaylistError
 from livecast.hls.playlist import parse_multivariant_playlist
 from livecast.ingest.settings import BACKUP_KEY_ENV, KEY_ENV
 from livecast.rehearse.faults.processes import Processes
-from livecast.rehearse.scenario import PUBLISHER_NAMES, StackSpec
 from livecast.results.report_ingest import accepted_publishes, on_air_input
+from livecast.scenario.file import PUBLISHER_NAMES, StackSpec
 
 WIDTH, HEIGHT, FPS = 640, 360, 30  # cheap to encode; the ladder scales it to every rung
 GOP_SECONDS = 2

@@ -32,11 +32,9 @@ from livecast.edge.nginx_conf import Upstream
 from livecast.edge.origins import MULTIVARIANT
 from livecast.edge.topology import TopologySpec, edge_tier
 from livecast.errors import LivecastError, PlaylistError
-from livecast.rehearse.audience import ViewerPlan, plan_audience
 from livecast.rehearse.driver import DriverConfig
 from livecast.rehearse.faults.processes import FaultDriver, Processes, check_targets
 from livecast.rehearse.faults.proxy import FaultProxy
-from livecast.rehearse.faults.timeline import NETWORK_KINDS
 from livecast.rehearse.freshness import OriginFollower, PlaylistFacts, playlist_facts
 from livecast.rehearse.objects import ObjectLedger
 from livecast.rehearse.publishers import (
@@ -45,7 +43,6 @@ from livecast.rehearse.publishers import (
     key_env,
     stream_keys,
 )
-from livecast.rehearse.scenario import Scenario, StackSpec
 from livecast.rehearse.tiers import AccessLogFollower
 from livecast.rehearse.workers import MergedProgress, raise_open_files_limit, run_workers
 from livecast.results.histogram import Histogram
@@ -55,6 +52,9 @@ from livecast.results.report_ingest import IngestLog, stall_figures
 from livecast.results.scrape import ORIGIN_REQUESTS_METRIC, request_totals, responses_of_type
 from livecast.results.slo import EXIT_COULD_NOT_RUN, verdict
 from livecast.results.stats import RunStats
+from livecast.scenario.audience import ViewerPlan, plan_audience
+from livecast.scenario.file import Scenario, StackSpec
+from livecast.scenario.timeline import NETWORK_KINDS
 from livecast.transcode.ffmpeg import find_ffmpeg
 
 log = logging.getLogger("livecast.rehearse")

@@ -20,9 +20,9 @@ from typing import Any
 
 from livecast.edge.nginx import die_with_parent
 from livecast.errors import LivecastError
-from livecast.rehearse.audience import ViewerPlan
 from livecast.rehearse.driver import Driver, DriverConfig, Progress
 from livecast.results.stats import RunStats
+from livecast.scenario.audience import ViewerPlan
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,10 @@
-"""Faults on the rehearsal timeline: the timeline (pure), the policy (pure), the fault proxy and
+"""Faults on the rehearsal timeline (``livecast.scenario.timeline``): the policy (pure), the fault proxy and
 process control (adapters)."""
 
 from livecast.rehearse.faults.policy import Action, FaultCounters, decide
 from livecast.rehearse.faults.processes import FaultDriver, ProcessControl, Processes
 from livecast.rehearse.faults.proxy import FaultProxy
-from livecast.rehearse.faults.timeline import Fault, Timeline, Transitions, classify, parse_timeline
+from livecast.scenario.timeline import Fault, Timeline, Transitions, classify, parse_timeline
 
 __all__ = [
     "Action",

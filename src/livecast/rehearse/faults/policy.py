@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Final
 
-from livecast.rehearse.faults.timeline import (
+from livecast.scenario.timeline import (
     ANY,
     HTTP_ONLY_KINDS,
     NETWORK_KINDS,

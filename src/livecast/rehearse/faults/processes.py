@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from livecast.errors import ConfigError, LivecastError
-from livecast.rehearse.faults.timeline import (
+from livecast.scenario.timeline import (
     PROCESS_KINDS,
     StopProcess,
     Timeline,

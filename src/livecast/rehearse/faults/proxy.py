@@ -1,7 +1,7 @@
 """The fault proxy: a Toxiproxy-style TCP link with an HTTP-aware mode (asyncio adapter).
 
 :class:`FaultProxy` listens on ``host:port`` and forwards every connection to one upstream. The
-faults of its :class:`~livecast.rehearse.faults.timeline.Timeline` whose ``target`` is the proxy's
+faults of its :class:`~livecast.scenario.timeline.Timeline` whose ``target`` is the proxy's
 ``name`` apply while active (the ``clock`` gives rehearsal time); what to do is decided by the
 pure :func:`~livecast.rehearse.faults.policy.decide` with a seeded :class:`random.Random`.
 
@@ -41,7 +41,7 @@ from livecast.rehearse.faults.policy import (
     injected_response,
     resets_starting,
 )
-from livecast.rehearse.faults.timeline import NETWORK_KINDS, Fault, Timeline
+from livecast.scenario.timeline import NETWORK_KINDS, Fault, Timeline
 
 log = logging.getLogger(__name__)
 

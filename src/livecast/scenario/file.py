@@ -15,10 +15,10 @@ from typing import Any
 from livecast.config import read_toml
 from livecast.edge.topology import MAX_EDGES
 from livecast.errors import ConfigError
-from livecast.rehearse.audience import AudienceShape, DownlinkBand
-from livecast.rehearse.faults.timeline import PROCESS_KINDS, Timeline, parse_timeline
 from livecast.results.indicators import Capacity
 from livecast.results.slo import DEFAULT_SLOS, Slo, parse_slos
+from livecast.scenario.audience import AudienceShape, DownlinkBand
+from livecast.scenario.timeline import PROCESS_KINDS, Timeline, parse_timeline
 
 TOP_KEYS = {
     "name",
