@@ -35,6 +35,7 @@ TOP_KEYS = {
     "target_viewers",
     "target_edges",
     "capacity",
+    "simulate",  # the simulator's model of the night (livecast.simulate.settings)
 }
 TARGET_KEYS = {
     "urls", "stack", "source", "loop_seconds", "part_duration", "cache_dir", "edges", "shield",

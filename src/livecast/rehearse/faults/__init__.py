@@ -1,5 +1,5 @@
-"""Faults on the rehearsal timeline (``livecast.scenario.timeline``): the policy (pure), the fault proxy and
-process control (adapters)."""
+"""Faults on the rehearsal timeline (``livecast.scenario.timeline``): the policy (pure), the fault
+proxy and process control (adapters)."""
 
 from livecast.rehearse.faults.policy import Action, FaultCounters, decide
 from livecast.rehearse.faults.processes import FaultDriver, ProcessControl, Processes

@@ -1,0 +1,1 @@
+"""`livecast simulate`: the scenario carried to millions of viewers by a cohort model (numpy)."""
