@@ -105,6 +105,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     rehearse.add_argument("what", nargs="+", help="SCENARIO.toml, or: compare A.json B.json")
     rehearse.add_argument("--out", default=None, help="directory for results.json + report.html")
+    simulate = sub.add_parser(
+        "simulate",
+        help="the scenario carried to millions of viewers by a calibrated model, GO/NO-GO",
+        description="livecast simulate SCENARIO.toml --out DIR (docs/simulation.md)",
+    )
+    simulate.add_argument("scenario", help="a rehearsal scenario with its [simulate] table")
+    simulate.add_argument("--out", required=True, help="directory for results.json + report.html")
     probe = sub.add_parser("probe", help="follow an LL-HLS stream and report startup/latency")
     probe.add_argument("url", help="multivariant or media playlist URL")
     probe.add_argument("--seconds", type=float, default=10.0)
@@ -273,6 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "rehearse":
             return _rehearse(args.what, args.out)
+        if args.command == "simulate":
+            from livecast.simulate.run import run_file
+
+            return run_file(args.scenario, args.out)
         if args.command == "event":
             return _event_stop(args)
         if args.command == "export":

@@ -52,6 +52,7 @@ from livecast.results.html import figure, histogram_bars, table
 from livecast.results.report_dvr import dvr_figures, dvr_section
 from livecast.results.report_fidelity import fidelity_section
 from livecast.results.report_ingest import ingest_section
+from livecast.results.report_simulation import simulation_section
 from livecast.results.slo import Verdict
 from livecast.results.stats import RunStats
 from livecast.results.svg import (
@@ -307,7 +308,7 @@ def render_html(stats: RunStats, verdict: Verdict, meta: Mapping[str, Any]) -> s
     meta_rows = [
         [str(k), json.dumps(v) if not isinstance(v, str) else v]
         for k, v in meta.items()
-        if k != "contribution"  # its own section
+        if k not in ("contribution", "simulation")  # their own sections
     ]
     summary_rows = [[name, figure(value)] for name, value in summary_figures(stats).items()]
     check_rows = [
@@ -326,6 +327,7 @@ def render_html(stats: RunStats, verdict: Verdict, meta: Mapping[str, Any]) -> s
 <style>{_STYLE}</style></head>
 <body>
 {_verdict_banner(verdict)}
+{simulation_section(meta)}
 <h2>Run</h2>
 {table(["key", "value"], meta_rows)}
 <h2>SLOs</h2>

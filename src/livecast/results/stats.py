@@ -510,6 +510,46 @@ class RunStats:
             else:
                 second.request_latency_s.record(latency_s)
 
+    def record_requests(
+        self, kind: str, status: int | str, latency_s: float | None, t_s: float, count: int
+    ) -> None:
+        """``count`` identical request outcomes (a simulated cohort's), as ``record_request``."""
+        if count <= 0:
+            return
+        kind_stats = self.requests.get(kind)
+        if kind_stats is None:
+            kind_stats = self.requests[kind] = RequestKindStats()
+        key = _status_key(status)
+        kind_stats.status_counts[key] = kind_stats.status_counts.get(key, 0) + count
+        second = self.timeline.at(t_s)
+        second.requests += count
+        if key not in _NOT_ERRORS:
+            second.errors_by_type[key] = second.errors_by_type.get(key, 0) + count
+        if latency_s is not None:
+            kind_stats.latency_s.record(latency_s, count)
+            kind_stats.latency_sample.record(latency_s, count)
+            latencies = (
+                second.dvr_request_latency_s if is_dvr_kind(kind) else second.request_latency_s
+            )
+            latencies.record(latency_s, count)
+
+    def record_sent_over(self, t_s: float, requests: int, retries: int, burst: bool) -> None:
+        """``requests`` sent during the second at ``t_s`` (a simulated step), ``retries`` of
+        them repeats: spread evenly over its tenths, or (``burst``: synchronised retries) the
+        retries all in its first tenth."""
+        second = self.timeline.at(t_s)
+        fresh = max(requests - retries, 0)
+        for tenth in range(10):
+            second.request_tenths[tenth] += fresh // 10 + (tenth < fresh % 10)
+        if burst:
+            second.request_tenths[0] += retries
+            second.retry_tenths[0] += retries
+            return
+        for tenth in range(10):
+            share = retries // 10 + (tenth < retries % 10)
+            second.request_tenths[tenth] += share
+            second.retry_tenths[tenth] += share
+
     def record_sent(self, t_s: float, retry: bool) -> None:
         """A request leaving a viewer (``retry``: it repeats a failed one), per tenth of a second
         — the retry wave after a fault is measured on these."""

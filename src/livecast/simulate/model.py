@@ -1,0 +1,631 @@
+"""The step loop: audience → viewers' requests → edges → shield → origin → outcomes (pure).
+
+State lives in arrays ``[edge, mode, band]`` (``livecast.simulate.viewers``); each step of
+``dt`` seconds runs the data flow down (requests offered to each tier, what each sends upstream)
+and the outcomes back up (failure shares and answer times per kind, then what viewers see).
+Feedback — retries, viewers who give up and rejoin, the machine's load on answer times — comes
+from the previous step. The output of each step is a :class:`StepFigures`; ``record`` turns
+them into the rehearsal's ``RunStats``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from livecast.player.config import RetryPolicy
+from livecast.scenario.file import Scenario
+from livecast.simulate import audience as shape
+from livecast.simulate.faults import StepFaults, faults_at
+from livecast.simulate.settings import CacheTier, SimSettings
+from livecast.simulate.tiers import (
+    IK,
+    INIT,
+    MV,
+    PART,
+    PL_BLOCK,
+    PL_PLAIN,
+    SEGMENT,
+    CacheRules,
+    combine,
+    dependent_share,
+    overload_share,
+    pass_failures,
+    queueing_factor,
+    upstream_requests,
+)  # fmt: skip
+from livecast.simulate.viewers import (
+    CLASSIC,
+    LL,
+    Policy,
+    abandon_share,
+    continuous_stall,
+    fatal_share,
+    mean_backoff,
+    request_rates,
+    retry_window,
+    rung_for,
+    startup_mixture,
+)  # fmt: skip
+
+Floats = npt.NDArray[np.float64]
+OBJECT_BYTES = np.array([600.0, 4000.0, 3000.0, 0.0, 0.0, 900.0])  # media from the bitrate
+RTT = 0.0005  # seconds, client ↔ edge (loopback-like; production adds its own in the profile)
+BURST_WINDOW = 0.1  # seconds: synchronised retries (no jitter) arrive within it
+LEFT, FATAL, START_FAILED, ABANDONED = "left", "fatal", "start_failed", "abandoned"
+HORIZON = 64.0  # seconds of retry / exit / rejoin schedule kept ahead
+
+
+@dataclass
+class TierStep:
+    offered: float  # requests in the step
+    served: float
+    failed: float
+    capacity: float  # requests the tier can answer in the step
+    offered_bytes: float
+    capacity_bytes: float
+    utilisation: float  # the busiest node's, requests or bytes
+
+
+@dataclass(frozen=True)
+class Departure:
+    """Viewers of one (mode, band) leaving in a step, with their per-viewer means."""
+
+    count: float
+    stalled_s: float
+    played_s: float
+    stalls: float
+    latency_s: float
+    bitrate_bps: float
+    kind: str  # LEFT, FATAL, START_FAILED or ABANDONED
+
+
+@dataclass
+class StepFigures:
+    """What one step produced (counts over the step, per-viewer figures as means)."""
+
+    t: float
+    present: float
+    joined: float
+    requests: Floats  # [IK] sent by viewers
+    failed: Floats  # [IK] failed (any cause)
+    refused: Floats  # [IK] of which: refused by a lost edge
+    latency: Floats  # [IK] mean answer time
+    retries: float
+    retries_burst: bool
+    tiers: dict[str, TierStep]
+    upstream_hits: tuple[float, float]  # edge (lookups, hits)
+    startup_values: Floats
+    startup_weights: Floats
+    start_failed: float
+    abandoned: float
+    stalls: float
+    stalled_s: float
+    played_s: float
+    latency_live: Floats  # [mode] mean latency behind live
+    present_by_mode: Floats
+    departed: list[Departure]
+
+
+class Model:
+    def __init__(self, scenario: Scenario, settings: SimSettings) -> None:
+        self.scenario, self.settings = scenario, settings
+        self.dt = settings.step
+        self.steps = int(np.ceil(scenario.duration / self.dt))
+        self.stream = settings.stream
+        self.edges = settings.edges.count if settings.edges else 1
+        self.has_edges = settings.edges is not None
+        bands = scenario.downlink
+        weights = np.array([b.weight for b in bands], dtype=np.float64)
+        self.band_share = weights / weights.sum()
+        self.downlink = np.array([b.kbps * 1000 for b in bands], dtype=np.float64)
+        self.mode_share = np.array([scenario.low_latency_share, 1 - scenario.low_latency_share])
+        self.policy = Policy.of(scenario.retry_jitter)
+        self.rates = request_rates(self.stream)
+        self.video_bps = np.array(self.stream.video_kbps) * 1000
+        self.audio_bps = self.stream.audio_kbps * 1000
+        shape_ = (self.edges, 2, len(bands))
+        self.present = np.zeros(shape_)
+        self.behind = np.zeros(shape_)  # per viewer: seconds further behind live than base
+        self.stalled_pv = np.zeros(shape_)
+        self.played_pv = np.zeros(shape_)
+        self.stalls_pv = np.zeros(shape_)
+        self.doomed = np.zeros(shape_)
+        self.was_stalled = np.zeros(shape_, dtype=bool)
+        ahead = int(np.ceil(HORIZON / self.dt)) + 2
+        self.ahead = ahead
+        self.retry_due = np.zeros((ahead, self.edges, len(IK)))
+        self.burst_due = np.zeros(ahead, dtype=bool)
+        self.exit_due = np.zeros((ahead, *shape_))
+        self.rejoin_due = np.zeros((ahead, 2, len(bands)))
+        self.init_fetched = np.zeros(self.edges, dtype=bool)
+        self.arrivals = shape.initial_arrivals(scenario.audience, scenario.duration, self.dt)
+        self.surges = shape.surge_rates(settings.surges, scenario.duration, self.dt)
+        self.churn = shape.churn_share(scenario.audience, self.dt)
+        self.prev_failure = np.zeros((self.edges, len(IK)))
+        self.up_latency = np.full(len(IK), settings.origin.latency_s if settings.origin else 0.0)
+        self.bitrate = np.zeros((self.edges, len(bands)))
+        p, d = self.stream.part_duration, self.stream.segment_duration
+        # behind live at light load: the player's hold-back plus half the media it waits for
+        self.base_latency = np.array([3 * p + p / 2, 3 * d + d / 2])
+        self.slack = np.array([2 * p, 2 * d])  # buffer ahead of the playhead, steady state
+        self.machine_factor = 1.0
+        self.machine_load = 0.0
+        self._retries_sent = 0.0
+        self.replacements = 0.0
+        self.spread = np.array([self.stream.segment_duration / 2, self.stream.part_duration,
+                                self.stream.segment_duration / 2, self.stream.part_duration,
+                                self.stream.segment_duration, scenario.duration])  # fmt: skip
+
+    # -- audience -------------------------------------------------------------------------
+
+    def _slot(self, i: int) -> int:
+        return i % self.ahead
+
+    def _arrivals(self, i: int, up: npt.NDArray[np.bool_]) -> Floats:
+        """Joiners of step ``i`` per cohort, steered to the edges that are up."""
+        fresh = self.arrivals[i] + max(self.surges[i], 0.0) + self.replacements
+        self.replacements = 0.0
+        per_mode_band = fresh * self.mode_share[:, None] * self.band_share[None, :]
+        per_mode_band = per_mode_band + self.rejoin_due[self._slot(i)]
+        self.rejoin_due[self._slot(i)] = 0.0
+        weights = up.astype(np.float64)
+        if weights.sum() == 0:
+            weights = np.ones(self.edges)
+        weights /= weights.sum()
+        return np.asarray(weights[:, None, None] * per_mode_band[None, :, :], dtype=np.float64)
+
+    def _departures(self, i: int, t: float) -> Floats:
+        """Share of each cohort leaving in step ``i`` (churn, exit surges)."""
+        total = self.present.sum()
+        share = self.churn
+        if self.surges[i] < 0 and total > 0:
+            share = 1 - (1 - share) * (1 - min(1.0, -self.surges[i] / total))
+        exit_share = shape.exit_share(t, self.dt, self.scenario.duration, self.settings.exit_surge)
+        return np.full(self.present.shape, 1 - (1 - share) * (1 - exit_share))
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def _objects(self, rung: npt.NDArray[np.int64], joiners: Floats) -> Floats:
+        """New objects per edge and kind in the step ``[edge, IK]``."""
+        p, d, dt = self.stream.part_duration, self.stream.segment_duration, self.dt
+        watching = self.present + joiners > 0.5
+        out = np.zeros((self.edges, len(IK)))
+        for mode in (LL, CLASSIC):
+            used = np.zeros((self.edges, len(self.video_bps)), dtype=bool)
+            for band in range(rung.shape[1]):
+                used[np.arange(self.edges), rung[:, band]] |= watching[:, mode, band]
+            used[:, -1] |= watching[:, mode, :].any(axis=1)  # joiners start on the lowest rung
+            tracks = used.sum(axis=1) + used.any(axis=1)  # + audio
+            if mode == LL:
+                out[:, PL_BLOCK] += tracks * dt / p
+                out[:, PART] += tracks * dt / p
+            else:
+                out[:, PL_PLAIN] += tracks * dt / (d / 2)
+                out[:, SEGMENT] += tracks * dt / d
+        out[:, MV] = np.where(joiners.sum(axis=(1, 2)) > 0, dt / (d / 2), 0.0)
+        out[:, INIT] = np.where(self.init_fetched, 0.0, 1 + len(self.video_bps))
+        return out
+
+    def _cache_rules(self, tier: CacheTier) -> CacheRules:
+        return CacheRules(tier.collapse, tier.lock_timeout, tier.upstream_per_object,
+                          tier.stale_if_error, self.spread)  # fmt: skip
+
+    def _origin(
+        self, offered: Floats, faults: StepFaults, bytes_: float
+    ) -> tuple[Floats, Floats, TierStep]:
+        """(failure share [IK], answer time [IK], tier figures) of the origins."""
+        origin = self.settings.origin
+        assert origin is not None
+        kinds = ("multivariant", "playlist", "playlist", "part", "segment", "init")
+        work = sum(offered[k] / origin.requests_per_s[kinds[k]] for k in range(len(IK)))
+        capacity_s = origin.count * origin.cores * self.dt
+        rho = work / capacity_s
+        bytes_cap = (faults.origin.bytes_per_s or origin.bytes_per_s * origin.count) * self.dt
+        rho_bytes = bytes_ / bytes_cap if bytes_cap > 0 else 0.0
+        busiest = max(rho, rho_bytes)
+        over = float(overload_share(np.array([busiest]))[0])
+        errors = np.array([faults.origin.error[k] for k in kinds])
+        failure = np.ones(len(IK)) if faults.origin.down else combine(over, errors)
+        answer = origin.latency_s * float(queueing_factor(np.array([rho]))[0]) * self.machine_factor
+        if not origin.shedding and busiest > 1:
+            answer += origin.queue_limit
+        latency = answer + np.array([faults.origin.latency[k] for k in kinds])
+        total = float(offered.sum())
+        served = total * (1 - float(np.average(failure, weights=offered + 1e-12)))
+        capacity_requests = total / rho if rho > 0 else float("inf")
+        step = TierStep(
+            total, served, total - served, capacity_requests, bytes_, bytes_cap, busiest
+        )
+        return failure, latency, step
+
+    def _cache_tier(
+        self,
+        tier: CacheTier,
+        offered: Floats,
+        objects: Floats,
+        down: npt.NDArray[np.bool_],
+        extra_latency: Floats,
+        up_latency: Floats,
+        bytes_: Floats,
+        burst: Floats,
+    ) -> tuple[Floats, Floats, Floats, Floats, TierStep]:
+        """A caching tier of ``len(offered)`` nodes: (upstream [node, IK], own failure share
+        [node], answer time [node], dependent share [node, IK], figures)."""
+        capacity = tier.requests_per_s * self.dt
+        total = offered.sum(axis=1)
+        rho = total / capacity
+        rho_bytes = bytes_ / (tier.bytes_per_s * self.dt)
+        busiest = np.maximum(rho, rho_bytes)
+        own = overload_share(busiest)
+        if burst.any():  # synchronised retries beyond what the node absorbs at once
+            absorb = tier.requests_per_s * (BURST_WINDOW + 0.5)
+            burst_fail = np.where(burst > absorb, 1 - absorb / np.maximum(burst, 1e-12), 0.0)
+            own = combine(own, burst_fail * burst / np.maximum(total, 1e-12))
+        own = np.where(down, 1.0, own)
+        answer = tier.latency_s * queueing_factor(rho) * self.machine_factor + extra_latency
+        served = offered * (1 - own)[:, None]
+        rules = self._cache_rules(tier)
+        wait = self.stream.part_duration + float(np.max(up_latency))
+        upstream = upstream_requests(served, objects, rules, wait, float(np.max(up_latency)))
+        dependent = dependent_share(served, upstream, rules)
+        tot = float(total.sum())
+        failed = float((offered * own[:, None]).sum())
+        step = TierStep(tot, tot - failed, failed, capacity * len(total), float(bytes_.sum()),
+                        tier.bytes_per_s * self.dt * len(total), float(busiest.max()))  # fmt: skip
+        return upstream, own, answer, dependent, step
+
+    # -- one step -------------------------------------------------------------------------
+
+    def _edge_faults(self, faults: StepFaults) -> tuple[npt.NDArray[np.bool_], Floats, Floats]:
+        up = np.ones(self.edges, dtype=bool)
+        extra = np.zeros(self.edges)
+        errors = np.zeros((self.edges, len(IK)))
+        kinds = ("multivariant", "playlist", "playlist", "part", "segment", "init")
+        for index, node in zip(faults.edges, faults.edge, strict=True):
+            up[index] = not node.down
+            extra[index] = max(node.latency.values())
+            errors[index] = [node.error[k] for k in kinds]
+        return up, extra, errors
+
+    def _leave(self, i: int, t: float) -> list[Departure]:
+        """Viewers leaving at step ``i``: churn and surges (outcome as the cohort's mean) and
+        the fatal exits due now (who may rejoin)."""
+        out: list[Departure] = []
+        slot = self._slot(i)
+        fatal = np.minimum(self.exit_due[slot], self.present)
+        self.exit_due[slot] = 0.0
+        if fatal.sum() > 0:
+            out += self._outcomes(fatal, FATAL)
+            self.present -= fatal
+            self.doomed = np.maximum(self.doomed - fatal, 0.0)
+            rejoin = fatal.sum(axis=0) * self.settings.rejoin_share
+            later = self._slot(i + int(np.ceil(self.settings.rejoin_after / self.dt)) + 1)
+            self.rejoin_due[later] += rejoin
+        leaving = self.present * self._departures(i, t)
+        if leaving.sum() > 0:
+            out += self._outcomes(leaving, LEFT)
+            self.present -= leaving
+            self.doomed = np.minimum(self.doomed, self.present)
+            if self.scenario.audience.replace:
+                self.replacements += float(leaving.sum())
+        return out
+
+    def _outcomes(self, counts: Floats, kind: str) -> list[Departure]:
+        """One departure record per (mode, band): counts summed over the edges, per-viewer
+        figures their count-weighted means."""
+        total = counts.sum(axis=0)  # [mode, band]
+        safe = np.maximum(total, 1e-12)
+        stalled, played, stalls, behind = (
+            (array * counts).sum(axis=0) / safe
+            for array in (self.stalled_pv, self.played_pv, self.stalls_pv, self.behind)
+        )
+        bitrate = self.bitrate.mean(axis=0)  # [band]
+        return [
+            Departure(
+                float(total[mode, band]),
+                float(stalled[mode, band]),
+                float(played[mode, band]),
+                float(stalls[mode, band]),
+                float(self.base_latency[mode] + behind[mode, band]),
+                float(bitrate[band]),
+                kind,
+            )
+            for mode in (LL, CLASSIC)
+            for band in range(counts.shape[2])
+            if total[mode, band] > 0
+        ]
+
+    def step(self, i: int) -> StepFigures:
+        t = i * self.dt
+        dt = self.dt
+        faults = faults_at(self.scenario.faults, t + dt / 2, self.edges)
+        up, edge_latency, edge_errors = self._edge_faults(faults)
+        departed = self._leave(i, t)
+        joiners = self._arrivals(i, up)
+        # what the viewers can pull: their downlink, or their share of a saturated edge NIC
+        watchers = (self.present + joiners).sum(axis=(1, 2))
+        node_bytes = self.settings.edges.bytes_per_s if self.settings.edges else (
+            self.settings.origin.bytes_per_s if self.settings.origin else 1e12)  # fmt: skip
+        fair = node_bytes * 8 / np.maximum(watchers, 1e-9)
+        throughput = np.minimum(self.downlink[None, :], fair[:, None])
+        rung = rung_for(self.video_bps, self.audio_bps, throughput)
+        self.bitrate = self.video_bps[rung] + self.audio_bps
+        requests, retries = self._requests(joiners, i)
+        slot = self._slot(i)
+        burst = self.retry_due[slot].sum(axis=1) * self.burst_due[slot]
+        self.retry_due[slot] = 0.0
+        self.burst_due[slot] = False
+        viewer_bytes = (self.present * self.bitrate[:, None, :]).sum(axis=(1, 2)) / 8 * dt
+        objects = self._objects(rung, joiners)
+        tiers, failure, latency = self._deliver(
+            requests, objects, up, edge_latency, edge_errors, viewer_bytes, burst, faults
+        )
+        self.init_fetched |= (requests[:, INIT] > 0) & up
+        self._machine_load(requests, tiers)
+        self._schedule_retries(i, (requests - retries) * failure, failure)  # first tries' chains
+        self.prev_failure = failure
+        stall = self._play(i, failure, latency, throughput, faults.contribution_down)
+        startup = self._start(i, joiners, failure, latency, throughput)
+        hits = tiers["edge"].offered - tiers["edge"].failed if "edge" in tiers else 0.0
+        upstream = tiers["shield"].offered if "shield" in tiers else (
+            tiers["origin"].offered if "edge" in tiers else 0.0)  # fmt: skip
+        return StepFigures(
+            t=t, present=float(self.present.sum()), joined=float(joiners.sum()),
+            requests=requests.sum(axis=0), failed=(requests * failure).sum(axis=0),
+            refused=(requests * (~up)[:, None]).sum(axis=0),
+            latency=np.average(latency, axis=0, weights=requests + 1e-12),
+            retries=float(burst.sum()) if burst.any() else self._retries_sent,
+            retries_burst=bool(burst.any()), tiers=tiers,
+            upstream_hits=(hits, max(hits - upstream, 0.0)),
+            startup_values=startup[0], startup_weights=startup[1], start_failed=startup[2],
+            abandoned=startup[3], stalls=stall[0], stalled_s=stall[1], played_s=stall[2],
+            latency_live=stall[3], present_by_mode=self.present.sum(axis=(0, 2)),
+            departed=departed + startup[4],
+        )  # fmt: skip
+
+    def _requests(self, joiners: Floats, i: int) -> tuple[Floats, Floats]:
+        """Requests per edge and kind in the step ``[edge, IK]``: the steady cadence of the
+        viewers (suspended while a failed request waits for its retry), the joiners' startup
+        requests, and the retries due."""
+        dt = self.dt
+        per_mode = self.present.sum(axis=2)  # [edge, mode]
+        steady = np.einsum("em,mk->ek", per_mode, self.rates) * dt * (1 - self.prev_failure)
+        startup = np.zeros_like(steady)
+        join = joiners.sum(axis=2)
+        startup[:, MV] = join.sum(axis=1)
+        startup[:, PL_PLAIN] = 2 * join.sum(axis=1)
+        startup[:, INIT] = 2 * join.sum(axis=1)
+        startup[:, PART] = 2 * join[:, LL]
+        startup[:, SEGMENT] = 2 * join[:, CLASSIC]
+        retries = self.retry_due[self._slot(i)].copy()
+        self._retries_sent = float(retries.sum())
+        return np.asarray(steady + startup + retries, dtype=np.float64), retries
+
+    def _media_bytes(self, offered: Floats) -> float:
+        """Bytes of the answers to ``offered`` requests ``[IK]`` (media at the mean bitrate)."""
+        mean_bps = float(self.bitrate.mean()) if self.bitrate.size else 0.0
+        sizes = OBJECT_BYTES.copy()
+        sizes[PART] = self.stream.part_duration * mean_bps / 2 / 8  # video or audio part
+        sizes[SEGMENT] = self.stream.segment_duration * mean_bps / 2 / 8
+        return float((offered * sizes).sum())
+
+    def _deliver(
+        self,
+        requests: Floats,
+        objects: Floats,
+        up: npt.NDArray[np.bool_],
+        edge_latency: Floats,
+        edge_errors: Floats,
+        viewer_bytes: Floats,
+        burst: Floats,
+        faults: StepFaults,
+    ) -> tuple[dict[str, TierStep], Floats, Floats]:
+        """Requests down the tiers and outcomes back: (tier figures, failure share
+        ``[edge, IK]``, answer time ``[edge, IK]``)."""
+        tiers: dict[str, TierStep] = {}
+        edges, shield = self.settings.edges, self.settings.shield
+        if edges is None:
+            offered = requests.sum(axis=0)
+            fail, lat, tiers["origin"] = self._origin(offered, faults, float(viewer_bytes.sum()))
+            self.up_latency = lat
+            return (
+                tiers,
+                np.broadcast_to(fail, requests.shape).copy(),
+                RTT + lat[None, :] + 0 * requests,
+            )
+        e_up, e_own, e_answer, e_dep, tiers["edge"] = self._cache_tier(
+            edges, requests, objects, ~up, edge_latency, self.up_latency, viewer_bytes, burst
+        )
+        if shield is not None:
+            s_offered = e_up.sum(axis=0)[None, :]
+            s_down = np.array([faults.shield.down])
+            s_extra = np.array([max(faults.shield.latency.values())])
+            s_up, s_own, s_answer, s_dep, tiers["shield"] = self._cache_tier(
+                shield, s_offered, objects.max(axis=0)[None, :], s_down, s_extra,
+                self.up_latency, np.array([self._media_bytes(s_offered[0])]), np.zeros(1),
+            )  # fmt: skip
+            origin_offered = s_up[0]
+        else:
+            origin_offered = e_up.sum(axis=0)
+        o_fail, o_lat, tiers["origin"] = self._origin(
+            origin_offered, faults, self._media_bytes(origin_offered)
+        )
+        up_fail, up_lat = o_fail, o_lat
+        if shield is not None:
+            up_fail = pass_failures(s_own[0], s_dep[0], o_fail)
+            up_lat = s_answer[0] + s_dep[0] * o_lat
+        self.up_latency = up_lat
+        own = combine(e_own[:, None], edge_errors)
+        failure = pass_failures(own, e_dep, up_fail[None, :])
+        failure[~up] = 1.0
+        latency = RTT + e_answer[:, None] + e_dep * up_lat[None, :]
+        return tiers, failure, np.asarray(latency, dtype=np.float64)
+
+    def _policy(self, kind: int) -> RetryPolicy:
+        if kind == MV:
+            return self.policy.multivariant
+        if kind in (PL_BLOCK, PL_PLAIN):
+            return self.policy.playlist
+        return self.policy.fragment
+
+    def _schedule_retries(self, i: int, failed: Floats, failure: Floats) -> None:
+        """Failed requests come back after the policy's backoff; a retry fails as often as the
+        first try did (the share of this step), until the retry budget is spent."""
+        jitter = self.scenario.retry_jitter
+        for kind in range(len(IK)):
+            policy = self._policy(kind)
+            if not failed[:, kind].any():
+                continue
+            waited = 0.0
+            count = failed[:, kind].copy()
+            for retry in range(policy.max_retries):
+                waited += mean_backoff(policy, retry)
+                later = i + max(1, round(waited / self.dt))
+                if later - i >= self.ahead:
+                    break
+                self.retry_due[self._slot(later)][:, kind] += count
+                self.burst_due[self._slot(later)] |= not jitter
+                count = count * failure[:, kind]
+
+    def _by_mode(self, per_kind: Floats, ll: int, classic: int) -> Floats:
+        """``[edge, IK]`` → ``[edge, mode]``: the kind each mode uses for one role."""
+        return np.stack([per_kind[:, ll], per_kind[:, classic]], axis=1)
+
+    def _play(
+        self, i: int, failure: Floats, latency: Floats, throughput: Floats, dropped: bool
+    ) -> tuple[float, float, float, Floats]:
+        """The step of the viewers watching: fatal errors, stalls, time behind live. Returns
+        (stall events, stalled seconds, played seconds, mean latency behind live per mode)."""
+        dt = self.dt
+        media = np.array([self.stream.part_duration, self.stream.segment_duration])
+        f_media = self._by_mode(failure, PART, SEGMENT)
+        f_list = self._by_mode(failure, PL_BLOCK, PL_PLAIN)
+        n_media = np.array([self.rates[LL, PART], self.rates[CLASSIC, SEGMENT]]) * dt
+        n_list = np.array([self.rates[LL, PL_BLOCK], self.rates[CLASSIC, PL_PLAIN]]) * dt
+        fatal_list = fatal_share(f_list, n_list[None, :], self.policy.playlist)
+        fatal_media = fatal_share(f_media, n_media[None, :], self.policy.fragment)
+        fatal = combine(fatal_list, fatal_media)
+        healthy = np.maximum(self.present - self.doomed, 0.0)
+        doomed = healthy * fatal[:, :, None]
+        if doomed.sum() > 0:
+            window = np.where(fatal_list >= fatal_media, retry_window(self.policy.playlist),
+                              retry_window(self.policy.fragment))  # fmt: skip
+            for steps in np.unique(np.maximum(1, np.round(window / dt)).astype(int)):
+                mask = (np.maximum(1, np.round(window / dt)).astype(int) == steps)[:, :, None]
+                self.exit_due[self._slot(i + min(int(steps), self.ahead - 1))] += doomed * mask
+            self.doomed += doomed
+        lat_media = self._by_mode(latency, PART, SEGMENT)
+        transfer = media[None, :, None] * self.bitrate[:, None, :] / throughput[:, None, :]
+        cycle = (lat_media[:, :, None] + transfer) * self.machine_factor
+        share = continuous_stall(cycle, media[None, :, None])
+        if dropped:
+            share = np.ones_like(share)
+        slack = self.slack[None, :, None]
+        failing = 1 - (1 - f_media) ** n_media[None, :]
+        backoff = mean_backoff(self.policy.fragment, 0)
+        retry_stall = failing[:, :, None] * np.maximum(0.0, backoff + cycle - slack)
+        shift = np.where(share > 0, 0.0, np.maximum(0.0, cycle - slack - self.behind))
+        stall = np.minimum(dt, dt * share + retry_stall + shift)
+        sudden = (share > 0) | (shift > 0)
+        starting = (stall > 1e-3) & ~self.was_stalled
+        events = np.where(
+            starting, np.where(sudden, 1.0, np.minimum(1.0, failing[:, :, None])), 0.0
+        )
+        self.was_stalled = share > 0
+        self.behind += stall
+        self.stalled_pv += stall
+        self.played_pv += dt - stall
+        self.stalls_pv += events
+        present = self.present
+        by_mode = present.sum(axis=(0, 2))
+        behind = (present * self.behind).sum(axis=(0, 2)) / np.maximum(by_mode, 1e-12)
+        live = self.base_latency + lat_media.mean(axis=0) + behind
+        return (float((events * present).sum()), float((stall * present).sum()),
+                float(((dt - stall) * present).sum()), live)  # fmt: skip
+
+    def _start(
+        self, i: int, joiners: Floats, failure: Floats, latency: Floats, throughput: Floats
+    ) -> tuple[Floats, Floats, float, float, list[Departure]]:
+        """Joiners' startup: (startup values, their viewer counts, start failures, viewers
+        who left before the first frame, their departure records)."""
+        values_all, weights_all = [], []
+        start_failed, abandoned = 0.0, 0.0
+        departures: list[Departure] = []
+        media = (PART, SEGMENT)
+        waits = (0.0, 0.0)  # the player starts PART-HOLD-BACK behind live, on existing media
+        start_bps = self.video_bps[-1] + self.audio_bps  # hls.js's default estimate: lowest rung
+        for mode in (LL, CLASSIC):
+            n = joiners[:, mode, :]  # [edge, band]
+            if n.sum() <= 0:
+                continue
+            kinds = [MV, PL_PLAIN, INIT, media[mode]]
+            rounds = np.stack([np.broadcast_to(latency[:, k, None], n.shape) for k in kinds], -1)
+            duration = self.stream.part_duration if mode == LL else self.stream.segment_duration
+            rounds = rounds.copy()
+            rounds[..., 3] += duration * start_bps / throughput
+            rounds *= self.machine_factor
+            fails = np.stack([np.broadcast_to(failure[:, k, None], n.shape) for k in kinds], -1)
+            policies = (self.policy.multivariant, self.policy.playlist, self.policy.fragment,
+                        self.policy.fragment)  # fmt: skip
+            values, weights, fatal = startup_mixture(rounds, fails, policies, waits[mode])
+            leave = abandon_share(values, self.settings.abandon_after,
+                                  self.settings.abandon_per_second)  # fmt: skip
+            stay = weights * (1 - leave)
+            gone = (n[..., None] * weights * leave).sum()
+            failed = n * fatal
+            started = n * stay.sum(axis=-1)
+            counts = n[..., None] * stay  # [edge, band, point]; summed over the edges
+            per_band = counts.sum(axis=0)
+            values_all.append(((values * counts).sum(axis=0) / np.maximum(per_band, 1e-12)).ravel())
+            weights_all.append(per_band.ravel())
+            start_failed += float(failed.sum())
+            abandoned += float(gone)
+            self._admit(mode, started)
+            if failed.sum() > 0:
+                later = self._slot(i + int(np.ceil(self.settings.rejoin_after / self.dt)) + 1)
+                self.rejoin_due[later][mode] += failed.sum(axis=0) * self.settings.rejoin_share
+                departures.append(Departure(float(failed.sum()), 0, 0, 0, 0, 0, START_FAILED))
+            if gone > 0:
+                departures.append(Departure(float(gone), 0, 0, 0, 0, 0, ABANDONED))
+        if not values_all:
+            return np.zeros(0), np.zeros(0), 0.0, 0.0, departures
+        return (np.concatenate(values_all), np.concatenate(weights_all), start_failed, abandoned,
+                departures)  # fmt: skip
+
+    def _admit(self, mode: int, started: Floats) -> None:
+        """Started viewers join their cohorts: the per-viewer means are diluted by newcomers
+        who have not stalled, played or fallen behind yet."""
+        old = self.present[:, mode, :]
+        total = old + started
+        keep = np.where(total > 0, old / np.maximum(total, 1e-12), 0.0)
+        for array in (self.behind, self.stalled_pv, self.played_pv, self.stalls_pv):
+            array[:, mode, :] *= keep
+        self.present[:, mode, :] = total
+
+    def _machine_load(self, requests: Floats, tiers: dict[str, TierStep]) -> None:
+        """``shared_cores``: every tier and the viewers' driver on one machine (a rehearsal);
+        the next step's answer times grow with its load."""
+        cores = self.settings.shared_cores
+        if not cores:
+            return
+        profile = self.settings.profile
+        demand = float(requests.sum()) * profile.driver.cpu_s_per_request
+        for name in ("edge", "shield"):
+            if name in tiers:
+                demand += tiers[name].offered * profile.edge.cpu_s_per_request
+        origin = tiers["origin"]
+        demand += origin.utilisation * self._origin_cores() * self.dt
+        rho = demand / (cores * self.dt)
+        self.machine_factor = float(queueing_factor(np.array([rho]))[0])
+        self.machine_load = rho
+
+    def _origin_cores(self) -> int:
+        origin = self.settings.origin
+        return origin.count * origin.cores if origin is not None else 1
+
+    def finish(self) -> list[Departure]:
+        """Everyone still watching at the end of the show, as departures."""
+        return self._outcomes(self.present, LEFT) if self.present.sum() > 0 else []
