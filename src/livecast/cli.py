@@ -112,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("scenario", help="a rehearsal scenario with its [simulate] table")
     simulate.add_argument("--out", required=True, help="directory for results.json + report.html")
+    from livecast.simulate import calibrate
+
+    calibrate.add_parser(sub)
     probe = sub.add_parser("probe", help="follow an LL-HLS stream and report startup/latency")
     probe.add_argument("url", help="multivariant or media playlist URL")
     probe.add_argument("--seconds", type=float, default=10.0)
@@ -280,6 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "rehearse":
             return _rehearse(args.what, args.out)
+        if args.command == "calibrate":
+            from livecast.simulate import calibrate
+
+            return calibrate.main(args)
         if args.command == "simulate":
             from livecast.simulate.run import run_file
 

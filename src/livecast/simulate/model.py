@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from livecast.player.config import RetryPolicy
+from livecast.player.config import PlayerConfig, RetryPolicy
 from livecast.scenario.file import Scenario
 from livecast.simulate import audience as shape
 from livecast.simulate.faults import StepFaults, faults_at
@@ -94,6 +94,7 @@ class StepFigures:
     refused: Floats  # [IK] of which: refused by a lost edge
     latency: Floats  # [IK] mean answer time
     retries: float
+    retried: float  # first tries that failed and will be retried
     retries_burst: bool
     tiers: dict[str, TierStep]
     upstream_hits: tuple[float, float]  # edge (lookups, hits)
@@ -134,6 +135,9 @@ class Model:
         self.stalls_pv = np.zeros(shape_)
         self.doomed = np.zeros(shape_)
         self.was_stalled = np.zeros(shape_, dtype=bool)
+        self.blocked_until = np.zeros(shape_)  # a slow answer holds the cohort until then
+        self.stall_from = np.zeros(shape_)
+        self.hold_margin = PlayerConfig("simulated").hold_margin
         ahead = int(np.ceil(HORIZON / self.dt)) + 2
         self.ahead = ahead
         self.retry_due = np.zeros((ahead, self.edges, len(IK)))
@@ -281,12 +285,12 @@ class Model:
 
     def _edge_faults(self, faults: StepFaults) -> tuple[npt.NDArray[np.bool_], Floats, Floats]:
         up = np.ones(self.edges, dtype=bool)
-        extra = np.zeros(self.edges)
+        extra = np.zeros((self.edges, len(IK)))
         errors = np.zeros((self.edges, len(IK)))
         kinds = ("multivariant", "playlist", "playlist", "part", "segment", "init")
         for index, node in zip(faults.edges, faults.edge, strict=True):
             up[index] = not node.down
-            extra[index] = max(node.latency.values())
+            extra[index] = [node.latency[k] for k in kinds]
             errors[index] = [node.error[k] for k in kinds]
         return up, extra, errors
 
@@ -365,7 +369,8 @@ class Model:
         )
         self.init_fetched |= (requests[:, INIT] > 0) & up
         self._machine_load(requests, tiers)
-        self._schedule_retries(i, (requests - retries) * failure, failure)  # first tries' chains
+        first_failures = (requests - retries) * failure
+        self._schedule_retries(i, first_failures, failure)  # the chains of the first tries
         self.prev_failure = failure
         stall = self._play(i, failure, latency, throughput, faults.contribution_down)
         startup = self._start(i, joiners, failure, latency, throughput)
@@ -378,7 +383,7 @@ class Model:
             refused=(requests * (~up)[:, None]).sum(axis=0),
             latency=np.average(latency, axis=0, weights=requests + 1e-12),
             retries=float(burst.sum()) if burst.any() else self._retries_sent,
-            retries_burst=bool(burst.any()), tiers=tiers,
+            retried=float(first_failures.sum()), retries_burst=bool(burst.any()), tiers=tiers,
             upstream_hits=(hits, max(hits - upstream, 0.0)),
             startup_values=startup[0], startup_weights=startup[1], start_failed=startup[2],
             abandoned=startup[3], stalls=stall[0], stalled_s=stall[1], played_s=stall[2],
@@ -391,7 +396,8 @@ class Model:
         viewers (suspended while a failed request waits for its retry), the joiners' startup
         requests, and the retries due."""
         dt = self.dt
-        per_mode = self.present.sum(axis=2)  # [edge, mode]
+        waiting = self.blocked_until > i * dt  # a request in flight holds the next ones
+        per_mode = (self.present * ~waiting).sum(axis=2)  # [edge, mode]
         steady = np.einsum("em,mk->ek", per_mode, self.rates) * dt * (1 - self.prev_failure)
         startup = np.zeros_like(steady)
         join = joiners.sum(axis=2)
@@ -437,8 +443,9 @@ class Model:
                 RTT + lat[None, :] + 0 * requests,
             )
         e_up, e_own, e_answer, e_dep, tiers["edge"] = self._cache_tier(
-            edges, requests, objects, ~up, edge_latency, self.up_latency, viewer_bytes, burst
-        )
+            edges, requests, objects, ~up, np.zeros(self.edges), self.up_latency, viewer_bytes,
+            burst,
+        )  # fmt: skip
         if shield is not None:
             s_offered = e_up.sum(axis=0)[None, :]
             s_down = np.array([faults.shield.down])
@@ -461,7 +468,7 @@ class Model:
         own = combine(e_own[:, None], edge_errors)
         failure = pass_failures(own, e_dep, up_fail[None, :])
         failure[~up] = 1.0
-        latency = RTT + e_answer[:, None] + e_dep * up_lat[None, :]
+        latency = RTT + e_answer[:, None] + edge_latency + e_dep * up_lat[None, :]
         return tiers, failure, np.asarray(latency, dtype=np.float64)
 
     def _policy(self, kind: int) -> RetryPolicy:
@@ -518,23 +525,30 @@ class Model:
                 self.exit_due[self._slot(i + min(int(steps), self.ahead - 1))] += doomed * mask
             self.doomed += doomed
         lat_media = self._by_mode(latency, PART, SEGMENT)
+        lat_list = self._by_mode(latency, PL_BLOCK, PL_PLAIN)
+        # an LL-HLS player needs a playlist per part (the next hint): the slower paces it
+        pace = np.stack([np.maximum(lat_media[:, LL], lat_list[:, LL]), lat_media[:, CLASSIC]], 1)
         transfer = media[None, :, None] * self.bitrate[:, None, :] / throughput[:, None, :]
-        cycle = (lat_media[:, :, None] + transfer) * self.machine_factor
-        share = continuous_stall(cycle, media[None, :, None])
+        cycle = (pace[:, :, None] + transfer) * self.machine_factor
+        slack = self.slack[None, :, None]
+        block_stall = self._block(i * dt, cycle, slack)
+        slow = cycle > slack
+        share = np.where(slow, 0.0, continuous_stall(cycle, media[None, :, None]))
         if dropped:
             share = np.ones_like(share)
-        slack = self.slack[None, :, None]
         failing = 1 - (1 - f_media) ** n_media[None, :]
         backoff = mean_backoff(self.policy.fragment, 0)
         retry_stall = failing[:, :, None] * np.maximum(0.0, backoff + cycle - slack)
-        shift = np.where(share > 0, 0.0, np.maximum(0.0, cycle - slack - self.behind))
-        stall = np.minimum(dt, dt * share + retry_stall + shift)
-        sudden = (share > 0) | (shift > 0)
+        steady = ~slow & (share == 0)
+        shift = np.where(steady, np.maximum(0.0, cycle - slack - self.behind), 0.0)
+        alive = np.where(self.present > 0, healthy / np.maximum(self.present, 1e-12), 1.0)
+        stall = np.minimum(dt, dt * share + retry_stall + shift + block_stall) * alive
+        sudden = (share > 0) | (shift > 0) | (block_stall > 0)
         starting = (stall > 1e-3) & ~self.was_stalled
         events = np.where(
             starting, np.where(sudden, 1.0, np.minimum(1.0, failing[:, :, None])), 0.0
         )
-        self.was_stalled = share > 0
+        self.was_stalled = (share > 0) | (block_stall > 0)
         self.behind += stall
         self.stalled_pv += stall
         self.played_pv += dt - stall
@@ -545,6 +559,23 @@ class Model:
         live = self.base_latency + lat_media.mean(axis=0) + behind
         return (float((events * present).sum()), float((stall * present).sum()),
                 float(((dt - stall) * present).sum()), live)  # fmt: skip
+
+    def _block(self, t: float, cycle: Floats, slack: Floats) -> Floats:
+        """Answers slower than the buffer: the viewer's one request in flight per track holds
+        its playback until it is answered or times out (then one backoff); the stall runs from
+        when the buffer is spent to then. Returns each cohort's stall in the step at ``t``."""
+        dt = self.dt
+        timeout = np.array([3 * self.stream.segment_duration + self.hold_margin,
+                            self.policy.fragment.timeout])[None, :, None]  # fmt: skip
+        waited = np.minimum(cycle, timeout) + np.where(
+            cycle > timeout, mean_backoff(self.policy.playlist, 0), 0.0
+        )
+        starts = (cycle > slack) & (self.blocked_until <= t)
+        self.stall_from = np.where(starts, t + slack, self.stall_from)
+        self.blocked_until = np.where(starts, t + waited, self.blocked_until)
+        begin = np.maximum(t, self.stall_from)
+        end = np.minimum(t + dt, self.blocked_until)
+        return np.asarray(np.maximum(0.0, end - begin), dtype=np.float64)
 
     def _start(
         self, i: int, joiners: Floats, failure: Floats, latency: Floats, throughput: Floats

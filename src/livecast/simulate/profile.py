@@ -140,9 +140,9 @@ def _section(cls: type[Any], raw: Any, key: str, default: Any) -> Any:
             raise ConfigError(f"{key}.requests_per_s.{unknown[0]}", "not an object kind")
         rates.update(values["requests_per_s"])
         values["requests_per_s"] = rates
-    if "cores" in values and (isinstance(values["cores"], bool) or not isinstance(
-        values["cores"], int
-    )):
+    if "cores" in values and (
+        isinstance(values["cores"], bool) or not isinstance(values["cores"], int)
+    ):
         raise ConfigError(f"{key}.cores", "must be an integer")
     return replace(default, **values)
 

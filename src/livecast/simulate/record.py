@@ -81,6 +81,9 @@ class Recorder:
                                   round(failed - refused))  # fmt: skip
             sent += round(total)
         stats.record_sent_over(t, sent, round(fig.retries), fig.retries_burst)
+        client = stats.indicators.client
+        client.count("retries", round(fig.retries))
+        client.count("retried_requests", round(fig.retried))
 
     @staticmethod
     def _failure_status(name: str, fig: StepFigures) -> str:

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from livecast.config import read_toml
 from livecast.errors import ConfigError
+from livecast.results.indicators import RunContext
 from livecast.results.report import write_results
 from livecast.results.slo import Slo, SloCheck, Verdict, verdict
 from livecast.results.stats import RunStats
@@ -95,6 +96,7 @@ def simulate(
     for departure in model.finish():
         recorder._departure(departure)
     stats = recorder.finish()
+    stats.indicators.context = run_context(scenario, settings)
     saturation, cascade = recorder.saturation()
     wall = time.monotonic() - started
     checks = list(verdict(stats, scenario.slos).checks)
@@ -124,6 +126,23 @@ def simulate(
         },
     }  # fmt: skip
     return SimulationResult(stats, Verdict(tuple(checks)), meta)
+
+
+def run_context(scenario: Scenario, settings: SimSettings) -> RunContext:
+    """What the shared figures (``results.fidelity``) need to know about the simulated run."""
+    windows = tuple(
+        (fault.at, min(fault.end, scenario.duration)) for fault in scenario.faults.faults
+    )
+    return RunContext(
+        part_target=settings.stream.part_duration,
+        target_duration=settings.stream.segment_duration,
+        edges=settings.edges.count if settings.edges else 0,
+        shield=settings.shield is not None,
+        fault_windows=windows,
+        target_viewers=scenario.target_viewers,
+        target_edges=scenario.target_edges,
+        capacity=scenario.capacity,
+    )
 
 
 def simulate_data(data: Mapping[str, Any], base_dir: Path) -> SimulationResult:
