@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"sizes": (200, 400), "seconds": 20.0, "profile_seconds": 10.0},
     ),
     "fidelity": ("bench_fidelity", {}, {"runs": 1}),
+    "validation": ("bench_simulate_validation", {}, {"reuse": True}),
     "recording": (
         "bench_recording",
         {},

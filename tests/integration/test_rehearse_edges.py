@@ -91,6 +91,38 @@ def test_viewers_spread_over_two_edges_and_the_origin_is_offloaded(tmp_path: Pat
     assert measured["projected.edge.utilisation"] > 0
 
 
+KILL_EDGE = """
+[[faults]]
+at = 4.0
+duration = 3.0
+kind = "stop_process"
+target = "edge-1"
+mode = "kill"
+"""
+
+
+@skip_unless(_has_nginx(), "nginx")
+def test_an_edge_killed_mid_show_is_started_again_and_its_viewers_are_counted(
+    tmp_path: Path,
+) -> None:
+    """A kill fault on an edge: its viewers fail (the rehearsal's players do not move to the
+    other edge), the edge is started again when the fault ends and the run completes."""
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SCENARIO.format(cache=tmp_path / "cache") + KILL_EDGE)
+    run = subprocess.run(
+        [sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=180,
+        env={**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")},
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr[-3000:]  # NO-GO, not "could not run"
+    document = json.loads((tmp_path / "o" / "results.json").read_text())
+    events = " ".join(document["meta"]["fault_events"])
+    assert "edge-1" in events and "start" in events
+    viewers = document["stats"]["viewers"]["counters"]
+    assert viewers["fatal_errors"] == pytest.approx(15, abs=2)  # the edge's half of 30
+    assert "fatal_error_rate" in document["verdict"]["summary"]
+
+
 SESSION_COOKIE = ('COMMON_HEADERS = "', 'COMMON_HEADERS = "Set-Cookie: sid=1; Path=/\\r\\n')
 
 

@@ -355,7 +355,10 @@ class Rehearsal:
             self.access_logs = AccessLogFollower(tier.access_logs, ledger)
             for nginx in tier.tiers:  # pausable as a whole: master and workers share a group
                 assert nginx.pid is not None  # started by edge_tier
-                self.processes.register_pid(nginx.conf.name, nginx.pid, group=True)
+                # killed by a fault: started again when it ends (a new pid, looked up each time)
+                self.processes.register_pid(
+                    nginx.conf.name, lambda n=nginx: n.pid, restart=nginx.start, group=True
+                )
             yield tuple(base + MULTIVARIANT for base in tier.entry_base_urls)
 
     async def run(self) -> tuple[RunStats, dict[str, object]]:
