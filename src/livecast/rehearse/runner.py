@@ -22,12 +22,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urljoin
 
-from livecast.edge.nginx import die_with_parent
+from livecast.edge.nginx import NginxTier, die_with_parent
 from livecast.edge.nginx_conf import Upstream
 from livecast.edge.origins import MULTIVARIANT
 from livecast.edge.topology import TopologySpec, edge_tier
@@ -143,6 +143,11 @@ class Stack:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+def _pid_of(nginx: NginxTier) -> Callable[[], int | None]:
+    """The tier's current pid, looked up when a fault signals it (a restart changes it)."""
+    return lambda: nginx.pid
 
 
 def fetch_metrics(base_url: str) -> str:
@@ -357,7 +362,7 @@ class Rehearsal:
                 assert nginx.pid is not None  # started by edge_tier
                 # killed by a fault: started again when it ends (a new pid, looked up each time)
                 self.processes.register_pid(
-                    nginx.conf.name, lambda n=nginx: n.pid, restart=nginx.start, group=True
+                    nginx.conf.name, _pid_of(nginx), restart=nginx.start, group=True
                 )
             yield tuple(base + MULTIVARIANT for base in tier.entry_base_urls)
 
