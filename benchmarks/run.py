@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     ),
     "fidelity": ("bench_fidelity", {}, {"runs": 1}),
     "validation": ("bench_simulate_validation", {}, {"reuse": True}),
+    "simulate": ("bench_simulate", {}, {"duration": 1200.0}),
     "recording": (
         "bench_recording",
         {},

@@ -457,6 +457,10 @@ class Model:
             origin_offered = s_up[0]
         else:
             origin_offered = e_up.sum(axis=0)
+        if self.settings.rehearsal_probes:  # a follower's blocking reload per part, a scrape
+            origin_offered = origin_offered.copy()
+            origin_offered[PL_BLOCK] += self.dt / self.stream.part_duration
+            origin_offered[MV] += self.dt
         o_fail, o_lat, tiers["origin"] = self._origin(
             origin_offered, faults, self._media_bytes(origin_offered)
         )

@@ -60,6 +60,7 @@ class Recorder:
         self.cache = [0.0, 0.0]  # edge lookups, hits
         self.viewer_steps = 0.0
         self.peak = 0.0
+        self.startups: dict[float, float] = {}  # startup time (0.1 ms) → viewers
 
     def add(self, fig: StepFigures) -> None:
         self._requests(fig)
@@ -102,9 +103,9 @@ class Recorder:
                 float(latency), round(fig.present_by_mode[mode] * self.step)
             )
         for value, weight in zip(fig.startup_values, fig.startup_weights, strict=True):
-            count = round(weight)
-            if count > 0:
-                self._startup(float(value), count)
+            if weight > 0:  # kept fractional until the end: a step's joiners split into many
+                key = round(float(value), 4)
+                self.startups[key] = self.startups.get(key, 0.0) + float(weight)
         for departure in fig.departed:
             self._departure(departure)
 
@@ -160,6 +161,13 @@ class Recorder:
             self.cache[1] += fig.upstream_hits[1]
 
     def finish(self) -> RunStats:
+        carry = 0.0  # whole viewers, the fractions carried over in order of startup time
+        for value, weight in sorted(self.startups.items()):
+            carry += weight
+            count = math.floor(carry + 0.5)
+            if count > 0:
+                self._startup(value, count)
+                carry -= count
         edge = self.stats.tiers.get("edge")
         if edge is not None:
             edge.cache_lookups, edge.cache_hits = self.cache[0], self.cache[1]

@@ -16,6 +16,9 @@ scenario's ``[target]`` (edges, shield, part duration) and the capacity profile:
     shared_cores = 0            # > 0: every tier and the viewers share this many cores (the
                                 # rehearsal machine); 0: production, each tier on its own nodes
     memory_limit_gb = 8.0       # refuse a model that would need more
+    rehearsal_probes = false    # add the rehearsal's own origin traffic (its freshness
+                                # follower's blocking reload per part, a /metrics scrape per
+                                # second) — to predict a rehearsal of this file
 
     [[simulate.surge]]          # join (or, negative, exit) surges on top of the audience shape
     at = 600.0
@@ -125,6 +128,7 @@ class SimSettings:
     exit_surge: float = 0.0
     shared_cores: int = 0
     memory_limit_gb: float = 8.0
+    rehearsal_probes: bool = False
     surges: tuple[Surge, ...] = ()
     stream: StreamSpec = field(default_factory=StreamSpec)
     edges: CacheTier | None = None
@@ -183,7 +187,7 @@ class _Table:
 
 TOP = {"step", "profile", "rejoin_share", "rejoin_after", "abandon_after", "abandon_per_second",
        "exit_surge", "shared_cores", "memory_limit_gb", "surge", "stream", "edges", "shield",
-       "origin"}  # fmt: skip
+       "origin", "rehearsal_probes"}  # fmt: skip
 CACHE_KEYS = {"count", "cores", "requests_per_s", "gbps", "collapse", "lock_timeout",
               "negative_ttl", "stale_if_error", "uplink_gbps", "enabled"}  # fmt: skip
 ORIGIN_KEYS = {"count", "cores", "gbps", "shedding", "queue_limit", "requests_per_s"}
@@ -325,6 +329,7 @@ def parse_settings(
         exit_surge=table.number("exit_surge", 0.0, 0.0, duration),
         shared_cores=table.integer("shared_cores", 0, 0, 4096),
         memory_limit_gb=table.number("memory_limit_gb", 8.0, 0.0, open_low=True),
+        rehearsal_probes=table.boolean("rehearsal_probes", False),
         surges=_surges(table.raw.get("surge"), duration),
         stream=stream,
         edges=edge_tier,
