@@ -210,6 +210,26 @@ def test_slow_startup_makes_viewers_leave_before_the_first_frame() -> None:
     assert left > 0.05 * 300  # 4 s beyond the 2 s threshold: ≈ 6 % per second
 
 
+def test_a_thin_uplink_saturates_first_and_slows_the_live_edge() -> None:
+    thin = simulate_data(scenario(edges={"uplink_gbps": 0.005}), Path("."))
+    first = thin.meta["simulation"]["saturation"][0]
+    assert first["component"] == "edge-uplinks" and first["resource"] == "bytes"
+    assert "edge-uplinks" not in thin.stats.tiers  # a link, not a tier with request counters
+    wide = simulate_data(scenario(), Path("."))
+    assert thin.stats.viewers.rebuffering_ratio > wide.stats.viewers.rebuffering_ratio + 0.01
+
+
+def test_a_dropped_contribution_stalls_everyone_and_an_exit_surge_empties_the_show() -> None:
+    drop = [{"at": 30, "duration": 10, "kind": "stop_process", "target": "publisher"}]
+    data = scenario(exit_surge=10.0) | {"faults": drop}
+    data["target"]["source"] = "rtmp"  # an encoder publishes: the same file rehearses
+    result = simulate_data(data, Path("."))
+    stalled = result.stats.viewers.counters["stalled_s"] / 300
+    assert 9 <= stalled <= 11
+    seconds = result.stats.timeline.seconds
+    assert seconds[45].active_viewers == 300 and seconds[59].active_viewers < 60
+
+
 def test_results_are_the_rehearsals_format(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     path.write_text(

@@ -410,13 +410,17 @@ class Model:
         self._retries_sent = float(retries.sum())
         return np.asarray(steady + startup + retries, dtype=np.float64), retries
 
-    def _media_bytes(self, offered: Floats) -> float:
-        """Bytes of the answers to ``offered`` requests ``[IK]`` (media at the mean bitrate)."""
+    def _object_sizes(self) -> Floats:
+        """Bytes of one answer per kind ``[IK]`` (media: a track's share of the mean bitrate)."""
         mean_bps = float(self.bitrate.mean()) if self.bitrate.size else 0.0
         sizes = OBJECT_BYTES.copy()
         sizes[PART] = self.stream.part_duration * mean_bps / 2 / 8  # video or audio part
         sizes[SEGMENT] = self.stream.segment_duration * mean_bps / 2 / 8
-        return float((offered * sizes).sum())
+        return sizes
+
+    def _media_bytes(self, offered: Floats) -> float:
+        """Bytes of the answers to ``offered`` requests ``[IK]``."""
+        return float((offered * self._object_sizes()).sum())
 
     def _deliver(
         self,
@@ -472,8 +476,28 @@ class Model:
         own = combine(e_own[:, None], edge_errors)
         failure = pass_failures(own, e_dep, up_fail[None, :])
         failure[~up] = 1.0
-        latency = RTT + e_answer[:, None] + edge_latency + e_dep * up_lat[None, :]
+        e_link, tiers["edge-uplinks"] = self._links(e_up, edges.uplink_bytes_per_s)
+        if shield is not None:
+            s_link, tiers["shield-uplink"] = self._links(s_up, shield.uplink_bytes_per_s)
+            up_lat = up_lat + s_dep[0] * s_link[0]
+        latency = (
+            RTT + e_answer[:, None] + edge_latency + e_dep * (up_lat[None, :] + e_link[:, None])
+        )
         return tiers, failure, np.asarray(latency, dtype=np.float64)
+
+    def _links(self, upstream: Floats, capacity: float) -> tuple[Floats, TierStep]:
+        """Each node's link to its upstream (``[node, IK]`` requests sent up): the delay its
+        answers queue behind when the link is over capacity (the backlog it cannot carry in
+        the step), and the links' figures (utilisation of the busiest)."""
+        sizes = self._object_sizes()
+        sent = (upstream * sizes[None, :]).sum(axis=1)
+        per_step = capacity * self.dt
+        rho = sent / per_step
+        delay = np.maximum(rho - 1.0, 0.0) * self.dt
+        total = float(sent.sum())
+        step = TierStep(float(upstream.sum()), float(upstream.sum()), 0.0, float("inf"), total,
+                        per_step * len(sent), float(rho.max()))  # fmt: skip
+        return np.asarray(delay, dtype=np.float64), step
 
     def _policy(self, kind: int) -> RetryPolicy:
         if kind == MV:

@@ -29,6 +29,7 @@ from livecast.simulate.model import (
 from livecast.simulate.tiers import IK, REQUEST_KIND
 
 CASCADE_SECONDS = 5.0
+LINKS = frozenset({"edge-uplinks", "shield-uplink"})
 FAILED_STATUS = {"origin": "503", "edge": "504"}
 
 
@@ -154,8 +155,9 @@ class Recorder:
             series.capacity_bps = tier.capacity_bytes * 8 / step
             series.requests_total += tier.offered
             series.failed_total += tier.failed
-            self.stats.record_tier_sample(name, fig.t + step, series.requests_total,
-                                          series.failed_total)  # fmt: skip
+            if name not in LINKS:  # links are in the saturation table, not the tier counters
+                self.stats.record_tier_sample(name, fig.t + step, series.requests_total,
+                                              series.failed_total)  # fmt: skip
         if "edge" in fig.tiers:
             self.cache[0] += fig.upstream_hits[0]
             self.cache[1] += fig.upstream_hits[1]
@@ -171,9 +173,8 @@ class Recorder:
         edge = self.stats.tiers.get("edge")
         if edge is not None:
             edge.cache_lookups, edge.cache_hits = self.cache[0], self.cache[1]
-        for name in self.tiers:
-            tier = self.stats.tiers[name]
-            tier.samples.insert(0, (0.0, 0.0, 0.0))
+        for name in self.tiers.keys() - LINKS:
+            self.stats.tiers[name].samples.insert(0, (0.0, 0.0, 0.0))
         return self.stats
 
     def saturation(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
