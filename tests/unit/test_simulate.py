@@ -58,6 +58,8 @@ def checks(result: Any) -> dict[str, float | None]:
         (lambda d: d["simulate"].update(origin={"cores": 0}), "simulate.origin.cores"),
         (lambda d: d["simulate"].update(edges={"negative_ttl": 600}),
          "simulate.edges.negative_ttl"),
+        (lambda d: d["simulate"].update(edges={"ttl": {"playlist": 60}}),
+         "simulate.edges.ttl.playlist"),
         (lambda d: d["simulate"].update(edge={}), "simulate.edge"),
         (lambda d: d["simulate"].update(step=0), "simulate.step"),
         (lambda d: d["simulate"].update(profile="missing.toml"), "simulate.profile"),

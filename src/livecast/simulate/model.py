@@ -137,7 +137,9 @@ class Model:
         self.was_stalled = np.zeros(shape_, dtype=bool)
         self.blocked_until = np.zeros(shape_)  # a slow answer holds the cohort until then
         self.stall_from = np.zeros(shape_)
-        self.hold_margin = PlayerConfig("simulated").hold_margin
+        player = PlayerConfig("simulated")
+        self.hold_margin, self.resume_buffer = player.hold_margin, player.resume_buffer
+        self.staleness = 0.0  # how late the caches' plain playlists are (a slow refresh)
         ahead = int(np.ceil(HORIZON / self.dt)) + 2
         self.ahead = ahead
         self.retry_due = np.zeros((ahead, self.edges, len(IK)))
@@ -152,15 +154,26 @@ class Model:
         self.up_latency = np.full(len(IK), settings.origin.latency_s if settings.origin else 0.0)
         self.bitrate = np.zeros((self.edges, len(bands)))
         p, d = self.stream.part_duration, self.stream.segment_duration
-        # behind live at light load: the player's hold-back plus half the media it waits for
-        self.base_latency = np.array([3 * p + p / 2, 3 * d + d / 2])
-        self.slack = np.array([2 * p, 2 * d])  # buffer ahead of the playhead, steady state
+        # behind live at light load, as the rehearsal's players measure it (p50, ⅓ s parts, 2 s
+        # segments: LL-HLS 1.52 s, classic 5.13 s; docs/simulation.md): LL-HLS PART-HOLD-BACK
+        # (3 parts) and the start snapped back to an independent part, a quarter segment on
+        # average; classic hls.js 3 segments back from the playlist's end, the newest one
+        # still half a segment in the making
+        self.base_latency = np.array([3 * p + d / 4, 2.5 * d])
+        # the media buffered ahead of the playhead: all of it but the part (segment) in the making
+        self.slack = self.base_latency - np.array([p / 2, d / 2])
         self.machine_factor = 1.0
         self.machine_load = 0.0
         self._retries_sent = 0.0
         self.replacements = 0.0
-        self.spread = np.array([self.stream.segment_duration / 2, self.stream.part_duration,
-                                self.stream.segment_duration / 2, self.stream.part_duration,
+        edges = settings.edges
+        self.playlist_ttl = edges.playlist_ttl if edges else self.stream.segment_duration / 2
+        self.multivariant_ttl = (
+            edges.multivariant_ttl if edges else self.stream.segment_duration / 2
+        )
+        # seconds over which the requests for one object arrive at a cache, per kind
+        self.spread = np.array([self.multivariant_ttl, self.stream.part_duration,
+                                self.playlist_ttl, self.stream.part_duration,
                                 self.stream.segment_duration, scenario.duration])  # fmt: skip
 
     # -- audience -------------------------------------------------------------------------
@@ -207,9 +220,9 @@ class Model:
                 out[:, PL_BLOCK] += tracks * dt / p
                 out[:, PART] += tracks * dt / p
             else:
-                out[:, PL_PLAIN] += tracks * dt / (d / 2)
+                out[:, PL_PLAIN] += tracks * dt / self.playlist_ttl
                 out[:, SEGMENT] += tracks * dt / d
-        out[:, MV] = np.where(joiners.sum(axis=(1, 2)) > 0, dt / (d / 2), 0.0)
+        out[:, MV] = np.where(joiners.sum(axis=(1, 2)) > 0, dt / self.multivariant_ttl, 0.0)
         out[:, INIT] = np.where(self.init_fetched, 0.0, 1 + len(self.video_bps))
         return out
 
@@ -483,6 +496,7 @@ class Model:
         latency = (
             RTT + e_answer[:, None] + edge_latency + e_dep * (up_lat[None, :] + e_link[:, None])
         )
+        self.staleness = float(up_lat[PL_PLAIN]) if edges.stale_if_error else 0.0
         return tiers, failure, np.asarray(latency, dtype=np.float64)
 
     def _links(self, upstream: Floats, capacity: float) -> tuple[Floats, TierStep]:
@@ -545,6 +559,7 @@ class Model:
         fatal = combine(fatal_list, fatal_media)
         healthy = np.maximum(self.present - self.doomed, 0.0)
         doomed = healthy * fatal[:, :, None]
+        dying = np.zeros_like(doomed)  # seconds each newly doomed viewer stalls before its end
         if doomed.sum() > 0:
             window = np.where(fatal_list >= fatal_media, retry_window(self.policy.playlist),
                               retry_window(self.policy.fragment))  # fmt: skip
@@ -552,10 +567,14 @@ class Model:
                 mask = (np.maximum(1, np.round(window / dt)).astype(int) == steps)[:, :, None]
                 self.exit_due[self._slot(i + min(int(steps), self.ahead - 1))] += doomed * mask
             self.doomed += doomed
+            dying = np.maximum(0.0, window[:, :, None] - self.slack[None, :, None])
         lat_media = self._by_mode(latency, PART, SEGMENT)
         lat_list = self._by_mode(latency, PL_BLOCK, PL_PLAIN)
         # an LL-HLS player needs a playlist per part (the next hint): the slower paces it
-        pace = np.stack([np.maximum(lat_media[:, LL], lat_list[:, LL]), lat_media[:, CLASSIC]], 1)
+        # a classic player's playlist comes from the cache at once, but as stale as the cache's
+        # refresh is slow (stale-while-revalidate): new segments show up that much later
+        classic = np.maximum(lat_media[:, CLASSIC], lat_list[:, CLASSIC] + self.staleness)
+        pace = np.stack([np.maximum(lat_media[:, LL], lat_list[:, LL]), classic], 1)
         transfer = media[None, :, None] * self.bitrate[:, None, :] / throughput[:, None, :]
         cycle = (pace[:, :, None] + transfer) * self.machine_factor
         slack = self.slack[None, :, None]
@@ -577,15 +596,19 @@ class Model:
             starting, np.where(sudden, 1.0, np.minimum(1.0, failing[:, :, None])), 0.0
         )
         self.was_stalled = (share > 0) | (block_stall > 0)
+        dying_total = doomed * dying  # their buffer runs out before the retries give up
+        present = self.present
+        self.stalled_pv += dying_total / np.maximum(present, 1e-12)
+        events = events + np.where(dying > 0, doomed / np.maximum(present, 1e-12), 0.0)
         self.behind += stall
         self.stalled_pv += stall
         self.played_pv += dt - stall
         self.stalls_pv += events
-        present = self.present
         by_mode = present.sum(axis=(0, 2))
         behind = (present * self.behind).sum(axis=(0, 2)) / np.maximum(by_mode, 1e-12)
         live = self.base_latency + lat_media.mean(axis=0) + behind
-        return (float((events * present).sum()), float((stall * present).sum()),
+        stalled = float((stall * present).sum() + dying_total.sum())
+        return (float((events * present).sum()), stalled,
                 float(((dt - stall) * present).sum()), live)  # fmt: skip
 
     def _block(self, t: float, cycle: Floats, slack: Floats) -> Floats:
@@ -598,6 +621,7 @@ class Model:
         waited = np.minimum(cycle, timeout) + np.where(
             cycle > timeout, mean_backoff(self.policy.playlist, 0), 0.0
         )
+        waited = waited + self.resume_buffer  # media to buffer again before playing on
         starts = (cycle > slack) & (self.blocked_until <= t)
         self.stall_from = np.where(starts, t + slack, self.stall_from)
         self.blocked_until = np.where(starts, t + waited, self.blocked_until)

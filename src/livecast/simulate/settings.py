@@ -37,6 +37,10 @@ scenario's ``[target]`` (edges, shield, part duration) and the capacity profile:
     collapse = true             # per-object miss collapsing (proxy_cache_lock + wake-up)
     lock_timeout = 8.0          # seconds a waiting request waits for the lock holder
     negative_ttl = 1.0          # a 404/5xx is cached this long
+    [simulate.edges.ttl]        # how long an answer stays fresh at a cache, seconds
+    playlist = 0.5              # a plain playlist (max-age=1: nginx counts whole seconds, an
+                                # entry is refetched ≈ twice a second; measured at the edges)
+    multivariant = 0.5
     stale_if_error = true       # an expired playlist is served stale when the upstream fails
     uplink_gbps = 100           # each edge's link to its upstream
 
@@ -103,6 +107,8 @@ class CacheTier:
     stale_if_error: bool = True
     uplink_bytes_per_s: float = 100 * GBPS
     upstream_per_object: float = 1.0
+    playlist_ttl: float = 0.5
+    multivariant_ttl: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -189,7 +195,7 @@ TOP = {"step", "profile", "rejoin_share", "rejoin_after", "abandon_after", "aban
        "exit_surge", "shared_cores", "memory_limit_gb", "surge", "stream", "edges", "shield",
        "origin", "rehearsal_probes"}  # fmt: skip
 CACHE_KEYS = {"count", "cores", "requests_per_s", "gbps", "collapse", "lock_timeout",
-              "negative_ttl", "stale_if_error", "uplink_gbps", "enabled"}  # fmt: skip
+              "negative_ttl", "stale_if_error", "uplink_gbps", "enabled", "ttl"}  # fmt: skip
 ORIGIN_KEYS = {"count", "cores", "gbps", "shedding", "queue_limit", "requests_per_s"}
 
 
@@ -219,6 +225,7 @@ def _stream(raw: Any, part_duration: float) -> StreamSpec:
 
 def _cache(raw: Any, prefix: str, count: int, base: Any, hold: float) -> CacheTier:
     table = _Table(raw, prefix, CACHE_KEYS)
+    ttl = _Table(table.raw.get("ttl"), f"{prefix}.ttl", {"playlist", "multivariant"})
     cores = table.integer("cores", base.cores, 1, 4096)
     per_core = table.number("requests_per_s", base.requests_per_s, 0.0, open_low=True)
     gbps = table.number("gbps", base.bytes_per_s / GBPS, 0.0, open_low=True)
@@ -233,6 +240,8 @@ def _cache(raw: Any, prefix: str, count: int, base: Any, hold: float) -> CacheTi
         stale_if_error=table.boolean("stale_if_error", True),
         uplink_bytes_per_s=table.number("uplink_gbps", 100.0, 0.0, open_low=True) * GBPS,
         upstream_per_object=base.upstream_per_object,
+        playlist_ttl=ttl.number("playlist", 0.5, 0.0, open_low=True),
+        multivariant_ttl=ttl.number("multivariant", 0.5, 0.0, open_low=True),
     )
 
 
@@ -341,9 +350,14 @@ def parse_settings(
 
 
 def _check_ttls(settings: SimSettings, duration: float) -> None:
+    """A TTL as long as the event would serve one answer all night: refused, naming it."""
     for name, tier in (("edges", settings.edges), ("shield", settings.shield)):
-        if tier is not None and tier.negative_ttl >= duration:
-            raise ConfigError(
-                f"simulate.{name}.negative_ttl",
-                f"{tier.negative_ttl:g} s is not shorter than the event ({duration:g} s)",
-            )
+        if tier is None:
+            continue
+        for key, value in (("negative_ttl", tier.negative_ttl), ("ttl.playlist", tier.playlist_ttl),
+                           ("ttl.multivariant", tier.multivariant_ttl)):  # fmt: skip
+            if value >= duration:
+                raise ConfigError(
+                    f"simulate.{name}.{key}",
+                    f"{value:g} s is not shorter than the event ({duration:g} s)",
+                )
