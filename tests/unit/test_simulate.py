@@ -212,6 +212,24 @@ def test_slow_startup_makes_viewers_leave_before_the_first_frame() -> None:
     assert left > 0.05 * 300  # 4 s beyond the 2 s threshold: ≈ 6 % per second
 
 
+def test_a_negative_ttl_spreads_an_origin_error_to_the_hits_and_an_outage_is_fatal() -> None:
+    errors = [{"at": 20, "duration": 5, "kind": "http_status", "target": "origin",
+               "probability": 0.3, "match": "segment"}]  # fmt: skip
+    failed = {}
+    for ttl in (0.0, 1.5):
+        data = scenario(edges={"negative_ttl": ttl}) | {"faults": copy.deepcopy(errors)}
+        data["players"] = {"low_latency_share": 0.0}  # classic players: segments
+        stats = simulate_data(data, Path(".")).stats
+        failed[ttl] = stats.requests["segment"].errors
+    assert failed[1.5] > 2 * failed[0.0] > 0
+    down = [{"at": 30, "kind": "stop_process", "target": "origin"}]
+    result = simulate_data(scenario(rejoin_share=0.0) | {"faults": down}, Path("."))
+    viewers = result.stats.viewers
+    assert 0.8 <= viewers.rate("fatal_errors") < 0.9  # the LL-HLS players, a few classic ones
+    # the classic ones play on from the edges' stale playlists, which never get a new segment
+    assert viewers.counters["stalled_s"] > 0.9 * 60 * 29
+
+
 def test_a_thin_uplink_saturates_first_and_slows_the_live_edge() -> None:
     thin = simulate_data(scenario(edges={"uplink_gbps": 0.005}), Path("."))
     first = thin.meta["simulation"]["saturation"][0]

@@ -21,6 +21,7 @@ from livecast.simulate import audience as shape
 from livecast.simulate.faults import StepFaults, faults_at
 from livecast.simulate.settings import CacheTier, SimSettings
 from livecast.simulate.tiers import (
+    BLOCKING,
     IK,
     INIT,
     MV,
@@ -110,6 +111,17 @@ class StepFigures:
     departed: list[Departure]
 
 
+def negative_cached(dependent: Floats, tier: CacheTier, spread: Floats) -> Floats:
+    """A failed answer is cached ``negative_ttl`` seconds (``proxy_cache_valid 5xx``): of a
+    kind that is not held for its one fetch, the requests arriving meanwhile get it too —
+    ``negative_ttl / spread`` of those that would have been hits."""
+    share = np.minimum(1.0, tier.negative_ttl / spread)
+    share = np.where(BLOCKING, 0.0, share)
+    if tier.stale_if_error:
+        share[PL_PLAIN] = share[MV] = 0.0  # a stale copy is served instead
+    return np.asarray(dependent + (1.0 - dependent) * share[None, :], dtype=np.float64)
+
+
 class Model:
     def __init__(self, scenario: Scenario, settings: SimSettings) -> None:
         self.scenario, self.settings = scenario, settings
@@ -140,6 +152,7 @@ class Model:
         player = PlayerConfig("simulated")
         self.hold_margin, self.resume_buffer = player.hold_margin, player.resume_buffer
         self.staleness = 0.0  # how late the caches' plain playlists are (a slow refresh)
+        self.stale_failure = 0.0  # share of their refreshes failing
         ahead = int(np.ceil(HORIZON / self.dt)) + 2
         self.ahead = ahead
         self.retry_due = np.zeros((ahead, self.edges, len(IK)))
@@ -487,7 +500,7 @@ class Model:
             up_lat = s_answer[0] + s_dep[0] * o_lat
         self.up_latency = up_lat
         own = combine(e_own[:, None], edge_errors)
-        failure = pass_failures(own, e_dep, up_fail[None, :])
+        failure = pass_failures(own, negative_cached(e_dep, edges, self.spread), up_fail[None, :])
         failure[~up] = 1.0
         e_link, tiers["edge-uplinks"] = self._links(e_up, edges.uplink_bytes_per_s)
         if shield is not None:
@@ -497,6 +510,8 @@ class Model:
             RTT + e_answer[:, None] + edge_latency + e_dep * (up_lat[None, :] + e_link[:, None])
         )
         self.staleness = float(up_lat[PL_PLAIN]) if edges.stale_if_error else 0.0
+        # … and while its refreshes fail, a classic player sees no new segment at all
+        self.stale_failure = float(up_fail[PL_PLAIN]) if edges.stale_if_error else 0.0
         return tiers, failure, np.asarray(latency, dtype=np.float64)
 
     def _links(self, upstream: Floats, capacity: float) -> tuple[Floats, TierStep]:
@@ -581,6 +596,7 @@ class Model:
         block_stall = self._block(i * dt, cycle, slack)
         slow = cycle > slack
         share = np.where(slow, 0.0, continuous_stall(cycle, media[None, :, None]))
+        share[:, CLASSIC] = np.maximum(share[:, CLASSIC], self.stale_failure)
         if dropped:
             share = np.ones_like(share)
         failing = 1 - (1 - f_media) ** n_media[None, :]

@@ -62,6 +62,7 @@ class Recorder:
         self.viewer_steps = 0.0
         self.peak = 0.0
         self.startups: dict[float, float] = {}  # startup time (0.1 ms) → viewers
+        self.carry: dict[str, float] = {}  # departures: the fraction of a viewer not recorded
 
     def add(self, fig: StepFigures) -> None:
         self._requests(fig)
@@ -117,7 +118,9 @@ class Recorder:
         viewers.samples["startup_s"].record(value, count)
 
     def _departure(self, d: Departure) -> None:
-        count = round(d.count)
+        carried = self.carry.get(d.kind, 0.0) + d.count  # fractions carried to the next one
+        count = math.floor(carried + 0.5)
+        self.carry[d.kind] = carried - count
         if count <= 0:
             return
         viewers = self.stats.viewers
