@@ -112,9 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("scenario", help="a rehearsal scenario with its [simulate] table")
     simulate.add_argument("--out", required=True, help="directory for results.json + report.html")
-    from livecast.simulate import calibrate
+    from livecast.simulate import calibrate, sweep
 
     calibrate.add_parser(sub)
+    sweep.add_parser(sub)
     probe = sub.add_parser("probe", help="follow an LL-HLS stream and report startup/latency")
     probe.add_argument("url", help="multivariant or media playlist URL")
     probe.add_argument("--seconds", type=float, default=10.0)
@@ -287,6 +288,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from livecast.simulate import calibrate
 
             return calibrate.main(args)
+        if args.command == "sweep":
+            from livecast.simulate import sweep
+
+            return sweep.main(args)
         if args.command == "simulate":
             from livecast.simulate.run import run_file
 
