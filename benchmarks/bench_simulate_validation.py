@@ -4,8 +4,10 @@ For each scenario of benchmarks/scenarios/ (validate-healthy: a flash crowd thro
 edges; validate-edge-kill: edge-1 killed at mid-show; validate-origin-slow: the origin's
 playlists slowed past the players' timeout, retry jitter off):
 
-1. ``livecast rehearse SCENARIO --out benchmarks/results/validation/<scenario>`` — the real
-   stack (origin + edges on 127.0.0.1), the measured figures;
+1. ``livecast rehearse SCENARIO --out benchmarks/results/validation/<scenario>/run-K``, K = 1…
+   ``--repeat`` (3) — the real stack (origin + edges on 127.0.0.1); each measured figure is the
+   median over the runs (a start's p95 moves ±10 % between identical rehearsals here), and every
+   run's figures are printed beside it;
 2. ``livecast simulate SCENARIO --out benchmarks/results/validation/<scenario>/simulate`` — the
    cohort model of the same file, the predicted figures (same results.json format);
 3. both results.json read with ``livecast.results.report.read_results``, the five figures of
@@ -17,7 +19,7 @@ playlists slowed past the players' timeout, retry jitter off):
 
 Every run is wrapped in ``flock /tmp/livecast-measure.lock`` so that it never overlaps another
 engineer's measurement on this 2-core machine. ``--reuse`` takes a rehearsal's results.json
-already saved under benchmarks/results/validation/<scenario>/ instead of rehearsing again (the
+already saved under benchmarks/results/validation/<scenario>/run-K/ instead of rehearsing again (the
 model can be iterated on against fixed measurements). Until ``livecast simulate`` exists the
 predictions are "—" and the table shows the measurements alone.
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -43,6 +46,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from livecast.results.fidelity import indicator_figures  # noqa: E402
 from livecast.results.report import ResultsError, read_results  # noqa: E402
 from livecast.results.validation import (  # noqa: E402
+    FIGURES,
     ValidationRow,
     agreement,
     validation_figures,
@@ -103,32 +107,75 @@ def run_figures(path: Path) -> dict[str, Any]:
     }
 
 
-def scenario_run(name: str, out_root: Path, reuse: bool, simulate: bool) -> dict[str, Any]:
-    """Rehearse (or reuse) and simulate one scenario; both runs' figures."""
+def _median(values: list[float | None]) -> float | None:
+    known = sorted(v for v in values if v is not None)
+    return statistics.median(known) if known else None
+
+
+def _rehearsals(name: str, scenario: Path, out: Path, reuse: bool, repeat: int) -> list[Any]:
+    """Rehearse (or reuse) ``repeat`` times into out/run-K; each run's record and figures."""
+    runs: list[Any] = []
+    for k in range(1, repeat + 1):
+        target = out / f"run-{k}"
+        if reuse and (target / RESULTS_JSON).exists():
+            record: dict[str, Any] = {"exit": None, "seconds": 0, "reused": True}
+        else:
+            print(f"  rehearsing {name} ({k}/{repeat}) …", file=sys.stderr, flush=True)
+            record = livecast("rehearse", scenario, target, REHEARSE_TIMEOUT)
+        figures = None
+        if "error" not in record and (target / RESULTS_JSON).exists():
+            try:
+                figures = run_figures(target / RESULTS_JSON)
+            except ResultsError as error:
+                record["error"] = str(error)
+        runs.append((record, figures))
+    return runs
+
+
+def _measured(found: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The rehearsals' figures: each one the median over the runs (a start's p95 moves ±10 %
+    between identical rehearsals on this machine), with every run's kept beside it."""
+    if not found:
+        return None
+    figures = {name: _median([f["figures"][name] for f in found]) for name in FIGURES}
+    return {
+        "verdict": "/".join(f["verdict"] for f in found),
+        "figures": figures,
+        "per_run": [f["figures"] for f in found],
+        "fatal_error_rate": _median([f["fatal_error_rate"] for f in found]),
+        "requests_per_viewer_s": _median([f["requests_per_viewer_s"] for f in found]),
+        "requests_per_viewer_s_run": _median([f["requests_per_viewer_s_run"] for f in found]),
+    }
+
+
+def scenario_run(
+    name: str, out_root: Path, reuse: bool, simulate: bool, repeat: int = 3
+) -> dict[str, Any]:
+    """Rehearse (or reuse) one scenario ``repeat`` times and simulate it once."""
     scenario = SCENARIO_DIR / f"{name}.toml"
     out = out_root / name
     entry: dict[str, Any] = {"scenario": name, "file": str(scenario.relative_to(ROOT))}
-    if reuse and (out / RESULTS_JSON).exists():
-        entry["rehearsal"] = {"exit": None, "seconds": 0, "reused": True}
-    else:
-        print(f"  rehearsing {name} …", file=sys.stderr, flush=True)
-        entry["rehearsal"] = livecast("rehearse", scenario, out, REHEARSE_TIMEOUT)
+    runs = _rehearsals(name, scenario, out, reuse, repeat)
+    records = [record for record, _ in runs]
+    entry["rehearsal"] = {
+        "exit": "/".join(str(r["exit"]) for r in records),
+        "seconds": sum(r["seconds"] for r in records),
+        "runs": len(records),
+    }
+    if all(r.get("reused") for r in records):
+        entry["rehearsal"]["reused"] = True
+    errors = [r["error"] for r in records if "error" in r]
+    if errors and len(errors) == len(records):
+        entry["rehearsal"]["error"] = errors[-1]
+    entry["measured"] = _measured([figures for _, figures in runs if figures is not None])
     entry["simulation"] = {"skipped": True}
+    entry["predicted"] = None
     if simulate:
         print(f"  simulating {name} …", file=sys.stderr, flush=True)
         entry["simulation"] = livecast("simulate", scenario, out / "simulate", SIMULATE_TIMEOUT)
-    for side, path in (
-        ("measured", out / RESULTS_JSON),
-        ("predicted", out / "simulate" / RESULTS_JSON),
-    ):
-        entry[side] = None
-        run = entry["rehearsal" if side == "measured" else "simulation"]
-        if "error" in run or run.get("skipped") or not path.exists():
-            continue
-        try:
-            entry[side] = run_figures(path)
-        except ResultsError as error:
-            run["error"] = str(error)
+        path = out / "simulate" / RESULTS_JSON
+        if "error" not in entry["simulation"] and path.exists():
+            entry["predicted"] = run_figures(path)
     return entry
 
 
@@ -137,9 +184,10 @@ def run(
     reuse: bool = False,
     simulate: bool = True,
     out: Path = OUT,
+    repeat: int = 3,
 ) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    entries = [scenario_run(name, out, reuse, simulate) for name in scenarios]
+    entries = [scenario_run(name, out, reuse, simulate, repeat) for name in scenarios]
     rows = _rows(entries)
     within, compared = agreement(rows)
     return {
@@ -190,6 +238,11 @@ def report(figures: dict[str, Any]) -> str:
                 f"    {side:<9} ({how}) {found['verdict']:<5} fatal {fatal}"
                 f"  req/viewer/s {load} / {whole}"
             )
+            for name in FIGURES if len(found.get("per_run", ())) > 1 else ():
+                values = [run[name] for run in found["per_run"] if run[name] is not None]
+                if values:
+                    spread = " ".join(_figure(v, ".4g") for v in values)
+                    lines.append(f"      {name}: each run {spread}")
     lines.append(f"{figures['within']} of {figures['compared']} within tolerance")
     return "\n".join(lines)
 
@@ -201,8 +254,13 @@ def main(argv: list[str] | None = None) -> int:
         "--reuse", action="store_true", help="use saved rehearsal results.json when present"
     )
     parser.add_argument("--no-simulate", action="store_true", help="rehearse only")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rehearsals per scenario (their median)"
+    )
     args = parser.parse_args(argv)
-    figures = run(tuple(args.scenarios.split(",")), args.reuse, not args.no_simulate)
+    figures = run(
+        tuple(args.scenarios.split(",")), args.reuse, not args.no_simulate, repeat=args.repeat
+    )
     print(report(figures))
     print(json.dumps(figures, indent=1, default=str), file=sys.stderr)
     return 0

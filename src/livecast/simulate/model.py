@@ -53,6 +53,7 @@ from livecast.simulate.viewers import (
 
 Floats = npt.NDArray[np.float64]
 OBJECT_BYTES = np.array([600.0, 4000.0, 3000.0, 0.0, 0.0, 900.0])  # media from the bitrate
+AUDIO_OVERHEAD = 1.16  # fMP4 boxes around AAC frames (see Model.audio_wire_bps)
 RTT = 0.0005  # seconds, client ↔ edge (loopback-like; production adds its own in the profile)
 BURST_WINDOW = 0.1  # seconds: synchronised retries (no jitter) arrive within it
 LEFT, FATAL, START_FAILED, ABANDONED = "left", "fatal", "start_failed", "abandoned"
@@ -139,6 +140,10 @@ class Model:
         self.rates = request_rates(self.stream)
         self.video_bps = np.array(self.stream.video_kbps) * 1000
         self.audio_bps = self.stream.audio_kbps * 1000
+        # what the player pulls: AAC in fMP4 carries ≈ 16 % of boxes per sample (livecast's
+        # own audio segments: 37.3 KB per 2 s at 128 kbit/s); the video rungs' x264 rate
+        # control lands on their nominal rate, boxes included (150 KB per 2 s at 600 kbit/s)
+        self.audio_wire_bps = self.audio_bps * AUDIO_OVERHEAD
         shape_ = (self.edges, 2, len(bands))
         self.present = np.zeros(shape_)
         self.behind = np.zeros(shape_)  # per viewer: seconds further behind live than base
@@ -177,6 +182,7 @@ class Model:
         self.slack = self.base_latency - np.array([p / 2, d / 2])
         self.machine_factor = 1.0
         self.machine_load = 0.0
+        self.driver_burst = 0.0  # seconds of driver work per part boundary (shared_cores)
         self._retries_sent = 0.0
         self.replacements = 0.0
         edges = settings.edges
@@ -382,7 +388,7 @@ class Model:
         fair = node_bytes * 8 / np.maximum(watchers, 1e-9)
         throughput = np.minimum(self.downlink[None, :], fair[:, None])
         rung = rung_for(self.video_bps, self.audio_bps, throughput)
-        self.bitrate = self.video_bps[rung] + self.audio_bps
+        self.bitrate = self.video_bps[rung] + self.audio_wire_bps
         requests, retries = self._requests(joiners, i)
         slot = self._slot(i)
         burst = self.retry_due[slot].sum(axis=1) * self.burst_due[slot]
@@ -591,7 +597,8 @@ class Model:
         classic = np.maximum(lat_media[:, CLASSIC], lat_list[:, CLASSIC] + self.staleness)
         pace = np.stack([np.maximum(lat_media[:, LL], lat_list[:, LL]), classic], 1)
         transfer = media[None, :, None] * self.bitrate[:, None, :] / throughput[:, None, :]
-        cycle = (pace[:, :, None] + transfer) * self.machine_factor
+        # the answers' times include the machine's load; a rehearsal's driver adds its burst
+        cycle = pace[:, :, None] + transfer + self.driver_burst / 2
         slack = self.slack[None, :, None]
         block_stall = self._block(i * dt, cycle, slack)
         slow = cycle > slack
@@ -654,8 +661,10 @@ class Model:
         start_failed, abandoned = 0.0, 0.0
         departures: list[Departure] = []
         media = (PART, SEGMENT)
-        waits = (0.0, 0.0)  # the player starts PART-HOLD-BACK behind live, on existing media
-        start_bps = self.video_bps[-1] + self.audio_bps  # hls.js's default estimate: lowest rung
+        # the player starts PART-HOLD-BACK behind live, on existing media; on a rehearsal
+        # machine each of the four rounds waits behind the driver's burst: U(0, burst) each
+        waits = (4 * self.driver_burst, 4 * self.driver_burst)
+        start_bps = self.video_bps[-1] + self.audio_wire_bps  # hls.js's default estimate: lowest
         for mode in (LL, CLASSIC):
             n = joiners[:, mode, :]  # [edge, band]
             if n.sum() <= 0:
@@ -665,7 +674,6 @@ class Model:
             duration = self.stream.part_duration if mode == LL else self.stream.segment_duration
             rounds = rounds.copy()
             rounds[..., 3] += duration * start_bps / throughput
-            rounds *= self.machine_factor
             fails = np.stack([np.broadcast_to(failure[:, k, None], n.shape) for k in kinds], -1)
             policies = (self.policy.multivariant, self.policy.playlist, self.policy.fragment,
                         self.policy.fragment)  # fmt: skip
@@ -720,6 +728,11 @@ class Model:
         rho = demand / (cores * self.dt)
         self.machine_factor = float(queueing_factor(np.array([rho]))[0])
         self.machine_load = rho
+        # the LL-HLS players' blocking reloads and hinted parts are answered together at each
+        # part boundary: the driver handles that burst of answers on its cores, and any other
+        # answer waits behind it — on average half of it, per request round
+        burst = float(self.present[:, LL].sum()) * 4 * profile.driver.cpu_s_per_request
+        self.driver_burst = burst / cores * self.machine_factor
 
     def _origin_cores(self) -> int:
         origin = self.settings.origin
