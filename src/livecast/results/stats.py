@@ -207,6 +207,23 @@ class ViewerStats:
 
     def record(self, outcome: ViewerOutcome, count: int = 1) -> None:
         """One viewer's outcome, or ``count`` identical viewers' (a simulated cohort)."""
+        self._count(outcome, count)
+        if outcome.startup_s is None:
+            return
+        self.record_startup(outcome.startup_s, count)
+        self._observe_watching(outcome, count)
+
+    def record_startup(self, startup_s: float, count: int = 1) -> None:
+        """Viewers who started (the simulator records them then, their outcome later)."""
+        self.counters["started"] += count
+        self._observe("startup_s", startup_s, count)
+
+    def record_after_start(self, outcome: ViewerOutcome, count: int = 1) -> None:
+        """The outcome of viewers whose start ``record_startup`` already counted."""
+        self._count(outcome, count)
+        self._observe_watching(outcome, count)
+
+    def _count(self, outcome: ViewerOutcome, count: int) -> None:
         counters = self.counters
         counters["viewers"] += count
         counters["stalls"] += outcome.stalls * count
@@ -220,10 +237,8 @@ class ViewerStats:
             self.fatal_errors_by_type[outcome.fatal_error] = (
                 self.fatal_errors_by_type.get(outcome.fatal_error, 0) + count
             )
-        if outcome.startup_s is None:
-            return
-        counters["started"] += count
-        self._observe("startup_s", outcome.startup_s, count)
+
+    def _observe_watching(self, outcome: ViewerOutcome, count: int) -> None:
         self._observe("stalls", outcome.stalls, count)
         self._observe("stalled_s", outcome.stalled_s, count)
         self._observe("switches", outcome.switches, count)

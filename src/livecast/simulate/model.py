@@ -90,7 +90,6 @@ class StepFigures:
 
     t: float
     present: float
-    joined: float
     requests: Floats  # [IK] sent by viewers
     failed: Floats  # [IK] failed (any cause)
     refused: Floats  # [IK] of which: refused by a lost edge
@@ -181,7 +180,6 @@ class Model:
         # the media buffered ahead of the playhead: all of it but the part (segment) in the making
         self.slack = self.base_latency - np.array([p / 2, d / 2])
         self.machine_factor = 1.0
-        self.machine_load = 0.0
         self.driver_burst = 0.0  # seconds of driver work per part boundary (shared_cores)
         self._retries_sent = 0.0
         self.replacements = 0.0
@@ -410,7 +408,7 @@ class Model:
         upstream = tiers["shield"].offered if "shield" in tiers else (
             tiers["origin"].offered if "edge" in tiers else 0.0)  # fmt: skip
         return StepFigures(
-            t=t, present=float(self.present.sum()), joined=float(joiners.sum()),
+            t=t, present=float(self.present.sum()),
             requests=requests.sum(axis=0), failed=(requests * failure).sum(axis=0),
             refused=(requests * (~up)[:, None]).sum(axis=0),
             latency=np.average(latency, axis=0, weights=requests + 1e-12),
@@ -727,7 +725,6 @@ class Model:
         demand += origin.utilisation * self._origin_cores() * self.dt
         rho = demand / (cores * self.dt)
         self.machine_factor = float(queueing_factor(np.array([rho]))[0])
-        self.machine_load = rho
         # the LL-HLS players' blocking reloads and hinted parts are answered together at each
         # part boundary: the driver handles that burst of answers on its cores, and any other
         # answer waits behind it — on average half of it, per request round

@@ -30,7 +30,6 @@ from livecast.simulate.tiers import IK, REQUEST_KIND
 
 CASCADE_SECONDS = 5.0
 LINKS = frozenset({"edge-uplinks", "shield-uplink"})
-FAILED_STATUS = {"origin": "503", "edge": "504"}
 
 
 @dataclass
@@ -74,13 +73,13 @@ class Recorder:
     def _requests(self, fig: StepFigures) -> None:
         stats, t = self.stats, fig.t
         sent = 0
-        for k, name in enumerate(IK):
+        for k in range(len(IK)):
             kind = REQUEST_KIND[k]
             total, failed, refused = fig.requests[k], fig.failed[k], fig.refused[k]
             ok = round(total - failed)
             stats.record_requests(kind, 200, float(fig.latency[k]), t, ok)
             stats.record_requests(kind, "refused", None, t, round(refused))
-            stats.record_requests(kind, self._failure_status(name, fig), None, t,
+            stats.record_requests(kind, self._failure_status(fig), None, t,
                                   round(failed - refused))  # fmt: skip
             sent += round(total)
         stats.record_sent_over(t, sent, round(fig.retries), fig.retries_burst)
@@ -89,11 +88,10 @@ class Recorder:
         client.count("retried_requests", round(fig.retried))
 
     @staticmethod
-    def _failure_status(name: str, fig: StepFigures) -> str:
+    def _failure_status(fig: StepFigures) -> str:
+        """A failure the origins caused is their 503 (shedding); else the edges' time-out."""
         origin = fig.tiers.get("origin")
-        if origin is not None and origin.failed > 0:
-            return "503"
-        return "504"
+        return "503" if origin is not None and origin.failed > 0 else "504"
 
     def _viewers(self, fig: StepFigures) -> None:
         stats, t = self.stats, fig.t
@@ -110,12 +108,6 @@ class Recorder:
                 self.startups[key] = self.startups.get(key, 0.0) + float(weight)
         for departure in fig.departed:
             self._departure(departure)
-
-    def _startup(self, value: float, count: int) -> None:
-        viewers = self.stats.viewers
-        viewers.counters["started"] += count
-        viewers.distributions["startup_s"].record(value, count)
-        viewers.samples["startup_s"].record(value, count)
 
     def _departure(self, d: Departure) -> None:
         carried = self.carry.get(d.kind, 0.0) + d.count  # fractions carried to the next one
@@ -136,14 +128,7 @@ class Recorder:
             latency=latency, avg_bitrate_bps=d.bitrate_bps,
             fatal_error="fatal" if d.kind == FATAL else None,
         )  # fmt: skip
-        viewers.record(outcome, count)  # startup was recorded when they started
-        viewers._observe("stalls", d.stalls, count)
-        viewers._observe("stalled_s", d.stalled_s, count)
-        ratio = outcome.rebuffering_ratio
-        if ratio is not None:
-            viewers._observe("rebuffering_ratio", ratio, count)
-        viewers._observe("latency_behind_live_s", d.latency_s, count)
-        viewers._observe("avg_bitrate_bps", d.bitrate_bps, count)
+        viewers.record_after_start(outcome, count)  # their start was recorded then
 
     def _tiers(self, fig: StepFigures) -> None:
         step = self.step
@@ -171,7 +156,7 @@ class Recorder:
             carry += weight
             count = math.floor(carry + 0.5)
             if count > 0:
-                self._startup(value, count)
+                self.stats.viewers.record_startup(value, count)
                 carry -= count
         edge = self.stats.tiers.get("edge")
         if edge is not None:
