@@ -78,7 +78,7 @@ class Plan:
     latency_requests: int = 30  # sequential GETs for a light-load latency
 
 
-QUICK = Plan(1.5, 0.5, 1.0, 8, 500, 20, 2, 40, 2.0, 15)
+QUICK = Plan(1.0, 0.3, 0.5, 8, 300, 20, 2, 40, 1.0, 10)
 
 
 # ---------------------------------------------------------------- /proc
@@ -557,7 +557,7 @@ def add_parser(subparsers: Any) -> None:
         "--seconds", type=float, default=None, help="measuring window per figure (default 5)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="short windows, fewer clients: a smoke run (≈ 30 s)"
+        "--quick", action="store_true", help="short windows, fewer clients: a smoke run (≈ 20 s)"
     )
 
 
