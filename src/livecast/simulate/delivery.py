@@ -25,6 +25,7 @@ from livecast.simulate.tiers import (
     PART,
     PL_BLOCK,
     PL_PLAIN,
+    REQUEST_KIND,
     SEGMENT,
     CacheRules,
     combine,
@@ -122,7 +123,7 @@ class Delivery:
         """(failure share [IK], answer time [IK], tier figures) of the origins."""
         origin = self.settings.origin
         assert origin is not None
-        kinds = ("multivariant", "playlist", "playlist", "part", "segment", "init")
+        kinds = REQUEST_KIND  # the faults and capacities name the request kinds
         work = sum(offered[k] / origin.requests_per_s[kinds[k]] for k in range(len(IK)))
         capacity_s = origin.count * origin.cores * self.dt
         rho = work / capacity_s

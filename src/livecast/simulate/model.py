@@ -28,6 +28,7 @@ from livecast.simulate.tiers import (
     PART,
     PL_BLOCK,
     PL_PLAIN,
+    REQUEST_KIND,
     SEGMENT,
     combine,
     queueing_factor,
@@ -188,7 +189,7 @@ class Model:
         up = np.ones(self.edges, dtype=bool)
         extra = np.zeros((self.edges, len(IK)))
         errors = np.zeros((self.edges, len(IK)))
-        kinds = ("multivariant", "playlist", "playlist", "part", "segment", "init")
+        kinds = REQUEST_KIND  # the faults and capacities name the request kinds
         for index, node in zip(faults.edges, faults.edge, strict=True):
             up[index] = not node.down
             extra[index] = [node.latency[k] for k in kinds]
