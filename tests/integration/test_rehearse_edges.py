@@ -55,10 +55,13 @@ def _has_nginx() -> bool:
     return True
 
 
-def rehearse(tmp_path: Path, src: str) -> tuple[subprocess.CompletedProcess[str], Any]:
-    """``livecast rehearse`` of SCENARIO with ``src`` first on PYTHONPATH; (run, results.json)."""
+def rehearse(
+    tmp_path: Path, src: str, extra: str = ""
+) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """``livecast rehearse`` of SCENARIO (+ ``extra`` TOML) with ``src`` first on PYTHONPATH;
+    (run, results.json)."""
     scenario = tmp_path / "s.toml"
-    scenario.write_text(SCENARIO.format(cache=tmp_path / "cache"))
+    scenario.write_text(SCENARIO.format(cache=tmp_path / "cache") + extra)
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     run = subprocess.run(
         [sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out", str(tmp_path / "o")],
@@ -107,15 +110,8 @@ def test_an_edge_killed_mid_show_is_started_again_and_its_viewers_are_counted(
 ) -> None:
     """A kill fault on an edge: its viewers fail (the rehearsal's players do not move to the
     other edge), the edge is started again when the fault ends and the run completes."""
-    scenario = tmp_path / "s.toml"
-    scenario.write_text(SCENARIO.format(cache=tmp_path / "cache") + KILL_EDGE)
-    run = subprocess.run(
-        [sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, timeout=180,
-        env={**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")},
-    )  # fmt: skip
+    run, document = rehearse(tmp_path, SRC, KILL_EDGE)
     assert run.returncode == 1, run.stderr[-3000:]  # NO-GO, not "could not run"
-    document = json.loads((tmp_path / "o" / "results.json").read_text())
     events = " ".join(document["meta"]["fault_events"])
     assert "edge-1" in events and "start" in events
     viewers = document["stats"]["viewers"]["counters"]
