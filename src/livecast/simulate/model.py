@@ -86,11 +86,7 @@ class StepFigures:
     upstream_hits: tuple[float, float]  # edge (lookups, hits)
     startup_values: Floats
     startup_weights: Floats
-    start_failed: float
-    abandoned: float
     stalls: float
-    stalled_s: float
-    played_s: float
     latency_live: Floats  # [mode] mean latency behind live
     present_by_mode: Floats
     departed: list[Departure]
@@ -103,7 +99,6 @@ class Model:
         self.steps = int(np.ceil(scenario.duration / self.dt))
         self.stream = settings.stream
         self.edges = settings.edges.count if settings.edges else 1
-        self.has_edges = settings.edges is not None
         bands = scenario.downlink
         weights = np.array([b.weight for b in bands], dtype=np.float64)
         self.band_share = weights / weights.sum()
@@ -289,10 +284,9 @@ class Model:
             retries=float(burst.sum()) if burst.any() else self._retries_sent,
             retried=float(first_failures.sum()), retries_burst=bool(burst.any()), tiers=tiers,
             upstream_hits=(hits, max(hits - upstream, 0.0)),
-            startup_values=startup[0], startup_weights=startup[1], start_failed=startup[2],
-            abandoned=startup[3], stalls=stall[0], stalled_s=stall[1], played_s=stall[2],
-            latency_live=stall[3], present_by_mode=self.present.sum(axis=(0, 2)),
-            departed=departed + startup[4],
+            startup_values=startup[0], startup_weights=startup[1], stalls=stall[0],
+            latency_live=stall[1], present_by_mode=self.present.sum(axis=(0, 2)),
+            departed=departed + startup[2],
         )  # fmt: skip
 
     def _requests(self, joiners: Floats, i: int) -> tuple[Floats, Floats]:
@@ -346,9 +340,10 @@ class Model:
 
     def _play(
         self, i: int, failure: Floats, latency: Floats, throughput: Floats, dropped: bool
-    ) -> tuple[float, float, float, Floats]:
-        """The step of the viewers watching: fatal errors, stalls, time behind live. Returns
-        (stall events, stalled seconds, played seconds, mean latency behind live per mode)."""
+    ) -> tuple[float, Floats]:
+        """The step of the viewers watching: fatal errors, stalls, time behind live (kept per
+        viewer, recorded as they leave). Returns (stall events, mean latency behind live per
+        mode)."""
         dt = self.dt
         media = np.array([self.stream.part_duration, self.stream.segment_duration])
         f_media = self._by_mode(failure, PART, SEGMENT)
@@ -410,9 +405,7 @@ class Model:
         by_mode = present.sum(axis=(0, 2))
         behind = (present * self.behind).sum(axis=(0, 2)) / np.maximum(by_mode, 1e-12)
         live = self.base_latency + lat_media.mean(axis=0) + behind
-        stalled = float((stall * present).sum() + dying_total.sum())
-        return (float((events * present).sum()), stalled,
-                float(((dt - stall) * present).sum()), live)  # fmt: skip
+        return float((events * present).sum()), live
 
     def _block(self, t: float, cycle: Floats, slack: Floats) -> Floats:
         """Answers slower than the buffer: the viewer's one request in flight per track holds
@@ -434,11 +427,10 @@ class Model:
 
     def _start(
         self, i: int, joiners: Floats, failure: Floats, latency: Floats, throughput: Floats
-    ) -> tuple[Floats, Floats, float, float, list[Departure]]:
-        """Joiners' startup: (startup values, their viewer counts, start failures, viewers
-        who left before the first frame, their departure records)."""
+    ) -> tuple[Floats, Floats, list[Departure]]:
+        """Joiners' startup: (startup values, their viewer counts, the departure records of
+        those whose start failed or who left before the first frame)."""
         values_all, weights_all = [], []
-        start_failed, abandoned = 0.0, 0.0
         departures: list[Departure] = []
         media = (PART, SEGMENT)
         # the player starts PART-HOLD-BACK behind live, on existing media; on a rehearsal
@@ -468,8 +460,6 @@ class Model:
             per_band = counts.sum(axis=0)
             values_all.append(((values * counts).sum(axis=0) / np.maximum(per_band, 1e-12)).ravel())
             weights_all.append(per_band.ravel())
-            start_failed += float(failed.sum())
-            abandoned += float(gone)
             self._admit(mode, started)
             if failed.sum() > 0:
                 later = self._slot(i + int(np.ceil(self.settings.rejoin_after / self.dt)) + 1)
@@ -478,9 +468,8 @@ class Model:
             if gone > 0:
                 departures.append(Departure(float(gone), 0, 0, 0, 0, 0, ABANDONED))
         if not values_all:
-            return np.zeros(0), np.zeros(0), 0.0, 0.0, departures
-        return (np.concatenate(values_all), np.concatenate(weights_all), start_failed, abandoned,
-                departures)  # fmt: skip
+            return np.zeros(0), np.zeros(0), departures
+        return np.concatenate(values_all), np.concatenate(weights_all), departures
 
     def _admit(self, mode: int, started: Floats) -> None:
         """Started viewers join their cohorts: the per-viewer means are diluted by newcomers
