@@ -32,14 +32,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from livecast import __version__
 from livecast.config import SOURCES, EventConfig, load_config
 from livecast.errors import ConfigError, LivecastError
+
+if TYPE_CHECKING:
+    from livecast.rehearse.locust_engine import LocustOptions
 
 log = logging.getLogger("livecast")
 DEMO_RECORD_DIR = "recordings"
@@ -105,6 +110,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     rehearse.add_argument("what", nargs="+", help="SCENARIO.toml, or: compare A.json B.json")
     rehearse.add_argument("--out", default=None, help="directory for results.json + report.html")
+    rehearse.add_argument(
+        "--engine",
+        choices=("driver", "locust"),
+        default="driver",
+        help="driver: local asyncio driver processes; locust: Locust master/workers",
+    )
+    rehearse.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="driver processes (overrides the scenario's workers); locust: workers to start, "
+        "or with --master-bind to wait for",
+    )
+    rehearse.add_argument(
+        "--master-bind", default=None, help="locust: HOST:PORT to wait for remote workers at"
+    )
+    rehearse.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=None,
+        help="locust: seconds the master waits for its workers (default 120)",
+    )
+    worker = sub.add_parser(
+        "rehearse-worker",
+        help="a Locust worker of a distributed rehearsal (livecast rehearse --engine locust)",
+        add_help=False,  # its own parser (livecast.rehearse.locust_worker) answers --help
+    )
+    worker.add_argument("worker_args", nargs=argparse.REMAINDER)
     simulate = sub.add_parser(
         "simulate",
         help="the scenario carried to millions of viewers by a calibrated model, GO/NO-GO",
@@ -251,10 +284,44 @@ def _run(coro_factory: object) -> int:
     return int(asyncio.run(coro_factory()))
 
 
-def _rehearse(what: list[str], out: str | None) -> int:
-    """0 GO / no regression, 1 NO-GO / regression, 2 could not run / unusable input."""
-    from pathlib import Path
+def _rehearse_worker(args: list[str]) -> int:
+    """A fresh interpreter: gevent patches the standard library before anything is imported."""
+    import os
 
+    command = [sys.executable, "-m", "livecast.rehearse.locust_worker", *args]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)
+    return 2  # not reached
+
+
+def _locust_options(args: argparse.Namespace, scenario_path: str) -> LocustOptions | None:
+    """The Locust engine's options; LivecastError for a flag that does not fit the engine."""
+    import hashlib
+
+    from livecast.rehearse.locust_engine import DEFAULT_WAIT, LocustOptions
+    from livecast.rehearse.locust_shape import parse_address
+
+    if args.engine != "locust":
+        for flag, value in (("--master-bind", args.master_bind),
+                            ("--connect-timeout", args.connect_timeout)):  # fmt: skip
+            if value is not None:
+                raise LivecastError(f"{flag} needs --engine locust")
+        return None
+    bind = parse_address(args.master_bind, "--master-bind") if args.master_bind else None
+    timeout = DEFAULT_WAIT if args.connect_timeout is None else args.connect_timeout
+    try:
+        sha = hashlib.sha256(Path(scenario_path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ConfigError("scenario", f"cannot read {scenario_path}: {exc}") from exc
+    workers = 2 if args.workers is None else args.workers
+    return LocustOptions(workers, bind, timeout, sha).validate()
+
+
+def _rehearse(args: argparse.Namespace) -> int:
+    """0 GO / no regression, 1 NO-GO / regression, 2 could not run / unusable input."""
+    what: list[str] = args.what
+    out: str | None = args.out
     if what[0] == "compare":
         from livecast.results.compare import compare_files, render_table
 
@@ -274,16 +341,31 @@ def _rehearse(what: list[str], out: str | None) -> int:
     from livecast.rehearse.runner import rehearse
     from livecast.scenario.file import load_scenario
 
+    try:
+        locust = _locust_options(args, what[0])
+    except ConfigError:
+        raise
+    except LivecastError as exc:
+        print(f"livecast rehearse: {exc}", file=sys.stderr)
+        return 2
     scenario = load_scenario(what[0])
-    return _run(lambda: rehearse(scenario, Path(out)))
+    if args.workers is not None and locust is None:
+        if args.workers < 0:
+            print(f"livecast rehearse: --workers {args.workers} is negative", file=sys.stderr)
+            return 2
+        scenario = dataclasses.replace(scenario, workers=args.workers)
+    return _run(lambda: rehearse(scenario, Path(out), locust=locust))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["rehearse-worker"]:  # its own parser, in its own interpreter
+        return _rehearse_worker(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         if args.command == "rehearse":
-            return _rehearse(args.what, args.out)
+            return _rehearse(args)
         if args.command == "calibrate":
             from livecast.simulate import calibrate
 
@@ -326,8 +408,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["epoch"] = args.epoch
             config = load_config(args.config, overrides=overrides)
         if args.record_dir is not None:
-            import dataclasses
-
             record = dataclasses.replace(config.record, dir=args.record_dir).validate()
             config = dataclasses.replace(config, record=record)
         if args.command == "demo":

@@ -11,6 +11,13 @@ drivers: link pacing, connection choice, per-second sampling, the run's records)
 until its player finishes (stream end, fatal error, or ``--livecast-session`` seconds) or the test
 stops; then the user starts the next one.
 
+Plan mode (``livecast rehearse --engine locust``, :mod:`~livecast.rehearse.locust_master`): the
+master hands each worker an :class:`~livecast.rehearse.locust_shape.Assignment` — its share of
+the scenario's planned viewers and the show start. Then each user plays exactly one plan (the
+j-th user the j-th plan, waiting for its arrival time; the driver's session id, mode, downlink,
+seek-back, seed and leave time), then idles; every viewer ends at the end of the show, and the
+worker sends the master one :class:`~livecast.rehearse.locust_shape.SecondReport` a second.
+
 Concurrency (gevent, as Locust is): a player keeps at most one playlist and one media request in
 flight per track and LL-HLS playlist reloads are *held* by the server, so requests cannot be
 performed one after another. Each request runs in its own greenlet (sleeping until its
@@ -51,6 +58,7 @@ import math
 import random
 import socket
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +77,10 @@ from livecast.player.model import Player
 from livecast.player.parsed import PlaylistCache
 from livecast.player.requests import Request
 from livecast.player.tunein import parse_age
-from livecast.results.stats import RunStats
+from livecast.rehearse.locust_shape import Assignment, SecondReport
+from livecast.results.histogram import Histogram
+from livecast.results.stats import TIMELINE_LAYOUT, RunStats
+from livecast.scenario.audience import ViewerPlan
 
 log = logging.getLogger("livecast.locust")
 
@@ -80,6 +91,8 @@ REPORT_KEY = "livecast_stats"
 FINISH_MESSAGE = "livecast_finish"  # master → workers: end your viewers, send the rest
 FINAL_MESSAGE = "livecast_final"  # worker → master: the last RunStats increment
 FINAL_WAIT = 10.0  # seconds the master waits for them
+PROGRESS_MESSAGE = "livecast_progress"  # worker → master, plan mode: a SecondReport a second
+IDLE_SLEEP = 1.0  # seconds: a user without a viewer to play looks again this often
 
 
 class HttpStatusError(Exception):
@@ -96,6 +109,7 @@ class _Results:
 
     def __init__(self) -> None:
         self.delta = RunStats()
+        self.shipped = RunStats()  # the last increment taken for a report
         self.total = RunStats()
         self.show_start = time.time()
         self.recorder = RunRecorder(self.delta, self.show_start)  # records into ``delta``
@@ -107,9 +121,15 @@ class _Results:
         self.sessions: set[ViewerSession] = set()  # playing in this process
         self.closing = False  # the test is ending: no new viewers
         self.awaiting: set[str] = set()  # master: workers whose final QoE has not arrived
+        self.assignment: Assignment | None = None  # plan mode: this worker's viewers
+        self.plans: deque[ViewerPlan] = deque()  # plan mode: not yet taken by a user
+        self.environment: Environment | None = None
+        self.second_requests = 0  # plan mode: this second's outcomes for the progress line
+        self.second_errors = 0
 
     def take(self) -> RunStats:
         delta, self.delta = self.delta, RunStats()
+        self.shipped = delta  # plan mode: a second's latency may be half in each
         self.recorder.stats = self.delta
         return delta
 
@@ -155,6 +175,17 @@ def _options(parser: Any, **_: Any) -> None:
     )
 
 
+def start_plans(environment: Environment, assignment: Assignment) -> None:
+    """Plan mode: this process plays ``assignment`` (called before its users are spawned)."""
+    RESULTS.assignment = assignment
+    RESULTS.plans = deque(assignment.plans)
+    RESULTS.environment = environment
+    RESULTS.show_start = RESULTS.recorder.origin = assignment.show_start
+    RESULTS.recorder.held_limit = assignment.held_limit
+    end = assignment.show_start + assignment.duration
+    gevent.spawn_later(max(0.0, end - time.time()), _finish_all)  # the show is over
+
+
 def _init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
@@ -164,8 +195,9 @@ def _init(environment: Environment, **_: Any) -> None:
 
 
 def _test_start(environment: Environment, **_: Any) -> None:
-    RESULTS.show_start = RESULTS.recorder.origin = time.time()
-    RESULTS.closing = False
+    if RESULTS.assignment is None:  # plan mode: the show start is the master's
+        RESULTS.show_start = RESULTS.recorder.origin = time.time()
+        RESULTS.closing = False
     if not isinstance(environment.runner, MasterRunner) and RESULTS.sampler is None:
         RESULTS.sampler = gevent.spawn(_sample_active)
 
@@ -228,8 +260,36 @@ def _sample_active() -> None:
     """Active viewers of this process once a second (merging sums them over workers)."""
     while True:
         t = time.time() - RESULTS.show_start
-        gevent.sleep(max(0.0, int(t) + 1 - t))
-        RESULTS.delta.set_active_viewers(time.time() - RESULTS.show_start, RESULTS.active)
+        gevent.sleep(max(0.0, math.floor(t) + 1 - t))
+        t = time.time() - RESULTS.show_start
+        if t < 0:
+            continue
+        RESULTS.delta.set_active_viewers(t, RESULTS.active)
+        if RESULTS.assignment is not None:
+            _send_progress(int(t) - 1)
+
+
+def _send_progress(second: int) -> None:
+    """Plan mode, worker: the closed ``second`` for the master's progress line."""
+    runner = RESULTS.environment.runner if RESULTS.environment is not None else None
+    if second < 0 or not isinstance(runner, WorkerRunner):
+        return
+    latency = Histogram(*TIMELINE_LAYOUT)  # the second's latency, reported or not yet
+    for stats in (RESULTS.shipped, RESULTS.delta):
+        closed = stats.timeline.seconds.get(second)
+        if closed is not None:
+            latency.merge(closed.live_latency_s)
+    known = latency.count > 0
+    report = SecondReport(
+        t=second,
+        active=RESULTS.active,
+        requests=RESULTS.second_requests,
+        errors=RESULTS.second_errors,
+        latency_p50=latency.percentile(50) if known else None,
+        latency_p95=latency.percentile(95) if known else None,
+    )
+    RESULTS.second_requests = RESULTS.second_errors = 0
+    runner.send_message(PROGRESS_MESSAGE, {"client_id": runner.client_id, **report.to_dict()})
 
 
 def _report_to_master(client_id: str, data: dict[str, Any], **_: Any) -> None:
@@ -445,6 +505,9 @@ class ViewerSession:
             exception = TransportError(failure)
         elif status >= 400:
             exception = HttpStatusError(f"HTTP {status}")
+        RESULTS.second_requests += 1
+        if exception is not None:
+            RESULTS.second_errors += 1
         request_event: Any = self.environment.events.request
         request_event.fire(
             request_type=request.kind,
@@ -470,6 +533,7 @@ class LivecastViewer(User):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         self.session: ViewerSession | None = None
+        self.planned = False  # plan mode: this user took its plan (or found none)
 
     def _config(self, index: int, rng: random.Random) -> PlayerConfig:
         options = self.environment.parsed_options
@@ -493,6 +557,9 @@ class LivecastViewer(User):
 
     @task
     def watch(self) -> None:
+        if RESULTS.assignment is not None:
+            self._watch_plan(RESULTS.assignment)
+            return
         if RESULTS.closing:
             gevent.sleep(1.0)  # the test is ending
             return
@@ -505,6 +572,32 @@ class LivecastViewer(User):
         self.session = ViewerSession(
             self.environment, self.url(), self._config(index, rng), rng.getrandbits(32)
         )
+        self.session.run()
+
+    def _watch_plan(self, assignment: Assignment) -> None:
+        """Plan mode: the next plan of this worker at its arrival time, once; then idle."""
+        if self.planned or not RESULTS.plans:
+            self.planned = True
+            gevent.sleep(IDLE_SLEEP)  # a slack user, or its viewer has left
+            return
+        self.planned = True
+        plan = RESULTS.plans.popleft()
+        arrive = assignment.show_start + plan.arrive
+        gevent.sleep(max(0.0, arrive - time.time()))
+        if RESULTS.closing or time.time() - assignment.show_start >= assignment.duration:
+            return
+        urls = assignment.entry_urls
+        config = PlayerConfig(
+            session_id=f"v{plan.index:06d}-{plan.seed:08x}",  # the driver's
+            mode="llhls" if plan.low_latency else "classic",
+            downlink_bps=plan.downlink_bps,
+            leave_at=assignment.show_start + plan.leave if plan.leave is not None else None,
+            seek_back=plan.seek_back,
+        )
+        if not assignment.retry_jitter:
+            config = config.without_jitter()
+        url = urls[plan.index % len(urls)]
+        self.session = ViewerSession(self.environment, url, config, plan.seed)
         self.session.run()
 
     def on_stop(self) -> None:

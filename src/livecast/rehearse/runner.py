@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from livecast.rehearse.driver import DriverConfig
 from livecast.rehearse.faults.processes import FaultDriver, Processes, check_targets
 from livecast.rehearse.faults.proxy import FaultProxy
 from livecast.rehearse.freshness import OriginFollower, PlaylistFacts, playlist_facts
+from livecast.rehearse.locust_engine import LocustOptions, LocustSwarm
 from livecast.rehearse.objects import ObjectLedger
 from livecast.rehearse.publishers import (
     Publishers,
@@ -205,8 +207,16 @@ def check_reachable(url: str) -> None:
 
 
 class Rehearsal:
-    def __init__(self, scenario: Scenario, out_dir: Path, stream: TextIO = sys.stderr) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        out_dir: Path,
+        stream: TextIO = sys.stderr,
+        locust: LocustOptions | None = None,
+    ) -> None:
         self.scenario = scenario
+        self.locust = locust  # the Locust engine (master/workers) instead of the local driver
+        self.swarm: LocustSwarm | None = None
         self.out_dir = out_dir
         self.stream = stream
         self.show_start = 0.0
@@ -381,14 +391,19 @@ class Rehearsal:
                 low_latency_share=scenario.low_latency_share,
                 downlink=list(scenario.downlink), seed=scenario.seed,
             )  # fmt: skip
-            self.show_start = time.time() + 1.0
             config = DriverConfig(
                 urls,
                 scenario.duration,
-                self.show_start,
+                0.0,
                 retry_jitter=scenario.retry_jitter,
                 held_limit=3 * self.facts.target_duration,
             )
+            if self.locust is not None:
+                self.swarm = LocustSwarm(self.locust, self.out_dir, self.stream)
+                self.show_start = await self.swarm.start(plans, config)
+            else:
+                self.show_start = time.time() + 1.0
+            config = dataclasses.replace(config, show_start=self.show_start)
             if self.access_logs is not None and self.access_logs.ledger is not None:
                 self.access_logs.ledger.show_start = self.show_start
             if self.follower is not None:
@@ -398,8 +413,13 @@ class Rehearsal:
             scraper = asyncio.create_task(self._scrape_tiers(tier_samples))
             faults.start()
             try:
-                stats = await run_workers(plans, config, scenario.workers, self._progress)
+                if self.swarm is not None:
+                    stats = await self.swarm.run(self._progress)
+                else:
+                    stats = await run_workers(plans, config, scenario.workers, self._progress)
             finally:
+                if self.swarm is not None:
+                    await self.swarm.close()
                 faults.stop()
                 scraper.cancel()
                 if self.follower is not None:
@@ -417,6 +437,13 @@ class Rehearsal:
                 "faults_injected": injected,
                 "fault_events": [str(e) for e in faults.events],
             }
+            if self.swarm is not None:
+                meta["engine"] = {
+                    "name": "locust",
+                    "workers": self.locust.workers if self.locust else 0,
+                }
+            if self.swarm is not None and self.swarm.losses:
+                meta["partial"] = {"workers_lost": [loss.to_dict() for loss in self.swarm.losses]}
             if scenario.audience.start_over:
                 meta["start_over"] = self._start_over_meta(plans)
             if self.ingest is not None and self.publishers is not None:
@@ -501,11 +528,21 @@ class Rehearsal:
         )  # fmt: skip
 
 
-async def rehearse(scenario: Scenario, out_dir: Path, stream: TextIO = sys.stderr) -> int:
-    """Run ``scenario``; write DIR/results.json and DIR/report.html; the exit code."""
+async def rehearse(
+    scenario: Scenario,
+    out_dir: Path,
+    stream: TextIO = sys.stderr,
+    locust: LocustOptions | None = None,
+) -> int:
+    """Run ``scenario`` (on the local driver, or Locust's master/workers with ``locust``); write
+    DIR/results.json and DIR/report.html; the exit code. A run that lost workers is judged on
+    what was measured and marked partial (``meta.partial``)."""
+    rehearsal = Rehearsal(scenario, out_dir, stream, locust)
     try:
-        stats, meta = await Rehearsal(scenario, out_dir, stream).run()
+        stats, meta = await rehearsal.run()
     except LivecastError as exc:
+        if rehearsal.swarm is not None:
+            await rehearsal.swarm.close()
         print(f"livecast rehearse: could not run: {exc}", file=stream)
         return EXIT_COULD_NOT_RUN
     counters = stats.viewers.counters
@@ -516,6 +553,10 @@ async def rehearse(scenario: Scenario, out_dir: Path, stream: TextIO = sys.stder
     paths = write_results(out_dir, stats, result, meta)
     for check in result.checks:
         print(f"  {check.describe()}", file=stream)
+    partial = meta.get("partial")
+    if isinstance(partial, dict):
+        lost = len(partial.get("workers_lost", []))
+        print(f"PARTIAL: {lost} worker(s) lost mid-run (results.json meta.partial)", file=stream)
     print(result.summary(), file=stream)
     print(f"report: {paths.html_path}", file=stream)
     return result.exit_code
