@@ -71,10 +71,13 @@ class MediaBuffer:
         """Where playback is (or will start): the playhead, else the start position."""
         if self.playhead is not None:
             return self.playhead
-        starts = [s for s in self.track_starts.values() if s is not None]
-        if self.start_position is None:
+        reference = self.start_position
+        if reference is None:
             return None
-        return max([self.start_position, *starts])
+        for start in self.track_starts.values():  # the latest track start, if later
+            if start is not None and start > reference:
+                reference = start
+        return reference
 
     def _contiguous_end(self, track: str, at: float) -> float | None:
         for start, end in self._ranges[track]:
@@ -88,10 +91,14 @@ class MediaBuffer:
         at = self._reference()
         if at is None:
             return None
-        ends = [self._contiguous_end(track, at) for track in self.tracks]
-        if any(end is None for end in ends):
-            return None
-        return min(end for end in ends if end is not None)
+        end = None  # the smallest track end (no list: asked several times per answer)
+        for track in self.tracks:
+            track_end = self._contiguous_end(track, at)
+            if track_end is None:
+                return None
+            if end is None or track_end < end:
+                end = track_end
+        return end
 
     def ahead(self) -> float:
         """Seconds playable ahead of the playhead (before startup: beyond the start position)."""

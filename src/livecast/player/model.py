@@ -230,10 +230,15 @@ class Player:
         the adapter asks again after every event (an answer can move it either way)."""
         if self.finished_at is not None or self.started_at is None:
             return None
-        due = [self.config.leave_at, self._slow_check_at()]
+        earliest = self.config.leave_at
+        slow_check = self._slow_check_at()
+        if slow_check is not None and (earliest is None or slow_check < earliest):
+            earliest = slow_check
         if (buf := self.buffer) is not None and buf.state is PlaybackState.PLAYING:
-            due += (self.latency_sampler.due_at(buf), buf.drain_at())
-        return min((at for at in due if at is not None), default=None)
+            for at in (self.latency_sampler.due_at(buf), buf.drain_at()):
+                if at is not None and (earliest is None or at < earliest):
+                    earliest = at
+        return earliest
 
     # ------------------------------------------------------------------ QoE
     def outcome(self, now: float) -> ViewerOutcome:

@@ -17,7 +17,9 @@ from livecast.player.track import Position
 KINDS = ("multivariant", "playlist", "init", "part", "segment")
 
 
-@dataclass(frozen=True, slots=True)
+# Request and InFlight are read-only by convention, not frozen: a frozen dataclass's __init__
+# sets each field through object.__setattr__, and two of each are built per request.
+@dataclass(slots=True)
 class Request:
     id: int
     url: str  # absolute, with the CMCD query argument
@@ -28,7 +30,7 @@ class Request:
     dvr: bool = False  # a start-over viewer's: recorded under its own kinds (``player.harness``)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InFlight:
     """What a request was for."""
 
@@ -93,12 +95,13 @@ class RequestLedger:
     def settle(self, request_id: int, status: str, size: int) -> InFlight | None:
         """The answer to ``request_id``, counted; None when unknown or abandoned."""
         flight = self.in_flight.pop(request_id, None)
-        abandoned = self.abandoned.pop(request_id, None)
-        counted = flight or abandoned
+        counted = flight if flight is not None else self.abandoned.pop(request_id, None)
         if counted is None:
             return None
         kind = counted.request.kind
-        statuses = self.by_status.setdefault(kind, {})
+        statuses = self.by_status.get(kind)
+        if statuses is None:
+            statuses = self.by_status[kind] = {}
         statuses[status] = statuses.get(status, 0) + 1
         self.bytes_by_kind[kind] = self.bytes_by_kind.get(kind, 0) + size
         return flight

@@ -179,12 +179,12 @@ def audio_rendition_uri(media: Sequence[Media], group: str | None) -> str | None
 
 def blocking_url(url: str, msn: int, part: int | None) -> str:
     """``url`` with ``_HLS_msn`` (and ``_HLS_part``) replacing any directives already there."""
-    split = urlsplit(url)
-    kept = [p for p in split.query.split("&") if p and not p.startswith("_HLS_")]
+    before, _, query = url.partition("#")[0].partition("?")  # as urlsplit, without its cost
+    kept = [p for p in query.split("&") if p and not p.startswith("_HLS_")] if query else []
     kept.append(f"_HLS_msn={msn}")
     if part is not None:
         kept.append(f"_HLS_part={part}")
-    return urlunsplit(split._replace(query="&".join(kept), fragment=""))
+    return f"{before}?{'&'.join(kept)}"
 
 
 def live_offset(pl: MediaPlaylist, low_latency: bool, sync_duration_count: int) -> float:

@@ -14,6 +14,7 @@ request that fails is reported once through ``on_error`` with a short kind ("con
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,9 +27,10 @@ from livecast.httpsink import ResponseSink
 USER_AGENT = "livecast-rehearse"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Exchange:
-    """The outcome of one request, as the player model needs it."""
+    """The outcome of one request, as the player model needs it (read-only by convention: not
+    frozen, whose ``__init__`` goes through ``object.__setattr__`` field by field)."""
 
     request_id: int
     status: int
@@ -40,23 +42,17 @@ class Exchange:
     age: bytes | None = None  # the raw Age header, if any (hls.js's CDN tune-in reads it)
 
 
-class _Sink(ResponseSink):
-    """The shared response sink, keeping the ``Age`` header too — only that one: a length test
-    per header line, no header dict."""
+_AGE = re.compile(rb"\r\nage:[ \t]*([^\r\n]*)", re.IGNORECASE)
+HEAD_LIMIT = 65536  # bytes of a response head scanned for Age at most
 
-    __slots__ = ("age",)
 
-    def __init__(self, keep_body: bool, clock: Callable[[], float]) -> None:
-        super().__init__(keep_body, clock)
-        self.age: bytes | None = None
-
-    def reset(self, keep_body: bool) -> None:
-        super().reset(keep_body)
-        self.age = None
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) == 3 and name.lower() == b"age":
-            self.age = value
+def age_header(head: bytes) -> bytes | None:
+    """The raw ``Age`` header of a response head (status line and headers), if any — read here
+    rather than through the parser's per-header callbacks (a Python call per header line)."""
+    if b"ge:" not in head and b"GE:" not in head:  # the usual case: no Age header at all
+        return None
+    found = _AGE.search(head)
+    return found.group(1).rstrip(b" \t") if found is not None else None
 
 
 OnExchange = Callable[[Exchange], None]
@@ -106,7 +102,10 @@ class ClientConnection:
         self._connecting = False
         self._pending: tuple[int, bytes, bool, float] | None = None  # id, wire, keep, deadline
         self._started = 0.0
-        self._sink: _Sink | None = None
+        self._sink: ResponseSink | None = None
+        self._head = b""  # the response head so far, while its end is not in
+        self._in_head = False
+        self._age: bytes | None = None
         self._reused = False
         self.requests = 0
         self.connects = 0
@@ -154,7 +153,7 @@ class ClientConnection:
     # ------------------------------------------------------------------ from the current _Wire
     def _on_connected(self, transport: asyncio.Transport) -> None:
         self._transport = transport
-        self._sink = _Sink(False, self._clock)  # one parser per TCP connection
+        self._sink = ResponseSink(False, self._clock)  # one parser per TCP connection
         self._connecting = False
         if self._pending is not None:
             self._write()
@@ -175,6 +174,8 @@ class ClientConnection:
         sink = self._sink
         if sink is None or self._pending is None:
             return  # nothing asked: a server talking out of turn is ignored until the next ask
+        if self._in_head:
+            self._scan_head(data)
         try:
             sink.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -205,11 +206,22 @@ class ClientConnection:
         assert self._sink is not None
         _, wire, keep_body, _ = self._pending
         self._sink.reset(keep_body)
+        self._in_head, self._head, self._age = True, b"", None
         self._started = self._clock()
         self.requests += 1
         self._transport.write(wire)
 
-    def _complete(self, sink: _Sink) -> None:
+    def _scan_head(self, data: bytes) -> None:
+        """The Age header, once the head of the response is in (it may span reads)."""
+        head = self._head + data if self._head else data
+        end = head.find(b"\r\n\r\n")
+        if end >= 0 or len(head) > HEAD_LIMIT:
+            self._in_head, self._head = False, b""
+            self._age = age_header(head[: end + 2] if end >= 0 else head)
+        else:
+            self._head = head
+
+    def _complete(self, sink: ResponseSink) -> None:
         pending = self._pending
         assert pending is not None
         self._pending = None
@@ -224,7 +236,7 @@ class ClientConnection:
             started=self._started,
             first_byte=sink.first_byte or self._clock(),
             finished=self._clock(),
-            age=sink.age,
+            age=self._age,
         )
         self._on_exchange(exchange)
 

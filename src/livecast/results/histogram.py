@@ -268,9 +268,15 @@ class Reservoir:
 
     def record(self, value: float, count: int = 1) -> None:
         """Record ``value`` ``count`` times (a cohort, say) in O(min(count, capacity)) steps."""
-        if count == 1:
+        if count == 1:  # the hot path: _next_key and _offer inlined
             self.seen += 1
-            self._offer(self._next_key(), value)
+            state = self._next_key_state = (self._next_key_state + 1) & _MASK64
+            key = splitmix64(state)
+            heap = self._heap
+            if len(heap) < self.capacity:
+                heapq.heappush(heap, (-key, value))
+            elif key < -heap[0][0]:
+                heapq.heapreplace(heap, (-key, value))
             return
         if count < 0:
             raise ValueError(f"count must be >= 0, got {count}")

@@ -514,13 +514,17 @@ class RunStats:
         if kind_stats is None:
             kind_stats = self.requests[kind] = RequestKindStats()
         key = _status_key(status)
-        kind_stats.record(key, latency_s)
+        counts = kind_stats.status_counts  # kind_stats.record, inlined (once per request)
+        counts[key] = counts.get(key, 0) + 1
+        if latency_s is not None:
+            kind_stats.latency_s.record(latency_s)
+            kind_stats.latency_sample.record(latency_s)
         second = self.timeline.at(t_s)
         second.requests += 1
         if key not in _NOT_ERRORS:
             second.errors_by_type[key] = second.errors_by_type.get(key, 0) + 1
         if latency_s is not None:
-            if is_dvr_kind(kind):
+            if kind.endswith(DVR_SUFFIX):  # is_dvr_kind
                 second.dvr_request_latency_s.record(latency_s)
             else:
                 second.request_latency_s.record(latency_s)
