@@ -198,17 +198,32 @@ class LivecastMaster(MasterRunner):
             second += 1
 
     def _look_for_losses(self) -> None:
-        t = time.time() - self.show_start
-        for worker, slot in self.accepted.items():
-            if worker in self.losses:
-                continue
+        for worker in self.accepted:
             node = self.clients.get(worker)
-            reason = "quit" if node is None else "missing heartbeats"
-            if node is None or node.state == "missing":
-                plans = self.assignments[slot].plans if slot < len(self.assignments) else ()
-                loss = loss_of(worker, slot, t, reason, self.playing.get(worker, 0), plans)
-                self.losses[worker] = loss
-                emit("lost", **loss.to_dict())
+            if node is None:
+                self._lose(worker, "quit")
+            elif node.state == "missing":
+                self._lose(worker, "missing heartbeats")
+
+    def last_losses(self, no_final: set[str]) -> None:
+        """At the end: workers gone missing since the last look, or without a final report
+        (dead too recently for Locust to have noticed)."""
+        for worker in self.accepted:
+            node = self.clients.get(worker)
+            if node is not None and node.state == "missing":
+                self._lose(worker, "missing heartbeats")
+            elif worker in no_final:
+                self._lose(worker, "no final report")
+
+    def _lose(self, worker: str, reason: str) -> None:
+        if worker in self.losses:
+            return
+        slot = self.accepted[worker]
+        t = time.time() - self.show_start
+        plans = self.assignments[slot].plans if slot < len(self.assignments) else ()
+        loss = loss_of(worker, slot, t, reason, self.playing.get(worker, 0), plans)
+        self.losses[worker] = loss
+        emit("lost", **loss.to_dict())
 
 
 def _wait_for_workers(runner: LivecastMaster) -> bool:
@@ -245,6 +260,7 @@ def run(config: MasterConfig) -> int:
     watcher = gevent.spawn(runner.watch)
     ended.wait(max(0.0, runner.show_start + config.duration + END_GRACE - time.time()))
     watcher.join(timeout=PROGRESS_DELAY + 1.0)
+    runner.last_losses(locust_user.RESULTS.awaiting)
     document = {
         "stats": locust_user.RESULTS.total.to_dict(),
         "losses": [loss.to_dict() for loss in runner.losses.values()],

@@ -173,7 +173,7 @@ class WorkerLoss:
     worker: str  # Locust client id (hostname_uuid)
     slot: int
     t: float  # seconds from show start when the master noticed
-    reason: str  # "missing heartbeats" | "quit"
+    reason: str  # "missing heartbeats" | "quit" | "no final report"
     viewers_playing: int  # at its last progress report
     viewers_not_arrived: int  # its planned viewers still to arrive: never played
 

@@ -137,42 +137,25 @@ class _Results:
 RESULTS = _Results()
 
 
+_OPTIONS: tuple[tuple[str, str, type, object, str], ...] = (  # flag, env, type, default, help
+    ("--livecast-path", "LIVECAST_PATH", str, "/live/main.m3u8",
+     "multivariant playlist path below --host"),
+    ("--livecast-downlink-kbps", "LIVECAST_DOWNLINK_KBPS", float, 20_000.0,
+     "viewer downlink (±10 %%); 0: no cap"),
+    ("--livecast-classic-share", "LIVECAST_CLASSIC_SHARE", float, 0.0,
+     "share of classic-HLS players (the others are LL-HLS)"),
+    ("--livecast-session", "LIVECAST_SESSION", float, 0.0,
+     "seconds a viewer stays; 0: until the test ends"),
+    ("--livecast-seed", "LIVECAST_SEED", int, 1, "seed of the viewers' randomness"),
+    ("--livecast-results", "LIVECAST_RESULTS", str, "",
+     "master/local: write the merged QoE RunStats JSON here at the end"),
+)  # fmt: skip
+
+
 def _options(parser: Any, **_: Any) -> None:
     group = parser.add_argument_group("livecast viewers")
-    group.add_argument(
-        "--livecast-path",
-        env_var="LIVECAST_PATH",
-        default="/live/main.m3u8",
-        help="multivariant playlist path below --host",
-    )
-    group.add_argument(
-        "--livecast-downlink-kbps",
-        env_var="LIVECAST_DOWNLINK_KBPS",
-        type=float,
-        default=20_000.0,
-        help="viewer downlink (±10 %%); 0: no cap",
-    )
-    group.add_argument(
-        "--livecast-classic-share",
-        env_var="LIVECAST_CLASSIC_SHARE",
-        type=float,
-        default=0.0,
-        help="share of classic-HLS players (the others are LL-HLS)",
-    )
-    group.add_argument(
-        "--livecast-session",
-        env_var="LIVECAST_SESSION",
-        type=float,
-        default=0.0,
-        help="seconds a viewer stays; 0: until the test ends",
-    )
-    group.add_argument("--livecast-seed", env_var="LIVECAST_SEED", type=int, default=1)
-    group.add_argument(
-        "--livecast-results",
-        env_var="LIVECAST_RESULTS",
-        default="",
-        help="master/local: write the merged QoE RunStats JSON here at the end",
-    )
+    for flag, env_var, kind, default, text in _OPTIONS:
+        group.add_argument(flag, env_var=env_var, type=kind, default=default, help=text)
 
 
 def start_plans(environment: Environment, assignment: Assignment) -> None:

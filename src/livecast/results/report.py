@@ -294,6 +294,7 @@ _STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
 .banner { padding: 0.6em 1em; border-radius: 6px; color: #fff; }
 .banner h1 { margin: 0.2em 0; }
+.partial { border: 2px solid #ef6c00; padding: 0 1em; margin: 1em 0; }
 .go { background: #2e7d32; } .nogo { background: #c62828; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
@@ -301,6 +302,24 @@ th:first-child, td:first-child { text-align: left; }
 .charts { display: flex; flex-wrap: wrap; gap: 12px; }
 svg.chart { border: 1px solid #ddd; }
 """
+
+
+def _partial_note(meta: Mapping[str, Any]) -> str:
+    """A run that lost Locust workers mid-run (``meta.partial``): judged on what was measured."""
+    partial = meta.get("partial")
+    if not isinstance(partial, Mapping):
+        return ""
+    items = "".join(
+        f"<li>worker {escape(str(w.get('slot')))} ({escape(str(w.get('worker')))}) at "
+        f"t = {float(w.get('t', 0)):.0f} s ({escape(str(w.get('reason')))}): "
+        f"{w.get('viewers_playing')} viewers playing, {w.get('viewers_not_arrived')} planned "
+        "viewers not played</li>"
+        for w in partial.get("workers_lost", [])
+    )
+    return (
+        '<section class="partial"><h2>Partial result</h2><p>Workers lost mid-run; the verdict '
+        f"covers the viewers that were measured.</p><ul>{items}</ul></section>"
+    )
 
 
 def render_html(stats: RunStats, verdict: Verdict, meta: Mapping[str, Any]) -> str:
@@ -327,6 +346,7 @@ def render_html(stats: RunStats, verdict: Verdict, meta: Mapping[str, Any]) -> s
 <style>{_STYLE}</style></head>
 <body>
 {_verdict_banner(verdict)}
+{_partial_note(meta)}
 {simulation_section(meta)}
 <h2>Run</h2>
 {table(["key", "value"], meta_rows)}
