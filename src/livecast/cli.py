@@ -295,9 +295,13 @@ def _rehearse_worker(args: list[str]) -> int:
     return 2  # not reached
 
 
-def _locust_options(args: argparse.Namespace, scenario_path: str) -> LocustOptions | None:
-    """The Locust engine's options; LivecastError for a flag that does not fit the engine."""
+def _locust_options(
+    args: argparse.Namespace, scenario_path: str, scenario_workers: int
+) -> LocustOptions | None:
+    """The Locust engine's options (workers: --workers, else the scenario's, else one per core);
+    LivecastError for a flag that does not fit the engine."""
     import hashlib
+    import os
 
     from livecast.rehearse.locust_engine import DEFAULT_WAIT, LocustOptions
     from livecast.rehearse.locust_shape import parse_address
@@ -314,7 +318,7 @@ def _locust_options(args: argparse.Namespace, scenario_path: str) -> LocustOptio
         sha = hashlib.sha256(Path(scenario_path).read_bytes()).hexdigest()
     except OSError as exc:
         raise ConfigError("scenario", f"cannot read {scenario_path}: {exc}") from exc
-    workers = 2 if args.workers is None else args.workers
+    workers = args.workers if args.workers is not None else scenario_workers or os.cpu_count() or 1
     return LocustOptions(workers, bind, timeout, sha).validate()
 
 
@@ -341,14 +345,14 @@ def _rehearse(args: argparse.Namespace) -> int:
     from livecast.rehearse.runner import rehearse
     from livecast.scenario.file import load_scenario
 
+    scenario = load_scenario(what[0])
     try:
-        locust = _locust_options(args, what[0])
+        locust = _locust_options(args, what[0], scenario.workers)
     except ConfigError:
         raise
     except LivecastError as exc:
         print(f"livecast rehearse: {exc}", file=sys.stderr)
         return 2
-    scenario = load_scenario(what[0])
     if args.workers is not None and locust is None:
         if args.workers < 0:
             print(f"livecast rehearse: --workers {args.workers} is negative", file=sys.stderr)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import livecast
 from livecast.edge.nginx import die_with_parent
@@ -39,6 +40,7 @@ START_GRACE = 30.0  # seconds beyond --connect-timeout for the master to say rea
 END_GRACE = 120.0  # seconds beyond the show's end for the master to say done
 LOCAL_CONNECT_TIMEOUT = 30.0  # a local worker's --connect-timeout
 DEFAULT_WAIT = 120.0  # seconds the master waits for its workers by default
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ class LocustSwarm:
                 )
                 self.workers.append(worker)
         else:
+            self._warn_loopback(host, config.entry_urls)
             print(
                 f"locust master listening on {host}:{bound}: waiting for {options.workers} "
                 f"worker(s) (livecast rehearse-worker --master {host}:{bound})",
@@ -147,6 +150,17 @@ class LocustSwarm:
                     process.kill()
                 await process.wait()
         self._tmp.cleanup()
+
+    def _warn_loopback(self, host: str, urls: tuple[str, ...]) -> None:
+        """Remote workers cannot reach entry points on the master's loopback (a stack the
+        rehearsal started serves there)."""
+        if host in LOOPBACK or not any(urlsplit(url).hostname in LOOPBACK for url in urls):
+            return
+        print(
+            f"warning: the entry points ({', '.join(urls)}) are on this machine's loopback: "
+            "workers on other machines cannot reach them (give the scenario [target] urls)",
+            file=self.stream, flush=True,
+        )  # fmt: skip
 
     # ------------------------------------------------------------ the master's lines
     async def _spawn(self, module: str, args: list[str], log: str) -> asyncio.subprocess.Process:
