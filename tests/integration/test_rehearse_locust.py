@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from livecast.scenario.audience import concurrent_viewers, plan_audience
+from livecast.scenario.file import load_scenario
 from tests.integration.processes import descendants
 
 pytestmark = pytest.mark.integration
@@ -43,6 +45,8 @@ match = "part"
 # Locust engine vs local driver, same scenario (the figures of docs/rehearsal.md): the same
 # viewers start; startup and latency p95 within 0.5 s, rebuffering within 0.01, requests
 # within 15 %.
+CHURN_FROM = 'kind = "flash"\nviewers = 30\nwithin = 10.0\n'
+CHURN_TO = 'kind = "ramp"\nviewers = 16\nwithin = 6.0\nmean_session = 4.0\nreplace = true\n'
 TOLERANCE = {"startup_p95_s": 0.5, "latency_behind_live_p95_s": 0.5, "rebuffering_ratio": 0.01}
 REQUESTS_TOLERANCE = 0.15
 DEADLINE = 120.0  # seconds any rehearsal may take here
@@ -143,11 +147,15 @@ def healthy(work: Path, cache: Path) -> tuple[Run, Run]:
 
 @pytest.fixture(scope="module")
 def side_by_side(work: Path, cache: Path, healthy: tuple[Run, Run]) -> Iterator[dict[str, Run]]:
-    """3 s on every part (driver and Locust), and a Locust run losing a worker at t = 2 s."""
+    """3 s on every part (driver and Locust), a Locust run losing a worker at t = 2 s, and a
+    churning ramp on Locust."""
     slow = scenario(work, cache, "slow", SLOW_PARTS)
     locust = ("--engine", "locust", "--workers", "2")
-    with ThreadPoolExecutor(3) as pool:
+    churn = scenario(work, cache, "churn", "").read_text().replace(CHURN_FROM, CHURN_TO)
+    (work / "churn.toml").write_text(churn)
+    with ThreadPoolExecutor(4) as pool:
         runs = {
+            "churn": pool.submit(rehearse, work / "churn.toml", work / "churn", *locust),
             "driver-slow": pool.submit(rehearse, slow, work / "driver-slow"),
             "locust-slow": pool.submit(rehearse, slow, work / "locust-slow", *locust),
             "killed": pool.submit(
@@ -202,6 +210,26 @@ def test_a_worker_killed_mid_run_leaves_a_partial_result(side_by_side: dict[str,
     assert lost["viewers_playing"] > 0 and lost["slot"] in (0, 1)
     assert run.results["summary"]["viewers"] < 30  # the lost viewers' outcomes never came
     assert "Partial result" in (run.out / "report.html").read_text()
+
+
+def test_locust_users_follow_a_churning_ramp(work: Path, side_by_side: dict[str, Run]) -> None:
+    """Each planned viewer arrives and leaves on time: the viewers watching each second are
+    the plan's (replacements included), within 2 (sampled at the second's start)."""
+    run = side_by_side["churn"]
+    assert run.code in (0, 1), run.stderr[-3000:]
+    planned = load_scenario(work / "churn.toml")
+    plans = plan_audience(
+        planned.audience, planned.duration, low_latency_share=planned.low_latency_share,
+        downlink=list(planned.downlink), seed=planned.seed,
+    )  # fmt: skip
+    assert len(plans) > 16  # churn replacements
+    counters = run.results["stats"]["viewers"]["counters"]
+    assert counters["viewers"] == len(plans)  # every plan played once (some leave before start)
+    assert counters["started"] + counters["exits_before_start"] == len(plans)
+    timeline = run.results["stats"]["timeline"]
+    active = dict(zip(timeline["t_s"], timeline["active_viewers"], strict=True))
+    expected = {second: concurrent_viewers(plans, second) for second in range(1, 10)}
+    assert all(abs(active[s] - expected[s]) <= 2 for s in expected), (active, expected)
 
 
 def test_refused_workers_and_no_workers_in_time_exit_2(work: Path, cache: Path) -> None:
