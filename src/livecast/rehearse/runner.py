@@ -398,11 +398,7 @@ class Rehearsal:
                 retry_jitter=scenario.retry_jitter,
                 held_limit=3 * self.facts.target_duration,
             )
-            if self.locust is not None:
-                self.swarm = LocustSwarm(self.locust, self.out_dir, self.stream)
-                self.show_start = await self.swarm.start(plans, config)
-            else:
-                self.show_start = time.time() + 1.0
+            self.show_start = await self._show_start(plans, config)
             config = dataclasses.replace(config, show_start=self.show_start)
             if self.access_logs is not None and self.access_logs.ledger is not None:
                 self.access_logs.ledger.show_start = self.show_start
@@ -437,19 +433,30 @@ class Rehearsal:
                 "faults_injected": injected,
                 "fault_events": [str(e) for e in faults.events],
             }
-            if self.swarm is not None:
-                meta["engine"] = {
-                    "name": "locust",
-                    "workers": self.locust.workers if self.locust else 0,
-                }
-            if self.swarm is not None and self.swarm.losses:
-                meta["partial"] = {"workers_lost": [loss.to_dict() for loss in self.swarm.losses]}
+            meta.update(self._engine_meta())
             if scenario.audience.start_over:
                 meta["start_over"] = self._start_over_meta(plans)
             if self.ingest is not None and self.publishers is not None:
                 restarts = {"encoder_restarts": self.publishers.restarts()}
                 meta["contribution"] = self.ingest.to_dict() | restarts | stall_figures(stats)
         return stats, meta
+
+    async def _show_start(self, plans: list[ViewerPlan], config: DriverConfig) -> float:
+        """The driver's show starts a second from now; the Locust engine's once its master has
+        every worker in (the master picks it)."""
+        if self.locust is None:
+            return time.time() + 1.0
+        self.swarm = LocustSwarm(self.locust, self.out_dir, self.stream)
+        return await self.swarm.start(plans, config)
+
+    def _engine_meta(self) -> dict[str, object]:
+        """``meta.engine`` for a Locust run, and ``meta.partial`` when it lost workers."""
+        if self.swarm is None or self.locust is None:
+            return {}
+        meta: dict[str, object] = {"engine": {"name": "locust", "workers": self.locust.workers}}
+        if self.swarm.losses:
+            meta["partial"] = {"workers_lost": [loss.to_dict() for loss in self.swarm.losses]}
+        return meta
 
     async def _scrape_tiers(self, samples: dict[str, list[tuple[float, float, float]]]) -> None:
         while True:
