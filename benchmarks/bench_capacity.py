@@ -1,19 +1,22 @@
 """Rehearsal capacity: the largest LL-HLS audience this machine rehearses end to end, all SLOs GO,
 and where the time goes.
 
-1. **Ladder of rehearsals.** ``livecast rehearse`` on its own stack (loop source, LL-HLS viewers,
-   the smoke scenario's downlinks and default SLOs), a flash crowd of N viewers within 10 s, 30 s,
-   for N = 300, 450, 600, … until the first NO-GO. The CPU of every process of the run (the stack,
-   the driver workers, the parent) is read from ``/proc`` while it runs; with the request count of
+1. **Ladder of rehearsals.** ``livecast rehearse`` on its own stack behind two nginx edges (loop
+   source, LL-HLS viewers, the smoke scenario's downlinks and default SLOs — the scenario of
+   examples/flash-crowd.toml), a flash crowd of N viewers within 10 s, 30 s, for N = 300, 450,
+   600, … until the first NO-GO. The CPU of every process of the run (the stack, the edges, the
+   driver workers, the parent) is read from ``/proc`` while it runs; with the request count of
    results.json this gives the CPU per request on each side and the requests/s one viewer makes.
+   The edges are what a real event puts in front of the origin (docs/edge.md): they answer the
+   viewers and collapse the misses, so that the origin sees about one request per object per edge.
 2. **Profile.** One driver process in-process under cProfile against a stack, its own time grouped:
    event loop + sockets, HTTP client, player model, statistics, driver glue.
 3. **Peer in the same run.** The driver's bare request path (no player model) against nginx serving
    the same kind of objects, from ``bench_driver`` — the per-request floor of this client.
 4. **Projection.** Cores needed for the 3,000-viewer goal = 3,000 × requests/s per viewer ×
-   (driver + stack CPU per request), against the 2 cores here.
+   (driver + stack + edges CPU per request), against the 2 cores here.
 
-    python3 benchmarks/bench_capacity.py [--sizes 300,450,600,800] [--seconds 30]
+    python3 benchmarks/bench_capacity.py [--sizes 300,600,900,1200] [--seconds 30]
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ sys.path.insert(0, str(SRC))
 from procs import checkout_env, cpu_seconds, descendants, loop_stack, stop_process  # noqa: E402
 
 GOAL = 3000
+EDGES = 2  # nginx edges in front of the origin, as in examples/flash-crowd.toml
 SCENARIO = """name = "capacity-{viewers}"
 duration = {seconds}
 seed = 1
@@ -47,6 +51,7 @@ seed = 1
 stack = true
 source = "loop"
 loop_seconds = 20
+edges = {edges}
 [audience]
 kind = "flash"
 viewers = {viewers}
@@ -85,11 +90,11 @@ def _tree(root: int) -> dict[int, str]:
     return found
 
 
-def rehearse(viewers: int, seconds: float, out: Path) -> dict[str, Any]:
+def rehearse(viewers: int, seconds: float, out: Path, edges: int = EDGES) -> dict[str, Any]:
     """One rehearsal of ``viewers``; its verdict, summary and CPU by role."""
     scenario = out / "scenario.toml"
     out.mkdir(parents=True, exist_ok=True)
-    scenario.write_text(SCENARIO.format(viewers=viewers, seconds=seconds))
+    scenario.write_text(SCENARIO.format(viewers=viewers, seconds=seconds, edges=edges))
     proc = subprocess.Popen(
         [sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out", str(out / "run")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=checkout_env(),
@@ -101,8 +106,11 @@ def rehearse(viewers: int, seconds: float, out: Path) -> dict[str, Any]:
         while proc.poll() is None and time.monotonic() < deadline:
             for pid, cmdline in _tree(proc.pid).items():
                 role = (
-                    "stack" if " serve " in cmdline else "parent" if pid == proc.pid else "worker"
-                )
+                    "stack" if " serve " in cmdline
+                    else "edge" if "nginx" in cmdline
+                    else "parent" if pid == proc.pid
+                    else "worker"
+                )  # fmt: skip
                 last[pid] = (role, cpu_seconds([pid]))
             time.sleep(0.5)
     finally:
@@ -127,6 +135,7 @@ def rehearse(viewers: int, seconds: float, out: Path) -> dict[str, Any]:
         "machine_share": round(sum(by_role.values()) / seconds / (os.cpu_count() or 1), 3),
         "driver_us_per_request": round(1e6 * by_role.get("worker", 0.0) / requests, 1),
         "stack_us_per_request": round(1e6 * by_role.get("stack", 0.0) / requests, 1),
+        "edge_us_per_request": round(1e6 * by_role.get("edge", 0.0) / requests, 1),
     }
 
 
@@ -168,17 +177,18 @@ def profile_driver(viewers: int, seconds: float) -> dict[str, Any]:
 
 
 def run(
-    sizes: tuple[int, ...] = (300, 450, 600, 800, 1000),
+    sizes: tuple[int, ...] = (300, 600, 900, 1200, 1400, 1600),
     seconds: float = 30.0,
     profile_viewers: int = 150,
     profile_seconds: float = 20.0,
+    edges: int = EDGES,
 ) -> dict[str, Any]:
     import bench_driver
 
     ladder: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-capacity-") as name:
         for viewers in sizes:
-            row = rehearse(viewers, seconds, Path(name) / str(viewers))
+            row = rehearse(viewers, seconds, Path(name) / str(viewers), edges)
             ladder.append(row)
             print(
                 f"   {viewers} viewers: {row['verdict']} {','.join(row['violated'])} "
@@ -193,11 +203,16 @@ def run(
     bare = bench_driver.run(seconds=5.0, warmup=2.0)["rows"][0]
     bare_us = 1e6 / bare["per_core"] if bare["per_core"] else None
     basis = go[-1] if go else ladder[0]
-    per_request = basis["driver_us_per_request"] + basis["stack_us_per_request"]
+    per_request = (
+        basis["driver_us_per_request"]
+        + basis["stack_us_per_request"]
+        + basis["edge_us_per_request"]
+    )
     cores = GOAL * basis["requests_per_viewer_s"] * per_request / 1e6
     floor = GOAL * basis["requests_per_viewer_s"] * (bare_us or 0.0) / 1e6
     return {
         "goal": GOAL,
+        "edges": edges,
         "seconds": seconds,
         "ladder": ladder,
         "largest_go": largest,
@@ -216,14 +231,15 @@ def report(figures: dict[str, Any]) -> str:
         "LL-HLS viewers, default SLOs (CPU from /proc while each runs)",
         f"{'viewers':>7} {'verdict':<7} {'req/s/viewer':>12} {'startup p95':>11} "
         f"{'rebuffer':>8} {'latency p95':>11} {'machine':>7} {'driver µs/req':>13} "
-        f"{'stack µs/req':>12}",
+        f"{'stack µs/req':>12} {'edges µs/req':>12}",
     ]
     for row in figures["ladder"]:
         lines.append(
             f"{row['viewers']:>7} {row['verdict']:<7} {row['requests_per_viewer_s']:>12.1f} "
             f"{row['startup_p95_s'] or 0:>10.2f}s {row['rebuffering_ratio'] or 0:>8.2%} "
             f"{row['latency_p95_s'] or 0:>10.2f}s {row['machine_share']:>7.0%} "
-            f"{row['driver_us_per_request']:>13.0f} {row['stack_us_per_request']:>12.0f}"
+            f"{row['driver_us_per_request']:>13.0f} {row['stack_us_per_request']:>12.0f} "
+            f"{row['edge_us_per_request']:>12.0f}"
             + (f"  violated: {', '.join(row['violated'])}" if row["violated"] else "")
         )
     shares = ", ".join(f"{g} {s:.0%}" for g, s in figures["profile"]["shares"].items())
@@ -235,7 +251,7 @@ def report(figures: dict[str, Any]) -> str:
         f"{figures['bare_driver_us_per_request']} µs/request; with the player model "
         f"{figures['model_vs_bare']}× that",
         f"{figures['goal']:,} viewers would need ≈ {figures['cores_for_goal']} cores "
-        f"(driver + stack at the measured cost per request); the bare client alone "
+        f"(driver + stack + edges at the measured cost per request); the bare client alone "
         f"≈ {figures['cores_for_goal_bare_client_alone']} cores; this machine has "
         f"{figures['cores_here']}",
     ]
@@ -244,11 +260,12 @@ def report(figures: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="300,450,600,800,1000")
+    parser.add_argument("--sizes", default="300,600,900,1200,1400,1600")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--edges", type=int, default=EDGES, help="0: viewers at the origin")
     args = parser.parse_args(argv)
     sizes = tuple(int(size) for size in args.sizes.split(","))
-    figures = run(sizes=sizes, seconds=args.seconds)
+    figures = run(sizes=sizes, seconds=args.seconds, edges=args.edges)
     print(report(figures))
     return 0
 

@@ -83,12 +83,13 @@ class BandwidthEstimator:
         return self.fast.total_weight >= 0.001  # hls.js minWeight_
 
     def estimate(self) -> float:
-        if not self.has_samples:
+        if self.fast.total_weight < 0.001:  # not has_samples
             return self.default_bps
-        return min(self.fast.value(), self.slow.value())
+        fast, slow = self.fast.value(), self.slow.value()
+        return fast if fast < slow else slow
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built after every video fetch (read-only by convention)
 class AbrInputs:
     bitrates: Sequence[int]  # bit/s per rendition, ascending
     current: int  # index into ``bitrates``

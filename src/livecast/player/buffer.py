@@ -255,6 +255,14 @@ class MediaBuffer:
 
 def _insert(ranges: list[list[float]], start: float, end: float) -> None:
     """Add [start, end) to sorted, disjoint ``ranges``, merging what touches it."""
+    if ranges and start >= ranges[-1][0]:  # in order, the usual case: at the end, no sort
+        last = ranges[-1]
+        if start <= last[1] + TOLERANCE:
+            if end > last[1]:
+                last[1] = end
+        else:
+            ranges.append([start, end])
+        return
     ranges.append([start, end])
     ranges.sort()
     merged: list[list[float]] = []

@@ -130,6 +130,7 @@ class Player:
         self._start_time: float | None = None  # program time of the video start position
         self.seek_to: float | None = None  # start-over: the program time asked for
         self._received: dict[str, dict[Position, int]] = {}  # media whose timing is unknown
+        self._bitrates: list[int] = []  # of self.variants
 
     # ------------------------------------------------------------------ properties
     @property
@@ -329,14 +330,14 @@ class Player:
         return request
 
     def _cmcd(self, kind: str, track: TrackState | None) -> str:
-        measured = self.estimator.estimate() if self.estimator.has_samples else None
+        estimator, buffer, variants, level = self.estimator, self.buffer, self.variants, self.level
         return self._cmcd_query.query(
             object_type=object_type(kind, track.object_type if track else "av"),
-            bitrate_bps=self.bitrate,
-            buffer_s=self.buffer.track_ahead(track.name) if self.buffer and track else 0.0,
-            measured_bps=measured,
-            top_bitrate_bps=self.variants[-1].bandwidth if self.variants else None,
-            starting=not self._has_started,
+            bitrate_bps=variants[level].bandwidth if level is not None else None,
+            buffer_s=buffer.track_ahead(track.name) if buffer is not None and track else 0.0,
+            measured_bps=estimator.estimate() if estimator.has_samples else None,
+            top_bitrate_bps=variants[-1].bandwidth if variants else None,
+            starting=buffer is None or buffer.first_frame_at is None,
         )
 
     def _failed(self, flight: InFlight, what: str, now: float) -> list[Request]:
@@ -375,6 +376,7 @@ class Player:
             ),
         )
         self.start_bitrate = self.bitrate
+        self._bitrates = [v.bandwidth for v in self.variants]  # for every ABR decision
         self._received = {name: {} for name in self.tracks}
         self.buffer = MediaBuffer(
             tuple(self.tracks), self.config.start_buffer, self.config.resume_buffer
@@ -479,7 +481,7 @@ class Player:
             return
         estimate = self.estimator.estimate()
         inputs = AbrInputs(
-            bitrates=[v.bandwidth for v in self.variants],
+            bitrates=self._bitrates,
             current=self.level,
             estimate_bps=estimate if cap_bps is None else min(estimate, cap_bps),
             buffer_ahead=self.buffer.ahead(),

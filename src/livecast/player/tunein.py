@@ -40,7 +40,7 @@ from livecast.hls.playlist import MediaPlaylist
 from livecast.player.track import Position, TrackState, blocking_url, newest_position
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per playlist that advanced (read-only by convention)
 class TuneIn:
     msn: int | None  # None: omit the directives, a plain reload
     part: int | None
