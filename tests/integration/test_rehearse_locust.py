@@ -3,10 +3,12 @@ scenario, reduced (30 viewers for 10 s, a 4 s loop), with a Locust master and 2 
 GO, and its QoE figures agree with the local driver's on the same scenario within
 :data:`TOLERANCE`; with 3 s on every part it is NO-GO naming the same SLOs as the driver; a worker
 killed mid-run leaves a result marked partial naming it; refused workers (another scenario,
-another livecast version), no workers in time and an unreachable master are exit 2.
+another livecast version), no workers in time, an unreachable master and a master address in use
+are exit 2.
 
-Lean on time: one loop cache for the module, the driver's healthy run warms it; the two slow runs
-and the killed-worker run go side by side. Every process has a hard deadline and is killed."""
+Lean on time: one loop cache for the module, the driver's healthy run warms it; the two slow runs,
+the killed-worker run and a churning ramp go side by side. Every process has a hard deadline and is
+killed."""
 
 from __future__ import annotations
 
@@ -257,12 +259,22 @@ def test_refused_workers_and_no_workers_in_time_exit_2(work: Path, cache: Path) 
     assert "worker refused" in run.stderr
 
 
-def test_an_unreachable_master_is_exit_2() -> None:
+def test_an_unreachable_or_busy_master_address_is_exit_2(work: Path, cache: Path) -> None:
     began = time.monotonic()
     worker = _worker("--master", f"127.0.0.1:{_free_port()}", "--connect-timeout", "2")
     assert worker.returncode == 2 and time.monotonic() - began < 30
     assert "cannot reach the master at 127.0.0.1:" in worker.stderr
     assert "within 2 s" in worker.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = f"127.0.0.1:{busy.getsockname()[1]}"
+        run = rehearse(
+            scenario(work, cache, "busy"), work / "busy", "--engine", "locust",
+            "--master-bind", taken, "--workers", "1",
+        )  # fmt: skip
+    assert run.code == 2, run.stderr[-3000:]
+    assert f"could not run: the Locust master cannot listen on {taken}" in run.stderr
 
 
 def _worker(*args: str, version: str = "") -> subprocess.CompletedProcess[str]:

@@ -38,6 +38,7 @@ import gevent  # type: ignore[import-untyped]
 import gevent.event  # type: ignore[import-untyped]
 import locust
 from locust.env import Environment
+from locust.exception import RPCError
 from locust.rpc import Message
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner
 from locust.shape import LoadTestShape
@@ -241,7 +242,12 @@ def run(config: MasterConfig) -> int:
     environment = Environment(
         user_classes=[locust_user.LivecastViewer], events=locust.events, shape_class=shape
     )
-    runner = LivecastMaster(environment, config)
+    try:
+        runner = LivecastMaster(environment, config)
+    except (RPCError, SystemExit) as exc:  # Locust exits on "address in use"
+        where = f"{config.bind_host}:{config.bind_port}"
+        emit("error", message=f"the Locust master cannot listen on {where}: {exc or 'busy'}")
+        return 2
     environment.runner = shape.runner = runner
     hooks: Any = environment.events
     hooks.init.fire(environment=environment, runner=runner, web_ui=None)
