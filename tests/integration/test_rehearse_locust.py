@@ -189,6 +189,8 @@ def test_a_two_worker_locust_rehearsal_is_go_and_agrees_with_the_driver(
         assert abs(a[figure] - b[figure]) <= tolerance, (figure, a[figure], b[figure])
     assert abs(a["requests"] - b["requests"]) <= REQUESTS_TOLERANCE * a["requests"], (a, b)
     assert "<svg" in (locust.out / "report.html").read_text()
+    worker_log = (locust.out / "locust" / "worker0.log").read_text()
+    assert "viewers to play" in worker_log and "warning: this clock" not in worker_log
 
 
 def test_three_seconds_on_parts_is_no_go_naming_the_drivers_slos(

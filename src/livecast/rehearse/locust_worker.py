@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,12 @@ from locust.runners import WorkerRunner
 import livecast
 from livecast.errors import LivecastError
 from livecast.rehearse import locust_user
-from livecast.rehearse.locust_master import ACCEPTED, GO, HELLO, REFUSED
+from livecast.rehearse.locust_master import ACCEPTED, GO, HELLO, LEAD, REFUSED
 from livecast.rehearse.locust_shape import Assignment, Hello, parse_address
 
 EXIT_COULD_NOT_RUN = 2
 DEFAULT_CONNECT_TIMEOUT = 30.0
+CLOCK_TOLERANCE = 0.5  # seconds of apparent clock difference with the master before a warning
 
 
 class MasterUnreachable(Exception):
@@ -90,6 +92,18 @@ def connect(environment: Environment, host: str, port: int, timeout: float) -> W
         raise LivecastError(f"cannot connect to the master at {host}:{port}: {exc}") from exc
 
 
+def warn_of_skew(lead: float) -> None:
+    """The master sets the show start :data:`LEAD` seconds after it sends it: far from that on
+    this clock (beyond network delay), the clocks differ and viewers arrive off their plan."""
+    skew = LEAD - lead
+    if abs(skew) > CLOCK_TOLERANCE:
+        print(
+            f"warning: this clock seems {abs(skew):.1f} s {'ahead of' if skew > 0 else 'behind'} "
+            "the master's: synchronise the machines with NTP (viewers arrive on wall-clock time)",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
+
+
 def handshake(environment: Environment, runner: WorkerRunner, sha: str, timeout: float) -> int:
     """Hello → accepted or refused; then play until the master ends the run."""
     said = Handshake()
@@ -109,6 +123,7 @@ def handshake(environment: Environment, runner: WorkerRunner, sha: str, timeout:
             f"worker {said.assignment.slot}: {len(said.assignment.plans)} viewers to play",
             file=sys.stderr, flush=True,
         )  # fmt: skip
+        warn_of_skew(said.assignment.show_start - time.time())
 
     runner.register_message(ACCEPTED, on_accepted)
     runner.register_message(REFUSED, on_refused)
