@@ -7,6 +7,10 @@ that goes as far back as they seek (the stack records under ``DIR/recording``) �
 (t = 0) → viewers arrive on their plan, faults fire on the timeline, one progress line a second →
 after ``duration``: every viewer's QoE is recorded, tiers are scraped one last time →
 results.json + report.html → exit code 0 GO, 1 NO-GO, 2 could not run.
+
+The audience runs on the local driver processes (``rehearse/workers.py``) or, with the Locust
+engine, on Locust's master and workers (``rehearse/locust_engine.py``: its master picks the show
+start once every worker is in; a run that lost workers is marked partial); nothing else differs.
 """
 
 from __future__ import annotations
