@@ -136,6 +136,7 @@ def rehearse(viewers: int, seconds: float, out: Path, edges: int = EDGES) -> dic
         "driver_us_per_request": round(1e6 * by_role.get("worker", 0.0) / requests, 1),
         "stack_us_per_request": round(1e6 * by_role.get("stack", 0.0) / requests, 1),
         "edge_us_per_request": round(1e6 * by_role.get("edge", 0.0) / requests, 1),
+        "parent_us_per_request": round(1e6 * by_role.get("parent", 0.0) / requests, 1),
     }
 
 
@@ -231,7 +232,7 @@ def report(figures: dict[str, Any]) -> str:
         "LL-HLS viewers, default SLOs (CPU from /proc while each runs)",
         f"{'viewers':>7} {'verdict':<7} {'req/s/viewer':>12} {'startup p95':>11} "
         f"{'rebuffer':>8} {'latency p95':>11} {'machine':>7} {'driver µs/req':>13} "
-        f"{'stack µs/req':>12} {'edges µs/req':>12}",
+        f"{'stack µs/req':>12} {'edges µs/req':>12} {'parent µs/req':>13}",
     ]
     for row in figures["ladder"]:
         lines.append(
@@ -239,7 +240,7 @@ def report(figures: dict[str, Any]) -> str:
             f"{row['startup_p95_s'] or 0:>10.2f}s {row['rebuffering_ratio'] or 0:>8.2%} "
             f"{row['latency_p95_s'] or 0:>10.2f}s {row['machine_share']:>7.0%} "
             f"{row['driver_us_per_request']:>13.0f} {row['stack_us_per_request']:>12.0f} "
-            f"{row['edge_us_per_request']:>12.0f}"
+            f"{row['edge_us_per_request']:>12.0f} {row['parent_us_per_request']:>13.0f}"
             + (f"  violated: {', '.join(row['violated'])}" if row["violated"] else "")
         )
     shares = ", ".join(f"{g} {s:.0%}" for g, s in figures["profile"]["shares"].items())
