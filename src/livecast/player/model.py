@@ -130,7 +130,6 @@ class Player:
         self._start_time: float | None = None  # program time of the video start position
         self.seek_to: float | None = None  # start-over: the program time asked for
         self._received: dict[str, dict[Position, int]] = {}  # media whose timing is unknown
-        self._bitrates: list[int] = []  # of self.variants
 
     # ------------------------------------------------------------------ properties
     @property
@@ -231,15 +230,10 @@ class Player:
         the adapter asks again after every event (an answer can move it either way)."""
         if self.finished_at is not None or self.started_at is None:
             return None
-        earliest = self.config.leave_at
-        slow_check = self._slow_check_at()
-        if slow_check is not None and (earliest is None or slow_check < earliest):
-            earliest = slow_check
+        due = [self.config.leave_at, self._slow_check_at()]
         if (buf := self.buffer) is not None and buf.state is PlaybackState.PLAYING:
-            for at in (self.latency_sampler.due_at(buf), buf.drain_at()):
-                if at is not None and (earliest is None or at < earliest):
-                    earliest = at
-        return earliest
+            due += (self.latency_sampler.due_at(buf), buf.drain_at())
+        return min((at for at in due if at is not None), default=None)
 
     # ------------------------------------------------------------------ QoE
     def outcome(self, now: float) -> ViewerOutcome:
@@ -376,7 +370,6 @@ class Player:
             ),
         )
         self.start_bitrate = self.bitrate
-        self._bitrates = [v.bandwidth for v in self.variants]  # for every ABR decision
         self._received = {name: {} for name in self.tracks}
         self.buffer = MediaBuffer(
             tuple(self.tracks), self.config.start_buffer, self.config.resume_buffer
@@ -481,7 +474,7 @@ class Player:
             return
         estimate = self.estimator.estimate()
         inputs = AbrInputs(
-            bitrates=self._bitrates,
+            bitrates=[v.bandwidth for v in self.variants],
             current=self.level,
             estimate_bps=estimate if cap_bps is None else min(estimate, cap_bps),
             buffer_ahead=self.buffer.ahead(),

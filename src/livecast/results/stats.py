@@ -514,11 +514,7 @@ class RunStats:
         if kind_stats is None:
             kind_stats = self.requests[kind] = RequestKindStats()
         key = _status_key(status)
-        counts = kind_stats.status_counts  # kind_stats.record, inlined (once per request)
-        counts[key] = counts.get(key, 0) + 1
-        if latency_s is not None:
-            kind_stats.latency_s.record(latency_s)
-            kind_stats.latency_sample.record(latency_s)
+        kind_stats.record(key, latency_s)
         second = self.timeline.at(t_s)
         second.requests += 1
         if key not in _NOT_ERRORS:
