@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {},
         {"sizes": (200, 400), "seconds": 20.0, "profile_seconds": 10.0},
     ),
+    "engines": ("bench_engines", {}, {"viewers": 150, "seconds": 20.0}),
     "fidelity": ("bench_fidelity", {}, {"runs": 1}),
     "validation": ("bench_simulate_validation", {}, {"reuse": True}),
     "simulate": ("bench_simulate", {}, {"duration": 1200.0}),

@@ -18,22 +18,15 @@ j-th user the j-th plan, waiting for its arrival time; the driver's session id, 
 seek-back, seed and leave time), then idles; every viewer ends at the end of the show, and the
 worker sends the master one :class:`~livecast.rehearse.locust_shape.SecondReport` a second.
 
-Concurrency (gevent, as Locust is): a player keeps at most one playlist and one media request in
-flight per track and LL-HLS playlist reloads are *held* by the server, so requests cannot be
-performed one after another. Each request runs in its own greenlet (sleeping until its
-``not_before``), on the viewer's keep-alive connections ("lanes", at most
-:data:`~livecast.player.lanes.MAX_LANES`, a geventhttpclient ``HTTPClient`` of one socket each)
-chosen by a :class:`~livecast.player.lanes.LanePool` as in the driver — a request that finds every
-lane busy waits for one. The whole response has a deadline (the request's ``timeout``, a
-``gevent.Timeout``); a lane that failed is closed and replaced (geventhttpclient re-sends a request
-once on a kept-alive socket the server had closed, as the driver's client does; any other failure
-goes to the player, which owns the retries). The viewer's own greenlet sleeps until the harness's
-next deadline, woken early when an answer moves it. The player itself is only touched between
-greenlet switches, so it needs no lock.
+Concurrency (gevent, as Locust is): each viewer is a
+:class:`~livecast.rehearse.locust_viewer.ViewerSession` — its requests in greenlets of their own
+on its keep-alive lanes (a gevent socket and an httptools parser each), its own greenlet sleeping
+until the harness's next deadline; see :mod:`~livecast.rehearse.locust_viewer`.
 
-Reporting: every request fires Locust's ``request`` event (``request_type`` and ``name`` = the
-request kind: multivariant, playlist, init, part, segment; a 4xx/5xx status or a transport failure
-is a failure), so Locust's own statistics, CSV and UI work. QoE goes to
+Reporting: with ``locust -f`` every request fires Locust's ``request`` event (``request_type`` and
+``name`` = the request kind: multivariant, playlist, init, part, segment; a 4xx/5xx status or a
+transport failure is a failure), so Locust's own statistics, CSV and UI work; in plan mode nothing
+reads them (the rehearsal judges its own records), so the event is not fired there. QoE goes to
 :class:`~livecast.results.stats.RunStats`: each process records its viewers and requests and a
 worker ships the increment with every Locust stats report (``report_to_master``). When the test
 stops, the master first sends ``livecast_finish`` to its workers; each ends its viewers and answers
@@ -56,37 +49,29 @@ import json
 import logging
 import math
 import random
-import socket
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
-import gevent.event  # type: ignore[import-untyped]
-import gevent.pool  # type: ignore[import-untyped]
-from geventhttpclient import HTTPClient
 from locust import User, constant, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from livecast.player.config import PlayerConfig
-from livecast.player.harness import TEXT_KINDS, RunRecorder, ViewerHarness
-from livecast.player.lanes import LanePool, Router
-from livecast.player.model import Player
+from livecast.player.harness import RunRecorder
+from livecast.player.lanes import Router
 from livecast.player.parsed import PlaylistCache
 from livecast.player.requests import Request
-from livecast.player.tunein import parse_age
 from livecast.rehearse.locust_shape import Assignment, SecondReport
+from livecast.rehearse.locust_viewer import OnRequest, ViewerSession
 from livecast.results.histogram import Histogram
 from livecast.results.stats import TIMELINE_LAYOUT, RunStats
 from livecast.scenario.audience import ViewerPlan
 
 log = logging.getLogger("livecast.locust")
 
-USER_AGENT = "livecast-rehearse-locust"
-SEND_SLACK = 0.001  # seconds: a request or an answer due sooner goes now
-READ_BLOCK = 65536
 REPORT_KEY = "livecast_stats"
 FINISH_MESSAGE = "livecast_finish"  # master → workers: end your viewers, send the rest
 FINAL_MESSAGE = "livecast_final"  # worker → master: the last RunStats increment
@@ -319,179 +304,19 @@ _hooks.quitting.add_listener(_quitting)
 
 
 # ---------------------------------------------------------------- one viewer
-def _failure_kind(exc: BaseException) -> str:
-    if isinstance(exc, gevent.Timeout):
-        return "timeout"
-    if isinstance(exc, ConnectionRefusedError | socket.gaierror):
-        return "connect"
-    if type(exc).__name__ == "HTTPParseError":
-        return "protocol"
-    return "reset"
+def _locust_request(environment: Environment) -> OnRequest:
+    """Locust's ``request`` event for each request (its statistics, CSV and UI)."""
+    request_event: Any = environment.events.request
 
-
-class _Lane:
-    """One keep-alive connection of a viewer."""
-
-    __slots__ = ("busy", "client", "host", "port")
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self.busy = False
-        self.client = HTTPClient(
-            host,
-            port,
-            headers={"User-Agent": USER_AGENT, "Accept": "*/*"},
-            connection_timeout=10.0,
-            network_timeout=600.0,  # the request's own deadline applies (gevent.Timeout)
-            concurrency=1,
-        )
-
-    def close(self) -> None:
-        self.client.close()
-
-
-class ViewerSession:
-    """One player on its lanes, inside a Locust user's greenlet."""
-
-    def __init__(self, environment: Environment, url: str, config: PlayerConfig, seed: int):
-        self.environment = environment
-        self.player = Player(url, config, random.Random(seed), RESULTS.playlists)
-        self.harness = ViewerHarness(self.player, RESULTS.recorder, time.time())
-        self.lanes: LanePool[_Lane] = LanePool(_Lane)
-        self.group = gevent.pool.Group()
-        self.wakeup = gevent.event.Event()
-        self.sleeping_until = math.inf  # the deadline the viewer's greenlet sleeps until
-        self.done = False
-        RESULTS.active += 1
-        RESULTS.sessions.add(self)
-
-    # ------------------------------------------------------------ lifecycle
-    def run(self) -> None:
-        """Until the player finishes; a GreenletExit (the user stopped) ends it too."""
-        try:
-            now = time.time()
-            self._dispatch(self.harness.start(now), now)
-            while not self.player.finished and not self.done:
-                deadline = self.harness.next_deadline()
-                self.wakeup.clear()
-                self.sleeping_until = deadline
-                self.wakeup.wait(max(0.0, deadline - time.time()))
-                self.sleeping_until = math.inf
-                now = time.time()
-                self._dispatch(self.harness.wake(now), now)
-        finally:
-            self.finish(time.time())
-
-    def finish(self, now: float) -> None:
-        if self.done:
-            return
-        self.done = True
-        RESULTS.active -= 1
-        RESULTS.sessions.discard(self)
-        self.group.kill(block=False)
-        self.lanes.close_all()
-        self.harness.finish(now)
-
-    def _dispatch(self, requests: list[Request], now: float) -> None:
-        if self.done or self.player.finished:
-            self.wakeup.set()  # the viewer's greenlet notices and finishes it
-            return
-        for request in requests:
-            self.group.spawn(self._perform, request)
-        asleep_until = self.sleeping_until
-        if asleep_until < math.inf and self.harness.next_deadline() < asleep_until:
-            self.wakeup.set()  # sooner than the viewer's greenlet sleeps: it looks again
-
-    # ------------------------------------------------------------ requests
-    def _perform(self, request: Request) -> None:
-        delay = request.not_before - time.time()
-        if delay > SEND_SLACK:
-            gevent.sleep(delay)
-        if self.done or not self.player.wanted(request.id):
-            return  # a delayed request (retry backoff, classic poll) no longer wanted
-        host, port, target = RESULTS.router.route(request.url)
-        lane = self.lanes.acquire(host, port)
-        if lane is None:
-            self.lanes.wait(request)  # every lane busy: sent when one comes free
-            return
-        keep_body = request.kind in TEXT_KINDS
-        failure: str | None = None
-        status, body, size, age = 0, b"", 0, None
-        lane.busy = True
-        started = first_byte = time.time()
-        RESULTS.recorder.sent(request, started)
-        try:
-            with gevent.Timeout(request.timeout):
-                response = lane.client.get(target)
-                first_byte = time.time()
-                status = response.status_code
-                if keep_body:
-                    age = parse_age(response.get("age"))  # hls.js CDN tune-in
-                    body = response.read()
-                    size = len(body)
-                else:
-                    while chunk := response.read(READ_BLOCK):
-                        size += len(chunk)
-                response.release()
-        except (gevent.Timeout, Exception) as exc:
-            failure = _failure_kind(exc)
-            self.lanes.discard(lane)
-        finally:
-            lane.busy = False
-            self._next_waiting()
-        finished = time.time()
-        self._report(request, status, failure, started, finished, size)
-        if self.done:
-            return
-        if failure is not None:
-            self._dispatch(self.harness.on_error(request.id, failure, finished), finished)
-            return
-        deliver_at = self.harness.link.delivery_time(first_byte, finished, size)
-        wait = deliver_at - time.time()
-        if wait > SEND_SLACK:
-            gevent.sleep(wait)
-        if self.done:
-            return
-        now = time.time()
-        actions = self.harness.on_response(
-            request.id,
-            status,
-            body if keep_body else None,
-            size,
-            now,
-            first_byte_at=first_byte,
-            age=age,
-        )
-        self._dispatch(actions, now)
-
-    def _next_waiting(self) -> None:
-        """A lane came free: the request that waited longest, if the player still wants it."""
-        if self.done:
-            return
-        while (request := self.lanes.next_waiting()) is not None:
-            if self.player.wanted(request.id):
-                self.group.spawn(self._perform, request)
-                return
-
-    def _report(
-        self,
-        request: Request,
-        status: int,
-        failure: str | None,
-        started: float,
-        finished: float,
+    def fire(
+        request: Request, status: int, failure: str | None, started: float, finished: float,
         size: int,
-    ) -> None:
+    ) -> None:  # fmt: skip
         exception: Exception | None = None
         if failure is not None:
             exception = TransportError(failure)
         elif status >= 400:
             exception = HttpStatusError(f"HTTP {status}")
-        RESULTS.second_requests += 1
-        if exception is not None:
-            RESULTS.second_errors += 1
-        request_event: Any = self.environment.events.request
         request_event.fire(
             request_type=request.kind,
             name=request.kind,
@@ -501,10 +326,8 @@ class ViewerSession:
             context={},
             exception=exception,
         )
-        if failure is not None:
-            RESULTS.recorder.failed(request, failure, finished)
-        else:
-            RESULTS.recorder.answered(request, status, size, finished - started, finished)
+
+    return fire
 
 
 # ---------------------------------------------------------------- the Locust user
@@ -553,7 +376,11 @@ class LivecastViewer(User):
         worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
         rng = random.Random(f"{base_seed}:{worker}:{index}")
         self.session = ViewerSession(
-            self.environment, self.url(), self._config(index, rng), rng.getrandbits(32)
+            RESULTS,
+            self.url(),
+            self._config(index, rng),
+            rng.getrandbits(32),
+            _locust_request(self.environment),  # Locust's own statistics
         )
         self.session.run()
 
@@ -580,7 +407,7 @@ class LivecastViewer(User):
         if not assignment.retry_jitter:
             config = config.without_jitter()
         url = urls[plan.index % len(urls)]
-        self.session = ViewerSession(self.environment, url, config, plan.seed)
+        self.session = ViewerSession(RESULTS, url, config, plan.seed)  # the rehearsal's records
         self.session.run()
 
     def on_stop(self) -> None:
