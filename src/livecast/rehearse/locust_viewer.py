@@ -9,16 +9,18 @@ which Locust loads under a name of its own.
 
 Concurrency: a player keeps at most one playlist and one media request in flight per track and
 LL-HLS playlist reloads are *held* by the server, so requests cannot be performed one after
-another. Each request runs in a raw greenlet of its own (``gevent.spawn_raw``: no links, no spawn
-tree — the lanes' sockets are what a finished viewer closes to end them), sleeping until its
-``not_before`` if it has one, on the viewer's keep-alive connections ("lanes", at most
-:data:`~livecast.player.lanes.MAX_LANES`) chosen by a :class:`~livecast.player.lanes.LanePool` as
-in the driver — a request that finds every lane busy waits for one. The viewer's own greenlet
+another. Each request runs in a raw greenlet (``gevent.spawn_raw``: no links, no spawn tree —
+the lanes' sockets are what a finished viewer closes to end them), sleeping until its
+``not_before`` if it has one; the greenlet goes on with the first request the answer makes the
+player ask (no spawn for it), the others get greenlets of their own. Requests go on the viewer's
+keep-alive connections ("lanes", at most :data:`~livecast.player.lanes.MAX_LANES`) chosen by a
+:class:`~livecast.player.lanes.LanePool` as in the driver — a request that finds every lane busy
+waits for one. The viewer's own greenlet
 sleeps until the harness's next deadline, woken early when an answer moves it. The player is only
 touched between greenlet switches, so it needs no lock.
 
 A lane (:class:`HttpLane`) is a gevent socket and an httptools parser, as lean as the driver's
-client: one request written in one ``sendall``, the answer read into one buffer of the lane, the
+client: one request written in one ``send``, the answer read into one buffer of the lane, the
 whole answer under a deadline (a timer the lane keeps per timeout value and restarts: no
 ``gevent.Timeout`` per request). A kept-alive
 connection the server had closed before answering gets the request once more on a new connection
@@ -216,7 +218,10 @@ class HttpLane:
         head = b"" if keep_body else None  # playlists: the head is scanned for Age
         first_byte, age = 0.0, None
         try:
-            sock.sendall(wire)
+            sent = sock.send(wire)  # a request fits a socket buffer: sendall's machinery
+            if sent < len(wire):  # (a getsockopt and a memoryview per call) is rarely needed
+                sock.sendall(wire[sent:])
+            sock._wait(sock._read_event)  # the answer is not in yet: no recv failing first
             while not self._complete:
                 count = sock.recv_into(buffer)
                 if not count:
@@ -301,34 +306,43 @@ class ViewerSession:
         self.lanes.close_all()
         self.harness.finish(now)
 
-    def _dispatch(self, requests: list[Request], now: float) -> None:
+    def _dispatch(self, requests: list[Request], now: float, keep: bool = False) -> Request | None:
+        """Each request in a greenlet of its own — but the first one when ``keep``: it is the
+        caller's to perform (a request's greenlet goes on with the next, no spawn)."""
         if self.done or self.player.finished:
             self.wakeup.set()  # the viewer's greenlet notices and finishes it
-            return
-        for request in requests:
+            return None
+        kept = requests[0] if keep and requests else None
+        for request in requests[1:] if kept is not None else requests:
             gevent.spawn_raw(self._perform, request)
         asleep_until = self.sleeping_until
         if asleep_until < math.inf and self.harness.next_deadline() < asleep_until:
             self.wakeup.set()  # sooner than the viewer's greenlet sleeps: it looks again
+        return kept
 
     # ------------------------------------------------------------ requests
     def _perform(self, request: Request) -> None:
+        """A request's greenlet: the request, then whatever its outcome makes the player ask
+        first."""
+        follow: Request | None = request
         try:
-            self._send(request)
+            while follow is not None:
+                request = follow
+                follow = self._send(request)
         except Exception:  # a raw greenlet: nobody else would see it
             log.exception("livecast: request %s failed in the Locust worker", request.url)
 
-    def _send(self, request: Request) -> None:
+    def _send(self, request: Request) -> Request | None:
         delay = request.not_before - time.time()
         if delay > SEND_SLACK:
             gevent.sleep(delay)
         if self.done or not self.player.wanted(request.id):
-            return  # a delayed request (retry backoff, classic poll) no longer wanted
+            return None  # a delayed request (retry backoff, classic poll) no longer wanted
         host, port, target = self.shared.router.route(request.url)
         lane = self.lanes.acquire(host, port)
         if lane is None:
             self.lanes.wait(request)  # every lane busy: sent when one comes free
-            return
+            return None
         lane.busy = True
         started = time.time()
         self.recorder.sent(request, started)
@@ -342,29 +356,29 @@ class ViewerSession:
             lane.busy = False
             self._next_waiting()
         if self.done:
-            return  # the viewer ended (its lanes closed) while this was in flight
+            return None  # the viewer ended (its lanes closed) while this was in flight
         if isinstance(answer, str):
-            self._failed(request, answer, started)
-        else:
-            self._answered(request, answer, started)
+            return self._failed(request, answer, started)
+        return self._answered(request, answer, started)
 
-    def _failed(self, request: Request, kind: str, started: float) -> None:
+    def _failed(self, request: Request, kind: str, started: float) -> Request | None:
         finished = time.time()
         self._report(request, 0, kind, started, finished, 0)
-        if not self.done:
-            self._dispatch(self.harness.on_error(request.id, kind, finished), finished)
+        if self.done:
+            return None
+        return self._dispatch(self.harness.on_error(request.id, kind, finished), finished, True)
 
-    def _answered(self, request: Request, answer: Answer, started: float) -> None:
+    def _answered(self, request: Request, answer: Answer, started: float) -> Request | None:
         finished = time.time()
         self._report(request, answer.status, None, started, finished, answer.size)
         if self.done:
-            return
+            return None
         deliver_at = self.harness.link.delivery_time(answer.first_byte, finished, answer.size)
         wait = deliver_at - time.time()
         if wait > SEND_SLACK:
             gevent.sleep(wait)
         if self.done:
-            return
+            return None
         now = time.time()
         actions = self.harness.on_response(
             request.id,
@@ -375,7 +389,7 @@ class ViewerSession:
             first_byte_at=answer.first_byte,
             age=answer.age,
         )
-        self._dispatch(actions, now)
+        return self._dispatch(actions, now, keep=True)
 
     def _next_waiting(self) -> None:
         """A lane came free: the request that waited longest, if the player still wants it."""
