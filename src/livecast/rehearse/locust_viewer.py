@@ -15,14 +15,14 @@ the lanes' sockets are what a finished viewer closes to end them), sleeping unti
 player ask (no spawn for it), the others get greenlets of their own. Requests go on the viewer's
 keep-alive connections ("lanes", at most :data:`~livecast.player.lanes.MAX_LANES`) chosen by a
 :class:`~livecast.player.lanes.LanePool` as in the driver — a request that finds every lane busy
-waits for one. The viewer's own greenlet
-sleeps until the harness's next deadline, woken early when an answer moves it. The player is only
-touched between greenlet switches, so it needs no lock.
+waits for one. The viewer's own greenlet sleeps until the harness's next deadline, woken early
+when an answer moves it. The player is only touched between greenlet switches, so it needs no
+lock.
 
 A lane (:class:`HttpLane`) is a gevent socket and an httptools parser, as lean as the driver's
-client: one request written in one ``send``, the answer read into one buffer of the lane, the
-whole answer under a deadline (a timer the lane keeps per timeout value and restarts: no
-``gevent.Timeout`` per request). A kept-alive
+client: one request written in one ``send``, the answer awaited before the first read (no read
+failing first) and read into one buffer of the lane, the whole answer under a deadline (a timer
+the lane keeps per timeout value and restarts: no ``gevent.Timeout`` per request). A kept-alive
 connection the server had closed before answering gets the request once more on a new connection
 (as the driver's client); any other failure ("connect", "reset", "timeout", "protocol") closes the
 lane and goes to the player, which owns the retries.
