@@ -15,16 +15,15 @@ from livecast.rehearse.locust_shape import (
     SLACK_PER_WORKER,
     Assignment,
     Hello,
-    SecondReport,
     ShapeSchedule,
     assign,
     loss_of,
-    merge_seconds,
     parse_address,
     plan_from_wire,
     plan_to_wire,
     refusal,
 )
+from livecast.rehearse.progress import Progress, merge_progress
 from livecast.scenario.audience import AudienceShape, DownlinkBand, ViewerPlan, plan_audience
 
 BANDS = [DownlinkBand(6000, 1)]
@@ -103,11 +102,11 @@ def test_messages_round_trip() -> None:
     assert Assignment.from_dict(assignment.to_dict()) == assignment
     hello = Hello("host_1", "0.1.0", "ff")
     assert Hello.from_dict(hello.to_dict()) == hello
-    merged = merge_seconds(
-        4, [SecondReport(4, 10, 100, 1, 1.2, 1.9), SecondReport(4, 5, 50, 0, None, None)]
+    merged = merge_progress(
+        4, [Progress(4, 10, 100, 1, 1.2, 1.9), Progress(4, 5, 50, 0, None, None)]
     )
-    assert merged == SecondReport(4, 15, 150, 1, 1.2, 1.9)
-    assert SecondReport.from_dict(merged.to_dict()) == merged
+    assert merged == Progress(4, 15, 150, 1, 1.2, 1.9)
+    assert Progress.from_dict(merged.to_dict()) == merged
     loss = loss_of("host_1", 1, 5.0, "missing heartbeats", 7, [plan, plan])
     assert loss.viewers_not_arrived == 0 and "7 viewers playing" in loss.describe()
 

@@ -38,6 +38,7 @@ from livecast.player.parsed import PlaylistCache
 from livecast.player.requests import Request
 from livecast.player.tunein import parse_age
 from livecast.rehearse.client import ClientConnection, Exchange
+from livecast.rehearse.progress import Progress
 from livecast.results.stats import RunStats
 from livecast.scenario.audience import ViewerPlan
 
@@ -61,18 +62,6 @@ class DriverConfig:
     retry_jitter: bool = True
     tick_interval: float = 0.1  # seconds between wakes of the viewers due
     held_limit: float | None = None  # 3 × target duration: an answer slower was held too long
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """One second of this worker's run, for the live terminal line."""
-
-    t: int
-    active: int
-    requests: int
-    errors: int
-    latency_p50: float | None
-    latency_p95: float | None
 
 
 class _Viewer:

@@ -30,8 +30,8 @@ import livecast
 from livecast.edge.nginx import die_with_parent
 from livecast.errors import LivecastError
 from livecast.rehearse.driver import DriverConfig
-from livecast.rehearse.locust_shape import SecondReport, WorkerLoss, plan_to_wire
-from livecast.rehearse.workers import MergedProgress
+from livecast.rehearse.locust_shape import WorkerLoss, plan_to_wire
+from livecast.rehearse.progress import Progress
 from livecast.results.stats import RunStats
 from livecast.scenario.audience import ViewerPlan
 
@@ -113,7 +113,7 @@ class LocustSwarm:
         self.show_start = float(ready["show_start"])
         return self.show_start
 
-    async def run(self, on_progress: Callable[[MergedProgress], None]) -> RunStats:
+    async def run(self, on_progress: Callable[[Progress], None]) -> RunStats:
         """Until the master is done: progress and losses as they come; the merged RunStats."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, self.show_start - time.time()) + self.duration + END_GRACE
@@ -121,8 +121,7 @@ class LocustSwarm:
             event = await self._next_event(max(0.0, deadline - loop.time()))
             kind = event.get("event")
             if kind == "progress":
-                report = SecondReport.from_dict(event)
-                on_progress(MergedProgress(*(getattr(report, f) for f in report.__slots__)))
+                on_progress(Progress.from_dict(event))
             elif kind == "lost":
                 event.pop("event")
                 loss = WorkerLoss(**event)

@@ -47,16 +47,15 @@ from livecast.rehearse import locust_user
 from livecast.rehearse.locust_shape import (
     Assignment,
     Hello,
-    SecondReport,
     ShapeSchedule,
     WorkerLoss,
     assign,
     loss_of,
-    merge_seconds,
     plan_from_wire,
     plan_to_wire,
     refusal,
 )
+from livecast.rehearse.progress import Progress, merge_progress
 from livecast.scenario.audience import ViewerPlan
 
 HELLO = "livecast_hello"  # worker → master
@@ -126,7 +125,7 @@ class LivecastMaster(MasterRunner):
         self.pending: dict[str, Message] = {}  # connected, hello not yet judged
         self.assignments: list[Assignment] = []
         self.show_start = float("inf")
-        self.seconds: dict[int, dict[str, SecondReport]] = {}
+        self.seconds: dict[int, dict[str, Progress]] = {}
         self.playing: dict[str, int] = {}  # client id → viewers at its last report
         self.losses: dict[str, WorkerLoss] = {}
         self.register_message(HELLO, self._on_hello)
@@ -166,7 +165,7 @@ class LivecastMaster(MasterRunner):
         worker = str(data.pop("client_id", msg.node_id))
         if worker not in self.accepted:
             return
-        report = SecondReport.from_dict(data)
+        report = Progress.from_dict(data)
         self.seconds.setdefault(report.t, {})[worker] = report
         self.playing[worker] = report.active
 
@@ -193,7 +192,7 @@ class LivecastMaster(MasterRunner):
         while second < self.config.duration:
             gevent.sleep(max(0.0, self.show_start + second + 1 + PROGRESS_DELAY - time.time()))
             parts = self.seconds.pop(second, {})
-            emit("progress", **merge_seconds(second, list(parts.values())).to_dict())
+            emit("progress", **merge_progress(second, list(parts.values())).to_dict())
             if self.state not in STOPPED:
                 self._look_for_losses()
             second += 1

@@ -16,7 +16,7 @@ master hands each worker an :class:`~livecast.rehearse.locust_shape.Assignment` 
 the scenario's planned viewers and the show start. Then each user plays exactly one plan (the
 j-th user the j-th plan, waiting for its arrival time; the driver's session id, mode, downlink,
 seek-back, seed and leave time), then idles; every viewer ends at the end of the show, and the
-worker sends the master one :class:`~livecast.rehearse.locust_shape.SecondReport` a second.
+worker sends the master one :class:`~livecast.rehearse.progress.Progress` a second.
 
 Concurrency (gevent, as Locust is): each viewer is a
 :class:`~livecast.rehearse.locust_viewer.ViewerSession` — its requests in greenlets of their own
@@ -64,8 +64,9 @@ from livecast.player.harness import RunRecorder
 from livecast.player.lanes import Router
 from livecast.player.parsed import PlaylistCache
 from livecast.player.requests import Request
-from livecast.rehearse.locust_shape import Assignment, SecondReport
+from livecast.rehearse.locust_shape import Assignment
 from livecast.rehearse.locust_viewer import OnRequest, ViewerSession
+from livecast.rehearse.progress import Progress
 from livecast.results.histogram import Histogram
 from livecast.results.stats import TIMELINE_LAYOUT, RunStats
 from livecast.scenario.audience import ViewerPlan
@@ -76,7 +77,7 @@ REPORT_KEY = "livecast_stats"
 FINISH_MESSAGE = "livecast_finish"  # master → workers: end your viewers, send the rest
 FINAL_MESSAGE = "livecast_final"  # worker → master: the last RunStats increment
 FINAL_WAIT = 10.0  # seconds the master waits for them
-PROGRESS_MESSAGE = "livecast_progress"  # worker → master, plan mode: a SecondReport a second
+PROGRESS_MESSAGE = "livecast_progress"  # worker → master, plan mode: a Progress a second
 IDLE_SLEEP = 1.0  # seconds: a user without a viewer to play looks again this often
 
 
@@ -248,7 +249,7 @@ def _send_progress(second: int) -> None:
         if closed is not None:
             latency.merge(closed.live_latency_s)
     known = latency.count > 0
-    report = SecondReport(
+    report = Progress(
         t=second,
         active=RESULTS.active,
         requests=RESULTS.second_requests,

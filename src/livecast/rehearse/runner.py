@@ -43,6 +43,7 @@ from livecast.rehearse.faults.proxy import FaultProxy
 from livecast.rehearse.freshness import OriginFollower, PlaylistFacts, playlist_facts
 from livecast.rehearse.locust_engine import LocustOptions, LocustSwarm
 from livecast.rehearse.objects import ObjectLedger
+from livecast.rehearse.progress import Progress
 from livecast.rehearse.publishers import (
     Publishers,
     ingest_config,
@@ -50,7 +51,7 @@ from livecast.rehearse.publishers import (
     stream_keys,
 )
 from livecast.rehearse.tiers import AccessLogFollower
-from livecast.rehearse.workers import MergedProgress, raise_open_files_limit, run_workers
+from livecast.rehearse.workers import raise_open_files_limit, run_workers
 from livecast.results.histogram import Histogram
 from livecast.results.indicators import AGE_LAYOUT, RunContext
 from livecast.results.report import write_results
@@ -528,7 +529,7 @@ class Rehearsal:
             capacity=scenario.capacity,
         )
 
-    def _progress(self, p: MergedProgress) -> None:
+    def _progress(self, p: Progress) -> None:
         def fmt(value: float | None) -> str:
             return "—" if value is None else f"{value:.2f}s"
 

@@ -14,25 +14,15 @@ import os
 import queue
 import resource
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.context import ForkProcess
 from typing import Any
 
 from livecast.edge.nginx import die_with_parent
 from livecast.errors import LivecastError
-from livecast.rehearse.driver import Driver, DriverConfig, Progress
+from livecast.rehearse.driver import Driver, DriverConfig
+from livecast.rehearse.progress import Progress, merge_progress
 from livecast.results.stats import RunStats
 from livecast.scenario.audience import ViewerPlan
-
-
-@dataclass(frozen=True, slots=True)
-class MergedProgress:
-    t: int
-    active: int
-    requests: int
-    errors: int
-    latency_p50: float | None  # the worst worker's, a conservative figure
-    latency_p95: float | None
 
 
 def raise_open_files_limit() -> int:
@@ -63,26 +53,11 @@ def _worker(index: int, plans: list[ViewerPlan], config: DriverConfig, out: Any)
         out.put(("failed", index, f"{type(exc).__name__}: {exc}"))
 
 
-def _merge(t: int, parts: list[Progress]) -> MergedProgress:
-    def worst(values: list[float | None]) -> float | None:
-        known = [v for v in values if v is not None]
-        return max(known) if known else None
-
-    return MergedProgress(
-        t=t,
-        active=sum(p.active for p in parts),
-        requests=sum(p.requests for p in parts),
-        errors=sum(p.errors for p in parts),
-        latency_p50=worst([p.latency_p50 for p in parts]),
-        latency_p95=worst([p.latency_p95 for p in parts]),
-    )
-
-
 async def run_workers(
     plans: list[ViewerPlan],
     config: DriverConfig,
     workers: int,
-    on_progress: Callable[[MergedProgress], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> RunStats:
     """Run the plan over ``workers`` processes (0: one per core); the merged stats."""
     count = workers or os.cpu_count() or 1
@@ -112,7 +87,7 @@ async def run_workers(
             if kind == "progress":
                 pending.setdefault(payload.t, []).append(payload)
                 if len(pending[payload.t]) == count - len(done) and on_progress is not None:
-                    on_progress(_merge(payload.t, pending.pop(payload.t)))
+                    on_progress(merge_progress(payload.t, pending.pop(payload.t)))
             elif kind == "done":
                 merged.merge(RunStats.from_dict(payload))
                 done.add(index)

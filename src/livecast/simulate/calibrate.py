@@ -465,7 +465,8 @@ async def measure_driver(
     multivariant_url: str, target_duration: float, plan: Plan, notes: Notes
 ) -> DriverProfile:
     """The rehearsal driver with the full player model, in this process (CPU from /proc)."""
-    from livecast.rehearse.driver import Driver, DriverConfig, Progress
+    from livecast.rehearse.driver import Driver, DriverConfig
+    from livecast.rehearse.progress import Progress
     from livecast.scenario.audience import AudienceShape, plan_audience
     from livecast.scenario.file import DEFAULT_DOWNLINK
 
