@@ -50,34 +50,25 @@ from procs import SRC, checkout_env, cpu_seconds, descendants, stop_process  # n
 EDGES = 2
 WITHIN = 10.0  # seconds over which the crowd arrives
 SETTLE = 2  # seconds after the last arrival before the steady window opens
-SCENARIO = """name = "engines-{viewers}"
-duration = {seconds}
-seed = 7
-workers = 1
-[target]
-stack = true
-source = "loop"
-loop_seconds = 20
-edges = {edges}
-[audience]
-kind = "flash"
-viewers = {viewers}
-within = {within}
-skew = 3.0
-[players]
-low_latency_share = 1.0
-[[downlink]]
-kbps = 25000
-weight = 6
-[[downlink]]
-kbps = 6000
-weight = 3
-[[downlink]]
-kbps = 2000
-weight = 1
-[slo]
-defaults = true
-"""
+FLASH_CROWD = HERE.parent / "examples" / "flash-crowd.toml"  # the scenario, resized
+
+
+def scenario_text(viewers: int, seconds: float, edges: int) -> str:
+    """examples/flash-crowd.toml with ``viewers``, ``seconds``, ``edges`` and one viewer
+    process (``workers = 1``: the engines are compared process for process)."""
+    text = FLASH_CROWD.read_text()
+    for pattern, value in (
+        (r"(?m)^duration = .*$", f"duration = {seconds}"),
+        (r"(?m)^viewers = .*$", f"viewers = {viewers}"),
+        (r"(?m)^edges = .*$", f"edges = {edges}"),
+        (r"(?m)^within = .*$", f"within = {WITHIN}"),
+        (r"(?m)^seed = (.*)$", r"seed = \1\nworkers = 1"),
+    ):
+        text, count = re.subn(pattern, value, text, count=1)
+        assert count == 1, f"{FLASH_CROWD} has no line for {pattern}"
+    return text
+
+
 ENGINES: dict[str, list[str]] = {
     "driver": [],  # the scenario's workers = 1: one driver process
     "locust": ["--engine", "locust", "--workers", "1"],
@@ -135,7 +126,7 @@ def rehearse(
     request by role."""
     out.mkdir(parents=True, exist_ok=True)
     scenario = out / "scenario.toml"
-    text = SCENARIO.format(viewers=viewers, seconds=seconds, edges=edges, within=WITHIN)
+    text = scenario_text(viewers, seconds, edges)
     scenario.write_text(text)
     command = [sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out"]
     command.append(str(out / "run"))
