@@ -9,10 +9,33 @@ afterwards made every request open a new connection).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
 import httptools
+
+HEAD_LIMIT = 65536  # bytes of a response head scanned for Age at most
+_AGE = re.compile(rb"\r\nage:[ \t]*([^\r\n]*)", re.IGNORECASE)
+
+
+def age_header(head: bytes) -> bytes | None:
+    """The raw ``Age`` header of a response head (status line and headers), if any — read here
+    rather than through the parser's per-header callbacks (a Python call per header line)."""
+    if b"ge:" not in head and b"GE:" not in head:  # the usual case: no Age header at all
+        return None
+    found = _AGE.search(head)
+    return found.group(1).rstrip(b" \t") if found is not None else None
+
+
+def scan_head(head: bytes, data: bytes | memoryview) -> tuple[bytes | None, bytes | None]:
+    """One more read of a response whose head is being scanned for Age (it may span reads):
+    (the head so far, or None once it is complete or past :data:`HEAD_LIMIT`; the raw Age)."""
+    head += data
+    end = head.find(b"\r\n\r\n")
+    if end < 0 and len(head) <= HEAD_LIMIT:
+        return head, None
+    return None, age_header(head[: end + 2] if end >= 0 else head)
 
 
 class ResponseSink:

@@ -14,7 +14,6 @@ request that fails is reported once through ``on_error`` with a short kind ("con
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import cast
 
 import httptools
 
-from livecast.httpsink import ResponseSink
+from livecast.httpsink import ResponseSink, scan_head
 
 USER_AGENT = "livecast-rehearse"
 
@@ -40,19 +39,6 @@ class Exchange:
     first_byte: float  # clock() when the response head arrived
     finished: float  # clock() when the body was complete
     age: bytes | None = None  # the raw Age header, if any (hls.js's CDN tune-in reads it)
-
-
-_AGE = re.compile(rb"\r\nage:[ \t]*([^\r\n]*)", re.IGNORECASE)
-HEAD_LIMIT = 65536  # bytes of a response head scanned for Age at most
-
-
-def age_header(head: bytes) -> bytes | None:
-    """The raw ``Age`` header of a response head (status line and headers), if any — read here
-    rather than through the parser's per-header callbacks (a Python call per header line)."""
-    if b"ge:" not in head and b"GE:" not in head:  # the usual case: no Age header at all
-        return None
-    found = _AGE.search(head)
-    return found.group(1).rstrip(b" \t") if found is not None else None
 
 
 OnExchange = Callable[[Exchange], None]
@@ -213,11 +199,9 @@ class ClientConnection:
 
     def _scan_head(self, data: bytes) -> None:
         """The Age header, once the head of the response is in (it may span reads)."""
-        head = self._head + data if self._head else data
-        end = head.find(b"\r\n\r\n")
-        if end >= 0 or len(head) > HEAD_LIMIT:
+        head, self._age = scan_head(self._head, data)
+        if head is None:
             self._in_head, self._head = False, b""
-            self._age = age_header(head[: end + 2] if end >= 0 else head)
         else:
             self._head = head
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import re
 import socket
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ import gevent.event  # type: ignore[import-untyped]
 import gevent.socket  # type: ignore[import-untyped]
 import httptools
 
+from livecast.httpsink import scan_head
 from livecast.player.config import PlayerConfig
 from livecast.player.harness import TEXT_KINDS, RunRecorder, ViewerHarness
 from livecast.player.lanes import LanePool, Router
@@ -58,8 +58,6 @@ USER_AGENT = "livecast-rehearse-locust"
 SEND_SLACK = 0.001  # seconds: a request or an answer due sooner goes now
 READ_BLOCK = 65536  # bytes read at once
 CONNECT_TIMEOUT = 10.0  # seconds (the request's own deadline applies too)
-HEAD_LIMIT = 65536  # bytes of a response head scanned for Age at most
-_AGE = re.compile(rb"\r\nage:[ \t]*([^\r\n]*)", re.IGNORECASE)
 
 
 class Shared(Protocol):
@@ -96,14 +94,6 @@ class _Expired(Exception):
 
 def _expire(greenlet: Any) -> None:
     greenlet.throw(_Expired())
-
-
-def age_header(head: bytes) -> float | None:
-    """Seconds of the ``Age`` header of a response head, if any (hls.js's CDN tune-in)."""
-    if b"ge:" not in head and b"GE:" not in head:  # the usual case: no Age header at all
-        return None
-    found = _AGE.search(head)
-    return parse_age(found.group(1).rstrip(b" \t")) if found is not None else None
 
 
 class Answer:
@@ -230,7 +220,8 @@ class HttpLane:
                     first_byte = time.time()
                 data = memoryview(buffer)[:count]
                 if head is not None:
-                    head, age = _scan_head(head, data)
+                    head, raw_age = scan_head(head, data)
+                    age = parse_age(raw_age)
                 parser.feed_data(data)
         except OSError:
             if not first_byte:
@@ -244,15 +235,6 @@ class HttpLane:
             self._drop()
         body = b"".join(self._chunks) if keep_body else None
         return Answer(parser.get_status_code(), body, self._size, first_byte, age)
-
-
-def _scan_head(head: bytes, data: memoryview) -> tuple[bytes | None, float | None]:
-    """(the head so far or None once scanned, the Age found in it)."""
-    head += data
-    end = head.find(b"\r\n\r\n")
-    if end < 0 and len(head) <= HEAD_LIMIT:
-        return head, None
-    return None, age_header(head[: end + 2] if end >= 0 else head)
 
 
 class ViewerSession:
