@@ -3,20 +3,24 @@ and where the time goes.
 
 1. **Ladder of rehearsals.** ``livecast rehearse`` on its own stack behind two nginx edges (loop
    source, LL-HLS viewers, the smoke scenario's downlinks and default SLOs — the scenario of
-   examples/flash-crowd.toml), a flash crowd of N viewers within 10 s, 30 s, for N = 300, 450,
-   600, … until the first NO-GO. The CPU of every process of the run (the stack, the edges, the
-   driver workers, the parent) is read from ``/proc`` while it runs; with the request count of
-   results.json this gives the CPU per request on each side and the requests/s one viewer makes.
-   The edges are what a real event puts in front of the origin (docs/edge.md): they answer the
-   viewers and collapse the misses, so that the origin sees about one request per object per edge.
-2. **Profile.** One driver process in-process under cProfile against a stack, its own time grouped:
-   event loop + sockets, HTTP client, player model, statistics, driver glue.
-3. **Peer in the same run.** The driver's bare request path (no player model) against nginx serving
-   the same kind of objects, from ``bench_driver`` — the per-request floor of this client.
+   examples/flash-crowd.toml), a flash crowd of N viewers within 10 s, 30 s, for N = 600, 900,
+   1,200, … until the first NO-GO, the viewers on the compiled core (``livecast.accel``). The
+   CPU of every process of the run (the stack, the edges, the driver workers, the parent) is read
+   from ``/proc`` while it runs; with the request count of results.json this gives the CPU per
+   request on each side and the requests/s one viewer makes. The edges are what a real event
+   puts in front of the origin (docs/edge.md): they answer the viewers and collapse the misses,
+   so that the origin sees about one request per object per edge.
+2. **Profile.** One driver process in-process, interpreted (cProfile sees no compiled code),
+   under cProfile against a stack, its own time grouped: event loop + sockets, HTTP client,
+   player model, statistics, driver glue.
+3. **Peers in the same run.** The first size again with the viewers interpreted
+   (``LIVECAST_ACCEL=0``): compiled/interpreted CPU per request. The driver's bare request path
+   (no player model) against nginx serving the same kind of objects, from ``bench_driver`` — the
+   per-request floor of this client.
 4. **Projection.** Cores needed for the 3,000-viewer goal = 3,000 × requests/s per viewer ×
    (driver + stack + edges CPU per request), against the 2 cores here.
 
-    python3 benchmarks/bench_capacity.py [--sizes 300,600,900,1200] [--seconds 30]
+    python3 benchmarks/bench_capacity.py [--sizes 600,900,1200,1400] [--seconds 30] [--edges 2]
 """
 
 from __future__ import annotations
@@ -90,14 +94,18 @@ def _tree(root: int) -> dict[int, str]:
     return found
 
 
-def rehearse(viewers: int, seconds: float, out: Path, edges: int = EDGES) -> dict[str, Any]:
-    """One rehearsal of ``viewers``; its verdict, summary and CPU by role."""
+def rehearse(
+    viewers: int, seconds: float, out: Path, edges: int = EDGES, compiled: bool = True
+) -> dict[str, Any]:
+    """One rehearsal of ``viewers``; its verdict, summary and CPU by role. ``compiled``: the
+    viewers on the compiled core (``livecast.accel``, as installed), else interpreted."""
     scenario = out / "scenario.toml"
     out.mkdir(parents=True, exist_ok=True)
     scenario.write_text(SCENARIO.format(viewers=viewers, seconds=seconds, edges=edges))
     proc = subprocess.Popen(
         [sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out", str(out / "run")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=checkout_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**checkout_env(), "LIVECAST_ACCEL": "1" if compiled else "0"},
         start_new_session=True,
     )  # fmt: skip
     last: dict[int, tuple[str, float]] = {}  # pid → (role, CPU seconds at the last sample)
@@ -123,6 +131,7 @@ def rehearse(viewers: int, seconds: float, out: Path, edges: int = EDGES) -> dic
     requests = summary["requests"] or 1
     return {
         "viewers": viewers,
+        "viewer_core": document["meta"].get("viewer_core", "?"),
         "exit": proc.returncode,
         "verdict": document["verdict"]["verdict"],
         "violated": [c["slo"]["name"] for c in document["verdict"]["checks"] if c["violated"]],
@@ -178,7 +187,7 @@ def profile_driver(viewers: int, seconds: float) -> dict[str, Any]:
 
 
 def run(
-    sizes: tuple[int, ...] = (300, 600, 900, 1200, 1400, 1600),
+    sizes: tuple[int, ...] = (600, 900, 1200, 1400, 1600, 1800),
     seconds: float = 30.0,
     profile_viewers: int = 150,
     profile_seconds: float = 20.0,
@@ -198,6 +207,7 @@ def run(
             )
             if row["verdict"] != "GO":
                 break
+        peer = rehearse(sizes[0], seconds, Path(name) / "interpreted", edges, compiled=False)
     go = [row for row in ladder if row["verdict"] == "GO"]
     largest = max((row["viewers"] for row in go), default=0)
     profile = profile_driver(profile_viewers, profile_seconds)
@@ -216,6 +226,7 @@ def run(
         "edges": edges,
         "seconds": seconds,
         "ladder": ladder,
+        "interpreted_peer": peer,
         "largest_go": largest,
         "profile": profile,
         "bare_driver_us_per_request": round(bare_us, 1) if bare_us else None,
@@ -244,7 +255,12 @@ def report(figures: dict[str, Any]) -> str:
             + (f"  violated: {', '.join(row['violated'])}" if row["violated"] else "")
         )
     shares = ", ".join(f"{g} {s:.0%}" for g, s in figures["profile"]["shares"].items())
+    peer, first = figures["interpreted_peer"], figures["ladder"][0]
     lines += [
+        f"viewer core of the ladder: {first['viewer_core']}; peer, same run: {peer['viewers']} "
+        f"viewers interpreted {peer['driver_us_per_request']:.0f} µs/request "
+        f"({peer['verdict']}) — compiled/interpreted = "
+        f"{first['driver_us_per_request'] / peer['driver_us_per_request']:.2f}",
         f"largest GO audience: {figures['largest_go']} viewers = "
         f"{figures['largest_go'] / figures['goal']:.2f}× the goal of {figures['goal']:,}",
         f"driver time, one process profiled ({figures['profile']['viewers']} viewers): {shares}",
@@ -261,7 +277,7 @@ def report(figures: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="300,600,900,1200,1400,1600")
+    parser.add_argument("--sizes", default="600,900,1200,1400,1600,1800")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--edges", type=int, default=EDGES, help="0: viewers at the origin")
     args = parser.parse_args(argv)

@@ -21,6 +21,7 @@ if command -v dpkg >/dev/null 2>&1; then
   ls /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf >/dev/null 2>&1 || need_pkg fonts-dejavu-core
   if [ "$want_test" -eq 1 ]; then
     need_pkg chromium; need_pkg nginx-light; need_pkg libnginx-mod-http-lua; need_pkg ffmpeg
+    need_pkg python3-dev; need_pkg gcc  # mypyc's build of the compiled viewer core
   fi
   if [ ${#apt_missing[@]} -gt 0 ]; then
     echo "install.sh: installing Debian packages: ${apt_missing[*]}"
@@ -43,6 +44,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".${extra}"
   touch "$stamp"
+fi
+
+# The compiled viewer core (src/livecast/accel.py: mypyc, from the test extra), rebuilt whenever
+# a compiled module's source changed; the livecast command uses it only while it fits the sources.
+if [ "$want_test" -eq 1 ] && ! .venv/bin/python -m livecast.accel status | grep -q '^compiled'; then
+  .venv/bin/python -m livecast.accel build >&2
 fi
 
 if [ ! -f node_modules/hls.js/dist/hls.min.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

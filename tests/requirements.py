@@ -29,6 +29,7 @@ DEPENDENCIES = {
     "uvloop": "pip install uvloop (the test extra)",
     "proc": "a Linux /proc file system",
     "tmpfs": "root, allowed to mount a small tmpfs (a disk to fill up: the recording's disk tests)",
+    "accel": "the compiled viewer core, built from these sources (scripts/install.sh --test)",
 }
 REQUIRED_ENV = "LIVECAST_REQUIRED_DEPS"
 _NEEDS = re.compile(r"needs ([a-z0-9_-]+):")

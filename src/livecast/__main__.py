@@ -1,3 +1,3 @@
-from livecast.cli import main
+from livecast.command import main
 
 raise SystemExit(main())

@@ -342,10 +342,13 @@ def _rehearse(args: argparse.Namespace) -> int:
             "livecast rehearse: usage: livecast rehearse SCENARIO.toml --out DIR", file=sys.stderr
         )
         return 2
+    from livecast import accel
     from livecast.rehearse.runner import rehearse
     from livecast.scenario.file import load_scenario
 
     scenario = load_scenario(what[0])
+    if accel.state() != "compiled":  # a third more CPU per viewer (docs/rehearsal.md)
+        print(f"livecast rehearse: viewers run {accel.state()}", file=sys.stderr)
     try:
         locust = _locust_options(args, what[0], scenario.workers)
     except ConfigError:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urljoin
 
+from livecast import accel
 from livecast.edge.nginx import NginxTier, die_with_parent
 from livecast.edge.nginx_conf import Upstream
 from livecast.edge.origins import MULTIVARIANT
@@ -455,10 +456,12 @@ class Rehearsal:
         return await self.swarm.start(plans, config)
 
     def _engine_meta(self) -> dict[str, object]:
-        """``meta.engine`` for a Locust run, and ``meta.partial`` when it lost workers."""
+        """``meta.viewer_core`` (compiled or interpreted: the cost per viewer differs),
+        ``meta.engine`` for a Locust run, and ``meta.partial`` when it lost workers."""
+        meta: dict[str, object] = {"viewer_core": accel.state()}
         if self.swarm is None or self.locust is None:
-            return {}
-        meta: dict[str, object] = {"engine": {"name": "locust", "workers": self.locust.workers}}
+            return meta
+        meta["engine"] = {"name": "locust", "workers": self.locust.workers}
         if self.swarm.losses:
             meta["partial"] = {"workers_lost": [loss.to_dict() for loss in self.swarm.losses]}
         return meta

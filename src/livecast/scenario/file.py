@@ -251,7 +251,7 @@ def _downlink(raw: Any) -> tuple[DownlinkBand, ...]:
 def _capacity(table: Mapping[str, Any]) -> Capacity:
     """``[capacity]``: what one node of each tier carries; defaults from docs/benchmarks.md."""
     defaults = Capacity()
-    known = set(vars(defaults))
+    known = {f.name for f in dataclasses.fields(defaults)}
     _unknown(table, known, "capacity")
     values = {
         name: _number(table, name, getattr(defaults, name), f"capacity.{name}", 1e-9)
