@@ -32,6 +32,12 @@ from locust.rpc import Message
 from locust.runners import WorkerRunner
 
 import livecast
+from livecast import accel
+
+# a worker process: the compiled viewer core (livecast.accel), before the viewers' modules
+if __name__ == "__main__":
+    accel.enable()
+
 from livecast.errors import LivecastError
 from livecast.rehearse import locust_user
 from livecast.rehearse.locust_master import ACCEPTED, GO, HELLO, LEAD, REFUSED
