@@ -12,7 +12,9 @@ the CLI turns them into a one-line message and an exit code.
     ├── TranscodeError       FFmpeg missing, failed to start, or died
     ├── ProbeError           the probe client could not follow the stream
     ├── IngestError          a contribution (RTMP/SRT publisher) broke the protocol or was refused
-    └── StoreError           a recording that cannot be opened or read
+    ├── StoreError           a recording that cannot be opened or read
+    └── AccessError          a playback token, stream lease or admin credential refused
+                             (carries a stable reason code; never the credential itself)
 """
 
 from __future__ import annotations
@@ -60,3 +62,13 @@ class IngestError(LivecastError):
 
 class StoreError(LivecastError):
     """The recording cannot be opened or read (not a livecast recording, a bad DVR range)."""
+
+
+class AccessError(LivecastError):
+    """A playback token, a stream lease or an admin credential refused. ``reason`` is the stable
+    code clients and logs see (``expired``, ``bad_signature``, ``too_many_streams`` …); the
+    message never contains the credential itself."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
