@@ -11,6 +11,7 @@
   livecast export EVENT OUT.mp4 [--rendition R] [--start T] [--end T] [--config F | --record-dir D]
                                             remux a recording (or a range) to one MP4
   livecast probe URL [--seconds N] [--json] join an LL-HLS stream, report startup and latency
+  livecast token issue|verify|keygen …      signed playback tokens (docs/access.md)
   livecast up [--edges K] [--shield] [--port P] [--config FILE] [--origin-port N]
               [--source test|loop|rtmp] [--origins N]
                                             origin(s) + nginx edges ([edge] in the config
@@ -145,8 +146,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("scenario", help="a rehearsal scenario with its [simulate] table")
     simulate.add_argument("--out", required=True, help="directory for results.json + report.html")
+    from livecast.access import token_cli
     from livecast.simulate import calibrate, sweep
 
+    token_cli.add_parser(sub)
     calibrate.add_parser(sub)
     sweep.add_parser(sub)
     probe = sub.add_parser("probe", help="follow an LL-HLS stream and report startup/latency")
@@ -385,6 +388,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from livecast.simulate.run import run_file
 
             return run_file(args.scenario, args.out)
+        if args.command == "token":
+            from livecast.access import token_cli
+
+            return token_cli.main(args)
         if args.command == "event":
             return _event_stop(args)
         if args.command == "export":
