@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a livecast checkout on Debian: a virtualenv with livecast installed
 # (FFmpeg comes from the imageio-ffmpeg wheel), hls.js from the npm lock file, and with --test
-# what the tests need (Debian's chromium, nginx and ffmpeg/ffprobe; root needed for those).
+# what the tests need (Debian's chromium, nginx, redis-server and ffmpeg/ffprobe; root needed
+# for those).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,7 @@ if command -v dpkg >/dev/null 2>&1; then
   ls /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf >/dev/null 2>&1 || need_pkg fonts-dejavu-core
   if [ "$want_test" -eq 1 ]; then
     need_pkg chromium; need_pkg nginx-light; need_pkg libnginx-mod-http-lua; need_pkg ffmpeg
+    need_pkg redis-server  # the shared stream-lease store (tests start their own on loopback)
     need_pkg python3-dev; need_pkg gcc  # mypyc's build of the compiled viewer core
   fi
   if [ ${#apt_missing[@]} -gt 0 ]; then
