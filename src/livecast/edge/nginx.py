@@ -30,6 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from livecast.edge.nginx_conf import TierConfig, render_nginx_conf
+from livecast.edge.token_lua import write_keys_file
 from livecast.errors import ConfigError, LivecastError
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ def prepare_prefix(conf: TierConfig) -> Path:
     for directory in (prefix, prefix / "tmp", prefix / "cache"):
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o755)
+    if conf.token_ring is not None:  # read by the master (as root) in init_by_lua, mode 0600
+        write_keys_file(conf.token_ring, prefix)
     path = prefix / "nginx.conf"
     path.write_text(render_nginx_conf(conf))
     return path

@@ -32,8 +32,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
+from livecast.access.keys import KeyRing
+from livecast.access.tokens import DEFAULT_SKEW
+from livecast.edge import token_lua
 from livecast.edge.accesslog import FORMAT_NAME, log_format
+from livecast.packager.event import DEFAULT_STREAM
 
 # The query arguments that change an answer: the LL-HLS directives and a recorded range (start-over
 # and DVR playlists, origin.dvr); the rest (CMCD, cache busters) share one entry.
@@ -116,8 +121,16 @@ class TierConfig:
     # empty: proxy_cache_lock alone, whose waiters re-check the cache every 500 ms
     lua_modules: tuple[str, ...] = ()
     plain_freshness_s: float | None = None  # default: a sixth of the target duration (≈ a part)
+    # playback tokens checked at the edge (edge/token_lua.py; needs lua_modules): the key ring
+    # (written to <prefix>/token_keys.lua by the tier), the clock skew tolerated, and the stream
+    # the short /live/<rendition>/… URLs belong to
+    token_ring: KeyRing | None = None
+    token_skew: float = DEFAULT_SKEW
+    default_stream: str = DEFAULT_STREAM
 
     def __post_init__(self) -> None:
+        if self.token_ring is not None and not self.lua_modules:
+            raise ValueError("checking tokens at the edge needs lua (libnginx-mod-http-lua)")
         if not self.upstreams:
             raise ValueError("a tier needs at least one upstream server")
         if not self.prefix.startswith("/"):
@@ -267,7 +280,16 @@ LUA_RELEASE = """body_filter_by_lua_block { if ngx.arg[2] then livecast_release(
 def _lua_http(conf: TierConfig) -> list[str]:
     if not conf.lua_modules:
         return []
-    return [f"    lua_shared_dict livecast_fetches {SHARED_DICT_MB}m;", "    " + LUA_INIT]
+    lines = [f"    lua_shared_dict livecast_fetches {SHARED_DICT_MB}m;"]
+    init = LUA_INIT
+    if conf.token_ring is not None:  # one init_by_lua per http block: the token check joins it
+        lines.append(token_lua.shared_dict_line())
+        keys_file = Path(conf.prefix) / token_lua.KEYS_FILE
+        code = token_lua.token_init(
+            keys_file, skew=conf.token_skew, default_stream=conf.default_stream
+        )
+        init = init.removesuffix("}") + code.lstrip("\n") + "\n    }"
+    return [*lines, "    " + init]
 
 
 def _location(match: str, stale_cases: str | None, *body: str) -> list[str]:
@@ -291,6 +313,9 @@ def _lua_access(conf: TierConfig, media: bool) -> list[str]:
     access = (LUA_MEDIA_ACCESS if media else LUA_PLAYLIST_ACCESS).replace(
         "{wait}", f"{conf.lock_wait:.3f}"
     )
+    if conf.token_ring is not None:  # the token first: a refused viewer waits for nothing
+        head, _, body = access.partition("\n")
+        access = f"{head}\n                {token_lua.TOKEN_CHECK_CALL}\n{body}"
     return [access.replace("{fresh}", f"{conf.plain_freshness:.3f}")]
 
 
