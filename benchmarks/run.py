@@ -29,10 +29,11 @@ BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "origin": ("bench_origin", {}, {"clients": (1000,), "seconds": 5.0}),
     "driver": ("bench_driver", {"seconds": 10.0, "repeat": 3}, {"seconds": 5.0, "warmup": 2.0}),
     "edge": ("bench_edge", {}, {"viewers": (10, 1000), "seconds": 6.0}),
+    "edge_tokens": ("bench_edge_tokens", {}, {"seconds": 3.0, "repeat": 1}),
     "capacity": (
         "bench_capacity",
         {},
-        {"sizes": (200, 400), "seconds": 20.0, "profile_seconds": 10.0},
+        {"sizes": (600, 1200), "seconds": 20.0, "profile_seconds": 10.0},
     ),
     "engines": ("bench_engines", {}, {"viewers": 150, "seconds": 20.0}),
     "fidelity": ("bench_fidelity", {}, {"runs": 1}),
