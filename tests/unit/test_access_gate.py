@@ -1,13 +1,11 @@
+# ruff: noqa: F811  (the ``hmac_calls`` fixture is shared with test_access_tokens)
 """The origin's token gate, pure: where the token comes from, which event it must be for, the
 remembered verdicts (one HMAC per token), revocation, bounded cookie parsing, exempt paths."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from livecast.access import tokens
 from livecast.access.keys import KeyRing
 from livecast.access.token_gate import (
     MAX_COOKIE_BYTES,
@@ -20,6 +18,7 @@ from livecast.access.token_gate import (
 from livecast.access.tokens import REASONS, RevocationList, TokenClaims, issue
 from livecast.origin.contract import Request
 from livecast.origin.gate import Gate, Refusal
+from tests.unit.test_access_tokens import hmac_calls  # noqa: F401  (the fixture)
 
 RING = KeyRing({"k1": b"1" * 32}, "k1")
 NOW = 1_800_000_000.0
@@ -47,19 +46,6 @@ def reason(refusal: Refusal | None) -> str | None:
     assert (REASON_HEADER, refusal.reason) in response.extra_headers
     assert response.cache_control == "no-store"
     return refusal.reason
-
-
-@pytest.fixture
-def hmac_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    calls: list[str] = []
-    real = tokens.sign
-
-    def counted(key: bytes, signing_input: str) -> str:
-        calls.append(signing_input)
-        return real(key, signing_input)
-
-    monkeypatch.setattr(tokens, "sign", counted)
-    yield calls
 
 
 def test_it_is_an_origin_gate_with_one_refusal_per_reason() -> None:
