@@ -23,6 +23,9 @@ An event file (see docs/configuration.md) looks like::
     port = 8081
     origins = 1                 # ≥ 2: redundant, epoch-locked origins (source = "loop" only)
 
+    [shedding]                  # load shedding by priority (docs/edge.md); off by default
+    enabled = true
+
 Every top-level key can be overridden by an environment variable ``LIVECAST_<KEY>`` (upper case),
 e.g. ``LIVECAST_PORT=9000``. Errors name the offending key (:class:`livecast.errors.ConfigError`).
 """
@@ -47,6 +50,7 @@ from livecast.ingest.settings import (
     IngestSettings,
     check_distinct_keys,
 )
+from livecast.origin.shedding import SheddingConfig
 from livecast.packager.event import DEFAULT_STREAM
 from livecast.store.settings import RECORD_DIR_ENV, RecordSettings
 from livecast.transcode.ladder import DEFAULT_LADDER, DEFAULT_X264_PARAMS, Ladder, Rung
@@ -127,6 +131,7 @@ class EventConfig:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     events: tuple[EventKeys, ...] = ()  # more events on this server (contribution sources)
     record: RecordSettings = field(default_factory=RecordSettings)
+    shedding: SheddingConfig = field(default_factory=SheddingConfig)
 
     def validate(self) -> EventConfig:
         """Check every value; return a copy with the part duration snapped to whole frames."""
@@ -153,6 +158,7 @@ class EventConfig:
         contribution = self.source in CONTRIBUTION_SOURCES
         self.ingest.validate(needs_key=contribution, srt=self.source == "srt")
         self.record.validate()
+        self.shedding.validate()
         self._validate_events()
         if not math.isfinite(self.epoch) or self.epoch < 0:
             raise ConfigError("epoch", f"{self.epoch} is not a time (Unix seconds, or 0 for now)")
@@ -216,11 +222,12 @@ class EventConfig:
 _SCALAR_FIELDS = {
     f.name: f
     for f in dataclasses.fields(EventConfig)
-    if f.name not in ("rungs", "edge", "ingest", "events", "record")
+    if f.name not in ("rungs", "edge", "ingest", "events", "record", "shedding")
 }
 _EDGE_FIELDS = {f.name: f for f in dataclasses.fields(EdgeSettings)}
 _INGEST_FIELDS = {f.name: f for f in dataclasses.fields(IngestSettings)}
 _RECORD_FIELDS = {f.name: f for f in dataclasses.fields(RecordSettings)}
+_SHEDDING_FIELDS = {f.name: f for f in dataclasses.fields(SheddingConfig)}
 
 
 def _coerce(key: str, value: Any, kind: Any) -> Any:
@@ -329,6 +336,10 @@ def _apply(config: EventConfig, values: Mapping[str, Any], origin: str) -> Event
             fields = _table_changes("record", value, _RECORD_FIELDS)
             changes["record"] = dataclasses.replace(config.record, **fields)
             continue
+        if key == "shedding":
+            fields = _table_changes("shedding", value, _SHEDDING_FIELDS)
+            changes["shedding"] = dataclasses.replace(config.shedding, **fields)
+            continue
         spec = _SCALAR_FIELDS.get(key)
         if spec is None:
             raise ConfigError(key, f"unknown key (from {origin})")
@@ -401,6 +412,10 @@ def config_toml(config: EventConfig) -> str:
     lines += [f"{name} = {_toml_value(getattr(config.ingest, name))}" for name in _INGEST_FIELDS]
     lines += ["", "[record]"]
     lines += [f"{name} = {_toml_value(getattr(config.record, name))}" for name in _RECORD_FIELDS]
+    lines += ["", "[shedding]"]
+    lines += [
+        f"{name} = {_toml_value(getattr(config.shedding, name))}" for name in _SHEDDING_FIELDS
+    ]
     for event in config.events:
         lines += ["", "[[events]]"]
         lines += [

@@ -108,7 +108,9 @@ class LivePipeline:
         self.streams = StreamRegistry(default=DEFAULT_STREAM)
         self.registry = Registry()
         self.app = OriginApp.for_streams(self.streams, static_assets())
-        self.server = OriginServer(self.app, self.registry, cache_key=self.app.cache_key)
+        self.server = OriginServer(
+            self.app, self.registry, cache_key=self.app.cache_key, shedding=config.shedding
+        )
         self.hub = StreamHub()
         self._metrics = ChannelMetrics(
             parts=self.registry.counter(

@@ -30,6 +30,7 @@ from livecast.origin.answer_cache import AnswerCache
 from livecast.origin.contract import Handler, Hold, Request, Response
 from livecast.origin.gate import Gate, active
 from livecast.origin.parking import ParkingLot
+from livecast.origin.shedding import SheddingConfig, make_shedder
 from livecast.origin.wire import (
     BAD_REQUEST,
     CONNECTION_LINE,
@@ -70,9 +71,11 @@ class _StopParsing(Exception):
 class OriginServer:
     """HTTP/1.1 front of a :class:`Handler`; call :meth:`notify` after every state change.
 
-    Each request meets, in this order: the ``gate`` (a refusal is the answer, never remembered);
-    the ``answers`` cache (an answer or hold already given to the same target); the handler,
-    whose held requests wait in the ``parking`` lot until :meth:`notify` or their deadline.
+    Each request meets, in this order: load shedding (``shedding``, off by default; over
+    capacity the 503 of a shed class, ``origin.shedding``); the ``gate`` (a refusal is the
+    answer, never remembered); the ``answers`` cache (an answer or hold already given to the same
+    target); the handler, whose held requests wait in the ``parking`` lot until :meth:`notify` or
+    their deadline.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class OriginServer:
         clock: Callable[[], float] = time.monotonic,
         cache_key: Callable[[bytes], bytes] | None = None,
         gate: Gate | None = None,
+        shedding: SheddingConfig | None = None,
     ) -> None:
         self.handler = handler
         self.gate = active(gate)  # None: every request may have an answer
@@ -94,6 +98,10 @@ class OriginServer:
         self.limits = limits = limits or HttpLimits()
         self.clock = clock
         self.metrics = OriginMetrics(registry)
+        # Load shedding (origin.shedding): None when off; ``shed_level`` is 0 unless a class is
+        # being shed, the one test the fast path makes
+        self.shedder = make_shedder(shedding, registry)
+        self.shed_level = 0
         self.answers = AnswerCache()
         self.parking: ParkingLot[_Connection] = ParkingLot(resolution=limits.sweep_interval)
         self.port = 0
@@ -171,6 +179,9 @@ class OriginServer:
 
     def _tick(self) -> None:
         try:
+            if self.shedder is not None and self._timer is not None:
+                lag = asyncio.get_running_loop().time() - self._timer.when()  # loop lag probe
+                self.shed_level = self.shedder.observe(lag, self.clock())
             self.sweep()
         finally:
             if self._server is not None:
@@ -349,7 +360,10 @@ class _Connection(asyncio.Protocol):
             and not self._queue
             and self._keep_alive
             and self._parser.get_method() == b"GET"
-            and self._answered_from_cache(server.cache_key(self._url), server.clock())
+            and (
+                (server.shed_level and self._shed(self._url))
+                or self._answered_from_cache(server.cache_key(self._url), server.clock())
+            )
         ):
             return
         request = self._build_request()
@@ -368,6 +382,17 @@ class _Connection(asyncio.Protocol):
         else:
             self.close("bad_request", abort=True)
             raise _StopParsing
+
+    def _shed(self, target: bytes) -> bool:
+        """While shedding, for a keep-alive GET: answer its class's 503 if it is shed."""
+        assert self.server.shedder is not None
+        response = self.server.shedder.check_target(target)
+        if response is None:
+            return False
+        self._idle_since = None
+        now = self.server.clock()
+        self._respond(response, response.object_type, now, head=False, keep_alive=True)
+        return True
 
     def _answered_from_cache(self, target: bytes, now: float) -> bool:
         """For a keep-alive GET of a target seen since the last state change: send the same
@@ -412,6 +437,11 @@ class _Connection(asyncio.Protocol):
         if not head and request.method != "GET":
             self._respond(METHOD_NOT_ALLOWED, "other", now, head=False, keep_alive=keep_alive)
             return
+        if server.shed_level and server.shedder is not None:  # before the gate, cache, handler
+            shed = server.shedder.check(request.path, request.query)
+            if shed is not None:
+                self._respond(shed, shed.object_type, now, head=head, keep_alive=keep_alive)
+                return
         cacheable = not head and target[:1] == b"/"
         gate = server.gate
         if gate is not None:
