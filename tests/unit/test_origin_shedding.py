@@ -9,6 +9,7 @@ import itertools
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -296,7 +297,7 @@ def test_off_by_default_and_no_shedder_when_off() -> None:
         ({"dvr_max_age": 0}, "shedding.dvr_max_age"),
     ],
 )
-def test_validate_names_the_bad_key(changes: dict[str, float], key: str) -> None:
+def test_validate_names_the_bad_key(changes: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as error:
         dataclasses.replace(SheddingConfig(), **changes).validate()
     assert error.value.key == key
