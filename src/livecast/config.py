@@ -26,6 +26,10 @@ An event file (see docs/configuration.md) looks like::
     [shedding]                  # load shedding by priority (docs/edge.md); off by default
     enabled = true
 
+    [access]                    # signed playback tokens at the origin and edges (docs/access.md)
+    tokens = true
+    keys = "keys.toml"          # the key ring; "" (the default): $LIVECAST_TOKEN_KEYS
+
 Every top-level key can be overridden by an environment variable ``LIVECAST_<KEY>`` (upper case),
 e.g. ``LIVECAST_PORT=9000``. Errors name the offending key (:class:`livecast.errors.ConfigError`).
 """
@@ -42,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from livecast.access.settings import AccessSettings
 from livecast.errors import ConfigError
 from livecast.ingest.settings import (
     BACKUP_KEY_ENV,
@@ -132,6 +137,7 @@ class EventConfig:
     events: tuple[EventKeys, ...] = ()  # more events on this server (contribution sources)
     record: RecordSettings = field(default_factory=RecordSettings)
     shedding: SheddingConfig = field(default_factory=SheddingConfig)
+    access: AccessSettings = field(default_factory=AccessSettings)
 
     def validate(self) -> EventConfig:
         """Check every value; return a copy with the part duration snapped to whole frames."""
@@ -159,6 +165,7 @@ class EventConfig:
         self.ingest.validate(needs_key=contribution, srt=self.source == "srt")
         self.record.validate()
         self.shedding.validate()
+        self.access.validate()
         self._validate_events()
         if not math.isfinite(self.epoch) or self.epoch < 0:
             raise ConfigError("epoch", f"{self.epoch} is not a time (Unix seconds, or 0 for now)")
@@ -222,12 +229,13 @@ class EventConfig:
 _SCALAR_FIELDS = {
     f.name: f
     for f in dataclasses.fields(EventConfig)
-    if f.name not in ("rungs", "edge", "ingest", "events", "record", "shedding")
+    if f.name not in ("rungs", "edge", "ingest", "events", "record", "shedding", "access")
 }
 _EDGE_FIELDS = {f.name: f for f in dataclasses.fields(EdgeSettings)}
 _INGEST_FIELDS = {f.name: f for f in dataclasses.fields(IngestSettings)}
 _RECORD_FIELDS = {f.name: f for f in dataclasses.fields(RecordSettings)}
 _SHEDDING_FIELDS = {f.name: f for f in dataclasses.fields(SheddingConfig)}
+_ACCESS_FIELDS = {f.name: f for f in dataclasses.fields(AccessSettings)}
 
 
 def _coerce(key: str, value: Any, kind: Any) -> Any:
@@ -340,6 +348,10 @@ def _apply(config: EventConfig, values: Mapping[str, Any], origin: str) -> Event
             fields = _table_changes("shedding", value, _SHEDDING_FIELDS)
             changes["shedding"] = dataclasses.replace(config.shedding, **fields)
             continue
+        if key == "access":
+            fields = _table_changes("access", value, _ACCESS_FIELDS)
+            changes["access"] = dataclasses.replace(config.access, **fields)
+            continue
         spec = _SCALAR_FIELDS.get(key)
         if spec is None:
             raise ConfigError(key, f"unknown key (from {origin})")
@@ -416,6 +428,8 @@ def config_toml(config: EventConfig) -> str:
     lines += [
         f"{name} = {_toml_value(getattr(config.shedding, name))}" for name in _SHEDDING_FIELDS
     ]
+    lines += ["", "[access]"]
+    lines += [f"{name} = {_toml_value(getattr(config.access, name))}" for name in _ACCESS_FIELDS]
     for event in config.events:
         lines += ["", "[[events]]"]
         lines += [

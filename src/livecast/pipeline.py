@@ -22,9 +22,10 @@ import logging
 import math
 import mimetypes
 import signal
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from pathlib import Path
 
+from livecast.access.token_gate import DEFAULT_EXEMPT, TokenGate
 from livecast.channel import Channel, ChannelMetrics
 from livecast.config import CONTRIBUTION_SOURCES, EventConfig
 from livecast.errors import ConfigError, LivecastError
@@ -83,6 +84,17 @@ def static_assets() -> dict[str, StaticAsset]:
     return assets
 
 
+def token_gate(config: EventConfig, open_paths: Iterable[str]) -> TokenGate | None:
+    """The origin's token gate when ``[access] tokens = true`` (the key ring loaded now: a bad
+    ring fails the start). ``open_paths`` — the player page and hls.js — need no token: the
+    page hands the token it was given to the stream's requests as a cookie."""
+    ring = config.access.key_ring()
+    if ring is None:
+        return None
+    exempt = (*DEFAULT_EXEMPT, *open_paths)
+    return TokenGate(ring, skew=config.access.skew, exempt_prefixes=exempt)
+
+
 class LivePipeline:
     """Every event of this server (one :class:`~livecast.channel.Channel` each: the default
     event ``main``, plus ``[[events]]`` for contribution sources), the shared store, the origin
@@ -107,9 +119,14 @@ class LivePipeline:
             self.store = self.recording
         self.streams = StreamRegistry(default=DEFAULT_STREAM)
         self.registry = Registry()
-        self.app = OriginApp.for_streams(self.streams, static_assets())
+        assets = static_assets()
+        self.app = OriginApp.for_streams(self.streams, assets)
         self.server = OriginServer(
-            self.app, self.registry, cache_key=self.app.cache_key, shedding=config.shedding
+            self.app,
+            self.registry,
+            cache_key=self.app.cache_key,
+            shedding=config.shedding,
+            gate=token_gate(config, assets),
         )
         self.hub = StreamHub()
         self._metrics = ChannelMetrics(

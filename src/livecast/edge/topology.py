@@ -20,10 +20,12 @@ import logging
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from livecast.access.keys import KeyRing
+from livecast.access.tokens import DEFAULT_SKEW
 from livecast.config import (
     CONTRIBUTION_SOURCES,
     MAX_ORIGINS,
@@ -61,6 +63,9 @@ class TopologySpec:
     # origin processes: 1 = the pipeline in this process; N ≥ 2 adds N - 1 epoch-locked
     # `livecast serve` children (loop or contribution source), all in every upstream block
     origins: int = 1
+    # playback tokens checked at the edges (``[access]``, docs/access.md; needs the Lua modules)
+    token_ring: KeyRing | None = None
+    token_skew: float = DEFAULT_SKEW
 
     def __post_init__(self) -> None:
         if not 1 <= self.origins <= MAX_ORIGINS:
@@ -127,6 +132,8 @@ def tier_configs(
                 target_duration=target_duration,
                 workers=spec.workers,
                 lua_modules=lua_modules,
+                token_ring=spec.token_ring,
+                token_skew=spec.token_skew,
             )
         )
     return configs
@@ -252,6 +259,9 @@ async def running_topology(
             )
             upstreams += [Upstream(r.host, r.port) for r in replicas]
         target = pipeline.event.config.target_duration
+        ring = config.access.key_ring()
+        if ring is not None:  # the edges check the viewers' tokens too (the origin does)
+            spec = replace(spec, token_ring=ring, token_skew=config.access.skew, wakeup=True)
         tier = await stack.enter_async_context(edge_tier(spec, upstreams, target))
         yield Topology(pipeline.base_url, tier, pipeline, replicas)
 

@@ -1,0 +1,72 @@
+"""``[access]`` in an event file: the origin's token gate (and the edges') from the config."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from livecast.access.keys import keygen_stanza, load_key_ring
+from livecast.access.settings import AccessSettings
+from livecast.access.tokens import TokenClaims, issue
+from livecast.config import config_toml, load_config
+from livecast.errors import ConfigError
+from livecast.origin.contract import Request
+from livecast.pipeline import token_gate
+
+OPEN_PATHS = ("/player.html", "/hls.min.js")
+
+
+def _event_file(tmp_path: Path, access: str) -> Path:
+    """An event file with ``access`` as its [access] table; KEYS stands for the key ring's path
+    (relative paths are the working directory's, as every path of an event file)."""
+    keys = tmp_path / "keys.toml"
+    keys.write_text(keygen_stanza("k1"))
+    path = tmp_path / "event.toml"
+    path.write_text(f'source = "test"\n\n[access]\n{access.replace("KEYS", str(keys))}\n')
+    return path
+
+
+def test_tokens_on_gives_a_gate_that_refuses_the_stream_without_a_token(tmp_path: Path) -> None:
+    config = load_config(_event_file(tmp_path, 'tokens = true\nkeys = "KEYS"'), env={})
+    assert config.access == AccessSettings(tokens=True, keys=str(tmp_path / "keys.toml"))
+    gate = token_gate(config, OPEN_PATHS)
+    assert gate is not None
+    refusal = gate.authorize(Request("GET", "/live/main.m3u8", ""), time.time())
+    assert refusal is not None and refusal.reason == "missing"
+    assert gate.authorize(Request("GET", "/player.html", "token=x"), time.time()) is None
+    ring = load_key_ring(tmp_path / "keys.toml", env={})
+    claims = TokenClaims("main", "acct", "s1", int(time.time()) + 60)
+    cookie = ("cookie", f"livecast_token={issue(claims, ring)}")
+    assert gate.authorize(Request("GET", "/live/720p/index.m3u8", "", (cookie,)), 0) is None
+
+
+def test_tokens_off_by_default_and_the_table_survives_the_round_trip(tmp_path: Path) -> None:
+    assert token_gate(load_config(None, env={}), OPEN_PATHS) is None
+    config = load_config(_event_file(tmp_path, 'tokens = true\nkeys = "KEYS"\nskew = 20'), env={})
+    copy = tmp_path / "copy.toml"
+    copy.write_text(config_toml(config))
+    keys = str(tmp_path / "keys.toml")
+    assert load_config(copy, env={}).access == AccessSettings(True, keys, 20.0)
+
+
+@pytest.mark.parametrize(
+    ("access", "key"),
+    [
+        ("tokens = true\nskew = -1", "access.skew"),
+        ('keys = "KEYS"', "access.keys"),
+        ('tokens = "yes"', "access.tokens"),
+        ("tokens = true\nttl = 5", "access.ttl"),
+    ],
+)
+def test_bad_access_tables_name_the_key(tmp_path: Path, access: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_event_file(tmp_path, access), env={})
+    assert caught.value.key == key
+
+
+def test_tokens_on_without_any_key_fails_at_start(tmp_path: Path) -> None:
+    config = load_config(_event_file(tmp_path, "tokens = true"), env={})
+    with pytest.raises(ConfigError):
+        token_gate(config, OPEN_PATHS)  # neither a keys file nor $LIVECAST_TOKEN_KEYS
