@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from livecast.errors import ConfigError
+from livecast.rehearse.runner import shedding_config
 from livecast.scenario.file import load_scenario, parse_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -68,6 +70,10 @@ def test_a_full_scenario() -> None:
         ({"target": {"urls": ["http://x/m.m3u8"], "stack": True}}, "target.stack"),
         ({"target": {"stack": False}}, "target.urls"),
         ({"target": {"source": "hdmi"}}, "target.source"),
+        ({"target": {"shedding": "yes"}}, "target.shedding"),
+        ({"target": {"shedding_dvr_ms": 10}}, "target.shedding_dvr_ms"),
+        ({"target": {"shedding": True, "shedding_dvr_ms": "x"}}, "target.shedding_dvr_ms"),
+        ({"target": {"shedding": True, "shedding_dvr_ms": 80}}, "target.shedding_dvr_ms"),
         ({"audience": {"viewers": 0}}, "audience.viewers"),
         ({"audience": {"kind": "crowd"}}, "audience.kind"),
         ({"audience": {"crowd": 1}}, "audience.crowd"),
@@ -81,6 +87,19 @@ def test_bad_scenarios_name_the_key(data: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_scenario(data)
     assert info.value.key == key
+
+
+def test_shedding_is_off_by_default_and_reaches_the_stack_toml() -> None:
+    stack = parse_scenario({}).stack
+    assert stack is not None and not stack.shedding and stack.shedding_dvr_ms is None
+    assert shedding_config(stack) == []
+    on = parse_scenario({"target": {"shedding": True}}).stack
+    assert on is not None and on.shedding
+    assert shedding_config(on) == ["[shedding]", "enabled = true"]
+    tuned = parse_scenario({"target": {"shedding": True, "shedding_dvr_ms": 15}}).stack
+    assert tuned is not None and tuned.shedding_dvr_ms == 15.0
+    text = "\n".join(["port = 0", *shedding_config(tuned)]) + "\n"
+    assert tomllib.loads(text)["shedding"] == {"enabled": True, "dvr_ms": 15.0}
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

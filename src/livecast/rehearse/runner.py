@@ -71,6 +71,16 @@ RECORDING_DIR = "recording"  # under the rehearsal's --out: the stack's recordin
 RECORDING_WAIT_MARGIN = 60.0  # seconds beyond the longest seek-back to wait for the recording
 
 
+def shedding_config(spec: StackSpec) -> list[str]:
+    """The ``[shedding]`` table of the stack's event file (``[target] shedding = true``)."""
+    if not spec.shedding:
+        return []
+    lines = ["[shedding]", "enabled = true"]
+    if spec.shedding_dvr_ms is not None:
+        lines.append(f"dvr_ms = {spec.shedding_dvr_ms}")
+    return lines
+
+
 class Stack:
     """A livecast stack in its own process (``livecast serve``), stopped with SIGTERM. A
     contribution stack (``source = "rtmp"``) gets ``keys`` through its environment and prints
@@ -102,6 +112,7 @@ class Stack:
         if self.spec.cache_dir:
             lines.append(f'cache_dir = "{self.spec.cache_dir}"')
         lines += ingest_config(self.spec)  # a table: after every top-level key
+        lines += shedding_config(self.spec)
         if self.record_dir is not None:
             lines += ["[record]", f"dir = {json.dumps(str(self.record_dir))}"]
         config.write_text("\n".join(lines) + "\n")

@@ -15,6 +15,7 @@ from typing import Any
 from livecast.config import read_toml
 from livecast.edge.topology import MAX_EDGES
 from livecast.errors import ConfigError
+from livecast.origin.shedding import SheddingConfig
 from livecast.results.indicators import Capacity
 from livecast.results.slo import DEFAULT_SLOS, Slo, parse_slos
 from livecast.scenario.audience import AudienceShape, DownlinkBand
@@ -39,7 +40,7 @@ TOP_KEYS = {
 }
 TARGET_KEYS = {
     "urls", "stack", "source", "loop_seconds", "part_duration", "cache_dir", "edges", "shield",
-    "publishers", "switch_back_after",
+    "publishers", "switch_back_after", "shedding", "shedding_dvr_ms",
 }  # fmt: skip
 STACK_SOURCES = ("loop", "test", "rtmp")
 CONTRIBUTION_KEYS = ("publishers", "switch_back_after")  # only with source = "rtmp"
@@ -63,6 +64,8 @@ class StackSpec:
     shield: bool = False  # a shield tier between the edges and the origin
     publishers: int = 0  # source = "rtmp": FFmpeg encoders publishing (1 primary, 2 + backup)
     switch_back_after: float = 10.0  # source = "rtmp": the primary healthy this long: back
+    shedding: bool = False  # the stack's [shedding] table: enabled (docs/edge.md)
+    shedding_dvr_ms: float | None = None  # its dvr_ms threshold (None: the stack's default)
 
     @property
     def contribution(self) -> bool:
@@ -164,8 +167,24 @@ def _target(table: Mapping[str, Any]) -> tuple[tuple[str, ...], StackSpec | None
         loop_seconds=_number(table, "loop_seconds", 20.0, "target.loop_seconds", 2.0),
         part_duration=_number(table, "part_duration", 1 / 3, "target.part_duration", 0.2),
         cache_dir=cache_dir,
+        **_shedding(table),
     )
     return (), _contribution(table, spec)
+
+
+def _shedding(table: Mapping[str, Any]) -> dict[str, Any]:
+    """``shedding`` turns on the stack's load shedding; ``shedding_dvr_ms`` (only with it)
+    sets the DVR threshold, at most the classic one (thresholds rise with the priority)."""
+    shedding = _boolean(table, "shedding", False, "target.shedding")
+    if "shedding_dvr_ms" not in table:
+        return {"shedding": shedding}
+    if not shedding:
+        raise ConfigError("target.shedding_dvr_ms", "only with shedding = true")
+    dvr_ms = _number(table, "shedding_dvr_ms", 0.0, "target.shedding_dvr_ms", 0.0)
+    classic_ms = SheddingConfig().classic_ms
+    if dvr_ms > classic_ms:
+        raise ConfigError("target.shedding_dvr_ms", f"{dvr_ms} is above classic_ms {classic_ms:g}")
+    return {"shedding": True, "shedding_dvr_ms": dvr_ms}
 
 
 def _contribution(table: Mapping[str, Any], spec: StackSpec) -> StackSpec:
