@@ -30,6 +30,10 @@ An event file (see docs/configuration.md) looks like::
     tokens = true
     keys = "keys.toml"          # the key ring; "" (the default): $LIVECAST_TOKEN_KEYS
 
+    [admin]                     # the admin API (docs/access.md); off by default
+    enabled = true
+    port = 8090
+
 Every top-level key can be overridden by an environment variable ``LIVECAST_<KEY>`` (upper case),
 e.g. ``LIVECAST_PORT=9000``. Errors name the offending key (:class:`livecast.errors.ConfigError`).
 """
@@ -47,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from livecast.access.settings import AccessSettings
+from livecast.admin.settings import AdminSettings
 from livecast.errors import ConfigError
 from livecast.ingest.settings import (
     BACKUP_KEY_ENV,
@@ -138,6 +143,7 @@ class EventConfig:
     record: RecordSettings = field(default_factory=RecordSettings)
     shedding: SheddingConfig = field(default_factory=SheddingConfig)
     access: AccessSettings = field(default_factory=AccessSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
 
     def validate(self) -> EventConfig:
         """Check every value; return a copy with the part duration snapped to whole frames."""
@@ -166,6 +172,11 @@ class EventConfig:
         self.record.validate()
         self.shedding.validate()
         self.access.validate()
+        self.admin.validate()
+        if self.admin.enabled and not self.access.tokens:
+            raise ConfigError(
+                "admin.enabled", "the admin API issues tokens: [access] tokens = true"
+            )
         self._validate_events()
         if not math.isfinite(self.epoch) or self.epoch < 0:
             raise ConfigError("epoch", f"{self.epoch} is not a time (Unix seconds, or 0 for now)")
@@ -229,13 +240,14 @@ class EventConfig:
 _SCALAR_FIELDS = {
     f.name: f
     for f in dataclasses.fields(EventConfig)
-    if f.name not in ("rungs", "edge", "ingest", "events", "record", "shedding", "access")
+    if f.name not in ("rungs", "edge", "ingest", "events", "record", "shedding", "access", "admin")
 }
 _EDGE_FIELDS = {f.name: f for f in dataclasses.fields(EdgeSettings)}
 _INGEST_FIELDS = {f.name: f for f in dataclasses.fields(IngestSettings)}
 _RECORD_FIELDS = {f.name: f for f in dataclasses.fields(RecordSettings)}
 _SHEDDING_FIELDS = {f.name: f for f in dataclasses.fields(SheddingConfig)}
 _ACCESS_FIELDS = {f.name: f for f in dataclasses.fields(AccessSettings)}
+_ADMIN_FIELDS = {f.name: f for f in dataclasses.fields(AdminSettings)}
 
 
 def _coerce(key: str, value: Any, kind: Any) -> Any:
@@ -352,6 +364,10 @@ def _apply(config: EventConfig, values: Mapping[str, Any], origin: str) -> Event
             fields = _table_changes("access", value, _ACCESS_FIELDS)
             changes["access"] = dataclasses.replace(config.access, **fields)
             continue
+        if key == "admin":
+            fields = _table_changes("admin", value, _ADMIN_FIELDS)
+            changes["admin"] = dataclasses.replace(config.admin, **fields)
+            continue
         spec = _SCALAR_FIELDS.get(key)
         if spec is None:
             raise ConfigError(key, f"unknown key (from {origin})")
@@ -430,6 +446,8 @@ def config_toml(config: EventConfig) -> str:
     ]
     lines += ["", "[access]"]
     lines += [f"{name} = {_toml_value(getattr(config.access, name))}" for name in _ACCESS_FIELDS]
+    lines += ["", "[admin]"]
+    lines += [f"{name} = {_toml_value(getattr(config.admin, name))}" for name in _ADMIN_FIELDS]
     for event in config.events:
         lines += ["", "[[events]]"]
         lines += [

@@ -22,10 +22,11 @@ import logging
 import math
 import mimetypes
 import signal
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+import time
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 
-from livecast.access.token_gate import DEFAULT_EXEMPT, TokenGate
+from livecast.access.tokens import RevocationList
 from livecast.channel import Channel, ChannelMetrics
 from livecast.config import CONTRIBUTION_SOURCES, EventConfig
 from livecast.errors import ConfigError, LivecastError
@@ -39,6 +40,7 @@ from livecast.ingest.switch import SLATE
 from livecast.origin.app import OriginApp, StaticAsset
 from livecast.origin.http import OriginServer
 from livecast.origin.streams import StreamRegistry
+from livecast.origin_access import admin_server, list_live_events, token_gate
 from livecast.packager.event import DEFAULT_STREAM, LiveEvent, RenditionSpec
 from livecast.packager.live import PackagingConfig
 from livecast.sources.contribution import ContributionSource
@@ -84,17 +86,6 @@ def static_assets() -> dict[str, StaticAsset]:
     return assets
 
 
-def token_gate(config: EventConfig, open_paths: Iterable[str]) -> TokenGate | None:
-    """The origin's token gate when ``[access] tokens = true`` (the key ring loaded now: a bad
-    ring fails the start). ``open_paths`` — the player page and hls.js — need no token: the
-    page hands the token it was given to the stream's requests as a cookie."""
-    ring = config.access.key_ring()
-    if ring is None:
-        return None
-    exempt = (*DEFAULT_EXEMPT, *open_paths)
-    return TokenGate(ring, skew=config.access.skew, exempt_prefixes=exempt)
-
-
 class LivePipeline:
     """Every event of this server (one :class:`~livecast.channel.Channel` each: the default
     event ``main``, plus ``[[events]]`` for contribution sources), the shared store, the origin
@@ -126,8 +117,9 @@ class LivePipeline:
             self.registry,
             cache_key=self.app.cache_key,
             shedding=config.shedding,
-            gate=token_gate(config, assets),
+            gate=(gate := token_gate(config, assets, RevocationList())),
         )
+        self.admin = admin_server(config, gate)
         self.hub = StreamHub()
         self._metrics = ChannelMetrics(
             parts=self.registry.counter(
@@ -486,6 +478,16 @@ class LivePipeline:
         except OSError as exc:
             where = f"{self.config.host}:{self.config.port}"
             raise LivecastError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+        if self.admin is not None:
+            admin = self.config.admin
+            try:
+                await self.admin.start(admin.host, admin.port)
+            except OSError as exc:
+                await self.server.stop()
+                where = f"{admin.host}:{admin.port}"
+                raise LivecastError(f"cannot listen for the admin API on {where}: {exc}") from exc
+            list_live_events(self.admin, self.channels, time.time())
+            log.info("admin API on http://%s:%d/admin/v1/", admin.host, self.admin.port)
 
     async def wait_ready(self, timeout: float = 30.0, stream: str = DEFAULT_STREAM) -> None:
         """Until every rendition of ``stream`` has a complete segment (so the multivariant
@@ -508,6 +510,8 @@ class LivePipeline:
             await channel.stop(end=end)  # delivers the last bytes
         self.server.notify()
         await self.server.stop()
+        if self.admin is not None:
+            await self.admin.stop()
         if self.recording is not None:
             self._update_record_metrics()
             self.recording.close()

@@ -10,10 +10,11 @@ import pytest
 from livecast.access.keys import keygen_stanza, load_key_ring
 from livecast.access.settings import AccessSettings
 from livecast.access.tokens import TokenClaims, issue
+from livecast.admin.settings import AdminSettings
 from livecast.config import config_toml, load_config
 from livecast.errors import ConfigError
 from livecast.origin.contract import Request
-from livecast.pipeline import token_gate
+from livecast.origin_access import token_gate
 
 OPEN_PATHS = ("/player.html", "/hls.min.js")
 
@@ -70,3 +71,22 @@ def test_tokens_on_without_any_key_fails_at_start(tmp_path: Path) -> None:
     config = load_config(_event_file(tmp_path, "tokens = true"), env={})
     with pytest.raises(ConfigError):
         token_gate(config, OPEN_PATHS)  # neither a keys file nor $LIVECAST_TOKEN_KEYS
+
+
+def test_the_admin_table_needs_tokens_and_hashes_not_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "admin.toml"
+    path.write_text("[admin]\nenabled = true\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert caught.value.key == "admin.enabled"  # it issues tokens: [access] tokens = true
+    path.write_text('[admin]\nsecret_hashes = "not-a-hash"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert caught.value.key == "admin.secret_hashes"
+    settings = AdminSettings(enabled=True)
+    with pytest.raises(ConfigError):
+        settings.hashes(env={})  # no secret anywhere: no admin API
+    digest = "ab" * 32
+    assert settings.hashes(env={"LIVECAST_ADMIN_SECRET_HASHES": f" {digest.upper()} ,"}) == (
+        digest,
+    )

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import livecast
+from livecast.admin.settings import AdminSettings
 from livecast.config import (
     CONTRIBUTION_SOURCES,
     ORIGINS_NEED_LOOP,
@@ -132,7 +133,9 @@ async def http_status(host: str, port: int, path: str, timeout: float = 2.0) -> 
 def _replica(
     config: EventConfig, epoch: float, index: int, workdir: Path, host: str
 ) -> OriginProcess:
-    """Replica ``index``: its own config file (a contribution replica: its own RTMP port)."""
+    """Replica ``index``: its own config file (a contribution replica: its own RTMP port; no
+    admin API — the first origin's is the event's)."""
+    config = dataclasses.replace(config, admin=AdminSettings())
     port = free_port(config.host or "0.0.0.0")
     name = f"origin-{index}"
     argv = [sys.executable, "-m", "livecast", "serve"]

@@ -1,0 +1,48 @@
+"""Who may reach the origin, from the event config: the token gate of ``[access]`` and the admin
+API of ``[admin]`` (docs/access.md) — built here for :class:`livecast.pipeline.LivePipeline`,
+which starts and stops them with the origin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from livecast.access.leases import LeasePolicy, LeaseTable
+from livecast.access.token_gate import DEFAULT_EXEMPT, TokenGate
+from livecast.access.tokens import RevocationList
+from livecast.admin.api import AdminApi
+from livecast.admin.server import AdminServer
+from livecast.admin.state import AdminState
+from livecast.config import EventConfig
+
+
+def token_gate(
+    config: EventConfig, open_paths: Iterable[str], revoked: RevocationList | None = None
+) -> TokenGate | None:
+    """The origin's token gate when ``[access] tokens = true`` (the key ring loaded now: a bad
+    ring fails the start). ``open_paths`` — the player page and hls.js — need no token: the
+    page hands the token it was given to the stream's requests as a cookie. ``revoked``: the
+    revocation list the admin API writes to."""
+    ring = config.access.key_ring()
+    if ring is None:
+        return None
+    exempt = (*DEFAULT_EXEMPT, *open_paths)
+    return TokenGate(ring, skew=config.access.skew, exempt_prefixes=exempt, revoked=revoked)
+
+
+def admin_server(config: EventConfig, gate: TokenGate | None) -> AdminServer | None:
+    """The admin API of ``[admin] enabled = true``, sharing the gate's key ring and revocation
+    list (a revoked token is refused by the origin's next check)."""
+    if not config.admin.enabled or gate is None:
+        return None
+    revocations = gate.revoked if gate.revoked is not None else RevocationList()
+    leases = LeaseTable(LeasePolicy())  # not yet fed by heartbeats (issue 15): listed empty
+    state = AdminState(key_ring=gate.key_ring, revocations=revocations, leases=leases)
+    return AdminServer(AdminApi(state, config.admin.hashes()))
+
+
+def list_live_events(server: AdminServer, event_ids: Iterable[str], now: float) -> None:
+    """The events this origin serves, live in the admin API's catalog from its start."""
+    catalog = server.api.state.catalog
+    for event_id in event_ids:
+        catalog.create(event_id, event_id, now)
+        catalog.start(event_id, now)
