@@ -4,8 +4,10 @@ which starts and stops them with the origin."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
+from livecast.access.heartbeat import SessionEndpoints
 from livecast.access.leases import LeasePolicy, LeaseTable
 from livecast.access.token_gate import DEFAULT_EXEMPT, TokenGate
 from livecast.access.tokens import RevocationList
@@ -26,16 +28,40 @@ def token_gate(
     if ring is None:
         return None
     exempt = (*DEFAULT_EXEMPT, *open_paths)
-    return TokenGate(ring, skew=config.access.skew, exempt_prefixes=exempt, revoked=revoked)
+    return TokenGate(
+        ring,
+        skew=config.access.skew,
+        exempt_prefixes=exempt,
+        revoked=revoked,
+        unix_time=_unix_time,  # the origin's clock is monotonic; tokens carry Unix seconds
+    )
 
 
-def admin_server(config: EventConfig, gate: TokenGate | None) -> AdminServer | None:
+def _unix_time(_monotonic_now: float) -> float:
+    return time.time()
+
+
+def session_endpoints(config: EventConfig, gate: TokenGate | None) -> SessionEndpoints | None:
+    """The session endpoints (joins, heartbeats, ends) when ``[access] max_streams`` limits the
+    streams per account: over this origin's lease table, with the gate's key ring and
+    revocations."""
+    if not config.access.max_streams or gate is None:
+        return None
+    leases = LeaseTable(config.access.lease_policy())
+    return SessionEndpoints(
+        gate.key_ring, leases, skew=gate.skew, revoked=gate.revoked, unix_time=_unix_time
+    )
+
+
+def admin_server(
+    config: EventConfig, gate: TokenGate | None, sessions: SessionEndpoints | None = None
+) -> AdminServer | None:
     """The admin API of ``[admin] enabled = true``, sharing the gate's key ring and revocation
-    list (a revoked token is refused by the origin's next check)."""
+    list (a revoked token is refused by the origin's next check) and the sessions' leases."""
     if not config.admin.enabled or gate is None:
         return None
     revocations = gate.revoked if gate.revoked is not None else RevocationList()
-    leases = LeaseTable(LeasePolicy())  # not yet fed by heartbeats (issue 15): listed empty
+    leases = sessions.leases if sessions is not None else LeaseTable(LeasePolicy())
     state = AdminState(key_ring=gate.key_ring, revocations=revocations, leases=leases)
     return AdminServer(AdminApi(state, config.admin.hashes()))
 

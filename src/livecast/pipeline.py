@@ -40,7 +40,12 @@ from livecast.ingest.switch import SLATE
 from livecast.origin.app import OriginApp, StaticAsset
 from livecast.origin.http import OriginServer
 from livecast.origin.streams import StreamRegistry
-from livecast.origin_access import admin_server, list_live_events, token_gate
+from livecast.origin_access import (
+    admin_server,
+    list_live_events,
+    session_endpoints,
+    token_gate,
+)
 from livecast.packager.event import DEFAULT_STREAM, LiveEvent, RenditionSpec
 from livecast.packager.live import PackagingConfig
 from livecast.sources.contribution import ContributionSource
@@ -111,15 +116,18 @@ class LivePipeline:
         self.streams = StreamRegistry(default=DEFAULT_STREAM)
         self.registry = Registry()
         assets = static_assets()
-        self.app = OriginApp.for_streams(self.streams, assets)
+        gate = token_gate(config, assets, RevocationList())  # [access]: docs/access.md
+        self.sessions = session_endpoints(config, gate)
+        routes = self.sessions.routes() if self.sessions is not None else None
+        self.app = OriginApp.for_streams(self.streams, assets, routes)
         self.server = OriginServer(
             self.app,
             self.registry,
             cache_key=self.app.cache_key,
             shedding=config.shedding,
-            gate=(gate := token_gate(config, assets, RevocationList())),
+            gate=gate,
         )
-        self.admin = admin_server(config, gate)
+        self.admin = admin_server(config, gate, self.sessions)
         self.hub = StreamHub()
         self._metrics = ChannelMetrics(
             parts=self.registry.counter(

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from livecast.access.keys import keygen_stanza
+from livecast.access.keys import keygen_stanza, load_key_ring
+from livecast.access.tokens import TokenClaims, issue
 from livecast.admin.api import hash_secret
 from livecast.config import load_config
 from livecast.pipeline import LivePipeline
@@ -38,7 +40,7 @@ async def test_tokens_from_the_admin_api_open_the_stream_until_revoked(tmp_path:
     keys.write_text(keygen_stanza("k1"))
     event = tmp_path / "event.toml"
     event.write_text(
-        f'port = 0\n[access]\ntokens = true\nkeys = "{keys}"\n'
+        f'port = 0\n[access]\ntokens = true\nkeys = "{keys}"\nmax_streams = 1\n'
         f'[admin]\nenabled = true\nport = 0\nsecret_hashes = "{hash_secret(SECRET)}"\n'
     )
     async with LivePipeline(load_config(event, env={})).running() as live:
@@ -56,7 +58,21 @@ async def test_tokens_from_the_admin_api_open_the_stream_until_revoked(tmp_path:
             assert status == 201, text
             cookie = {"Cookie": f"livecast_token={json.loads(text)['token']}"}
             assert call(stream, headers=cookie)[0] == 200
+            # the origin's clock is monotonic; the tokens' are Unix seconds
+            stale = TokenClaims("main", "a1", "s0", int(time.time()) - 120)
+            expired = {"Cookie": f"livecast_token={issue(stale, load_key_ring(keys, env={}))}"}
+            assert call(stream, headers=expired) == (403, "expired")
+            # one stream per account: s1 joins, a second session of a1 is refused
+            heartbeat = f"{live.base_url}/session/heartbeat"
+            status, text = call(f"{heartbeat}?join=1", headers=cookie)
+            assert status == 200 and json.loads(text)["next_s"] > 0
+            second = call(f"{admin}/tokens", {**claims, "session": "s2"}, bearer)[1]
+            other = {"Cookie": f"livecast_token={json.loads(second)['token']}"}
+            assert call(f"{heartbeat}?join=1", headers=other) == (403, "too_many_streams")
+            sessions = json.loads(call(f"{admin}/sessions?account=a1", headers=bearer)[1])
+            assert [s["session"] for s in sessions["sessions"]] == ["s1"]
             assert call(f"{admin}/revocations", {"session": "s1"}, bearer)[0] == 204
             assert call(stream, headers=cookie) == (403, "revoked")
+            assert call(heartbeat, headers=cookie) == (403, "revoked")
 
         await asyncio.to_thread(run)

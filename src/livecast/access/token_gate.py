@@ -20,7 +20,7 @@ front let through.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -129,6 +129,9 @@ class Verdict:
     token_id: str
 
 
+UnixTime = Callable[[float], float]  # the adapter's clock reading → Unix seconds
+
+
 class TokenGate:
     """The origin gate for signed playback tokens (see the module docstring)."""
 
@@ -141,8 +144,13 @@ class TokenGate:
         skew: float = DEFAULT_SKEW,
         revoked: RevocationList | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        unix_time: UnixTime | None = None,
     ) -> None:
         self.key_ring = key_ring
+        # the adapter's ``now`` → Unix seconds (the tokens' exp/nbf). The origin's clock is
+        # monotonic (its holds and deadlines): it passes ``lambda _: time.time()``. None: ``now``
+        # is Unix time already (tests, other adapters).
+        self.unix_time = unix_time
         self.default_stream = default_stream
         self.exempt_prefixes = tuple(exempt_prefixes)
         self.skew = skew
@@ -152,6 +160,8 @@ class TokenGate:
 
     def authorize(self, request: Request, now: float) -> Refusal | None:
         """None lets ``request`` through; else the 403 of the reason it is refused for."""
+        if self.unix_time is not None:
+            now = self.unix_time(now)
         event = stream_of(request.path, self.default_stream)
         if event is None and self._exempt(request.path):
             return None

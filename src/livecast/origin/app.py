@@ -24,13 +24,13 @@ init and VOD playlists immutable for a day; 404 and 503 one second.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from livecast.errors import RequestError, StoreError
 from livecast.hls.directives import Directives, check_blocking_request, parse_directives
-from livecast.origin.contract import Hold, Request, Response
+from livecast.origin.contract import Endpoint, Hold, Request, Response
 from livecast.origin.dvr import RecordedRange, parse_range
 from livecast.origin.streams import LivePath, StreamRegistry, decode_path, parse_live_path
 from livecast.packager.event import LiveEvent
@@ -98,19 +98,26 @@ class OriginApp:
     assets. ``OriginApp(event)`` serves one event as the default stream."""
 
     def __init__(
-        self, event: LiveEvent | StreamRegistry, static: dict[str, StaticAsset] | None = None
+        self,
+        event: LiveEvent | StreamRegistry,
+        static: dict[str, StaticAsset] | None = None,
+        endpoints: Mapping[str, Endpoint] | None = None,
     ) -> None:
         self.streams = event if isinstance(event, StreamRegistry) else StreamRegistry.single(event)
         self.static = static or {}
+        self.endpoints = dict(endpoints or {})  # path → per-request answers (never cached)
         self._answers: dict[str, StreamAnswers] = {}
 
     @classmethod
     def for_streams(
-        cls, streams: StreamRegistry, static: dict[str, StaticAsset] | None = None
+        cls,
+        streams: StreamRegistry,
+        static: dict[str, StaticAsset] | None = None,
+        endpoints: Mapping[str, Endpoint] | None = None,
     ) -> OriginApp:
         """An origin over every stream of ``streams``, looked up per request (streams may be
         added and removed while it runs)."""
-        return cls(streams, static)
+        return cls(streams, static, endpoints)
 
     @property
     def event(self) -> LiveEvent:
@@ -190,6 +197,9 @@ class OriginApp:
             return Response(
                 200, asset.body, asset.content_type, "public, max-age=60", "static", permanent=True
             )
+        endpoint = self.endpoints.get(path)
+        if endpoint is not None:
+            return endpoint(request, now)
         return NOT_FOUND
 
 

@@ -9,7 +9,7 @@ All handler methods are pure: no sockets, no clock reads — ``now`` is passed i
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,6 +24,7 @@ OBJECT_TYPES = (
     "init",
     "static",
     "metrics",
+    "session",  # the session endpoints: joins, heartbeats, ends (access.heartbeat)
     "other",
 )
 
@@ -69,3 +70,8 @@ class Handler(Protocol):
     def resume(self, key: Hashable, now: float) -> Response | None: ...
 
     def expired(self, key: Hashable, now: float) -> Response: ...
+
+
+# A path the origin answers per request (``OriginApp(endpoints=…)``: the session endpoints of
+# ``access.heartbeat``). Its answers are neither reusable nor permanent: never cached.
+Endpoint = Callable[[Request, float], Response]
