@@ -248,6 +248,13 @@ _RECORD_FIELDS = {f.name: f for f in dataclasses.fields(RecordSettings)}
 _SHEDDING_FIELDS = {f.name: f for f in dataclasses.fields(SheddingConfig)}
 _ACCESS_FIELDS = {f.name: f for f in dataclasses.fields(AccessSettings)}
 _ADMIN_FIELDS = {f.name: f for f in dataclasses.fields(AdminSettings)}
+# the settings tables read and written field by field, in the order an event file has them
+_SETTINGS_TABLES = {
+    "record": _RECORD_FIELDS,
+    "shedding": _SHEDDING_FIELDS,
+    "access": _ACCESS_FIELDS,
+    "admin": _ADMIN_FIELDS,
+}
 
 
 def _coerce(key: str, value: Any, kind: Any) -> Any:
@@ -352,21 +359,11 @@ def _apply(config: EventConfig, values: Mapping[str, Any], origin: str) -> Event
         if key == "events":
             changes["events"] = _events(value)
             continue
-        if key == "record":
-            fields = _table_changes("record", value, _RECORD_FIELDS)
-            changes["record"] = dataclasses.replace(config.record, **fields)
-            continue
-        if key == "shedding":
-            fields = _table_changes("shedding", value, _SHEDDING_FIELDS)
-            changes["shedding"] = dataclasses.replace(config.shedding, **fields)
-            continue
-        if key == "access":
-            fields = _table_changes("access", value, _ACCESS_FIELDS)
-            changes["access"] = dataclasses.replace(config.access, **fields)
-            continue
-        if key == "admin":
-            fields = _table_changes("admin", value, _ADMIN_FIELDS)
-            changes["admin"] = dataclasses.replace(config.admin, **fields)
+        table = _SETTINGS_TABLES.get(key)
+        if table is not None:  # [record], [shedding], [access], [admin]: over the current ones
+            changes[key] = dataclasses.replace(
+                getattr(config, key), **_table_changes(key, value, table)
+            )
             continue
         spec = _SCALAR_FIELDS.get(key)
         if spec is None:
@@ -438,16 +435,10 @@ def config_toml(config: EventConfig) -> str:
     lines += [f"{name} = {_toml_value(getattr(config.edge, name))}" for name in _EDGE_FIELDS]
     lines += ["", "[ingest]"]
     lines += [f"{name} = {_toml_value(getattr(config.ingest, name))}" for name in _INGEST_FIELDS]
-    lines += ["", "[record]"]
-    lines += [f"{name} = {_toml_value(getattr(config.record, name))}" for name in _RECORD_FIELDS]
-    lines += ["", "[shedding]"]
-    lines += [
-        f"{name} = {_toml_value(getattr(config.shedding, name))}" for name in _SHEDDING_FIELDS
-    ]
-    lines += ["", "[access]"]
-    lines += [f"{name} = {_toml_value(getattr(config.access, name))}" for name in _ACCESS_FIELDS]
-    lines += ["", "[admin]"]
-    lines += [f"{name} = {_toml_value(getattr(config.admin, name))}" for name in _ADMIN_FIELDS]
+    for table, fields in _SETTINGS_TABLES.items():
+        settings = getattr(config, table)
+        lines += ["", f"[{table}]"]
+        lines += [f"{name} = {_toml_value(getattr(settings, name))}" for name in fields]
     for event in config.events:
         lines += ["", "[[events]]"]
         lines += [
