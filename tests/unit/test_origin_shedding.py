@@ -42,9 +42,9 @@ CASES = [
     ("/live/main.m3u8", f"start={RFC3339}", DVR),
     ("/live/ev1/main.m3u8", "start=1796414400&end=1796414460", DVR),
     # media playlists
-    ("/live/720p/index.m3u8", "", CLASSIC),
-    ("/live/720p/index.m3u8", "CMCD=bl%3D21300&cachebuster=1", CLASSIC),
-    ("/live/720p/index.m3u8", "_HLS_skip=YES", CLASSIC),  # a delta update, not blocking
+    ("/live/720p/index.m3u8", "", LIVE_EDGE),  # a viewer's start: its first reload is plain
+    ("/live/720p/index.m3u8", "CMCD=bl%3D21300&cachebuster=1", LIVE_EDGE),
+    ("/live/720p/index.m3u8", "_HLS_skip=YES", LIVE_EDGE),  # a delta update, not blocking
     ("/live/720p/index.m3u8", "_HLS_msn=12", LIVE_EDGE),
     ("/live/720p/index.m3u8", "_HLS_msn=12&_HLS_part=2&_HLS_skip=v2", LIVE_EDGE),
     ("/live/ev1/audio/index.m3u8", "CMCD=x&_HLS_msn=12&_HLS_part=0", LIVE_EDGE),
@@ -95,7 +95,7 @@ def test_malformed_queries_never_raise(query: str) -> None:
 # The router's object types, by the class shedding gives them.
 ROUTER_TYPES = {
     "playlist-dvr": DVR,
-    "playlist-plain": CLASSIC,
+    "playlist-plain": LIVE_EDGE,
     "segment": CLASSIC,
     "playlist-blocking": LIVE_EDGE,
     "part": LIVE_EDGE,

@@ -76,9 +76,9 @@ def classify(path: str, query: str) -> Priority:
         names = _query_names(query)
         if "start" in names or "end" in names:  # a recorded range (origin.dvr.parse_range)
             return Priority.DVR
-        if live.file == "main.m3u8" or "_HLS_msn" in names:
-            return Priority.LIVE_EDGE
-        return Priority.CLASSIC  # a plain reload (a delta _HLS_skip alone included)
+        # the live playlists, blocking or plain: a viewer's start (its first reload is plain)
+        # and its live edge — the "LL-HLS live-edge parts and playlists"
+        return Priority.LIVE_EDGE
     if live.file == "seg":
         return Priority.CLASSIC
     return Priority.LIVE_EDGE  # "part" (hinted or not) and "init"
