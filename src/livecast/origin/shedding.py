@@ -45,7 +45,7 @@ class Priority(IntEnum):
     """Request classes, lowest first: a lower class is shed before a higher one."""
 
     DVR = 0  # start-over / DVR / VOD ranges (``start=``/``end=``) and recording.json
-    CLASSIC = 1  # segments, plain playlist reloads, anything else the router serves
+    CLASSIC = 1  # segments and anything else the router serves (static files, 404s)
     LIVE_EDGE = 2  # parts, blocking reloads (_HLS_msn), init segments, the multivariant
 
     @property
