@@ -156,20 +156,26 @@ async def test_more_lag_sheds_classic_too_never_the_live_edge(origin: Start) -> 
     client.close()
 
 
+def keep_loop_busy(seconds: float) -> Callable[[], None]:
+    """Block the running loop 40 ms per iteration for ``seconds``; the function that stops it."""
+    busy_until = [time.monotonic() + seconds]
+    loop = asyncio.get_running_loop()
+
+    def busy() -> None:
+        time.sleep(0.04)
+        if time.monotonic() < busy_until[0]:
+            loop.call_soon(busy)
+
+    loop.call_soon(busy)
+    return lambda: busy_until.__setitem__(0, 0.0)
+
+
 async def test_a_really_blocked_loop_sheds_dvr_and_keeps_the_live_edge(origin: Start) -> None:
     """No injected sample: the adapter's own probe (how late its sweep timer fires) sees a loop
     kept busy 40 ms per iteration (p90 ≈ 36 ms: over DVR's 20 ms)."""
     live = await origin(HOLD)
     client = await Client.connect(live.server.port)
-    busy_until = time.monotonic() + 30.0
-    loop = asyncio.get_running_loop()
-
-    def busy() -> None:
-        time.sleep(0.04)
-        if time.monotonic() < busy_until:
-            loop.call_soon(busy)
-
-    loop.call_soon(busy)
+    stop = keep_loop_busy(30.0)
     try:
         await until(lambda: live.server.shed_level >= 1, timeout=5.0)
         assert (await ask(client, DVR)).status == 503
@@ -177,7 +183,7 @@ async def test_a_really_blocked_loop_sheds_dvr_and_keeps_the_live_edge(origin: S
         blocking = f"/live/720p/index.m3u8?_HLS_msn={msn}&_HLS_part={part - 1}"
         assert (await ask(client, blocking)).status == 200
     finally:
-        busy_until = 0.0
+        stop()
     client.close()
 
 
@@ -185,15 +191,7 @@ async def test_with_shedding_off_nothing_is_shed(origin: Start) -> None:
     live = await origin(SheddingConfig(enabled=False, dvr_ms=0.0, classic_ms=0.0))
     assert live.server.shedder is None
     client = await Client.connect(live.server.port)
-    busy_until = time.monotonic() + 0.5
-    loop = asyncio.get_running_loop()
-
-    def busy() -> None:
-        time.sleep(0.04)
-        if time.monotonic() < busy_until:
-            loop.call_soon(busy)
-
-    loop.call_soon(busy)
+    keep_loop_busy(0.5)
     await asyncio.sleep(0.6)
     assert live.server.shed_level == 0
     for target in (DVR, "/live/recording.json", "/live/720p/seg-3.m4s"):

@@ -218,6 +218,10 @@ class LeaseTable:
         self._forget_if_empty(account, entry)
         return leases
 
+    def accounts(self, limit: int) -> list[str]:
+        """At most ``limit`` of the accounts tracked (least recently touched first)."""
+        return list(islice(self._accounts, limit))
+
     def sweep(self, now: float, limit: int | None = None) -> int:
         """Expire the stale leases of at most ``limit`` (default ``sweep_batch``) accounts,
         the least recently used first, forgetting those left empty; returns how many leases

@@ -15,7 +15,6 @@ import builtins
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from itertools import islice
 from typing import Any, Literal
 
 from livecast.access.keys import KeyRing
@@ -189,7 +188,7 @@ class AdminState:
         if account is not None:
             leases = self.leases.sessions(account, now)
         else:
-            accounts = list(islice(self.leases._accounts, MAX_SESSIONS_LISTED + 1))
+            accounts = self.leases.accounts(MAX_SESSIONS_LISTED + 1)
             leases = [lease for name in accounts for lease in self.leases.sessions(name, now)]
         page = tuple(leases[:MAX_SESSIONS_LISTED])
         return SessionPage(page, len(leases) > MAX_SESSIONS_LISTED)
