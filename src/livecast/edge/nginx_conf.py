@@ -442,6 +442,13 @@ def render_nginx_conf(conf: TierConfig) -> str:
         "            stub_status;",
         "            access_log off;",
         "        }",
+        "        # the stream leases (access.heartbeat): each answer is one viewer's — never",
+        "        # cached nor collapsed (their URL is the same for every viewer); the origin checks",
+        "        # the token they carry",
+        "        location /session/ {",
+        "            proxy_pass http://livecast_upstream;",
+        "            proxy_cache off;",
+        "        }",
         "        # media: immutable once produced; a 404 (not produced yet) is never served stale",
         *_location(
             f"~ {MEDIA_PATHS}", MEDIA_STALE_CASES, *MEDIA_VALID, *_lua_access(conf, media=True)
