@@ -199,7 +199,7 @@ class ScriptedServer:
     def _start(
         self, request: Request, now: float, answer: Response, sent_at: float | None = None
     ) -> None:
-        body = answer.body if request.kind in ("multivariant", "playlist") else None
+        body = answer.body if request.kind in ("multivariant", "playlist", "session") else None
         sent_at = now if sent_at is None else sent_at
         transfer = _Transfer(
             request, now + self.rtt / 2, -1.0, answer.status, body, len(answer.body)

@@ -77,6 +77,9 @@ class PlayerConfig:
     downlink_bps: float | None = None
     leave_at: float | None = None  # wall-clock seconds: the viewer leaves then (churn)
     seek_back: float | None = None  # start-over: join this many seconds behind the play request
+    # the origin's lease endpoint (``/session/heartbeat``, relative to the entry URL): joins and
+    # heartbeats when the origin limits streams per account (``player.session``); None: none
+    session_url: str | None = None
     default_estimate_bps: float = 500_000.0
     ewma_fast_half_life: float = 3.0
     ewma_slow_half_life: float = 9.0

@@ -35,7 +35,7 @@ from livecast.player.model import Player
 from livecast.player.requests import Request
 from livecast.results.stats import RunStats, ViewerOutcome, dvr_kind
 
-TEXT_KINDS = frozenset({"multivariant", "playlist"})  # answers whose body the player reads
+TEXT_KINDS = frozenset({"multivariant", "playlist", "session"})  # answers the player reads
 MEDIA_KINDS = frozenset({"init", "part", "segment"})
 NOT_FOUND_MEMORY = 20_000  # media URLs answered 404, remembered to spot a 200 a moment later
 SAMPLE_TOLERANCE = 1e-6  # seconds: a sample timer may fire a rounding error before its second

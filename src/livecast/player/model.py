@@ -37,6 +37,8 @@ How it plays, after hls.js (``stream-controller``, ``audio-stream-controller``, 
     switch down also resets the bandwidth estimator to that figure, as hls.js does, so that the
     next regular decision does not undo it; a switch takes effect at the next INDEPENDENT
     part (every segment in classic mode): new playlist (blocking for that position), new init;
+  * the stream's lease (``PlayerConfig.session_url``, ``player.session``): a join beside the
+    multivariant request, then the heartbeats the origin schedules; a refusal ends the viewer;
   * a failed request is retried per its :class:`RetryPolicy` (``player.retry``); when retries
     run out the viewer ends: ``start_failure`` before the first frame, else ``fatal``. A failed
     preload-hint part is not retried: the next playlist says what exists.
@@ -66,6 +68,7 @@ from livecast.player.parsed import PlaylistCache
 from livecast.player.qoe import LatencySampler, viewer_outcome
 from livecast.player.requests import InFlight, Request, RequestLedger
 from livecast.player.retry import backoff_delay, can_retry
+from livecast.player.session import Beat, Refused, SessionLease
 from livecast.player.track import (
     SEGMENT,
     MediaItem,
@@ -130,6 +133,9 @@ class Player:
         self._start_time: float | None = None  # program time of the video start position
         self.seek_to: float | None = None  # start-over: the program time asked for
         self._received: dict[str, dict[Position, int]] = {}  # media whose timing is unknown
+        # the stream's lease at an origin that limits streams per account (player.session)
+        session_url = config.session_url
+        self.session = SessionLease(urljoin(url, session_url)) if session_url else None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -164,7 +170,10 @@ class Player:
             self.seek_to = now - self.config.seek_back
             self.url = start_over_url(self.url, self.seek_to)
         policy = self.config.multivariant_retry
-        return [self._send("multivariant", self.url, policy.timeout, now, None)]
+        requests = [self._send("multivariant", self.url, policy.timeout, now, None)]
+        if self.session is not None:  # beside the play request: media never waits for it
+            requests.append(self._send_beat(self.session.join(now)))
+        return requests
 
     def on_response(
         self,
@@ -184,6 +193,8 @@ class Player:
         self._release(flight.track, flight.request.id)
         if not self._observe(now):
             return []
+        if kind == "session":
+            return self._on_session(status, body, now)
         if not 200 <= status < 300:
             return self._failed(flight, f"HTTP {status}", now)
         try:
@@ -206,6 +217,8 @@ class Player:
         self._release(flight.track, flight.request.id)
         if not self._observe(now):
             return []
+        if flight.request.kind == "session" and self.session is not None:
+            return self._session_step(self.session.on_failure(now, self.rng), now)
         return self._failed(flight, kind, now)
 
     def wanted(self, request_id: int) -> bool:
@@ -322,6 +335,27 @@ class Player:
             else:
                 track.media_request = request.id
         return request
+
+    def _send_beat(self, beat: Beat) -> Request:
+        """A join or heartbeat of the stream's lease (no CMCD: not a media object)."""
+        timeout = self.session.policy.timeout if self.session is not None else 5.0
+        flight = self.ledger.issue(
+            "session", beat.url, beat.url, timeout, beat.at, retries=beat.retries
+        )
+        return flight.request
+
+    def _on_session(self, status: int, body: bytes | None, now: float) -> list[Request]:
+        if self.session is None:
+            return []
+        return self._session_step(self.session.on_answer(status, body, now, self.rng), now)
+
+    def _session_step(self, step: Beat | Refused | None, now: float) -> list[Request]:
+        """The lease's next heartbeat, or the end of a stream the origin refused."""
+        if step is None:
+            return []
+        if isinstance(step, Refused):
+            return self._fail(f"session refused: {step.reason}", now)
+        return [self._send_beat(step)]
 
     def _cmcd(self, kind: str, track: TrackState | None) -> str:
         estimator, buffer, variants, level = self.estimator, self.buffer, self.variants, self.level

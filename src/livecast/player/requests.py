@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from livecast.player.track import Position
 
-KINDS = ("multivariant", "playlist", "init", "part", "segment")
+KINDS = ("multivariant", "playlist", "init", "part", "segment", "session")
 
 
 # Request and InFlight are read-only by convention, not frozen: a frozen dataclass's __init__

@@ -76,10 +76,12 @@ class ClientConnection:
         on_exchange: OnExchange,
         on_failure: OnFailure,
         clock: Callable[[], float] = time.monotonic,
+        extra_headers: bytes = b"",
     ) -> None:
         self.host = host
         self.port = port
         self._host_header = f"{host}:{port}"
+        self._extra_headers = extra_headers.decode("latin-1")  # CRLF-terminated lines: a cookie
         self._on_exchange = on_exchange
         self._on_failure = on_failure
         self._clock = clock
@@ -114,7 +116,7 @@ class ClientConnection:
             raise RuntimeError("one request at a time per connection")
         wire = (
             f"GET {target} HTTP/1.1\r\nHost: {self._host_header}\r\n"
-            f"User-Agent: {USER_AGENT}\r\nAccept: */*\r\n\r\n"
+            f"User-Agent: {USER_AGENT}\r\nAccept: */*\r\n{self._extra_headers}\r\n"
         ).encode("latin-1")
         self._pending = (request_id, wire, keep_body, self._clock() + timeout)
         if self._transport is not None and not self._transport.is_closing():

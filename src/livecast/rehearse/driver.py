@@ -32,13 +32,14 @@ from dataclasses import dataclass
 
 from livecast.player.config import PlayerConfig
 from livecast.player.harness import TEXT_KINDS, RunRecorder, ViewerHarness
-from livecast.player.lanes import DeadlineWheel, LanePool, Router
+from livecast.player.lanes import MAX_LANES, DeadlineWheel, LanePool, Router
 from livecast.player.model import Player
 from livecast.player.parsed import PlaylistCache
 from livecast.player.requests import Request
 from livecast.player.tunein import parse_age
 from livecast.rehearse.client import ClientConnection, Exchange
 from livecast.rehearse.progress import Progress
+from livecast.rehearse.viewer_access import ViewerAccess
 from livecast.results.stats import RunStats
 from livecast.scenario.audience import ViewerPlan
 
@@ -62,13 +63,15 @@ class DriverConfig:
     retry_jitter: bool = True
     tick_interval: float = 0.1  # seconds between wakes of the viewers due
     held_limit: float | None = None  # 3 × target duration: an answer slower was held too long
+    access: ViewerAccess | None = None  # tokens (and leases) when the stack checks who watches
 
 
 class _Viewer:
-    __slots__ = ("armed_slot", "harness", "index", "inflight", "lanes", "plan")
+    __slots__ = ("armed_slot", "harness", "headers", "index", "inflight", "lanes", "plan")
 
-    def __init__(self, plan: ViewerPlan, harness: ViewerHarness) -> None:
+    def __init__(self, plan: ViewerPlan, harness: ViewerHarness, headers: bytes = b"") -> None:
         self.plan = plan
+        self.headers = headers  # on every request of the viewer: its token's cookie
         self.index = plan.index
         self.harness = harness
         self.lanes: LanePool[ClientConnection]
@@ -136,21 +139,26 @@ class Driver:
         now = self.clock()
         if self._t(now) >= self.config.duration:
             return
-        urls = self.config.entry_urls
+        urls, access = self.config.entry_urls, self.config.access
+        session_id = f"v{plan.index:06d}-{plan.seed:08x}"
         config = PlayerConfig(
-            session_id=f"v{plan.index:06d}-{plan.seed:08x}",
+            session_id=session_id,
             mode="llhls" if plan.low_latency else "classic",
             downlink_bps=plan.downlink_bps,
             leave_at=self.config.show_start + plan.leave if plan.leave is not None else None,
             seek_back=plan.seek_back,  # a start-over viewer
+            session_url=access.session_url if access is not None else None,
         )
         if not self.config.retry_jitter:
             config = config.without_jitter()
         player = Player(
             urls[plan.index % len(urls)], config, random.Random(plan.seed), self.playlists
         )
-        viewer = _Viewer(plan, ViewerHarness(player, self.recorder, now))
-        viewer.lanes = LanePool(functools.partial(self._connection, viewer))
+        headers = b"" if access is None else access.cookie_header(plan.index, session_id, now)
+        viewer = _Viewer(plan, ViewerHarness(player, self.recorder, now), headers)
+        # a lease's heartbeats get a lane of their own (a browser has 6 per host)
+        lanes = MAX_LANES + 1 if config.session_url is not None else MAX_LANES
+        viewer.lanes = LanePool(functools.partial(self._connection, viewer), lanes)
         self.viewers[plan.index] = viewer
         self._dispatch(viewer, viewer.harness.start(now), now)
 
@@ -251,7 +259,9 @@ class Driver:
         def on_failure(request_id: int, kind: str) -> None:
             self._on_failure(viewer, request_id, kind)
 
-        conn = ClientConnection(host, port, on_exchange, on_failure, clock=self.clock)
+        conn = ClientConnection(
+            host, port, on_exchange, on_failure, clock=self.clock, extra_headers=viewer.headers
+        )
         holder.append(conn)
         return conn
 

@@ -18,6 +18,7 @@ from livecast.errors import ConfigError
 from livecast.origin.shedding import SheddingConfig
 from livecast.results.indicators import Capacity
 from livecast.results.slo import DEFAULT_SLOS, Slo, parse_slos
+from livecast.scenario.access import AccessSpec, parse_access
 from livecast.scenario.audience import AudienceShape, DownlinkBand
 from livecast.scenario.timeline import PROCESS_KINDS, Timeline, parse_timeline
 
@@ -37,6 +38,7 @@ TOP_KEYS = {
     "target_edges",
     "capacity",
     "simulate",  # the simulator's model of the night (livecast.simulate.settings)
+    "access",  # tokens and stream leases on the stack (livecast.scenario.access)
 }
 TARGET_KEYS = {
     "urls", "stack", "source", "loop_seconds", "part_duration", "cache_dir", "edges", "shield",
@@ -66,6 +68,7 @@ class StackSpec:
     switch_back_after: float = 10.0  # source = "rtmp": the primary healthy this long: back
     shedding: bool = False  # the stack's [shedding] table: enabled (docs/edge.md)
     shedding_dvr_ms: float | None = None  # its dvr_ms threshold (None: the stack's default)
+    access: AccessSpec | None = None  # [access]: tokens (and leases) on the stack
 
     @property
     def contribution(self) -> bool:
@@ -300,6 +303,10 @@ def _check_publisher_faults(faults: Timeline, stack: StackSpec | None) -> None:
 def parse_scenario(data: Mapping[str, Any]) -> Scenario:
     _unknown(data, TOP_KEYS, "")
     urls, stack = _target(_table(data, "target"))
+    if "access" in data:
+        if stack is None:
+            raise ConfigError("access", "only with stack = true (the rehearsal holds the keys)")
+        stack = dataclasses.replace(stack, access=parse_access(_table(data, "access")))
     faults = parse_timeline(data.get("faults"))
     _check_publisher_faults(faults, stack)
     players = _table(data, "players")
