@@ -4,10 +4,13 @@ refusal of engine flags that do not fit."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from livecast.access.keys import KeyRing
+from livecast.access.tokens import verify
 from livecast.cli import main
 from livecast.errors import LivecastError
 from livecast.rehearse.locust_shape import (
@@ -16,6 +19,7 @@ from livecast.rehearse.locust_shape import (
     Assignment,
     Hello,
     ShapeSchedule,
+    access_to_wire,
     assign,
     loss_of,
     parse_address,
@@ -24,6 +28,7 @@ from livecast.rehearse.locust_shape import (
     refusal,
 )
 from livecast.rehearse.progress import Progress, merge_progress
+from livecast.rehearse.viewer_access import ViewerAccess, session_id
 from livecast.scenario.audience import AudienceShape, DownlinkBand, ViewerPlan, plan_audience
 
 BANDS = [DownlinkBand(6000, 1)]
@@ -109,6 +114,23 @@ def test_messages_round_trip() -> None:
     assert Progress.from_dict(merged.to_dict()) == merged
     loss = loss_of("host_1", 1, 5.0, "missing heartbeats", 7, [plan, plan])
     assert loss.viewers_not_arrived == 0 and "7 viewers playing" in loss.describe()
+
+
+def test_the_viewers_tokens_are_signed_where_the_ring_is_and_travel_with_their_plans() -> None:
+    plans = [ViewerPlan(i, 0.1 * i, None, True, 6e6, 1000 + i) for i in range(3)]
+    ring = KeyRing({"k1": b"r" * 32}, "k1")
+    access = ViewerAccess(ring, "main", accounts=2, leases=True)
+    wire = access_to_wire(access, plans, 1_800_000_000.0)
+    assert wire["session_url"] == "/session/heartbeat"
+    tokens = dict(wire["tokens"])
+    claims = verify(tokens[2], event="main", now=1_800_000_000.0, key_ring=ring)
+    assert (claims.account, claims.session) == ("acct-000000", session_id(2, 1002))
+    assignment = Assignment(
+        0, 1, 1000.0, 30.0, ("http://a/m.m3u8",), True, None, tuple(plans),
+        "/session/heartbeat", tuple(tokens[p.index] for p in plans),
+    )  # fmt: skip
+    assert Assignment.from_dict(json.loads(json.dumps(assignment.to_dict()))) == assignment
+    assert access_to_wire(None, plans, 0.0) == {}  # no access checks: nothing on the wire
 
 
 def test_addresses() -> None:

@@ -40,6 +40,7 @@ from livecast.player.tunein import parse_age
 from livecast.rehearse.client import ClientConnection, Exchange
 from livecast.rehearse.progress import Progress
 from livecast.rehearse.viewer_access import ViewerAccess
+from livecast.rehearse.viewer_access import session_id as viewer_session_id
 from livecast.results.stats import RunStats
 from livecast.scenario.audience import ViewerPlan
 
@@ -140,7 +141,7 @@ class Driver:
         if self._t(now) >= self.config.duration:
             return
         urls, access = self.config.entry_urls, self.config.access
-        session_id = f"v{plan.index:06d}-{plan.seed:08x}"
+        session_id = viewer_session_id(plan.index, plan.seed)
         config = PlayerConfig(
             session_id=session_id,
             mode="llhls" if plan.low_latency else "classic",

@@ -30,7 +30,7 @@ import livecast
 from livecast.edge.nginx import die_with_parent
 from livecast.errors import LivecastError
 from livecast.rehearse.driver import DriverConfig
-from livecast.rehearse.locust_shape import WorkerLoss, plan_to_wire
+from livecast.rehearse.locust_shape import WorkerLoss, access_to_wire, plan_to_wire
 from livecast.rehearse.progress import Progress
 from livecast.results.stats import RunStats
 from livecast.scenario.audience import ViewerPlan
@@ -86,6 +86,7 @@ class LocustSwarm:
             "entry_urls": list(config.entry_urls), "retry_jitter": config.retry_jitter,
             "held_limit": config.held_limit, "results": str(self._results),
             "plans": [plan_to_wire(p) for p in plans],
+            **access_to_wire(config.access, plans, time.time()),
         }  # fmt: skip
         config_path = Path(self._tmp.name) / "master.json"
         config_path.write_text(json.dumps(master_config))

@@ -30,7 +30,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +82,14 @@ class MasterConfig:
     held_limit: float | None
     plans: tuple[ViewerPlan, ...]
     results: str  # the file the merged RunStats and losses go to
+    session_url: str | None = None  # access checks on the stack (locust_shape.access_to_wire)
+    tokens: Mapping[int, str] = field(default_factory=dict)  # plan index → playback token
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         data["entry_urls"] = list(self.entry_urls)
         data["plans"] = [plan_to_wire(p) for p in self.plans]
+        data["tokens"] = [[index, token] for index, token in self.tokens.items()]
         return data
 
     @classmethod
@@ -94,6 +97,7 @@ class MasterConfig:
         fields = dict(data)
         fields["entry_urls"] = tuple(fields["entry_urls"])
         fields["plans"] = tuple(plan_from_wire(row) for row in fields["plans"])
+        fields["tokens"] = {int(index): str(token) for index, token in data.get("tokens", ())}
         return cls(**fields)
 
 
@@ -178,7 +182,9 @@ class LivecastMaster(MasterRunner):
         for worker, slot in sorted(self.accepted.items(), key=lambda item: item[1]):
             assignment = Assignment(
                 slot, config.workers, self.show_start, config.duration, config.entry_urls,
-                config.retry_jitter, config.held_limit, tuple(shares[slot]),
+                config.retry_jitter, config.held_limit, tuple(shares[slot]), config.session_url,
+                tuple(config.tokens.get(plan.index, "") for plan in shares[slot]) if config.tokens
+                else (),
             )  # fmt: skip
             self.assignments.append(assignment)
             self.send_message(GO, assignment.to_dict(), worker)

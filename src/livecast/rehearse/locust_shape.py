@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from livecast.errors import LivecastError
+from livecast.rehearse.viewer_access import ViewerAccess, session_id
 from livecast.scenario.audience import ViewerPlan
 
 LOOKAHEAD = 3.0  # seconds: users are spawned this far ahead of their viewer's arrival
@@ -82,6 +83,18 @@ def parse_address(value: str, flag: str) -> tuple[str, int]:
 
 
 # ---------------------------------------------------------------- messages
+def access_to_wire(
+    access: ViewerAccess | None, plans: Sequence[ViewerPlan], now: float
+) -> dict[str, Any]:
+    """``session_url`` and ``tokens`` ([index, token] per planned viewer) for the master's
+    config: the tokens are signed here, where the key ring is — the master and the workers
+    only hand them on (the ring never crosses the network). Nothing without access checks."""
+    if access is None:
+        return {}
+    tokens = [[p.index, access.token(p.index, session_id(p.index, p.seed), now)] for p in plans]
+    return {"session_url": access.session_url, "tokens": tokens}
+
+
 def plan_to_wire(plan: ViewerPlan) -> list[Any]:
     return [plan.index, plan.arrive, plan.leave, plan.low_latency, plan.downlink_bps, plan.seed,
             plan.seek_back]  # fmt: skip
@@ -144,11 +157,14 @@ class Assignment:
     retry_jitter: bool
     held_limit: float | None
     plans: tuple[ViewerPlan, ...]
+    session_url: str | None = None  # the stack limits streams: the viewers keep leases
+    tokens: tuple[str, ...] = ()  # the plans' playback tokens, in order (none: no checks)
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__slots__ if k != "plans"}
         data["entry_urls"] = list(self.entry_urls)
         data["plans"] = [plan_to_wire(p) for p in self.plans]
+        data["tokens"] = list(self.tokens)
         return data
 
     @classmethod
@@ -163,6 +179,8 @@ class Assignment:
             retry_jitter=bool(data["retry_jitter"]),
             held_limit=None if held is None else float(held),
             plans=tuple(plan_from_wire(row) for row in data["plans"]),
+            session_url=None if data.get("session_url") is None else str(data["session_url"]),
+            tokens=tuple(str(token) for token in data.get("tokens", ())),
         )
 
 

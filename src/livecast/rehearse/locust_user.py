@@ -67,6 +67,7 @@ from livecast.player.requests import Request
 from livecast.rehearse.locust_shape import Assignment
 from livecast.rehearse.locust_viewer import OnRequest, ViewerSession
 from livecast.rehearse.progress import Progress
+from livecast.rehearse.viewer_access import cookie_header, session_id
 from livecast.results.histogram import Histogram
 from livecast.results.stats import TIMELINE_LAYOUT, RunStats
 from livecast.scenario.audience import ViewerPlan
@@ -109,6 +110,7 @@ class _Results:
         self.awaiting: set[str] = set()  # master: workers whose final QoE has not arrived
         self.assignment: Assignment | None = None  # plan mode: this worker's viewers
         self.plans: deque[ViewerPlan] = deque()  # plan mode: not yet taken by a user
+        self.tokens: dict[int, str] = {}  # plan mode: plan index → playback token, if any
         self.environment: Environment | None = None
         self.second_requests = 0  # plan mode: this second's outcomes for the progress line
         self.second_errors = 0
@@ -148,6 +150,7 @@ def start_plans(environment: Environment, assignment: Assignment) -> None:
     """Plan mode: this process plays ``assignment`` (called before its users are spawned)."""
     RESULTS.assignment = assignment
     RESULTS.plans = deque(assignment.plans)
+    RESULTS.tokens = {p.index: t for p, t in zip(assignment.plans, assignment.tokens, strict=False)}
     RESULTS.environment = environment
     RESULTS.show_start = RESULTS.recorder.origin = assignment.show_start
     RESULTS.recorder.held_limit = assignment.held_limit
@@ -399,16 +402,19 @@ class LivecastViewer(User):
             return
         urls = assignment.entry_urls
         config = PlayerConfig(
-            session_id=f"v{plan.index:06d}-{plan.seed:08x}",  # the driver's
+            session_id=session_id(plan.index, plan.seed),  # the driver's
             mode="llhls" if plan.low_latency else "classic",
             downlink_bps=plan.downlink_bps,
             leave_at=assignment.show_start + plan.leave if plan.leave is not None else None,
             seek_back=plan.seek_back,
+            session_url=assignment.session_url,
         )
+        token = RESULTS.tokens.get(plan.index)
         if not assignment.retry_jitter:
             config = config.without_jitter()
         url = urls[plan.index % len(urls)]
-        self.session = ViewerSession(RESULTS, url, config, plan.seed)  # the rehearsal's records
+        headers = cookie_header(token) if token else b""
+        self.session = ViewerSession(RESULTS, url, config, plan.seed, headers=headers)
         self.session.run()
 
     def on_stop(self) -> None:

@@ -30,6 +30,7 @@ lane and goes to the player, which owns the retries.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -46,7 +47,7 @@ import httptools
 from livecast.httpsink import scan_head
 from livecast.player.config import PlayerConfig
 from livecast.player.harness import TEXT_KINDS, RunRecorder, ViewerHarness
-from livecast.player.lanes import LanePool, Router
+from livecast.player.lanes import MAX_LANES, LanePool, Router
 from livecast.player.model import Player
 from livecast.player.parsed import PlaylistCache
 from livecast.player.requests import Request
@@ -120,14 +121,18 @@ class HttpLane:
         "_size", "_sock", "_suffix", "_timers", "busy", "host", "port",
     )  # fmt: skip
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, headers: bytes = b"") -> None:
         self.host = host
         self.port = port
         self.busy = False
         self._closed = False
         self._suffix = (
-            f" HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {USER_AGENT}\r\nAccept: */*\r\n\r\n"
-        ).encode("latin-1")
+            (
+                f" HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {USER_AGENT}\r\nAccept: */*\r\n"
+            ).encode("latin-1")
+            + headers
+            + b"\r\n"
+        )  # headers: CRLF-terminated lines (a cookie)
         self._sock: Any = None
         self._parser: Any = None
         self._buffer = bytearray(READ_BLOCK)
@@ -248,13 +253,18 @@ class ViewerSession:
         config: PlayerConfig,
         seed: int,
         on_request: OnRequest | None = None,
+        headers: bytes = b"",
     ) -> None:
         self.shared = shared
         self.recorder = shared.recorder
         self.on_request = on_request
         self.player = Player(url, config, random.Random(seed), shared.playlists)
         self.harness = ViewerHarness(self.player, shared.recorder, time.time())
-        self.lanes: LanePool[HttpLane] = LanePool(HttpLane)
+        # a lease's heartbeats get a lane of their own (a browser has 6 per host)
+        lanes = MAX_LANES + 1 if config.session_url is not None else MAX_LANES
+        self.lanes: LanePool[HttpLane] = LanePool(
+            functools.partial(HttpLane, headers=headers), lanes
+        )
         self.wakeup = gevent.event.Event()
         self.sleeping_until = math.inf  # the deadline the viewer's greenlet sleeps until
         self.done = False

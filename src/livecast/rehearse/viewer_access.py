@@ -58,5 +58,15 @@ class ViewerAccess:
 
     def cookie_header(self, index: int, session: str, now: float) -> bytes:
         """The ``Cookie`` header line (CRLF-terminated) of viewer ``index``'s requests."""
-        token = self.token(index, session, now)
-        return f"Cookie: {COOKIE_NAME}={token}\r\n".encode("ascii")
+        return cookie_header(self.token(index, session, now))
+
+
+def session_id(index: int, seed: int) -> str:
+    """A virtual viewer's session id (its CMCD ``sid`` and its token's session): the same in
+    the driver and the Locust user."""
+    return f"v{index:06d}-{seed:08x}"
+
+
+def cookie_header(token: str) -> bytes:
+    """The ``Cookie`` header line (CRLF-terminated) that carries ``token``."""
+    return f"Cookie: {COOKIE_NAME}={token}\r\n".encode("ascii")
