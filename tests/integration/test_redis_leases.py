@@ -2,18 +2,15 @@
 nodes share an account's limit, end_oldest across nodes, ttl expiry, a Redis that dies, hangs or
 restarts empty (fail-open and fail-closed, each answered within the store timeout; the limit
 back within one ttl, nobody locked out) and the round trips — one per admit and per heartbeat,
-counted by the store and by Redis itself. Time is injected, so the ttl costs no waiting."""
+counted by the store and by Redis itself. Time is injected, so the ttl costs no waiting. Redis
+is started by ``livecast.access.redis_server``, whose own behaviour is checked last."""
 
 from __future__ import annotations
 
 import heapq
 import importlib.util
-import os
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -28,6 +25,7 @@ from livecast.access.leases import (
     TOO_MANY_STREAMS,
     LeasePolicy,
 )
+from livecast.access.redis_server import RedisServer
 from livecast.errors import AccessError
 from tests.requirements import skip_missing
 
@@ -41,69 +39,6 @@ SHORT = LeasePolicy(max_streams=3, ttl=3.0, heartbeat_interval=1.0)
 BOUND = SHORT.store_timeout + 0.25  # an answer without Redis: the timeout plus slack
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class RedisServer:
-    """A throw-away redis-server on loopback: no persistence, its own directory and port
-    (kept across a restart, which comes back empty)."""
-
-    def __init__(self, binary: str, workdir: Path) -> None:
-        self.binary, self.workdir, self.port = binary, workdir, free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir
-        )
-        deadline = time.monotonic() + 10
-        while not self._pong():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.02)
-
-    def _pong(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
-                conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGCONT)
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def pause(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGCONT)
-
-
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     binary = shutil.which("redis-server")
@@ -111,12 +46,8 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         skip_missing("redis", "redis-server is not on PATH")
     if not HAVE_REDIS_MODULE:
         skip_missing("redis", "no Python module redis")
-    server = RedisServer(binary, tmp_path)
-    server.start()
-    try:
+    with RedisServer(tmp_path / "redis", binary=binary) as server:
         yield server
-    finally:
-        server.stop()
 
 
 Node = Callable[[LeasePolicy], "RedisLeaseStore"]
@@ -293,7 +224,9 @@ async def test_one_round_trip_per_admit_and_per_heartbeat(
 
     async def evalsha_calls() -> int:
         stats = await store.client.info("commandstats")
-        return int(stats["cmdstat_evalsha"]["calls"])
+        calls = int(stats["cmdstat_evalsha"]["calls"])
+        assert redis_server.commandstats()["evalsha"] == calls  # the adapter reads the same
+        return calls
 
     for operation in (
         lambda: store.admit("acct", "s1", 101),
@@ -333,3 +266,25 @@ async def test_round_trips_per_viewer_per_minute(node: Node) -> None:
     rate = round_trips_per_viewer_minute(trips, viewers, 60 * minutes)
     print(f"\nRedis round trips per viewer per minute: {rate:.2f} ({trips} for {viewers} viewers)")
     assert 6.0 <= rate <= 6.8, rate
+
+
+def test_the_redis_server_adapter_restarts_on_its_port_empty_and_counts_commands(
+    tmp_path: Path,
+) -> None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        skip_missing("redis", "redis-server is not on PATH")
+    with RedisServer(binary=binary) as server:  # a directory of its own, removed at the end
+        directory, port = server.directory, server.port
+        assert server.url == f"redis://127.0.0.1:{port}/0"
+        assert server.commandstats() == {"ping": 1}  # the start-up check
+        assert server.ping() and server.commandstats() == {"ping": 2, "info": 1}
+        server.pause()
+        assert not server.ping()  # hung: connects, never answers
+        server.resume()
+        server.stop()
+        assert not server.running and not server.ping()
+        server.start()
+        assert server.port == port and server.commandstats() == {"ping": 1}  # restarted empty
+        assert not any(directory.glob("*.rdb")) and not any(directory.glob("*.aof"))
+    assert not server.running and not directory.exists()
