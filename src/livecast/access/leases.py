@@ -9,7 +9,9 @@ oldest stream, whose next heartbeat answers ``ended_by_newer_stream``.
 
 Nothing here reads a clock or does I/O: ``now`` (seconds, any epoch shared by the caller) is
 passed in, so every rule is testable with injected time. :class:`LeaseTable` is the store for
-one node; :mod:`livecast.access.redis_leases` shares the same rules between many nodes.
+one node; :mod:`livecast.access.redis_leases` shares the same rules between many nodes. Both
+are :class:`LeaseStore` s — async, so that the origin's session endpoints
+(``access.heartbeat``) serve either: :class:`MemoryLeaseStore` is the table behind that interface.
 
 Work per call is bounded by the account's own leases (at most ``max_streams``) and ended
 markers (at most :data:`ENDED_PER_ACCOUNT`), never by the number of accounts: expiry is lazy on
@@ -19,11 +21,12 @@ table tracks at most ``max_accounts`` accounts and counts what it has to drop.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import Literal
+from typing import Literal, Protocol
 
 from livecast.errors import AccessError, ConfigError
 
@@ -293,3 +296,76 @@ class LeaseTable:
     def _forget_if_empty(self, account: str, entry: _Account) -> None:
         if not entry.leases and not entry.ended:
             self._accounts.pop(account, None)
+
+
+# -- the stores' common interface ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFigures:
+    """What every lease store counts: ``round_trips_total`` — calls that reached the store
+    (Redis: one ``EVALSHA`` each, plus two once per script after a Redis restart; memory: one
+    table call each) — and ``errors_total``, those that failed (Redis down, hung or refusing)."""
+
+    round_trips_total: int = 0
+    errors_total: int = 0
+
+
+class LeaseStore(Protocol):
+    """The lease operations the origin's session endpoints ask for, async. A store never raises
+    for these three: an unreachable backend is answered by ``policy.on_store_error`` within
+    ``policy.store_timeout`` (``RedisLeaseStore``); an in-memory one never waits."""
+
+    @property
+    def policy(self) -> LeasePolicy: ...
+
+    async def admit(self, account: str, session: str, now: float) -> Admission: ...
+
+    async def heartbeat(self, account: str, session: str, now: float) -> Admission: ...
+
+    async def end(self, account: str, session: str) -> bool: ...
+
+    def figures(self) -> StoreFigures: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryLeaseStore:
+    """A :class:`LeaseTable` as a :class:`LeaseStore` (one node; no I/O, never waits). It also
+    sweeps: at most once per ``sweep_every`` seconds of the callers' ``now``, one bounded
+    :meth:`LeaseTable.sweep` (``sweep_batch`` accounts), so leases nobody asks about again
+    expire without a timer."""
+
+    def __init__(self, table: LeaseTable, *, sweep_every: float = 1.0) -> None:
+        self.table = table
+        self.sweep_every = sweep_every
+        self._next_sweep = -math.inf
+        self._calls = 0
+
+    @property
+    def policy(self) -> LeasePolicy:
+        return self.table.policy
+
+    async def admit(self, account: str, session: str, now: float) -> Admission:
+        self._count(now)
+        return self.table.admit(account, session, now)
+
+    async def heartbeat(self, account: str, session: str, now: float) -> Admission:
+        self._count(now)
+        return self.table.heartbeat(account, session, now)
+
+    async def end(self, account: str, session: str) -> bool:
+        self._calls += 1
+        return self.table.end(account, session)
+
+    def figures(self) -> StoreFigures:
+        return StoreFigures(round_trips_total=self._calls)
+
+    async def close(self) -> None:
+        return None
+
+    def _count(self, now: float) -> None:
+        self._calls += 1
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.sweep_every
+            self.table.sweep(now)

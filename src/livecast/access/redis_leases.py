@@ -44,6 +44,7 @@ from livecast.access.leases import (
     Admission,
     Lease,
     LeasePolicy,
+    StoreFigures,
     refused,
 )
 from livecast.errors import AccessError
@@ -183,7 +184,8 @@ def _text(value: Any) -> str:
 
 
 class RedisLeaseStore:
-    """One node's view of the shared lease store. Safe for concurrent tasks of one loop."""
+    """One node's view of the shared lease store (a :class:`~livecast.access.leases.LeaseStore`).
+    Safe for concurrent tasks of one loop."""
 
     def __init__(
         self,
@@ -228,6 +230,11 @@ class RedisLeaseStore:
 
     def stats(self) -> StoreStats:
         return replace(self._stats)
+
+    def figures(self) -> StoreFigures:
+        """The figures every :class:`~livecast.access.leases.LeaseStore` counts (the origin's
+        ``/metrics``)."""
+        return StoreFigures(self._stats.round_trips_total, self._stats.store_errors_total)
 
     # -- the operations ------------------------------------------------------------------------
 
