@@ -5,11 +5,15 @@ The adapter parses bytes into a :class:`Request`, asks a :class:`Handler` what t
 writes the :class:`Response` or parks the connection under a :class:`Hold` key until the handler
 can answer it (``resume``) or the hold's deadline passes (``expired``, normally a 503).
 All handler methods are pure: no sockets, no clock reads — ``now`` is passed in.
+
+A few paths are answered by an :data:`AsyncEndpoint` instead (``OriginServer(async_endpoints=…)``,
+the session endpoints of ``access.heartbeat``, which may wait for a lease store such as Redis):
+the adapter awaits them off the request path, so a slow one delays only its own connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -75,3 +79,8 @@ class Handler(Protocol):
 # A path the origin answers per request (``OriginApp(endpoints=…)``: the session endpoints of
 # ``access.heartbeat``). Its answers are neither reusable nor permanent: never cached.
 Endpoint = Callable[[Request, float], Response]
+
+# A path the adapter answers by awaiting (``OriginServer(async_endpoints=…)``: the session
+# endpoints over a lease store). Awaited per request on its own task, bounded by the adapter's
+# ``endpoint_timeout``; its answers are never cached (neither reusable nor permanent).
+AsyncEndpoint = Callable[[Request, float], Awaitable[Response]]

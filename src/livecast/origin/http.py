@@ -6,7 +6,10 @@ Built for thousands of LL-HLS clients per core: a bare :class:`asyncio.Protocol`
 (``origin.gate``) asked first, the answer cache by request target (``origin.answer_cache``), and
 the parking lot of held requests by hold key (``origin.parking``), so that
 :meth:`OriginServer.notify` answers all waiters of a key with one ``resume`` and one encode.
-One periodic sweep handles deadlines and idle connections — no task or timer per request.
+One periodic sweep handles deadlines and idle connections — no task or timer per request,
+except for the few paths served by an awaited endpoint (``async_endpoints``: the session
+endpoints over a lease store), each call on its own task, bounded by ``endpoint_timeout``, its
+connection's later requests queued behind it (answers stay in order), nobody else waiting.
 
 GET and HEAD only (else 405); keep-alive by default; pipelined requests answered in order; URL too
 long → 414, headers too large → 431, malformed → 400 (each then closes). A client that stops
@@ -20,14 +23,14 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from email.utils import formatdate
 from typing import NamedTuple, cast
 
 import httptools
 
 from livecast.origin.answer_cache import AnswerCache
-from livecast.origin.contract import Handler, Hold, Request, Response
+from livecast.origin.contract import AsyncEndpoint, Handler, Hold, Request, Response
 from livecast.origin.gate import Gate, active
 from livecast.origin.parking import ParkingLot
 from livecast.origin.shedding import SheddingConfig, make_shedder
@@ -51,12 +54,27 @@ from livecast.telemetry.metrics import Registry
 
 log = logging.getLogger(__name__)
 
+ENDPOINT_TIMED_OUT = Response(
+    503,
+    b"the endpoint did not answer in time\n",
+    cache_control="no-store",
+    extra_headers=(("Retry-After", "1"),),
+)
+
 
 class _Parked(NamedTuple):
     """Under which key a parked request waits and how to answer it."""
 
     key: Hashable
     object_type: str
+    head: bool
+    keep_alive: bool
+
+
+class _Awaiting(NamedTuple):
+    """The connection's request being answered by an awaited endpoint (on ``task``)."""
+
+    task: asyncio.Task[Response]
     head: bool
     keep_alive: bool
 
@@ -75,7 +93,9 @@ class OriginServer:
     capacity the 503 of a shed class, ``origin.shedding``); the ``gate`` (a refusal is the
     answer, never remembered); the ``answers`` cache (an answer or hold already given to the same
     target); the handler, whose held requests wait in the ``parking`` lot until :meth:`notify` or
-    their deadline.
+    their deadline. Between the cache and the handler, a path of ``async_endpoints`` is
+    awaited instead (one dict lookup per request that reaches the handler; see the module).
+    ``collectors`` are called before each ``/metrics`` answer (figures kept elsewhere).
     """
 
     def __init__(
@@ -88,8 +108,15 @@ class OriginServer:
         cache_key: Callable[[bytes], bytes] | None = None,
         gate: Gate | None = None,
         shedding: SheddingConfig | None = None,
+        async_endpoints: Mapping[str, AsyncEndpoint] | None = None,
+        endpoint_timeout: float = 5.0,
+        collectors: Iterable[Callable[[], None]] = (),
     ) -> None:
         self.handler = handler
+        self.async_endpoints = dict(async_endpoints or {})
+        self.endpoint_timeout = endpoint_timeout
+        self.collectors = tuple(collectors)
+        self._endpoint_calls: set[asyncio.Task[Response]] = set()  # strong references
         self.gate = active(gate)  # None: every request may have an answer
         # Maps a raw request target to the key of the answer cache; the handler may know that
         # some query arguments (CMCD, cache busters) never change its answer.
@@ -134,6 +161,10 @@ class OriginServer:
             server.close()
         for connection in list(self._connections):
             connection.close("shutdown", abort=True)
+        calls = list(self._endpoint_calls)
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
         if server is not None:
             await server.wait_closed()
         await asyncio.sleep(0)  # let the transports report connection_lost
@@ -191,6 +222,8 @@ class OriginServer:
     def route(self, request: Request, now: float) -> Response | Hold:
         """``/metrics`` from the registry, everything else from the handler."""
         if request.path == "/metrics":
+            for collect in self.collectors:
+                collect()
             return Response(
                 200, self.registry.render(), METRICS_CONTENT_TYPE, "no-cache", "metrics"
             )
@@ -198,6 +231,29 @@ class OriginServer:
             return self.handler.handle(request, now)
         except Exception:
             log.exception("handler failed for %s %s", request.method, request.path)
+            return INTERNAL_ERROR
+
+    def call_endpoint(
+        self, endpoint: AsyncEndpoint, request: Request, now: float
+    ) -> asyncio.Task[Response]:
+        """``endpoint``'s answer to ``request``, on a task of its own (kept until done)."""
+        task = asyncio.ensure_future(self.answer_endpoint(endpoint, request, now))
+        self._endpoint_calls.add(task)
+        task.add_done_callback(self._endpoint_calls.discard)
+        return task
+
+    async def answer_endpoint(
+        self, endpoint: AsyncEndpoint, request: Request, now: float
+    ) -> Response:
+        """``endpoint``'s answer within ``endpoint_timeout`` (else a 503; a bug: a 500)."""
+        try:
+            async with asyncio.timeout(self.endpoint_timeout):
+                return await endpoint(request, now)
+        except TimeoutError:
+            log.warning("%s did not answer within %g s", request.path, self.endpoint_timeout)
+            return ENDPOINT_TIMED_OUT
+        except Exception:
+            log.exception("endpoint failed for %s %s", request.method, request.path)
             return INTERNAL_ERROR
 
     def wire(self, response: Response, *, head: bool, keep_alive: bool) -> bytes:
@@ -229,6 +285,9 @@ class OriginServer:
         """Forget a parked connection that will not be answered (it closed)."""
         parked = connection.parked
         if parked is None:
+            return
+        if isinstance(parked, _Awaiting):  # the call completes (a store write stays whole);
+            connection.parked = None  # its answer has nowhere to go
             return
         self.parking.unpark(connection, parked.key)
         connection.parked = None
@@ -262,7 +321,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: OriginServer) -> None:
         self.server = server
         self.limits = server.limits
-        self.parked: _Parked | None = None
+        self.parked: _Parked | _Awaiting | None = None  # not None: later requests queue
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._queue: deque[_Queued] = deque()
@@ -451,6 +510,10 @@ class _Connection(asyncio.Protocol):
                 return
             if cacheable and keep_alive and self._answered_from_cache(target, now):
                 return
+        endpoint = server.async_endpoints.get(request.path)
+        if endpoint is not None:
+            self._await(endpoint, request, now, head=head, keep_alive=keep_alive)
+            return
         outcome = server.route(request, now)
         if isinstance(outcome, Response):
             if cacheable:
@@ -470,10 +533,37 @@ class _Connection(asyncio.Protocol):
                     INTERNAL_ERROR, outcome.object_type, now, head=head, keep_alive=keep_alive
                 )
 
+    def _await(
+        self, endpoint: AsyncEndpoint, request: Request, now: float, *, head: bool, keep_alive: bool
+    ) -> None:
+        """Answer ``request`` from ``endpoint`` once it has, meanwhile queueing what follows."""
+        task = self.server.call_endpoint(endpoint, request, now)
+        self.parked = _Awaiting(task, head, keep_alive)
+        task.add_done_callback(self._endpoint_answered)
+
+    def _endpoint_answered(self, task: asyncio.Task[Response]) -> None:
+        awaiting = self.parked
+        if not isinstance(awaiting, _Awaiting) or awaiting.task is not task or task.cancelled():
+            return  # the connection closed meanwhile
+        self.parked = None
+        server = self.server
+        server.refresh_date()
+        now = server.clock()
+        response = task.result()
+        self._respond(
+            response,
+            response.object_type,
+            now,
+            head=awaiting.head,
+            keep_alive=awaiting.keep_alive,
+        )
+        if self._queue:
+            self._run_queue(now)
+
     def answer_parked(self, response: Response, now: float) -> None:
         """Send ``response`` to the parked request (already out of the parking lot)."""
         parked = self.parked
-        if parked is None:
+        if parked is None or isinstance(parked, _Awaiting):
             return
         self.parked = None
         self.server.metrics.blocked.value -= 1
