@@ -1,20 +1,26 @@
-"""Who may reach the origin, from the event config: the token gate of ``[access]`` and the admin
-API of ``[admin]`` (docs/access.md) — built here for :class:`livecast.pipeline.LivePipeline`,
-which starts and stops them with the origin."""
+"""Who may reach the origin, from the event config: the token gate of ``[access]``, its session
+endpoints over the lease store it names (memory or Redis) and the admin API of ``[admin]``
+(docs/access.md) — built here for :class:`livecast.pipeline.LivePipeline`, which starts and stops
+them with the origin."""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from livecast.access.heartbeat import SessionEndpoints
-from livecast.access.leases import LeasePolicy, LeaseTable
+from livecast.access.leases import LeasePolicy, LeaseStore, LeaseTable, MemoryLeaseStore
+from livecast.access.settings import AccessSettings, redacted
 from livecast.access.token_gate import DEFAULT_EXEMPT, TokenGate
 from livecast.access.tokens import RevocationList
 from livecast.admin.api import AdminApi
 from livecast.admin.server import AdminServer
 from livecast.admin.state import AdminState
 from livecast.config import EventConfig
+from livecast.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def token_gate(
@@ -41,16 +47,38 @@ def _unix_time(_monotonic_now: float) -> float:
     return time.time()
 
 
-def session_endpoints(config: EventConfig, gate: TokenGate | None) -> SessionEndpoints | None:
+def session_endpoints(
+    config: EventConfig, gate: TokenGate | None, env: Mapping[str, str] | None = None
+) -> SessionEndpoints | None:
     """The session endpoints (joins, heartbeats, ends) when ``[access] max_streams`` limits the
-    streams per account: over this origin's lease table, with the gate's key ring and
-    revocations."""
+    streams per account: over the lease store of ``[access] lease_store`` (or
+    ``$LIVECAST_LEASE_STORE``), with the gate's key ring and revocations. Close them
+    (:meth:`SessionEndpoints.close`) when the origin stops."""
     if not config.access.max_streams or gate is None:
         return None
-    leases = LeaseTable(config.access.lease_policy())
+    store = lease_store(config.access, env)
     return SessionEndpoints(
-        gate.key_ring, leases, skew=gate.skew, revoked=gate.revoked, unix_time=_unix_time
+        gate.key_ring, store, skew=gate.skew, revoked=gate.revoked, unix_time=_unix_time
     )
+
+
+def lease_store(settings: AccessSettings, env: Mapping[str, str] | None = None) -> LeaseStore:
+    """This origin's lease table in memory, or the Redis store shared with other origins (its
+    connections opened at the first call; Redis down then is answered by ``on_store_error``)."""
+    policy = settings.lease_policy()
+    url = settings.lease_store_url(env)
+    if url is None:
+        return MemoryLeaseStore(LeaseTable(policy))
+    try:
+        from livecast.access.redis_leases import RedisLeaseStore
+    except ImportError as exc:
+        raise ConfigError(
+            "access.lease_store", "a Redis lease store needs redis: pip install 'livecast[access]'"
+        ) from exc
+    log.info(
+        "stream leases in Redis at %s (on_store_error = %s)", redacted(url), policy.on_store_error
+    )
+    return RedisLeaseStore.connect(url, policy)
 
 
 def admin_server(
@@ -61,7 +89,8 @@ def admin_server(
     if not config.admin.enabled or gate is None:
         return None
     revocations = gate.revoked if gate.revoked is not None else RevocationList()
-    leases = sessions.leases if sessions is not None else LeaseTable(LeasePolicy())
+    table = sessions.leases if sessions is not None else None  # None over Redis: not listed
+    leases = table if table is not None else LeaseTable(LeasePolicy())
     state = AdminState(key_ring=gate.key_ring, revocations=revocations, leases=leases)
     return AdminServer(AdminApi(state, config.admin.hashes()))
 

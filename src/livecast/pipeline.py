@@ -117,15 +117,17 @@ class LivePipeline:
         self.registry = Registry()
         assets = static_assets()
         gate = token_gate(config, assets, RevocationList())  # [access]: docs/access.md
-        self.sessions = session_endpoints(config, gate)
-        routes = self.sessions.routes() if self.sessions is not None else None
-        self.app = OriginApp.for_streams(self.streams, assets, routes)
+        self.sessions = session_endpoints(config, gate)  # [access] max_streams: awaited paths
+        sessions = self.sessions
+        self.app = OriginApp.for_streams(self.streams, assets)
         self.server = OriginServer(
             self.app,
             self.registry,
             cache_key=self.app.cache_key,
             shedding=config.shedding,
             gate=gate,
+            async_endpoints=sessions.routes() if sessions is not None else None,
+            collectors=(sessions.collector(self.registry),) if sessions is not None else (),
         )
         self.admin = admin_server(config, gate, self.sessions)
         self.hub = StreamHub()
@@ -518,6 +520,8 @@ class LivePipeline:
             await channel.stop(end=end)  # delivers the last bytes
         self.server.notify()
         await self.server.stop()
+        if self.sessions is not None:
+            await self.sessions.close()  # the lease store's connections
         if self.admin is not None:
             await self.admin.stop()
         if self.recording is not None:
