@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from livecast.errors import ConfigError
-from livecast.rehearse.runner import shedding_config
+from livecast.rehearse.stack import shedding_config
 from livecast.scenario.file import load_scenario, parse_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -20,20 +20,19 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urljoin
 
 from livecast import accel
-from livecast.edge.nginx import NginxTier, die_with_parent
+from livecast.edge.nginx import NginxTier
 from livecast.edge.nginx_conf import Upstream
 from livecast.edge.origins import MULTIVARIANT
 from livecast.edge.topology import TopologySpec, edge_tier
@@ -47,10 +46,10 @@ from livecast.rehearse.objects import ObjectLedger
 from livecast.rehearse.progress import Progress
 from livecast.rehearse.publishers import (
     Publishers,
-    ingest_config,
-    key_env,
     stream_keys,
 )
+from livecast.rehearse.stack import Stack
+from livecast.rehearse.stack_access import StackAccess
 from livecast.rehearse.tiers import AccessLogFollower
 from livecast.rehearse.workers import raise_open_files_limit, run_workers
 from livecast.results.histogram import Histogram
@@ -66,102 +65,8 @@ from livecast.scenario.timeline import NETWORK_KINDS
 from livecast.transcode.ffmpeg import find_ffmpeg
 
 log = logging.getLogger("livecast.rehearse")
-STACK_START_TIMEOUT = 120.0  # a first loop pre-encode included
 RECORDING_DIR = "recording"  # under the rehearsal's --out: the stack's recording (start-over)
 RECORDING_WAIT_MARGIN = 60.0  # seconds beyond the longest seek-back to wait for the recording
-
-
-def shedding_config(spec: StackSpec) -> list[str]:
-    """The ``[shedding]`` table of the stack's event file (``[target] shedding = true``)."""
-    if not spec.shedding:
-        return []
-    lines = ["[shedding]", "enabled = true"]
-    if spec.shedding_dvr_ms is not None:
-        lines.append(f"dvr_ms = {spec.shedding_dvr_ms}")
-    return lines
-
-
-class Stack:
-    """A livecast stack in its own process (``livecast serve``), stopped with SIGTERM. A
-    contribution stack (``source = "rtmp"``) gets ``keys`` through its environment and prints
-    the RTMP URL its encoders publish to (:attr:`rtmp_url`)."""
-
-    def __init__(
-        self,
-        spec: StackSpec,
-        workdir: Path,
-        keys: tuple[str, ...] = (),
-        record_dir: Path | None = None,
-    ) -> None:
-        self.spec = spec
-        self.workdir = workdir
-        self.keys = keys
-        self.record_dir = record_dir  # the stack records there (start-over viewers need it)
-        self.process: asyncio.subprocess.Process | None = None
-        self.playlist_url = ""
-        self.base_url = ""
-        self.rtmp_url = ""
-
-    async def start(self) -> None:
-        config = self.workdir / "stack.toml"
-        lines = [
-            'host = "127.0.0.1"', "port = 0", f'source = "{self.spec.source}"',
-            f"loop_seconds = {self.spec.loop_seconds}",
-            f"part_duration = {self.spec.part_duration}", 'log_level = "warning"',
-        ]  # fmt: skip
-        if self.spec.cache_dir:
-            lines.append(f'cache_dir = "{self.spec.cache_dir}"')
-        lines += ingest_config(self.spec)  # a table: after every top-level key
-        lines += shedding_config(self.spec)
-        if self.record_dir is not None:
-            lines += ["[record]", f"dir = {json.dumps(str(self.record_dir))}"]
-        config.write_text("\n".join(lines) + "\n")
-        with open(self.log_path, "wb") as stack_log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "livecast", "serve", "--config", str(config),
-                stdout=asyncio.subprocess.PIPE, stderr=stack_log,
-                env={**os.environ, **key_env(self.keys)},
-                preexec_fn=die_with_parent,  # no stack outlives a rehearsal killed mid-run
-            )  # fmt: skip
-        try:
-            async with asyncio.timeout(STACK_START_TIMEOUT):
-                await self._read_urls()
-        except TimeoutError:
-            pass
-        if not self.playlist_url.endswith(".m3u8") or (
-            self.spec.contribution and not self.rtmp_url.startswith("rtmp://")
-        ):
-            tail = self.log_path.read_text(errors="replace")[-500:]
-            raise LivecastError(f"the stack did not start: {tail.strip() or 'no output'}")
-        self.base_url = self.playlist_url.split("/live/", 1)[0]
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "stack.log"
-
-    async def _read_urls(self) -> None:
-        """``serve`` prints the playlist URL, the player URL, then (rtmp) the ingest URL."""
-        assert self.process is not None and self.process.stdout is not None
-        stdout = self.process.stdout
-        self.playlist_url = (await stdout.readline()).decode().strip()
-        if self.spec.contribution:
-            await stdout.readline()  # the player page
-            self.rtmp_url = (await stdout.readline()).decode().strip()
-
-    @property
-    def port(self) -> int:
-        return int(self.base_url.rsplit(":", 1)[1])
-
-    async def stop(self) -> None:
-        process = self.process
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGINT)  # stop the stack; the event is not "over" (SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 20)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
 
 
 def _pid_of(nginx: NginxTier) -> Callable[[], int | None]:
@@ -249,6 +154,7 @@ class Rehearsal:
         self.ingest: IngestLog | None = None  # what the origin said about its inputs
         self.recording_held_s: float | None = None  # start-over: recorded at the show start
         self.origin_metrics = ""  # the origin's last /metrics text
+        self.access: StackAccess | None = None  # [access]: keys, Redis, the probes' token
 
     def clock(self) -> float:
         return time.time() - self.show_start
@@ -259,9 +165,16 @@ class Rehearsal:
         if spec is None:
             yield self.scenario.urls
             return
-        with tempfile.TemporaryDirectory(prefix="livecast-rehearse-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="livecast-rehearse-") as tmp, ExitStack() as exits:
             keys = stream_keys(spec.publishers) if spec.contribution else ()
-            stack = self.stack = Stack(spec, Path(tmp), keys, self._record_dir())
+            tables: list[str] = []
+            if spec.access is not None:
+                access = StackAccess(spec.access, Path(tmp), self.scenario.duration)
+                self.access = exits.enter_context(access)
+                exits.enter_context(access.probes_carry_a_token())
+                tables = access.event_lines()
+            stack = Stack(spec, Path(tmp), keys, self._record_dir(), tables)
+            self.stack = stack
             try:
                 await stack.start()
                 self.tiers["origin"] = stack.base_url
@@ -377,7 +290,10 @@ class Rehearsal:
         """nginx edges (and a shield) in front of the origin; viewers are spread over the
         edges; each tier's access log is followed for its requests and cache hits."""
         topology = TopologySpec(
-            edges=spec.edges, shield=spec.shield, workdir=str(workdir / "edges")
+            edges=spec.edges,
+            shield=spec.shield,
+            workdir=str(workdir / "edges"),
+            token_ring=self.access.key_ring if self.access is not None else None,
         )
         facts = self.facts
         assert facts is not None  # read by _stack before the edges start
@@ -414,6 +330,7 @@ class Rehearsal:
                 0.0,
                 retry_jitter=scenario.retry_jitter,
                 held_limit=3 * self.facts.target_duration,
+                access=self.access.viewer_access() if self.access is not None else None,
             )
             self.show_start = await self._show_start(plans, config)
             config = dataclasses.replace(config, show_start=self.show_start)
@@ -453,6 +370,8 @@ class Rehearsal:
             meta.update(self._engine_meta())
             if scenario.audience.start_over:
                 meta["start_over"] = self._start_over_meta(plans)
+            if self.access is not None:  # Redis still runs: its command counts
+                meta["access"] = self.access.meta(stats)
             if self.ingest is not None and self.publishers is not None:
                 restarts = {"encoder_restarts": self.publishers.restarts()}
                 meta["contribution"] = self.ingest.to_dict() | restarts | stall_figures(stats)

@@ -4,7 +4,7 @@ components on 127.0.0.1 — the adapter that fills a :class:`~livecast.simulate.
 Three phases, each bounded in time (``--seconds`` per window; ``--quick`` for a smoke run), CPU
 from ``/proc`` (every thread's ``schedstat``, ns) over each window:
 
-1. **origin** — ``livecast serve`` on the loop source (``rehearse.runner.Stack``): each object
+1. **origin** — ``livecast serve`` on the loop source (``rehearse.stack.Stack``): each object
    kind loaded by loopback keep-alive clients (GET loops over the renditions; playlists as LL-HLS
    blocking reloads for the next part, hundreds of clients); answered requests ÷ the origin's CPU
    seconds, its idle cost (the loop replay) subtracted = requests/s per core. Light-load latency:
@@ -513,7 +513,8 @@ async def measure_driver(
 
 async def calibrate(plan: Plan) -> tuple[Profile, Notes]:
     """Every phase against a loop-source stack of its own (started here, stopped after)."""
-    from livecast.rehearse.runner import Stack, stream_facts
+    from livecast.rehearse.runner import stream_facts
+    from livecast.rehearse.stack import Stack
     from livecast.rehearse.workers import raise_open_files_limit
     from livecast.scenario.file import StackSpec
 
