@@ -49,7 +49,7 @@ from livecast.rehearse.publishers import (
     stream_keys,
 )
 from livecast.rehearse.stack import Stack
-from livecast.rehearse.stack_access import StackAccess
+from livecast.rehearse.stack_access import StackAccess, describe_access
 from livecast.rehearse.tiers import AccessLogFollower
 from livecast.rehearse.workers import raise_open_files_limit, run_workers
 from livecast.results.histogram import Histogram
@@ -498,6 +498,9 @@ async def rehearse(
     paths = write_results(out_dir, stats, result, meta)
     for check in result.checks:
         print(f"  {check.describe()}", file=stream)
+    access = meta.get("access")
+    if isinstance(access, dict):
+        print(describe_access(access), file=stream)
     partial = meta.get("partial")
     if isinstance(partial, dict):
         lost = len(partial.get("workers_lost", []))

@@ -122,6 +122,23 @@ class StackAccess:
         return meta
 
 
+def describe_access(meta: dict[str, object]) -> str:
+    """The rehearsal's line about ``meta.access``."""
+    answers = meta.get("session_answers")
+    counts = answers if isinstance(answers, dict) else {}
+    refused = sum(int(n) for status, n in counts.items() if status in ("401", "403"))
+    line = f"access: {meta.get('accounts')} accounts, max {meta.get('max_streams')} streams"
+    if meta.get("lease_store") is not None:
+        line += f", leases in {meta.get('lease_store')}: {refused} stream(s) refused"
+    per_minute = meta.get("redis_round_trips_per_viewer_minute")
+    if per_minute is not None:
+        line += (
+            f"; Redis {meta.get('redis_round_trips')} round trips, "
+            f"{per_minute} per viewer per minute"
+        )
+    return line
+
+
 def viewer_seconds(stats: RunStats) -> float:
     """Seconds of watching summed over the viewers: the per-second active viewers' sum."""
     return float(sum(stats.timeline.column("active_viewers")))
