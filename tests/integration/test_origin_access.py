@@ -1,6 +1,7 @@
 """``[access]`` and ``[admin]`` on a running origin (``LivePipeline``, real FFmpeg and sockets):
 the stream needs a token, the player page does not, and the admin API's tokens and revocations
-act on the origin's own gate."""
+act on the origin's own gate; the session endpoints (in memory here) answer joins, floods and
+revocations, their figures on /metrics."""
 
 from __future__ import annotations
 
@@ -69,6 +70,11 @@ async def test_tokens_from_the_admin_api_open_the_stream_until_revoked(tmp_path:
             second = call(f"{admin}/tokens", {**claims, "session": "s2"}, bearer)[1]
             other = {"Cookie": f"livecast_token={json.loads(second)['token']}"}
             assert call(f"{heartbeat}?join=1", headers=other) == (403, "too_many_streams")
+            # a session beating again at once is answered without the store, until its floor
+            assert call(heartbeat, headers=cookie) == (429, "heartbeat_too_soon")
+            metrics = call(f"{live.base_url}/metrics")[1]
+            assert "livecast_lease_store_round_trips_total 2\n" in metrics
+            assert 'livecast_sessions_answered_total{result="heartbeat_too_soon"} 1\n' in metrics
             sessions = json.loads(call(f"{admin}/sessions?account=a1", headers=bearer)[1])
             assert [s["session"] for s in sessions["sessions"]] == ["s1"]
             assert call(f"{admin}/revocations", {"session": "s1"}, bearer)[0] == 204
