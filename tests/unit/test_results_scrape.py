@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from livecast.results.scrape import parse_prometheus_text, request_totals
+from livecast.results.scrape import counts_by_label, parse_prometheus_text, request_totals
 from livecast.results.stats import RunStats
 from livecast.telemetry.metrics import Registry
 
@@ -61,3 +61,23 @@ def test_scraped_totals_feed_tier_rates() -> None:
         stats.record_tier_sample("origin", float(t), totals.requests, totals.responses_5xx)
     assert stats.tiers["origin"].requests_per_s() == [(1.0, 100.0), (2.0, 160.0)]
     assert stats.tiers["origin"].five_xx_rate == pytest.approx(10 / 260)
+
+
+def test_load_shedding_503s_are_counted_apart_from_the_failures() -> None:
+    registry = Registry()
+    requests = registry.counter(
+        "livecast_origin_requests_total", "Responses by type and status.", ("type", "status")
+    )
+    shed = registry.counter("livecast_origin_shed_total", "Shed.", ("class",))
+    requests.inc("part", "200", amount=900)
+    requests.inc("playlist-dvr", "503", amount=80)  # shed
+    requests.inc("segment", "503", amount=20)  # 15 shed, 5 a failure
+    requests.inc("part", "500", amount=2)
+    shed.inc("dvr", amount=80)
+    shed.inc("classic", amount=15)
+    totals = request_totals(registry.render().decode())
+    assert (totals.requests, totals.responses_5xx, totals.shed) == (1002.0, 7.0, 95.0)
+    text = registry.render().decode()
+    shed_metric = "livecast_origin_shed_total"
+    assert counts_by_label(text, shed_metric, "class") == {"classic": 15, "dvr": 80}
+    assert counts_by_label("garbage{", shed_metric, "class") == {}

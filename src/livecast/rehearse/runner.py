@@ -56,7 +56,13 @@ from livecast.results.histogram import Histogram
 from livecast.results.indicators import AGE_LAYOUT, RunContext
 from livecast.results.report import write_results
 from livecast.results.report_ingest import IngestLog, stall_figures
-from livecast.results.scrape import ORIGIN_REQUESTS_METRIC, request_totals, responses_of_type
+from livecast.results.scrape import (
+    ORIGIN_REQUESTS_METRIC,
+    ORIGIN_SHED_METRIC,
+    counts_by_label,
+    request_totals,
+    responses_of_type,
+)
 from livecast.results.slo import EXIT_COULD_NOT_RUN, verdict
 from livecast.results.stats import RunStats
 from livecast.scenario.audience import ViewerPlan, plan_audience
@@ -370,6 +376,9 @@ class Rehearsal:
             meta.update(self._engine_meta())
             if scenario.audience.start_over:
                 meta["start_over"] = self._start_over_meta(plans)
+            if scenario.stack is not None and scenario.stack.shedding:  # 503s by design
+                shed = counts_by_label(self.origin_metrics, ORIGIN_SHED_METRIC, "class")
+                meta["shedding"] = {"origin_shed_by_class": shed}
             if self.access is not None:  # Redis still runs: its command counts
                 meta["access"] = self.access.meta(stats)
             if self.ingest is not None and self.publishers is not None:

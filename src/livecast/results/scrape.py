@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 ORIGIN_REQUESTS_METRIC = "livecast_origin_requests_total"
 ORIGIN_BYTES_METRIC = "livecast_origin_response_bytes_total"
+# the origin's load-shedding 503s (origin.shedding): answers the operator configured, not
+# failures — counted apart from the tier's 5xx (docs/edge.md, "Load shedding")
+ORIGIN_SHED_METRIC = "livecast_origin_shed_total"
 
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 
@@ -34,8 +37,9 @@ class PrometheusSample:
 @dataclass(frozen=True)
 class RequestTotals:
     requests: float
-    responses_5xx: float
+    responses_5xx: float  # without the shed ones (``shed``)
     bytes: float = 0.0  # of ``bytes_metric``, when asked for
+    shed: float = 0.0  # 503s of the origin's load shedding, by design
 
 
 def _parse_labels(text: str, line: str) -> tuple[tuple[tuple[str, str], ...], int]:
@@ -105,19 +109,37 @@ def request_totals(
     status_label: str = "status",
     bytes_metric: str = ORIGIN_BYTES_METRIC,
 ) -> RequestTotals:
-    """Sum of ``metric`` over all label values, and of its samples whose status is 5xx; and the
-    sum of ``bytes_metric``."""
-    requests = responses_5xx = written = 0.0
+    """Sum of ``metric`` over all label values, and of its samples whose status is 5xx — less the
+    load-shedding 503s (:data:`ORIGIN_SHED_METRIC`: deliberate answers, counted in ``shed``);
+    and the sum of ``bytes_metric``."""
+    requests = responses_5xx = written = shed = 0.0
     for sample in parse_prometheus_text(text):
         if sample.name == bytes_metric:
             written += sample.value
+        if sample.name == ORIGIN_SHED_METRIC:
+            shed += sample.value
         if sample.name != metric:
             continue
         requests += sample.value
         status = sample.label(status_label) or ""
         if len(status) == 3 and status.startswith("5"):
             responses_5xx += sample.value
-    return RequestTotals(requests, responses_5xx, written)
+    return RequestTotals(requests, max(0.0, responses_5xx - shed), written, shed)
+
+
+def counts_by_label(text: str, metric: str, label: str) -> dict[str, int]:
+    """``metric``'s samples summed by one label's values (e.g. the origin's shed 503s by
+    ``class``); a malformed text counts as none."""
+    try:
+        samples = parse_prometheus_text(text)
+    except ValueError:
+        return {}
+    counts: dict[str, int] = {}
+    for sample in samples:
+        if sample.name == metric:
+            key = sample.label(label) or "?"
+            counts[key] = counts.get(key, 0) + int(sample.value)
+    return dict(sorted(counts.items()))
 
 
 def responses_of_type(
