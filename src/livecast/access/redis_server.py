@@ -149,8 +149,10 @@ class RedisServer:
 
     def commandstats(self) -> dict[str, int]:
         """The calls per command Redis counted since it started (``INFO commandstats``), e.g.
-        ``{"evalsha": 1234, "script|load": 2, "ping": 1}`` — the start-up PINGs and earlier INFOs
-        included (Redis counts a command once it has answered it)."""
+        ``{"evalsha": 1234, "script|load": 2, "ping": 1, "zadd": 1234, …}`` — the start-up PINGs
+        and earlier INFOs included (Redis counts a command once it has answered it), and so are
+        the commands a Lua script runs inside Redis (ZADD, PEXPIRE …), which are no round trips:
+        a client's round trips are its ``evalsha`` (+ ``script|load``) calls."""
         try:
             reply = self._command(b"INFO commandstats", timeout=2.0)
         except OSError as exc:
