@@ -335,6 +335,24 @@ def test_never_hinted_part_is_404() -> None:
     assert answer.cache_control == "public, max-age=1"
 
 
+def test_media_of_a_rendition_not_started_is_503_not_404() -> None:
+    """An origin without media yet (restarted, waiting for its encoder, while another origin
+    serves the event) refuses media as it refuses playlists: 503, which an edge passes to the
+    next origin (a 404 would reach the viewer), never stored. Once media arrives, 404 again for
+    what does not exist."""
+    event = make_event()
+    app = OriginApp(event)
+    for path in ("/live/720p/part-40.2.m4s", "/live/720p/seg-40.m4s", "/live/audio/init-0.mp4"):
+        answer = get(app, path)
+        assert isinstance(answer, Response), path
+        assert (answer.status, answer.cache_control) == (503, "no-store"), (path, answer.body)
+    playlist_answer = get(app, "/live/720p/index.m3u8")
+    assert isinstance(playlist_answer, Response) and playlist_answer.status == 503
+    Feeder(event).advance_to(5.0)
+    answer = get(app, "/live/720p/part-1.0.m4s")
+    assert isinstance(answer, Response) and answer.status == 404
+
+
 def test_segments_and_init_are_immutable_and_the_sum_of_their_parts() -> None:
     app, _ = running(20.5)
     pl = playlist(app)

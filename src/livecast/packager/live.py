@@ -26,7 +26,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from livecast.errors import MediaError, StoreError
+from livecast.errors import MediaError, RequestError, StoreError
 from livecast.hls.attributes import format_pdt
 from livecast.hls.directives import LivePosition
 from livecast.hls.playlist import MediaPlaylist, SegmentEntry
@@ -317,12 +317,22 @@ class LiveRendition:
         seg = self._by_msn.get(msn)
         return seg is not None and index < len(seg.parts)
 
+    def _refuse_before_media(self) -> None:
+        """No media yet (the event is starting, or this origin restarted and waits for its
+        encoder): refuse media requests with 503, as the playlists are refused, not 404 — behind
+        an edge, a 503 passes the request to the next origin (``proxy_next_upstream http_503``),
+        which has the part the viewer saw listed, while a 404 would reach the viewer."""
+        if not self.ended and self.position() is None:
+            raise RequestError(503, f"rendition {self.name} has not started")
+
     def init_data(self, name: str) -> bytes | None:
+        self._refuse_before_media()
         if name in self.init_names or self.recording is not None:
             return self.store.init(name)
         return None
 
     def segment_data(self, msn: int) -> bytes | None:
+        self._refuse_before_media()
         seg = self._by_msn.get(msn)
         if seg is not None:
             return self.store.segment(msn) if seg.complete and not seg.gap else None
@@ -331,6 +341,7 @@ class LiveRendition:
         return None
 
     def part_data(self, msn: int, index: int) -> bytes | None:
+        self._refuse_before_media()
         seg = self._by_msn.get(msn)
         if seg is None or index >= len(seg.parts):
             return None
