@@ -19,6 +19,13 @@ whole event, with EXT-X-ENDLIST; segments older than the live window come from d
 Cache headers a CDN can follow (brief §4): a blocking response for a given MSN/part never changes
 (6 × TD); plain playlists, EVENT (start-over) playlists and the multivariant ½ TD; parts, segments,
 init and VOD playlists immutable for a day; 404 and 503 one second.
+
+Players without cookies (Safari's native player): a playlist asked for with ``?token=…`` is
+answered with that ``token=`` on every URI (``access.uri_tokens``) — the shared answer rewritten
+for this request, never remembered (``Cache-Control: private``: it carries a credential); the
+answer cache keeps the token in the key of playlist targets only, so the shared answers stay
+shared and a request without a query token (the cookie) gets them unmodified. A held reload with
+a token waits under its own key (:class:`TokenHoldKey`) and is rewritten when it is answered.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from livecast.access.uri_tokens import TemplateCache, token_argument
 from livecast.errors import RequestError, StoreError
 from livecast.hls.directives import Directives, check_blocking_request, parse_directives
 from livecast.origin.contract import Endpoint, Hold, Request, Response
@@ -38,6 +46,9 @@ from livecast.packager.live import LiveRendition
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 KEPT_ARGUMENTS = (b"_HLS_", b"start=", b"end=")  # the query arguments that change an answer
+# … and on a playlist the token, which goes onto its URIs (players without cookies)
+KEPT_PLAYLIST_ARGUMENTS = (*KEPT_ARGUMENTS, b"token=")
+PLAYLIST_SUFFIX = ".m3u8"
 IMMUTABLE = "public, max-age=86400, immutable"
 SHORT = "public, max-age=1"
 
@@ -89,6 +100,14 @@ class PartHoldKey(NamedTuple):
     part: int
 
 
+class TokenHoldKey(NamedTuple):
+    """A held playlist request whose answer gets ``argument`` on its URIs (for ``host``)."""
+
+    key: PlaylistHoldKey | PartHoldKey
+    argument: bytes
+    host: bytes | None
+
+
 NOT_FOUND = _error(404, "not found")
 NO_SUCH_STREAM = _error(404, "no such stream")
 
@@ -107,6 +126,7 @@ class OriginApp:
         self.static = static or {}
         self.endpoints = dict(endpoints or {})  # path → per-request answers (never cached)
         self._answers: dict[str, StreamAnswers] = {}
+        self.templates = TemplateCache()  # the shared playlists, cut where a token goes
 
     @classmethod
     def for_streams(
@@ -127,23 +147,56 @@ class OriginApp:
     @staticmethod
     def cache_key(target: bytes) -> bytes:
         """The request target without the query arguments that never change an answer here
-        (all but ``_HLS_*``, ``start`` and ``end``: CMCD, cache busters), for the adapter's answer
-        cache."""
+        (all but ``_HLS_*``, ``start`` and ``end``: CMCD, cache busters; on a playlist ``token``
+        too, whose answer is rewritten for it), for the adapter's answer cache."""
         path, sep, query = target.partition(b"?")
         if not sep:
             return target
-        kept = [arg for arg in query.split(b"&") if arg.startswith(KEPT_ARGUMENTS)]
+        names = KEPT_PLAYLIST_ARGUMENTS if path.endswith(b".m3u8") else KEPT_ARGUMENTS
+        kept = [arg for arg in query.split(b"&") if arg.startswith(names)]
         return path + b"?" + b"&".join(kept) if kept else path
 
     # ------------------------------------------------------------------ Handler
     def handle(self, request: Request, now: float) -> Response | Hold:
         try:
-            return self._route(request, now)
+            outcome = self._route(request, now)
         except RequestError as exc:
             object_type = "playlist-blocking" if "_HLS_" in request.query else "other"
             return _error(exc.status, str(exc), cache="no-store", object_type=object_type)
+        if "token=" in request.query and request.path.endswith(PLAYLIST_SUFFIX):
+            argument = token_argument(request.query)
+            if argument is not None:
+                host = next((v for k, v in request.headers if k == "host"), None)
+                host_bytes = None if host is None else host.encode("latin-1")
+                return self._with_token(outcome, argument, host_bytes)
+        return outcome
+
+    def _with_token(
+        self, outcome: Response | Hold, argument: bytes, host: bytes | None
+    ) -> Response | Hold:
+        """A playlist answer with ``argument`` on its URIs; a hold under a key of its own."""
+        if isinstance(outcome, Hold):
+            assert isinstance(outcome.key, PlaylistHoldKey | PartHoldKey)
+            key = TokenHoldKey(outcome.key, argument, host)
+            return Hold(key, outcome.deadline, outcome.object_type)
+        if outcome.status != 200 or outcome.content_type != PLAYLIST_TYPE:
+            return outcome
+        return Response(
+            200,
+            self.templates.rewrite(outcome.body, argument, host),
+            PLAYLIST_TYPE,
+            outcome.cache_control.replace("public", "private"),
+            outcome.object_type,
+        )
 
     def resume(self, key: Hashable, now: float) -> Response | None:
+        if isinstance(key, TokenHoldKey):
+            answer = self.resume(key.key, now)
+            if answer is None:
+                return None
+            rewritten = self._with_token(answer, key.argument, key.host)
+            assert isinstance(rewritten, Response)
+            return rewritten
         assert isinstance(key, PlaylistHoldKey | PartHoldKey)
         answers = self._stream(key.stream)
         if answers is None:
@@ -151,6 +204,8 @@ class OriginApp:
         return answers.resume(key)
 
     def expired(self, key: Hashable, now: float) -> Response:
+        if isinstance(key, TokenHoldKey):
+            key = key.key
         assert isinstance(key, PlaylistHoldKey | PartHoldKey)
         answers = self._stream(key.stream)
         if answers is None:
