@@ -1,6 +1,8 @@
 """The live spine end to end with real FFmpeg, real sockets and real HLS readers (ffprobe, ffmpeg).
 
-Each test starts its own stack on 127.0.0.1 (port 0) and stops it.
+The tests that only read from the stack (ffprobe, ffmpeg, playlists, refused targets) share one
+stack for the module (``live``); those that count its requests or kill its encoder start their
+own (``pipeline``). Every stack is on 127.0.0.1 (port 0).
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import os
 import signal
 import subprocess
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
+from livecast.config import load_config
 from livecast.hls.playlist import (
     MediaPlaylist,
     parse_media_playlist,
@@ -26,6 +31,14 @@ from livecast.pipeline import LivePipeline
 from tests.conftest import need
 
 pytestmark = pytest.mark.integration
+shared_loop = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def live() -> AsyncIterator[LivePipeline]:
+    """One running stack for the tests that only read from it."""
+    async with LivePipeline(load_config(None, env={}, overrides={"port": 0})).running() as stack:
+        yield stack
 
 
 def fetch(url: str) -> tuple[int, bytes]:
@@ -50,113 +63,6 @@ async def playlist_after_restart(url: str, seconds: float = 10.0) -> MediaPlayli
             if any(s.discontinuity for s in pl.segments) and pl.segments[-1].parts:
                 return pl
     pytest.fail(f"no discontinuity in {url} within {seconds:g} s of the encoder restart")
-
-
-async def test_ffprobe_sees_every_rendition(pipeline: LivePipeline) -> None:
-    ffprobe = need("ffprobe")
-    expected = {
-        "720p": ("h264", 1280, 720),
-        "480p": ("h264", 854, 480),
-        "360p": ("h264", 640, 360),
-        "audio": ("aac", None, None),
-    }
-    for name, (codec, width, height) in expected.items():
-        url = f"{pipeline.base_url}/live/{name}/index.m3u8"
-        proc = await asyncio.create_subprocess_exec(
-            ffprobe,
-            "-v",
-            "error",
-            "-show_streams",
-            "-of",
-            "json",
-            url,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-        assert proc.returncode == 0, err.decode()
-        (stream,) = json.loads(out)["streams"]
-        assert stream["codec_name"] == codec, name
-        if width is not None:
-            assert (stream["width"], stream["height"]) == (width, height)
-        else:
-            assert int(stream["sample_rate"]) == 48000
-
-
-async def test_ffmpeg_records_ten_seconds_of_each_rendition(
-    pipeline: LivePipeline, tmp_path: Path
-) -> None:
-    ffmpeg = need("ffmpeg")
-    ffprobe = need("ffprobe")
-    outputs = []
-    argv = [ffmpeg, "-v", "error", "-nostdin", "-i", pipeline.playlist_url]
-    for index, name in enumerate(("v0", "v1", "v2")):
-        out = tmp_path / f"{name}.mp4"
-        outputs.append(out)
-        argv += ["-map", f"0:v:{index}", "-c", "copy", "-t", "10", str(out)]
-    audio = tmp_path / "a.mp4"
-    outputs.append(audio)
-    argv += ["-map", "0:a:0", "-c", "copy", "-t", "10", str(audio)]
-    proc = await asyncio.create_subprocess_exec(*argv, stderr=subprocess.PIPE)
-    _, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0 and not err.strip(), err.decode()
-    heights = []
-    for out in outputs:
-        probe = subprocess.run(
-            [
-                ffprobe,
-                "-v",
-                "error",
-                "-show_entries",
-                "format=duration:stream=height",
-                "-of",
-                "json",
-                str(out),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        info = json.loads(probe.stdout)
-        assert float(info["format"]["duration"]) >= 9.5, out.name
-        heights.append(info["streams"][0].get("height"))
-    assert sorted(h for h in heights if h) == [360, 480, 720]
-
-
-async def test_multivariant_reflects_the_real_encodes(pipeline: LivePipeline) -> None:
-    status, body = await aget(pipeline.playlist_url)
-    assert status == 200
-    mv = parse_multivariant_playlist(body.decode())
-    by_res = {v.resolution: v for v in mv.variants}
-    assert set(by_res) == {(1280, 720), (854, 480), (640, 360)}
-    for variant, nominal in ((by_res[(1280, 720)], 2_500_000), (by_res[(640, 360)], 600_000)):
-        assert variant.codecs is not None and variant.codecs.startswith("avc1.")
-        assert variant.codecs.endswith(",mp4a.40.2")
-        assert variant.frame_rate == 30.0
-        assert variant.average_bandwidth is not None
-        # real measurements: within a broad band of the nominal rate (+128 kb/s audio)
-        assert 0.5 * nominal < variant.average_bandwidth < 1.6 * nominal + 200_000
-        assert variant.bandwidth >= variant.average_bandwidth
-
-
-async def test_parts_arrive_every_part_target(pipeline: LivePipeline) -> None:
-    """Blocking reloads of successive parts: each arrives about one PART-TARGET after the last
-    (draft-pantos-hls-rfc8216bis: a new part within one PART-TARGET of the previous)."""
-    url = f"{pipeline.base_url}/live/720p/index.m3u8"
-    _, body = await aget(url)
-    msn, part = parse_media_playlist(body.decode()).last_part()  # type: ignore[misc]
-    loop = asyncio.get_running_loop()
-    arrivals = []
-    for _ in range(12):
-        part += 1
-        status, body = await aget(f"{url}?_HLS_msn={msn}&_HLS_part={part}")
-        assert status == 200
-        arrivals.append(loop.time())
-        msn, part = parse_media_playlist(body.decode()).last_part()  # type: ignore[misc]
-    gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
-    target = pipeline.event.config.part_target
-    assert gaps[len(gaps) // 2] == pytest.approx(target, abs=0.12)
-    assert gaps[-1] < 3 * target
 
 
 async def test_metrics_count_requests_by_object_type(pipeline: LivePipeline) -> None:
@@ -200,6 +106,117 @@ async def test_encoder_killed_mid_event_restarts_after_a_discontinuity(
     assert pipeline.source.pid not in (None, pid)
 
 
+@shared_loop
+async def test_ffprobe_sees_every_rendition(live: LivePipeline) -> None:
+    ffprobe = need("ffprobe")
+    expected = {
+        "720p": ("h264", 1280, 720),
+        "480p": ("h264", 854, 480),
+        "360p": ("h264", 640, 360),
+        "audio": ("aac", None, None),
+    }
+    for name, (codec, width, height) in expected.items():
+        url = f"{live.base_url}/live/{name}/index.m3u8"
+        proc = await asyncio.create_subprocess_exec(
+            ffprobe,
+            "-v",
+            "error",
+            "-show_streams",
+            "-of",
+            "json",
+            url,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        (stream,) = json.loads(out)["streams"]
+        assert stream["codec_name"] == codec, name
+        if width is not None:
+            assert (stream["width"], stream["height"]) == (width, height)
+        else:
+            assert int(stream["sample_rate"]) == 48000
+
+
+@shared_loop
+async def test_ffmpeg_records_ten_seconds_of_each_rendition(
+    live: LivePipeline, tmp_path: Path
+) -> None:
+    ffmpeg = need("ffmpeg")
+    ffprobe = need("ffprobe")
+    outputs = []
+    argv = [ffmpeg, "-v", "error", "-nostdin", "-i", live.playlist_url]
+    for index, name in enumerate(("v0", "v1", "v2")):
+        out = tmp_path / f"{name}.mp4"
+        outputs.append(out)
+        argv += ["-map", f"0:v:{index}", "-c", "copy", "-t", "10", str(out)]
+    audio = tmp_path / "a.mp4"
+    outputs.append(audio)
+    argv += ["-map", "0:a:0", "-c", "copy", "-t", "10", str(audio)]
+    proc = await asyncio.create_subprocess_exec(*argv, stderr=subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0 and not err.strip(), err.decode()
+    heights = []
+    for out in outputs:
+        probe = subprocess.run(
+            [
+                ffprobe,
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration:stream=height",
+                "-of",
+                "json",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        info = json.loads(probe.stdout)
+        assert float(info["format"]["duration"]) >= 9.5, out.name
+        heights.append(info["streams"][0].get("height"))
+    assert sorted(h for h in heights if h) == [360, 480, 720]
+
+
+@shared_loop
+async def test_multivariant_reflects_the_real_encodes(live: LivePipeline) -> None:
+    status, body = await aget(live.playlist_url)
+    assert status == 200
+    mv = parse_multivariant_playlist(body.decode())
+    by_res = {v.resolution: v for v in mv.variants}
+    assert set(by_res) == {(1280, 720), (854, 480), (640, 360)}
+    for variant, nominal in ((by_res[(1280, 720)], 2_500_000), (by_res[(640, 360)], 600_000)):
+        assert variant.codecs is not None and variant.codecs.startswith("avc1.")
+        assert variant.codecs.endswith(",mp4a.40.2")
+        assert variant.frame_rate == 30.0
+        assert variant.average_bandwidth is not None
+        # real measurements: within a broad band of the nominal rate (+128 kb/s audio)
+        assert 0.5 * nominal < variant.average_bandwidth < 1.6 * nominal + 200_000
+        assert variant.bandwidth >= variant.average_bandwidth
+
+
+@shared_loop
+async def test_parts_arrive_every_part_target(live: LivePipeline) -> None:
+    """Blocking reloads of successive parts: each arrives about one PART-TARGET after the last
+    (draft-pantos-hls-rfc8216bis: a new part within one PART-TARGET of the previous)."""
+    url = f"{live.base_url}/live/720p/index.m3u8"
+    _, body = await aget(url)
+    msn, part = parse_media_playlist(body.decode()).last_part()  # type: ignore[misc]
+    loop = asyncio.get_running_loop()
+    arrivals = []
+    for _ in range(12):
+        part += 1
+        status, body = await aget(f"{url}?_HLS_msn={msn}&_HLS_part={part}")
+        assert status == 200
+        arrivals.append(loop.time())
+        msn, part = parse_media_playlist(body.decode()).last_part()  # type: ignore[misc]
+    gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
+    target = live.event.config.part_target
+    assert gaps[len(gaps) // 2] == pytest.approx(target, abs=0.12)
+    assert gaps[-1] < 3 * target
+
+
 async def raw_get(port: int, target: str) -> tuple[int, bytes]:
     """One request with the target sent byte for byte (no client-side normalisation)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -222,8 +239,9 @@ BAD_TARGETS = [
 ]
 
 
-async def test_bad_targets_over_a_real_socket(pipeline: LivePipeline) -> None:
+@shared_loop
+async def test_bad_targets_over_a_real_socket(live: LivePipeline) -> None:
     for target, status in BAD_TARGETS:
-        code, body = await raw_get(pipeline.server.port, target)
+        code, body = await raw_get(live.server.port, target)
         assert code == status, (target, body)
         assert b"root:" not in body and b"[project]" not in body
