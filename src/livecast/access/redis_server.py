@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from livecast.edge.nginx import die_with_parent
 from livecast.errors import LivecastError
 
 HOST = "127.0.0.1"
@@ -102,7 +103,11 @@ class RedisServer:
         log = (self.directory / "redis-server.log").open("ab")
         try:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, cwd=self.directory
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                preexec_fn=die_with_parent,  # no Redis outlives a rehearsal killed mid-run
             )
         except OSError as exc:
             raise RedisServerError(f"cannot run {self.binary}: {exc}") from exc
