@@ -137,6 +137,7 @@ def test_next_s_is_bounded(body: bytes, interval: float) -> None:
 )
 def test_a_broken_200_is_a_failure_retried_not_a_crash(body: bytes) -> None:
     lease = SessionLease(LEASE_URL, SESSION_RETRY.without_jitter())
+    lease.joined = True
     assert lease.on_answer(200, body, 50.0, random.Random(1)) == Beat(LEASE_URL, 51.0, 1)
 
 
@@ -145,6 +146,17 @@ def test_after_a_refusal_nothing_more_is_sent() -> None:
     assert lease.on_answer(401, b"revoked\n", 1.0, random.Random(1)) == Refused("revoked")
     assert lease.on_answer(200, answer(5), 2.0, random.Random(1)) is None
     assert lease.on_failure(3.0, random.Random(1)) is None
+
+
+def test_a_join_that_failed_is_retried_as_a_join_until_one_is_admitted() -> None:
+    lease = SessionLease(LEASE_URL, SESSION_RETRY.without_jitter())
+    join_url = LEASE_URL + "?join=1"
+    assert lease.on_answer(429, b"heartbeat_too_soon\n", 0.0, random.Random(1)) == Beat(
+        join_url, 1.0, 1
+    )
+    assert lease.on_failure(1.0, random.Random(1)) == Beat(join_url, 3.0, 2)
+    assert lease.on_answer(200, answer(10), 3.0, random.Random(1)) == Beat(LEASE_URL, 13.0, 0)
+    assert lease.on_failure(13.0, random.Random(1)) == Beat(LEASE_URL, 14.0, 1)
 
 
 def test_a_session_url_with_a_query_keeps_it() -> None:

@@ -17,7 +17,7 @@ The answers and what the player does:
   * anything else (``429`` too soon, ``5xx``, a timeout, a reset) — retried with backoff per
     :data:`SESSION_RETRY`; when retries run out the player keeps watching and tries again one
     regular interval later: a lease store in trouble must not stop the show (the origin's
-    fail-open/closed policy decides).
+    fail-open/closed policy decides). Until a join is admitted the retries are joins.
 
 The player's media never waits for the lease: the join goes out beside the multivariant request.
 """
@@ -58,17 +58,25 @@ class Refused:
 class SessionLease:
     """One viewer's lease: which heartbeat to send next, from the answers to the last."""
 
-    __slots__ = ("_failures", "active", "interval", "policy", "url")
+    __slots__ = ("_failures", "active", "interval", "joined", "policy", "url")
 
     def __init__(self, url: str, policy: RetryPolicy = SESSION_RETRY) -> None:
         self.url = url  # absolute: /session/heartbeat at the viewer's entry point
         self.policy = policy
         self.interval = DEFAULT_INTERVAL
         self.active = True  # False after a refusal or a 404: nothing more to send
+        self.joined = False  # a join was admitted: later beats are heartbeats, retries too
         self._failures = 0  # consecutive failures of the heartbeat being retried
 
     def join(self, now: float) -> Beat:
-        return Beat(self.url + ("&" if "?" in self.url else "?") + "join=1", now, 0)
+        return Beat(self._join_url(), now, 0)
+
+    def _join_url(self) -> str:
+        return self.url + ("&" if "?" in self.url else "?") + "join=1"
+
+    def _next_url(self) -> str:
+        """A join until one is admitted (a join refused 429 or lost never took a slot)."""
+        return self.url if self.joined else self._join_url()
 
     def on_answer(
         self, status: int, body: bytes | None, now: float, rng: random.Random
@@ -82,6 +90,7 @@ class SessionLease:
                 return self.on_failure(now, rng)
             self.interval = next_s
             self._failures = 0
+            self.joined = True
             return Beat(self.url, now + next_s, 0)
         if status in (401, 403):
             self.active = False
@@ -99,9 +108,9 @@ class SessionLease:
         if self._failures < self.policy.max_retries:
             delay = backoff_delay(self.policy, self._failures, rng)
             self._failures += 1
-            return Beat(self.url, now + delay, self._failures)
+            return Beat(self._next_url(), now + delay, self._failures)
         self._failures = 0
-        return Beat(self.url, now + self.interval, 0)
+        return Beat(self._next_url(), now + self.interval, 0)
 
 
 def _next_s(body: bytes | None) -> float | None:
