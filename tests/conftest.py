@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Generator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -18,6 +19,14 @@ __all__ = ["need"]
 async def pipeline() -> AsyncIterator[LivePipeline]:
     async with LivePipeline(load_config(None, env={}, overrides={"port": 0})).running() as live:
         yield live
+
+
+@pytest.fixture(scope="session")
+def loop_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One loop-source cache (``[target] cache_dir``) for every rehearsal of the session: the
+    pre-encode is keyed by ladder, loop length and version (``sources.loop_source.cache_key``),
+    so the 4 s loop the rehearsal tests share is encoded once, not once per test or module."""
+    return tmp_path_factory.mktemp("loop-cache")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,6 +1,6 @@
 """The player model as a Locust user: a local master with 2 workers against the live stack on the
-loop source (4 s pre-encode cached in tmp_path). Every process has a hard deadline and is killed
-at the end."""
+loop source (4 s pre-encode in the session's loop cache). Every process has a hard deadline and
+is killed at the end."""
 
 from __future__ import annotations
 
@@ -34,12 +34,12 @@ DEADLINE = 40.0
 
 
 @pytest_asyncio.fixture
-async def looped(tmp_path: Path) -> AsyncIterator[LivePipeline]:
+async def looped(loop_cache: Path) -> AsyncIterator[LivePipeline]:
     overrides = {
         "port": 0,
         "source": "loop",
         "loop_seconds": 4.0,
-        "cache_dir": str(tmp_path / "cache"),
+        "cache_dir": str(loop_cache),
     }
     async with LivePipeline(load_config(None, env={}, overrides=overrides)).running(60) as live:
         yield live
