@@ -1,5 +1,8 @@
 """``livecast rehearse`` with nginx edges in front of its own origin: viewers are spread over the
-edges, the report carries each tier's requests/s and the edges' cache hit ratio."""
+edges, the report carries each tier's requests/s and the edges' cache hit ratio.
+
+Lean on time: the module's three rehearsals (healthy, an edge killed, a planted session cookie)
+go side by side, each on a stack and edges of its own, with the session's loop cache."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,25 +59,49 @@ def _has_nginx() -> bool:
     return True
 
 
-def rehearse(
-    tmp_path: Path, src: str, extra: str = ""
-) -> tuple[subprocess.CompletedProcess[str], Any]:
-    """``livecast rehearse`` of SCENARIO (+ ``extra`` TOML) with ``src`` first on PYTHONPATH;
-    (run, results.json)."""
+Rehearsal = tuple[subprocess.CompletedProcess[str], Any, Path]
+
+
+def rehearse(tmp_path: Path, cache: Path, src: str, extra: str = "") -> Rehearsal:
+    """``livecast rehearse`` of SCENARIO (+ ``extra`` TOML) with ``src`` first on PYTHONPATH and
+    the loop pre-encoded in ``cache`` (the session's); (run, results.json, its out directory)."""
     scenario = tmp_path / "s.toml"
-    scenario.write_text(SCENARIO.format(cache=tmp_path / "cache") + extra)
+    scenario.write_text(SCENARIO.format(cache=cache) + extra)
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     run = subprocess.run(
         [sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out", str(tmp_path / "o")],
         capture_output=True, text=True, env=env, timeout=180,
     )  # fmt: skip
     results = tmp_path / "o" / "results.json"
-    return run, json.loads(results.read_text()) if results.exists() else {}
+    return run, json.loads(results.read_text()) if results.exists() else {}, tmp_path / "o"
+
+
+@pytest.fixture(scope="module")
+def rehearsals(tmp_path_factory: pytest.TempPathFactory, loop_cache: Path) -> dict[str, Rehearsal]:
+    """The healthy run, the one with edge-1 killed and the one with the planted cookie (on a
+    copy of src/, first on PYTHONPATH), side by side."""
+    planted = tmp_path_factory.mktemp("planted")
+    shutil.copytree(Path(SRC) / "livecast", planted / "src" / "livecast")
+    wire = planted / "src" / "livecast" / "origin" / "wire.py"
+    text = wire.read_text()
+    assert text.count(SESSION_COOKIE[0]) == 1
+    wire.write_text(text.replace(*SESSION_COOKIE))
+    with ThreadPoolExecutor(3) as pool:
+        runs = {
+            "spread": pool.submit(rehearse, tmp_path_factory.mktemp("spread"), loop_cache, SRC),
+            "killed": pool.submit(
+                rehearse, tmp_path_factory.mktemp("killed"), loop_cache, SRC, KILL_EDGE
+            ),
+            "planted": pool.submit(rehearse, planted, loop_cache, str(planted / "src")),
+        }
+        return {name: future.result() for name, future in runs.items()}
 
 
 @skip_unless(_has_nginx(), "nginx")
-def test_viewers_spread_over_two_edges_and_the_origin_is_offloaded(tmp_path: Path) -> None:
-    run, document = rehearse(tmp_path, SRC)
+def test_viewers_spread_over_two_edges_and_the_origin_is_offloaded(
+    rehearsals: dict[str, Rehearsal],
+) -> None:
+    run, document, out = rehearsals["spread"]
     assert run.returncode == 0, run.stderr[-3000:]
     entry_points = document["meta"]["entry_points"]
     assert len(entry_points) == 2 and len(set(entry_points)) == 2
@@ -83,7 +111,7 @@ def test_viewers_spread_over_two_edges_and_the_origin_is_offloaded(tmp_path: Pat
     assert summary["tier_origin_requests_per_s"] * 5 < summary["tier_edge_requests_per_s"]
     checks = {c["slo"]["name"]: c for c in document["verdict"]["checks"]}
     assert not checks["edge_hit_ratio"]["violated"]
-    assert "Requests per second per tier" in (tmp_path / "o" / "report.html").read_text()
+    assert "Requests per second per tier" in (out / "report.html").read_text()
     # the scale-invariant indicators were measured, and the projection to 100,000 viewers made
     measured = {c["subject"]: c["measured"] for c in document["verdict"]["checks"]}
     assert measured["objects.edge.part.upstream_per_object"] == pytest.approx(1.0, abs=0.2)
@@ -106,11 +134,11 @@ mode = "kill"
 
 @skip_unless(_has_nginx(), "nginx")
 def test_an_edge_killed_mid_show_is_started_again_and_its_viewers_are_counted(
-    tmp_path: Path,
+    rehearsals: dict[str, Rehearsal],
 ) -> None:
     """A kill fault on an edge: its viewers fail (the rehearsal's players do not move to the
     other edge), the edge is started again when the fault ends and the run completes."""
-    run, document = rehearse(tmp_path, SRC, KILL_EDGE)
+    run, document, _ = rehearsals["killed"]
     assert run.returncode == 1, run.stderr[-3000:]  # NO-GO, not "could not run"
     events = " ".join(document["meta"]["fault_events"])
     assert "edge-1" in events and "start" in events
@@ -123,16 +151,12 @@ SESSION_COOKIE = ('COMMON_HEADERS = "', 'COMMON_HEADERS = "Set-Cookie: sid=1; Pa
 
 
 @skip_unless(_has_nginx(), "nginx")
-def test_a_planted_session_cookie_is_no_go_by_upstream_requests_per_object(tmp_path: Path) -> None:
+def test_a_planted_session_cookie_is_no_go_by_upstream_requests_per_object(
+    rehearsals: dict[str, Rehearsal],
+) -> None:
     """The origin sets a cookie on every answer, so the edges cache nothing: the verdict names
     the indicator that holds at any audience. Planted on a copy of src/, first on PYTHONPATH."""
-    planted = tmp_path / "src"
-    shutil.copytree(Path(SRC) / "livecast", planted / "livecast")
-    wire = planted / "livecast" / "origin" / "wire.py"
-    text = wire.read_text()
-    assert text.count(SESSION_COOKIE[0]) == 1
-    wire.write_text(text.replace(*SESSION_COOKIE))
-    run, document = rehearse(tmp_path, str(planted))
+    run, document, _ = rehearsals["planted"]
     assert run.returncode == 1, run.stderr[-3000:]
     violated = {c["slo"]["name"] for c in document["verdict"]["checks"] if c["violated"]}
     assert "upstream_per_object" in violated
