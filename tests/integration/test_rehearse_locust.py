@@ -6,8 +6,9 @@ killed mid-run leaves a result marked partial naming it; refused workers (anothe
 another livecast version), no workers in time, an unreachable master and a master address in use
 are exit 2.
 
-Lean on time: one loop cache for the module, the driver's healthy run warms it; the two slow runs,
-the killed-worker run and a churning ramp go side by side. Every process has a hard deadline and is
+Lean on time: the session's loop cache (the first rehearsal of the session warms it); the healthy
+runs of both engines go side by side (the same conditions for the comparison), so do the two slow
+runs, the killed-worker run and a churning ramp. Every process has a hard deadline and is
 killed."""
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class Run:
 
 
 def scenario(tmp: Path, cache: Path, name: str, extra: str = "") -> Path:
-    """examples/smoke.toml, reduced: 30 viewers, 10 s, a 4 s loop cached for the module."""
+    """examples/smoke.toml, reduced: 30 viewers, 10 s, a 4 s loop in the session's cache."""
     text = SMOKE.read_text()
     for old, new in (("viewers = 200", "viewers = 30"), ("duration = 30.0", "duration = 10.0"),
                      ("loop_seconds = 20", "loop_seconds = 4")):  # fmt: skip
@@ -134,8 +135,8 @@ def _cmdline(pid: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("loop-cache")
+def cache(loop_cache: Path) -> Path:
+    return loop_cache
 
 
 @pytest.fixture(scope="module")
@@ -145,11 +146,14 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def healthy(work: Path, cache: Path) -> tuple[Run, Run]:
-    """The driver's run (it pre-encodes the loop), then Locust's with 2 workers."""
+    """The driver's run and Locust's with 2 workers, side by side (each on its own stack)."""
     path = scenario(work, cache, "healthy")
-    driver = rehearse(path, work / "driver")
-    locust = rehearse(path, work / "locust", "--engine", "locust", "--workers", "2")
-    return driver, locust
+    with ThreadPoolExecutor(2) as pool:
+        driver = pool.submit(rehearse, path, work / "driver")
+        locust = pool.submit(
+            rehearse, path, work / "locust", "--engine", "locust", "--workers", "2"
+        )
+        return driver.result(), locust.result()
 
 
 @pytest.fixture(scope="module")
@@ -247,13 +251,15 @@ def test_refused_workers_and_no_workers_in_time_exit_2(work: Path, cache: Path) 
     out = work / "remote"
     master = start(
         "rehearse", str(path), "--out", str(out), "--engine", "locust", "--workers", "1",
-        "--master-bind", f"127.0.0.1:{port}", "--connect-timeout", "8",
+        "--master-bind", f"127.0.0.1:{port}", "--connect-timeout", "4",
         log=out.with_suffix(".log"),
     )  # fmt: skip
-    try:
+    try:  # both workers wait for the master together: refused within its 4 s, not one by one
         address = ("--master", f"127.0.0.1:{port}", "--connect-timeout", "20")
-        wrong_scenario = _worker(*address, "--scenario", str(other))
-        old_version = _worker(*address, version="9.9.9")
+        with ThreadPoolExecutor(2) as pool:
+            wrong = pool.submit(_worker, *address, "--scenario", str(other))
+            old = pool.submit(_worker, *address, version="9.9.9")
+            wrong_scenario, old_version = wrong.result(), old.result()
         for worker, message in ((wrong_scenario, "the worker's scenario file"),
                                 (old_version, "livecast 9.9.9 on the worker")):  # fmt: skip
             assert worker.returncode == 2, worker.stderr[-2000:]
@@ -261,7 +267,7 @@ def test_refused_workers_and_no_workers_in_time_exit_2(work: Path, cache: Path) 
     finally:
         run = finish(master, out.with_suffix(".log"), out, DEADLINE)
     assert run.code == 2, run.stderr[-3000:]
-    assert "could not run: 1 worker(s) expected, 0 accepted within 8 s" in run.stderr
+    assert "could not run: 1 worker(s) expected, 0 accepted within 4 s" in run.stderr
     assert "worker refused" in run.stderr
 
 
