@@ -1,5 +1,7 @@
 """The loop source end to end: a 4 s pre-encode (cached in tmp_path) replayed as a live stream
-through the real packager and origin, across several loop boundaries."""
+through the real packager and origin, across several loop boundaries. The tests that only read
+from the replay share one stack for the module (``replaying``); the one that breaks its replay
+starts its own (``looped``)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,17 @@ async def looped(tmp_path: Path) -> AsyncIterator[LivePipeline]:
         yield live
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def replaying(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LivePipeline]:
+    """One replay (pre-encoded into a cache of its own) for the tests that only read from it."""
+    cache = tmp_path_factory.mktemp("loop") / "cache"
+    async with loop_pipeline(cache).running(timeout=60) as live:
+        yield live
+
+
+shared_loop = pytest.mark.asyncio(loop_scope="module")
+
+
 def process_cpu_seconds() -> float:
     """utime + stime of this process (all threads), from /proc/self/stat."""
     fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
@@ -59,7 +72,9 @@ async def playlist(url: str) -> MediaPlaylist:
     return parse_media_playlist(body.decode())
 
 
-async def test_playlist_keeps_advancing_across_loop_boundaries(looped: LivePipeline) -> None:
+@shared_loop
+async def test_playlist_keeps_advancing_across_loop_boundaries(replaying: LivePipeline) -> None:
+    looped = replaying
     source = looped.source
     assert isinstance(source, LoopSource) and source.encoded
     urls = [f"{looped.base_url}/live/{name}/index.m3u8" for name in ("720p", "audio")]
@@ -96,9 +111,11 @@ async def test_playlist_keeps_advancing_across_loop_boundaries(looped: LivePipel
         assert msns[-1] - msns[0] >= 2.5 * LOOP_SECONDS / looped.ladder.segment_duration - 2
 
 
-async def test_media_time_continues_and_matches_the_pdt(looped: LivePipeline) -> None:
+@shared_loop
+async def test_media_time_continues_and_matches_the_pdt(replaying: LivePipeline) -> None:
     """Each segment's first tfdt (media time) plus the epoch is its PDT, past the loop too."""
-    await asyncio.sleep(LOOP_SECONDS + 1.5)
+    looped = replaying
+    await asyncio.sleep(max(0.0, looped.event.epoch + LOOP_SECONDS + 1.5 - time.time()))
     for name in ("720p", "audio"):
         base = f"{looped.base_url}/live/{name}"
         pl = await playlist(f"{base}/index.m3u8")
@@ -120,10 +137,12 @@ async def test_media_time_continues_and_matches_the_pdt(looped: LivePipeline) ->
         assert len(starts) >= 2 and max(starts) >= LOOP_SECONDS - 1e-3, (name, starts)
 
 
+@shared_loop
 async def test_ffmpeg_reads_the_looped_stream_without_complaint(
-    looped: LivePipeline, tmp_path: Path
+    replaying: LivePipeline, tmp_path: Path
 ) -> None:
     """An HLS client records across a loop point: no non-monotonic DTS, nothing on stderr."""
+    looped = replaying
     ffmpeg = need("ffmpeg")
     out = tmp_path / "rec.mp4"
     argv = [ffmpeg, "-v", "error", "-nostdin", "-i", looped.playlist_url]
