@@ -1,6 +1,9 @@
 """``livecast up --origins 2 --source rtmp``: two origins, each with its own RTMP port, one
 encoder publishing to both (FFmpeg's tee muxer, as OBS does with a second output), an nginx
-edge in front; SIGKILL one origin and every request through the edge is still answered."""
+edge in front; SIGKILL one origin and every request through the edge is still answered — also
+once the killed origin is back, waiting for an encoder that does not reconnect (its 503s, for
+media too, send the edge to the other origin; it once answered a part with a 404, which reached
+the viewer)."""
 
 from __future__ import annotations
 
@@ -38,6 +41,20 @@ def follow(stream: object, lines: list[str]) -> threading.Thread:
     return thread
 
 
+def _origin_url(line: str, name: str) -> str | None:
+    """The URL of origin ``name`` from ``livecast up``'s "origin-1: pid N on URL (…)" line."""
+    found = re.search(rf"\b{name}: pid \d+ on (http://\S+) ", line)
+    return found.group(1) if found else None
+
+
+def _status(url: str) -> int | None:
+    """The status ``url`` answers with; None when nothing listens there."""
+    try:
+        return fetch(url)[0]
+    except OSError:
+        return None
+
+
 def test_up_with_two_rtmp_origins_fails_over_when_one_is_killed(tmp_path: Path) -> None:
     try:
         find_nginx()
@@ -73,16 +90,24 @@ def test_up_with_two_rtmp_origins_fails_over_when_one_is_killed(tmp_path: Path) 
             assert time.monotonic() < deadline, "".join(err[-20:])
             time.sleep(0.2)
         (replica,) = origin_children(proc.pid)
+        (replica_url,) = {u for line in err if (u := _origin_url(line, "origin-1")) is not None}
         position = parse_media_playlist(fetch(base + "index.m3u8")[1].decode()).next_part()
         assert position is not None
         answered: list[tuple[str, int]] = []
         killed = False
+        back = False  # the restarted origin answers (503: it waits for its encoder)
         started = time.monotonic()
-        while time.monotonic() - started < 10.0:  # a viewer: blocking reload, then the part
+        # a viewer: blocking reload, then the part — for 10 s, and until the killed origin is back
+        while time.monotonic() - started < 10.0 or not back:
+            assert time.monotonic() - started < 40.0, ("the killed origin did not come back", err)
             if not killed and time.monotonic() - started > 3.0:
                 os.kill(replica, signal.SIGKILL)
                 killed = True
             msn, index = position
+            if killed and not back and _status(replica_url + "/live/main.m3u8") == 503:
+                back = True  # and the part the viewer asks for next is a 503 there too, which
+                # the edge passes to the other origin (a 404 would reach the viewer)
+                assert _status(f"{replica_url}/live/audio/part-{msn}.{index}.m4s") == 503
             status, body = fetch(f"{base}index.m3u8?_HLS_msn={msn}&_HLS_part={index}")
             answered.append((f"playlist {msn}.{index}", status))
             assert status == 200, answered[-1]
