@@ -332,3 +332,24 @@ def test_verify_raises_nothing_but_access_error(text: str) -> None:
         assert error.reason in REASONS
         if len(text) >= 48:
             assert text not in str(error)
+
+
+def test_revocation_changes_come_in_order_once_each_and_bounded() -> None:
+    revoked = RevocationList(max_entries=5)
+    assert revoked.changes(0) == tokens.RevocationChanges(revoked.epoch, 0, False, ())
+    revoked.revoke_session("s1", 100.0)
+    revoked.revoke_session("s2", 100.0)
+    revoked.revoke_session("s1", 200.0)  # again: moves to the end with a new number
+    changes = revoked.changes(0)
+    assert [(e.id, changes.seq) for e in changes.entries] == [("s2", 3), ("s1", 3)]
+    assert revoked.changes(2).entries == (changes.entries[1],)
+    page = revoked.changes(0, limit=1)
+    assert (page.seq, page.more, [e.id for e in page.entries]) == (2, True, ["s2"])
+    assert revoked.changes(3).entries == () and revoked.changes(3).seq == 3
+    assert revoked.changes(99).seq == 3  # a reader from another list: told the current number
+    revoked.prune(200.0 + 86400 + 60)
+    assert revoked.changes(0).entries == () and len(revoked) == 0
+    for n in range(5):
+        revoked.revoke_session(f"n{n}", 1e9)
+    assert len(revoked.changes(0).entries) == 5  # as bounded as the list
+    assert RevocationList().epoch != revoked.epoch

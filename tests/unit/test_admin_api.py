@@ -310,3 +310,61 @@ def test_catalog_errors_and_bound() -> None:
         catalog.get("b")
     with pytest.raises(ValueError):
         EventCatalog().create("a.b", "A", NOW)
+
+
+# -- revocations for the edges (GET /revocations?since=) -------------------------------------
+
+READER = "edge-reader-secret-0123456789"
+READER_AUTH = [("Authorization", f"Bearer {READER}")]
+
+
+def test_revocations_are_listed_after_a_sequence_number(api: AdminApi) -> None:
+    first = call(api, "GET", "/revocations").json()
+    assert (first["seq"], first["more"], first["revocations"]) == (0, False, [])
+    assert call(api, "POST", "/revocations", {"session": "s1"}).status == 204
+    token = "v1.k1.main.a1.s2.1800003600.0." + "A" * 43
+    assert call(api, "POST", "/revocations", {"token": token}).status == 204
+    listed = call(api, "GET", "/revocations", query="since=0").json()
+    assert list(listed) == ["epoch", "seq", "more", "revocations"]  # the edges read this order
+    assert listed["epoch"] == first["epoch"] and listed["seq"] == 2
+    kinds = [(r["kind"], r["until"]) for r in listed["revocations"]]
+    assert kinds == [("session", int(NOW + 86400 + 60)), ("token", 1800003660)]
+    assert listed["revocations"][1]["id"] == tokens_id(token)
+    assert call(api, "GET", "/revocations", query="since=1").json()["revocations"][0]["kind"] == (
+        "token"
+    )
+    assert call(api, "GET", "/revocations", query="since=2").json()["revocations"] == []
+
+
+def tokens_id(token: str) -> str:
+    from livecast.access.tokens import token_id
+
+    return token_id(token)
+
+
+BAD_SINCE = ["since=-1", "since=x", "since=1.5", "since=" + "9" * 17, "since=9007199254740992",
+             "since=1&since=2", "until=1"]  # fmt: skip
+
+
+@pytest.mark.parametrize("query", BAD_SINCE)
+def test_a_bad_since_is_400(api: AdminApi, query: str) -> None:
+    assert call(api, "GET", "/revocations", query=query).status == 400
+
+
+def test_a_reader_reads_revocations_only_and_is_not_rate_limited_there() -> None:
+    api = make_api(RateLimit(1, 1))
+    api.allow_reader(hash_secret(READER))
+    assert call(api, "GET", "/revocations", headers=READER_AUTH).status == 200
+    for _ in range(5):  # the bucket is empty: admins wait, the reader (the edges) does not
+        assert call(api, "GET", "/revocations", headers=READER_AUTH).status == 200
+        assert call(api, "GET", "/revocations").status == 429
+        assert (
+            call(api, "GET", "/revocations", headers=[("Authorization", "Bearer nope")]).status
+            == 429
+        )
+    fresh = make_api()
+    fresh.allow_reader(hash_secret(READER))
+    assert call(fresh, "GET", "/events", headers=READER_AUTH).status == 401
+    assert call(fresh, "POST", "/revocations", {"session": "s"}, headers=READER_AUTH).status == 401
+    with pytest.raises(ConfigError):
+        fresh.allow_reader("abc")

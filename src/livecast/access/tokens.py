@@ -23,6 +23,8 @@ import base64
 import hashlib
 import hmac
 import re
+import secrets
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,6 +37,8 @@ __all__ = [
     "DEFAULT_SKEW",
     "MAX_TOKEN_BYTES",
     "REASONS",
+    "RevocationChanges",
+    "RevocationEntry",
     "RevocationList",
     "TokenClaims",
     "issue",
@@ -209,6 +213,30 @@ def verify(
     return claims
 
 
+@dataclass(frozen=True, slots=True)
+class RevocationEntry:
+    """One live revocation: a ``session`` or a ``token`` (by its :func:`token_id`), until when."""
+
+    kind: str  # "session" | "token"
+    id: str
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationChanges:
+    """What changed after a sequence number: at most ``limit`` entries in the order they were
+    made; ``seq`` is the last one's (ask again from it), ``more`` whether others follow."""
+
+    epoch: str
+    seq: int
+    more: bool
+    entries: tuple[RevocationEntry, ...]
+
+
+def _epoch() -> str:
+    return secrets.token_hex(8)
+
+
 @dataclass(slots=True)
 class RevocationList:
     """Revoked sessions and tokens, each until a time after which its tokens are dead anyway —
@@ -216,6 +244,11 @@ class RevocationList:
 
     A session is revoked for ``max_token_life + skew`` seconds (no token of it issued before the
     revocation can outlive that), a token until its ``exp + skew``. Pure: ``now`` is passed in.
+
+    Every change gets the next sequence number, so that a reader far away (an edge) can ask for
+    the changes after the last one it saw (:meth:`changes`) instead of the whole list: the live
+    entries are kept in the order of their last change (bounded like the list itself). ``epoch``
+    names this list: a reader that sees another one (a restarted admin API) reads from 0.
     """
 
     max_token_life: float = 86400.0
@@ -223,6 +256,10 @@ class RevocationList:
     max_entries: int = 100_000
     sessions: dict[str, float] = field(default_factory=dict)  # session id → revoked until
     tokens: dict[str, float] = field(default_factory=dict)  # token_id → revoked until
+    seq: int = 0  # the sequence number of the last change
+    epoch: str = field(default_factory=_epoch)
+    # (kind, id) → its last change's sequence number, oldest change first
+    _log: OrderedDict[tuple[str, str], int] = field(default_factory=OrderedDict)
 
     def revoke_session(self, session: str, now: float) -> float:
         """Refuse every token of ``session`` issued so far; returns until when."""
@@ -262,11 +299,29 @@ class RevocationList:
     def prune(self, now: float) -> int:
         """Drop the entries that ran out at ``now``; returns how many."""
         dropped = 0
-        for table in (self.sessions, self.tokens):
+        for kind, table in (("session", self.sessions), ("token", self.tokens)):
             for key in [key for key, until in table.items() if until <= now]:
                 del table[key]
+                self._log.pop((kind, key), None)
                 dropped += 1
         return dropped
+
+    def changes(self, since: int, limit: int = 1000) -> RevocationChanges:
+        """The live entries changed after sequence number ``since``, oldest first, at most
+        ``limit`` (≥ 1). Costs the number of changes after ``since`` (all live entries for 0)."""
+        newer: list[tuple[int, str, str]] = []
+        for (kind, key), seq in reversed(self._log.items()):
+            if seq <= since:
+                break
+            newer.append((seq, kind, key))
+        newer.reverse()
+        page = newer[: max(1, limit)]
+        entries = tuple(
+            RevocationEntry(kind, key, (self.sessions if kind == "session" else self.tokens)[key])
+            for _, kind, key in page
+        )
+        last = page[-1][0] if page else min(max(since, 0), self.seq)
+        return RevocationChanges(self.epoch, last, len(newer) > len(page), entries)
 
     def __len__(self) -> int:
         return len(self.sessions) + len(self.tokens)
@@ -280,3 +335,7 @@ class RevocationList:
                 "or rotate the signing key instead"
             )
         table[key] = max(until, table.get(key, until))
+        kind = "session" if table is self.sessions else "token"
+        self.seq += 1
+        self._log.pop((kind, key), None)
+        self._log[(kind, key)] = self.seq

@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from livecast.admin.openapi import ROUTES, SCHEMAS, Route, document
+from livecast.admin.openapi import (
+    PREFIX,
+    QUERY_SCHEMAS,
+    REVOCATIONS_PAGE,
+    ROUTES,
+    SCHEMAS,
+    Route,
+    document,
+)
 from livecast.admin.state import EVENT_ID, AdminState, Conflict, NotFound
 from livecast.errors import ConfigError, LivecastError
 
@@ -36,6 +44,7 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_SECRET_CHARS = 512
 _TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
+READER_PATH = PREFIX + "/revocations"
 
 
 def hash_secret(secret: str) -> str:
@@ -205,12 +214,25 @@ class AdminApi:
         self._hashes = tuple(bytes.fromhex(h) for h in admin_hashes)
         if not self._hashes or any(len(h) != 32 for h in self._hashes):
             raise ConfigError("admin.secrets", "give at least one hex SHA-256 of an admin secret")
+        self._reader_hashes: tuple[bytes, ...] = ()
         self.buckets = Buckets((rate_limit or RateLimit()).validate())
         self.max_body = max_body
         self.document = json.dumps(document()).encode()
         missing = [r.operation_id for r in ROUTES if not hasattr(self, "op_" + r.operation_id)]
         if missing:
             raise TypeError(f"routes without an operation: {missing}")
+
+    def allow_reader(self, secret_hash: str) -> None:
+        """Let the secret of this hex SHA-256 call the ``readers`` routes (GET /revocations) and
+        nothing else — what ``livecast up`` gives its edges. Readers are not rate limited there:
+        every edge behind one address polls twice a second."""
+        try:
+            digest = bytes.fromhex(secret_hash)
+        except ValueError:
+            digest = b""
+        if len(digest) != 32:
+            raise ConfigError("admin.readers", "a reader is given by the hex SHA-256 of its secret")
+        self._reader_hashes += (digest,)
 
     def handle(
         self,
@@ -240,7 +262,9 @@ class AdminApi:
         now: float,
     ) -> AdminResponse:
         wait = self.buckets.take(client, now)
-        if wait > 0:
+        if wait > 0 and not (
+            method == "GET" and path == READER_PATH and self._matches(headers, self._reader_hashes)
+        ):
             retry = (("Retry-After", str(max(1, math.ceil(wait)))),)
             return error(429, "rate limited", extra=retry)
         if len(body) > self.max_body:
@@ -257,7 +281,10 @@ class AdminApi:
             allow = ", ".join(sorted({r.method for r, _ in candidates}))
             return error(405, "method not allowed", extra=(("Allow", allow),))
         route, params = chosen
-        if route.auth and not self.authorized(headers):
+        if route.auth and not (
+            self.authorized(headers)
+            or (route.readers and self._matches(headers, self._reader_hashes))
+        ):
             return error(
                 401, "a valid bearer token is required", extra=(("WWW-Authenticate", "Bearer"),)
             )
@@ -273,6 +300,13 @@ class AdminApi:
 
     def authorized(self, headers: Sequence[tuple[str, str]]) -> bool:
         """Whether exactly one ``Authorization: Bearer <secret>`` names an admin secret."""
+        return self._matches(headers, self._hashes)
+
+    @staticmethod
+    def _matches(headers: Sequence[tuple[str, str]], hashes: tuple[bytes, ...]) -> bool:
+        """Whether exactly one ``Authorization: Bearer <secret>`` names one of ``hashes``."""
+        if not hashes:
+            return False
         values = [v for k, v in headers if k.lower() == "authorization"]
         if len(values) != 1:
             return False
@@ -284,7 +318,7 @@ class AdminApi:
             return False
         digest = hashlib.sha256(secret.encode("ascii")).digest()
         found = False
-        for known in self._hashes:  # every hash compared: the timing names none
+        for known in hashes:  # every hash compared: the timing names none
             found |= hmac.compare_digest(digest, known)
         return found
 
@@ -298,6 +332,12 @@ class AdminApi:
         for name, value in pairs:
             if name not in route.query or name in args:
                 raise BadRequest("unknown or repeated query parameter", name[:64])
+            schema = QUERY_SCHEMAS.get(name)
+            if schema is not None and schema["type"] == "integer":
+                if not (value.isascii() and value.isdigit() and len(value) <= 16):
+                    raise BadRequest("expected a non-negative integer", name)
+                args[name] = _check_integer(schema, int(value), name)
+                continue
             _check_string(SCHEMAS["EventCreate"]["properties"]["id"], value, name)
             args[name] = value
         if route.body is not None:
@@ -362,6 +402,25 @@ class AdminApi:
             self.state.revoke_token(args["token"], now)
             log.info("admin: revoked one token")
         return AdminResponse(204, (("Cache-Control", "no-store"),))
+
+    def op_list_revocations(
+        self, params: dict[str, str], args: dict[str, Any], now: float
+    ) -> AdminResponse:
+        """The revocations changed after ``since`` (0: every live one), a page at a time. The
+        edges read this with patterns (edge/token_lua.py): keep the keys in this order."""
+        changes = self.state.revocations.changes(args.get("since", 0), REVOCATIONS_PAGE)
+        entries = [
+            {"kind": e.kind, "id": e.id, "until": math.ceil(e.until)} for e in changes.entries
+        ]
+        return json_response(
+            200,
+            {
+                "epoch": changes.epoch,
+                "seq": changes.seq,
+                "more": changes.more,
+                "revocations": entries,
+            },
+        )
 
     def op_list_sessions(
         self, params: dict[str, str], args: dict[str, Any], now: float

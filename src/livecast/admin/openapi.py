@@ -14,7 +14,7 @@ from typing import Any
 from livecast.access.tokens import MAX_TOKEN_BYTES
 from livecast.admin.state import MAX_SESSIONS_LISTED, MAX_TITLE_CHARS, MAX_TTL_S
 
-__all__ = ["PREFIX", "ROUTES", "SCHEMAS", "Route", "document"]
+__all__ = ["PREFIX", "QUERY_SCHEMAS", "REVOCATIONS_PAGE", "ROUTES", "SCHEMAS", "Route", "document"]
 
 PREFIX = "/admin/v1"
 NAME_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
@@ -35,8 +35,9 @@ class Route:
     status: int = 200
     body: str | None = None  # the request body's schema name
     response: str | None = None  # the success body's schema name (None: no body)
-    query: tuple[str, ...] = ()  # optional query parameters (each a NAME)
+    query: tuple[str, ...] = ()  # optional query parameters (a NAME, or QUERY_SCHEMAS' schema)
     auth: bool = True
+    readers: bool = False  # a reader secret (AdminApi.allow_reader, the edges) may call it too
     errors: tuple[int, ...] = ()  # statuses beyond 400/401/405/413/429
 
     @property
@@ -72,12 +73,23 @@ ROUTES: tuple[Route, ...] = (
         "POST", "/revocations", "revoke", "Revoke a session or one token", 204, "Revocation",
         errors=(409,),
     ),
+    Route(
+        "GET", "/revocations", "list_revocations",
+        "Revocations changed after a sequence number (the edges poll it)",
+        response="RevocationChanges", query=("since",), readers=True,
+    ),
     Route("GET", "/sessions", "list_sessions", "List live sessions (leases)",
           response="SessionList", query=("account",)),
     Route("GET", "/status", "status", "Status of pipelines, origins and edges",
           response="Status"),
     Route("GET", "/openapi.json", "openapi", "This document", response="Document", auth=False),
 )  # fmt: skip
+
+REVOCATIONS_PAGE = 1000  # entries per answer of GET /revocations
+MAX_SEQ = 2**53 - 1  # sequence numbers stay exact in every JSON reader
+QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "since": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "EventCreate": {
@@ -156,6 +168,28 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "truncated": {"type": "boolean"},
         },
     },
+    "RevocationChanges": {
+        "type": "object",
+        "required": ["epoch", "seq", "more", "revocations"],
+        "properties": {
+            "epoch": {"type": "string", "pattern": "^[0-9a-f]{1,64}$"},
+            "seq": {"type": "integer", "minimum": 0},
+            "more": {"type": "boolean"},
+            "revocations": {
+                "type": "array",
+                "maxItems": REVOCATIONS_PAGE,
+                "items": {
+                    "type": "object",
+                    "required": ["kind", "id", "until"],
+                    "properties": {
+                        "kind": {"type": "string", "enum": ["session", "token"]},
+                        "id": {"type": "string"},
+                        "until": {"type": "integer"},
+                    },
+                },
+            },
+        },
+    },
     "Status": {"type": "object", "additionalProperties": True},
     "Document": {"type": "object", "required": ["openapi", "paths"]},
     "Error": {
@@ -207,8 +241,8 @@ def _responses(route: Route) -> dict[str, Any]:
 def _parameters(route: Route) -> list[dict[str, Any]]:
     params = [{"name": name, "in": "path", "required": True, "schema": _NAME}
               for name in route.path_params]  # fmt: skip
-    params += [{"name": name, "in": "query", "required": False, "schema": _NAME}
-               for name in route.query]  # fmt: skip
+    params += [{"name": name, "in": "query", "required": False,
+                "schema": QUERY_SCHEMAS.get(name, _NAME)} for name in route.query]  # fmt: skip
     return params
 
 

@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from livecast.edge.nginx_conf import TierConfig, render_nginx_conf
-from livecast.edge.token_lua import write_keys_file
+from livecast.edge.token_lua import write_keys_file, write_source_file
 from livecast.errors import ConfigError, LivecastError
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,8 @@ def prepare_prefix(conf: TierConfig) -> Path:
         directory.chmod(0o755)
     if conf.token_ring is not None:  # read by the master (as root) in init_by_lua, mode 0600
         write_keys_file(conf.token_ring, prefix)
+    if conf.revocations is not None:  # the admin API's address and a secret that reads it
+        write_source_file(conf.revocations, prefix)
     path = prefix / "nginx.conf"
     path.write_text(render_nginx_conf(conf))
     return path

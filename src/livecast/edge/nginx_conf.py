@@ -127,10 +127,14 @@ class TierConfig:
     token_ring: KeyRing | None = None
     token_skew: float = DEFAULT_SKEW
     default_stream: str = DEFAULT_STREAM
+    # where the edge polls the revocations (the admin API; needs token_ring), None: not at all
+    revocations: token_lua.RevocationSource | None = None
 
     def __post_init__(self) -> None:
         if self.token_ring is not None and not self.lua_modules:
             raise ValueError("checking tokens at the edge needs lua (libnginx-mod-http-lua)")
+        if self.revocations is not None and self.token_ring is None:
+            raise ValueError("revocations are polled only where tokens are checked")
         if not self.upstreams:
             raise ValueError("a tier needs at least one upstream server")
         if not self.prefix.startswith("/"):
@@ -282,14 +286,22 @@ def _lua_http(conf: TierConfig) -> list[str]:
         return []
     lines = [f"    lua_shared_dict livecast_fetches {SHARED_DICT_MB}m;"]
     init = LUA_INIT
+    worker: list[str] = []
     if conf.token_ring is not None:  # one init_by_lua per http block: the token check joins it
-        lines.append(token_lua.shared_dict_line())
+        revocations = conf.revocations is not None
+        lines.append(token_lua.shared_dict_line(revocations))
         keys_file = Path(conf.prefix) / token_lua.KEYS_FILE
         code = token_lua.token_init(
-            keys_file, skew=conf.token_skew, default_stream=conf.default_stream
+            keys_file,
+            skew=conf.token_skew,
+            default_stream=conf.default_stream,
+            revocations=revocations,
         )
         init = init.removesuffix("}") + code.lstrip("\n") + "\n    }"
-    return [*lines, "    " + init]
+        if conf.revocations is not None:
+            source_file = Path(conf.prefix) / token_lua.SOURCE_FILE
+            worker = ["    " + token_lua.poller_init_worker(conf.revocations, source_file)]
+    return [*lines, "    " + init, *worker]
 
 
 def _location(match: str, stale_cases: str | None, *body: str) -> list[str]:
@@ -324,11 +336,13 @@ def _fetch_locations(conf: TierConfig) -> list[str]:
     if not conf.lua_modules:
         return []
     media = LUA_RELEASE.replace("{key}", "ngx.var.uri")
-    playlist = LUA_RELEASE.replace("{key}", "livecast_playlist_key()")
     return [
         *_location("@livecast_fetch_media", MEDIA_STALE_CASES, *MEDIA_VALID, media),
         *_location(
-            "@livecast_fetch_playlist", STALE_CASES, NO_BACKGROUND_UPDATE, playlist, *_lua_age(conf)
+            "@livecast_fetch_playlist",
+            STALE_CASES,
+            NO_BACKGROUND_UPDATE,
+            *_playlist_filters(conf, release="livecast_playlist_key()"),
         ),
     ]
 
@@ -338,17 +352,39 @@ def _fetch_locations(conf: TierConfig) -> list[str]:
 # shield's). Not on a fresh fetch (MISS, or a refresh's BYPASS). Playlists only: that is where a
 # player reads it (hls.js's CDN tune-in); on media the header filter cost the 1,000-viewer burst
 # about 20 ms at the median (docs/edge.md), for a header no player reads on immutable media.
-LUA_AGE = """header_filter_by_lua_block {
-                local status = ngx.var.upstream_cache_status
+LUA_AGE = """local status = ngx.var.upstream_cache_status
                 if status == "MISS" or status == "BYPASS" then return end
                 local date = ngx.header["Date"]
                 local produced = date and ngx.parse_http_time(date)
-                if produced then ngx.header["Age"] = math.max(0, ngx.time() - produced) end
-            }"""
+                if produced then ngx.header["Age"] = math.max(0, ngx.time() - produced) end"""
+FILTER_INDENT = "\n                "
 
 
-def _lua_age(conf: TierConfig) -> list[str]:
-    return [LUA_AGE] if conf.lua_modules else []
+def _block(directive: str, *statements: str) -> str:
+    body = FILTER_INDENT.join(statements)
+    return f"{directive} {{{FILTER_INDENT}{body}\n            }}"
+
+
+def _playlist_filters(conf: TierConfig, release: str | None = None) -> list[str]:
+    """With Lua, the filters of a location that answers playlists: ``Age`` from the cache; with
+    tokens, the rewrite of the URIs for a request that had the token in its query (before the
+    ``Age`` code, which returns early); in a fetch location, the release of its waiters
+    (``release``: the key expression) once the body passed or the request ended."""
+    if not conf.lua_modules:
+        return []
+    tokens = conf.token_ring is not None
+    header = [token_lua.LUA_REWRITE_HEADER] if tokens else []
+    lines = [_block("header_filter_by_lua_block", *header, LUA_AGE)]
+    if tokens:  # every playlist answer of the location read into memory: a few KB each
+        body = [token_lua.LUA_REWRITE_BODY]
+        if release is not None:
+            body.append(f"if ngx.arg[2] then livecast_release({release}) end")
+        lines.append(_block("body_filter_by_lua_block", *body))
+    elif release is not None:
+        lines.append(LUA_RELEASE.replace("{key}", release).partition("\n")[0])
+    if release is not None:
+        lines.append(f"log_by_lua_block {{ livecast_release({release}) }}")
+    return lines
 
 
 def _refresh_locations(conf: TierConfig) -> list[str]:
@@ -358,10 +394,10 @@ def _refresh_locations(conf: TierConfig) -> list[str]:
     when the upstream fails it falls back to the cache, stale included (stale-if-error)."""
     if not conf.lua_modules:
         return []
-    refresh = ["proxy_cache_bypass 1;", "error_page 502 504 = @livecast_stale;", *_lua_age(conf)]
+    refresh = ["proxy_cache_bypass 1;", "error_page 502 504 = @livecast_stale;"]
     return [
-        *_location("@livecast_refresh", None, *refresh),
-        *_location("@livecast_stale", STALE_CASES, *_lua_age(conf)),
+        *_location("@livecast_refresh", None, *refresh, *_playlist_filters(conf)),
+        *_location("@livecast_stale", STALE_CASES, *_playlist_filters(conf)),
     ]
 
 
@@ -427,6 +463,7 @@ def render_nginx_conf(conf: TierConfig) -> str:
         # a cache's fetch serves every waiter, not just the viewer it came from: it goes on when
         # that viewer leaves (else the waiters would find no object and fetch it again)
         "        proxy_ignore_client_abort on;",
+        *(["        " + token_lua.TOKEN_ARG_VARIABLE] if conf.token_ring is not None else []),
         "        proxy_cache livecast;",
         f'        proxy_cache_key "{CACHE_KEY}";',
         "        proxy_cache_lock on;",
@@ -458,7 +495,7 @@ def render_nginx_conf(conf: TierConfig) -> str:
             STALE_CASES,
             NO_BACKGROUND_UPDATE,
             *_lua_access(conf, media=False),
-            *_lua_age(conf),
+            *_playlist_filters(conf),
         ),
         *_fetch_locations(conf),
         *_refresh_locations(conf),

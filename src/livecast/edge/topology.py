@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -38,6 +39,7 @@ from livecast.edge.accesslog import Tally, tally
 from livecast.edge.nginx import LUA_HINT, NginxTier, find_lua_modules, find_nginx
 from livecast.edge.nginx_conf import TierConfig, Upstream
 from livecast.edge.origins import MULTIVARIANT, OriginProcess, free_port, origin_replicas, url_host
+from livecast.edge.token_lua import RevocationSource
 from livecast.errors import ConfigError, LivecastError
 
 if TYPE_CHECKING:
@@ -66,6 +68,8 @@ class TopologySpec:
     # playback tokens checked at the edges (``[access]``, docs/access.md; needs the Lua modules)
     token_ring: KeyRing | None = None
     token_skew: float = DEFAULT_SKEW
+    # where the edges poll the revocations (the admin API), with token_ring; None: they do not
+    revocations: RevocationSource | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.origins <= MAX_ORIGINS:
@@ -134,6 +138,7 @@ def tier_configs(
                 lua_modules=lua_modules,
                 token_ring=spec.token_ring,
                 token_skew=spec.token_skew,
+                revocations=spec.revocations if spec.token_ring is not None else None,
             )
         )
     return configs
@@ -261,9 +266,31 @@ async def running_topology(
         target = pipeline.event.config.target_duration
         ring = config.access.key_ring()
         if ring is not None:  # the edges check the viewers' tokens too (the origin does)
-            spec = replace(spec, token_ring=ring, token_skew=config.access.skew, wakeup=True)
+            spec = replace(
+                spec,
+                token_ring=ring,
+                token_skew=config.access.skew,
+                wakeup=True,
+                revocations=revocation_source(pipeline),
+            )
         tier = await stack.enter_async_context(edge_tier(spec, upstreams, target))
         yield Topology(pipeline.base_url, tier, pipeline, replicas)
+
+
+def revocation_source(pipeline: LivePipeline) -> RevocationSource | None:
+    """When the origin runs the admin API: its address and a new secret that may read the
+    revocations (and nothing else), for the edges to poll; None otherwise."""
+    from livecast.admin.api import hash_secret
+
+    admin = pipeline.admin
+    if admin is None:
+        return None
+    secret = secrets.token_urlsafe(32)
+    admin.api.allow_reader(hash_secret(secret))
+    host = pipeline.config.admin.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return RevocationSource(host.strip("[]"), admin.port, secret)
 
 
 async def run_up(config: EventConfig, spec: TopologySpec) -> int:
