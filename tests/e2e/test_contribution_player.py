@@ -14,7 +14,8 @@ import pytest
 
 from livecast.config import load_config
 from livecast.pipeline import LivePipeline
-from livecast.web.browser import find_chromium, watch
+from livecast.web.browser import find_chromium
+from tests.e2e.watching import played, watch_until
 from tests.integration.test_contribution import KEY, publish, stop
 from tests.integration.test_srt_contribution import PASSPHRASE, caller_argv
 from tests.requirements import skip_missing
@@ -43,7 +44,7 @@ async def test_the_player_waits_for_the_encoder_then_plays_its_contribution() ->
     async with pipeline.running(ready=False):
         need_hlsjs(pipeline)
         (ingest,) = pipeline.ingest_urls
-        viewer = asyncio.ensure_future(watch(pipeline.player_url, 20))
+        viewer = asyncio.ensure_future(watch_until(pipeline.player_url, 20, played(8.0)))
         await asyncio.sleep(3.0)  # the page is up and waiting
         publisher = await publish(f"{ingest}/{KEY}", 30.0)
         try:
@@ -71,7 +72,7 @@ async def test_hls_js_plays_through_the_slate_when_the_encoder_drops_for_5_s() -
         first = await publish(f"{ingest}/{KEY}", 60.0)
         try:
             await pipeline.wait_ready(timeout=20)
-            viewer = asyncio.ensure_future(watch(pipeline.player_url, 24))
+            viewer = asyncio.ensure_future(watch_until(pipeline.player_url, 24, played(16.0)))
             await asyncio.sleep(6.0)  # playing the programme
             first.kill()  # the encoder crashes
         finally:
@@ -102,7 +103,7 @@ async def test_hls_js_plays_an_srt_contribution() -> None:
         )  # fmt: skip
         try:
             await pipeline.wait_ready(timeout=25)
-            result = await watch(pipeline.player_url, 15)
+            result = await watch_until(pipeline.player_url, 15, played(8.0))
         finally:
             await stop(publisher)
     summary = result.summary()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from livecast.pipeline import LivePipeline
-from livecast.web.browser import find_chromium, watch
+from livecast.web.browser import find_chromium
+from tests.e2e.watching import played, watch_until
 from tests.requirements import skip_missing
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +21,7 @@ async def test_player_page_plays_live_with_low_latency(pipeline: LivePipeline) -
         skip_missing("chromium")
     if "/hls.min.js" not in pipeline.app.static:
         skip_missing("hlsjs")
-    result = await watch(pipeline.player_url, 16)
+    result = await watch_until(pipeline.player_url, 16, played(10.0))
     summary = result.summary()
     assert result.fatal_error is None, summary
     assert result.advance >= 10.0, summary
