@@ -273,11 +273,11 @@ def test_refused_workers_and_no_workers_in_time_exit_2(work: Path, cache: Path) 
 
 def test_an_unreachable_or_busy_master_address_is_exit_2(work: Path, cache: Path) -> None:
     began = time.monotonic()
-    worker = _worker("--master", f"127.0.0.1:{_free_port()}", "--connect-timeout", "2")
-    assert worker.returncode == 2 and time.monotonic() - began < 30
-    assert "cannot reach the master at 127.0.0.1:" in worker.stderr
-    assert "within 2 s" in worker.stderr
-    with socket.socket() as busy:
+    with socket.socket() as busy, socket.socket() as nobody, ThreadPoolExecutor(1) as pool:
+        nobody.bind(("127.0.0.1", 0))  # held, never listening: refused while the stack starts
+        unreachable = pool.submit(  # meanwhile, a worker with no master to reach
+            _worker, "--master", f"127.0.0.1:{nobody.getsockname()[1]}", "--connect-timeout", "2"
+        )
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         taken = f"127.0.0.1:{busy.getsockname()[1]}"
@@ -285,6 +285,10 @@ def test_an_unreachable_or_busy_master_address_is_exit_2(work: Path, cache: Path
             scenario(work, cache, "busy"), work / "busy", "--engine", "locust",
             "--master-bind", taken, "--workers", "1",
         )  # fmt: skip
+        worker = unreachable.result()
+    assert worker.returncode == 2 and time.monotonic() - began < 30
+    assert "cannot reach the master at 127.0.0.1:" in worker.stderr
+    assert "within 2 s" in worker.stderr
     assert run.code == 2, run.stderr[-3000:]
     assert f"could not run: the Locust master cannot listen on {taken}" in run.stderr
 
