@@ -7,9 +7,9 @@ another livecast version), no workers in time, an unreachable master and a maste
 are exit 2.
 
 Lean on time: the session's loop cache (the first rehearsal of the session warms it); the healthy
-runs of both engines go side by side (the same conditions for the comparison), so do the two slow
-runs, the killed-worker run and a churning ramp. Every process has a hard deadline and is
-killed."""
+runs of both engines (the same conditions for the comparison), the two slow runs, the
+killed-worker run and a churning ramp all go side by side. Every process has a hard deadline and
+is killed."""
 
 from __future__ import annotations
 
@@ -145,27 +145,19 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def healthy(work: Path, cache: Path) -> tuple[Run, Run]:
-    """The driver's run and Locust's with 2 workers, side by side (each on its own stack)."""
-    path = scenario(work, cache, "healthy")
-    with ThreadPoolExecutor(2) as pool:
-        driver = pool.submit(rehearse, path, work / "driver")
-        locust = pool.submit(
-            rehearse, path, work / "locust", "--engine", "locust", "--workers", "2"
-        )
-        return driver.result(), locust.result()
-
-
-@pytest.fixture(scope="module")
-def side_by_side(work: Path, cache: Path, healthy: tuple[Run, Run]) -> Iterator[dict[str, Run]]:
-    """3 s on every part (driver and Locust), a Locust run losing a worker at t = 2 s, and a
-    churning ramp on Locust."""
+def runs(work: Path, cache: Path) -> Iterator[dict[str, Run]]:
+    """Every rehearsal of the module's fixtures at once, each on its own stack: the healthy
+    scenario on the driver and on Locust with 2 workers; 3 s on every part (driver and
+    Locust); a Locust run losing a worker at t = 2 s; a churning ramp on Locust."""
+    healthy = scenario(work, cache, "healthy")
     slow = scenario(work, cache, "slow", SLOW_PARTS)
     locust = ("--engine", "locust", "--workers", "2")
     churn = scenario(work, cache, "churn", "").read_text().replace(CHURN_FROM, CHURN_TO)
     (work / "churn.toml").write_text(churn)
-    with ThreadPoolExecutor(4) as pool:
-        runs = {
+    with ThreadPoolExecutor(6) as pool:
+        started = {
+            "driver": pool.submit(rehearse, healthy, work / "driver"),
+            "locust": pool.submit(rehearse, healthy, work / "locust", *locust),
             "churn": pool.submit(rehearse, work / "churn.toml", work / "churn", *locust),
             "driver-slow": pool.submit(rehearse, slow, work / "driver-slow"),
             "locust-slow": pool.submit(rehearse, slow, work / "locust-slow", *locust),
@@ -177,7 +169,18 @@ def side_by_side(work: Path, cache: Path, healthy: tuple[Run, Run]) -> Iterator[
                 kill_worker_at="t=   2s",
             ),
         }
-        yield {name: future.result() for name, future in runs.items()}
+        yield {name: future.result() for name, future in started.items()}
+
+
+@pytest.fixture(scope="module")
+def healthy(runs: dict[str, Run]) -> tuple[Run, Run]:
+    """The driver's healthy run and Locust's, side by side (the same conditions for both)."""
+    return runs["driver"], runs["locust"]
+
+
+@pytest.fixture(scope="module")
+def side_by_side(runs: dict[str, Run]) -> dict[str, Run]:
+    return runs
 
 
 def test_a_two_worker_locust_rehearsal_is_go_and_agrees_with_the_driver(
