@@ -45,7 +45,11 @@ from livecast.packager.event import DEFAULT_STREAM
 _KEY_FIELDS = ("$uri", "msn=$arg__HLS_msn", "part=$arg__HLS_part", "skip=$arg__HLS_skip")
 CACHE_KEY = "|".join((*_KEY_FIELDS, "start=$arg_start", "end=$arg_end"))
 STALE_CASES = "error timeout updating http_500 http_502 http_503 http_504"
-MEDIA_STALE_CASES = "error timeout http_500 http_502 http_503 http_504"
+# media: no http_503. An expired media entry can only be a negative one (parts, segments and init
+# are immutable 200s, fresh for a day): with http_503 nginx answered a shedding origin's new 503
+# with the *expired* 503 (STALE) and never stored the new one — every request then reached the
+# origin. Without it the new 503 replaces the old for its max-age (docs/edge.md, "Load shedding")
+MEDIA_STALE_CASES = "error timeout http_500 http_502 http_504"
 MEDIA_PATHS = r"\.(m4s|mp4)$"
 NEXT_UPSTREAM_CASES = "error timeout http_502 http_503 http_504"
 NEGATIVE_TTL = "1s"  # 404s without Cache-Control (nginx reads whole seconds here; 0 = off)

@@ -15,8 +15,11 @@ stream id of the path, read as ``origin.streams`` reads it: ``/live/<stream>/mai
 ``X-Livecast-Reason``, ``Cache-Control: no-store`` (never cached: the cached objects behind it
 stay shared by every viewer — the cache key holds no token).
 
-Not at the edge (yet): revocations — a revoked token still passes an edge until it expires; the
-origin refuses it at once (docs/access.md, "Edge check").
+Revocations: one worker polls the admin API (``GET /admin/v1/revocations?since=``) twice a second
+into the shared dict ``livecast_revoked``, consulted after the cached verdict (:data:`LUA_POLLER`).
+Players without cookies: a valid token from the query goes upstream as the cookie (the query
+without it), and the playlist locations' body filter puts it on every URI of the answer
+(:data:`LUA_REWRITE_INIT`, the rules of ``access.uri_tokens``). docs/access.md, "Edge check".
 
 The keys reach nginx as a Lua file of their own (``token_keys.lua``, mode 0600, in the edge's
 prefix): ``return { ["kid"] = "<base64 secret>", … }``, read once by ``init_by_lua``.
