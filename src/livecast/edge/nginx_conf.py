@@ -59,9 +59,15 @@ NEGATIVE_TTL = "1s"  # 404s without Cache-Control (nginx reads whole seconds her
 # hls.js's two playlist retries a 0.5 s blip then ends most sessions (measured, docs/edge.md);
 # their collapse already merges the retries that arrive together.
 ERROR_TTL = "1s"
+# ... and a media 404 is asked of the next origin too: origins fed by one encoder cut the same
+# parts (epoch lock) but not at the same instant, so a part one origin listed can be a moment
+# ahead of the other that the edge asks next (a 404 passed on ends as the viewer's 404; with one
+# origin, proxy_next_upstream_tries 1: nothing changes)
+MEDIA_NEXT_UPSTREAM_CASES = f"{NEXT_UPSTREAM_CASES} http_404"
 MEDIA_VALID = (
     f"proxy_cache_valid 404 {NEGATIVE_TTL};",
     f"proxy_cache_valid 500 502 503 504 {ERROR_TTL};",
+    f"proxy_next_upstream {MEDIA_NEXT_UPSTREAM_CASES};",
 )
 
 
