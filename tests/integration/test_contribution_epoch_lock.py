@@ -25,6 +25,11 @@ from tests.integration.test_contribution import KEY, aget, stop
 from tests.requirements import skip_missing
 
 pytestmark = pytest.mark.integration
+# Each origin dates media by its own clock at the first keyframe's arrival: the two PDTs differ by
+# the arrival skew — 10–16 ms on an idle machine, past 60 ms with both pipelines in this one
+# process under a loaded machine (a full suite beside other work). 100 ms still fails what it
+# guards against: anchoring on another keyframe or drifting (a frame is 33 ms, a GOP 2 s).
+PDT_SKEW = 0.1
 
 
 def make_pipeline() -> LivePipeline:
@@ -95,7 +100,7 @@ async def test_two_pipelines_fed_the_same_contribution_name_and_date_segments_al
     print(f"{len(common)} segments in common, PDT skew {skew * 1000:.1f} ms")
     for msn in common:
         (pdt_a, duration_a, parts_a), (pdt_b, duration_b, parts_b) = first[msn], second[msn]
-        assert abs(pdt_a - pdt_b) <= 0.05, (msn, pdt_a, pdt_b)
+        assert abs(pdt_a - pdt_b) <= PDT_SKEW, (msn, pdt_a, pdt_b)
         assert duration_a == pytest.approx(duration_b, abs=0.001)
         assert parts_a == parts_b
 
