@@ -62,10 +62,10 @@ def _has_nginx() -> bool:
 @skip_unless(_has_nginx(), "nginx")
 @skip_unless(shutil.which("redis-server") is not None, "redis")
 def test_each_viewer_holds_a_lease_and_the_account_over_its_limit_is_refused(
-    tmp_path: Path,
+    tmp_path: Path, loop_cache: Path
 ) -> None:
     scenario = tmp_path / "s.toml"
-    scenario.write_text(SCENARIO.format(cache=tmp_path / "cache"))
+    scenario.write_text(SCENARIO.format(cache=loop_cache))
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     run = subprocess.run(
         [sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out", str(tmp_path / "o")],
