@@ -13,6 +13,7 @@ and blank lines are skipped. A malformed line raises ``ValueError`` naming the l
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 ORIGIN_REQUESTS_METRIC = "livecast_origin_requests_total"
@@ -127,16 +128,19 @@ def request_totals(
     return RequestTotals(requests, max(0.0, responses_5xx - shed), written, shed)
 
 
-def counts_by_label(text: str, metric: str, label: str) -> dict[str, int]:
-    """``metric``'s samples summed by one label's values (e.g. the origin's shed 503s by
-    ``class``); a malformed text counts as none."""
+def counts_by_label(
+    text: str, metric: str, label: str, where: Mapping[str, str] | None = None
+) -> dict[str, int]:
+    """``metric``'s samples (those whose labels match ``where``) summed by one label's values —
+    e.g. the origin's shed 503s by ``class``; a malformed text counts as none."""
     try:
         samples = parse_prometheus_text(text)
     except ValueError:
         return {}
+    wanted = tuple((where or {}).items())
     counts: dict[str, int] = {}
     for sample in samples:
-        if sample.name == metric:
+        if sample.name == metric and all(sample.label(k) == v for k, v in wanted):
             key = sample.label(label) or "?"
             counts[key] = counts.get(key, 0) + int(sample.value)
     return dict(sorted(counts.items()))
@@ -147,13 +151,4 @@ def responses_of_type(
 ) -> dict[str, int]:
     """The origin's responses of one object type (its ``type`` label, e.g. ``playlist-dvr``) by
     status, from its /metrics text ({} when it has none); a malformed text counts as none."""
-    try:
-        samples = parse_prometheus_text(text)
-    except ValueError:
-        return {}
-    counts: dict[str, int] = {}
-    for sample in samples:
-        if sample.name == metric and sample.label("type") == object_type:
-            status = sample.label("status") or "?"
-            counts[status] = counts.get(status, 0) + int(sample.value)
-    return dict(sorted(counts.items()))
+    return counts_by_label(text, metric, "status", {"type": object_type})
