@@ -6,23 +6,16 @@ join or heartbeat and none per media request."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from livecast.edge.nginx import find_nginx
-from livecast.errors import LivecastError
+from tests.integration.rehearsing import has_nginx, run_rehearsal
 from tests.requirements import skip_unless
 
 pytestmark = pytest.mark.integration
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 # 50 viewers on 12 accounts of 4 streams: accounts 0 and 1 have a fifth viewer each (viewers 48
 # and 49, the last to arrive), refused too_many_streams; the other 48 hold their leases
 SCENARIO = """
@@ -51,28 +44,13 @@ defaults = true
 """
 
 
-def _has_nginx() -> bool:
-    try:
-        find_nginx(None)
-    except LivecastError:
-        return False
-    return True
-
-
-@skip_unless(_has_nginx(), "nginx")
+@skip_unless(has_nginx(), "nginx")
 @skip_unless(shutil.which("redis-server") is not None, "redis")
 def test_each_viewer_holds_a_lease_and_the_account_over_its_limit_is_refused(
     tmp_path: Path, loop_cache: Path
 ) -> None:
-    scenario = tmp_path / "s.toml"
-    scenario.write_text(SCENARIO.format(cache=loop_cache))
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    run = subprocess.run(
-        [sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, env=env, timeout=180,
-    )  # fmt: skip
+    run, document, _ = run_rehearsal(SCENARIO.format(cache=loop_cache), tmp_path)
     assert run.returncode == 1, run.stderr[-3000:]  # NO-GO: two viewers could not start
-    document: dict[str, Any] = json.loads((tmp_path / "o" / "results.json").read_text())
     viewers = document["stats"]["viewers"]
     assert viewers["counters"]["viewers"] == 50
     assert viewers["counters"]["started"] == 48

@@ -6,24 +6,17 @@ go side by side, each on a stack and edges of its own, with the session's loop c
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from livecast.edge.nginx import find_nginx
-from livecast.errors import LivecastError
+from tests.integration.rehearsing import SRC, Rehearsal, has_nginx, run_rehearsal
 from tests.requirements import skip_unless
 
 pytestmark = pytest.mark.integration
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 SCENARIO = """
 name = "edges"
 duration = 12.0
@@ -51,29 +44,10 @@ threshold = 0.8
 """
 
 
-def _has_nginx() -> bool:
-    try:
-        find_nginx(None)
-    except LivecastError:
-        return False
-    return True
-
-
-Rehearsal = tuple[subprocess.CompletedProcess[str], Any, Path]
-
-
 def rehearse(tmp_path: Path, cache: Path, src: str, extra: str = "") -> Rehearsal:
     """``livecast rehearse`` of SCENARIO (+ ``extra`` TOML) with ``src`` first on PYTHONPATH and
     the loop pre-encoded in ``cache`` (the session's); (run, results.json, its out directory)."""
-    scenario = tmp_path / "s.toml"
-    scenario.write_text(SCENARIO.format(cache=cache) + extra)
-    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    run = subprocess.run(
-        [sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, env=env, timeout=180,
-    )  # fmt: skip
-    results = tmp_path / "o" / "results.json"
-    return run, json.loads(results.read_text()) if results.exists() else {}, tmp_path / "o"
+    return run_rehearsal(SCENARIO.format(cache=cache) + extra, tmp_path, src)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +71,7 @@ def rehearsals(tmp_path_factory: pytest.TempPathFactory, loop_cache: Path) -> di
         return {name: future.result() for name, future in runs.items()}
 
 
-@skip_unless(_has_nginx(), "nginx")
+@skip_unless(has_nginx(), "nginx")
 def test_viewers_spread_over_two_edges_and_the_origin_is_offloaded(
     rehearsals: dict[str, Rehearsal],
 ) -> None:
@@ -132,7 +106,7 @@ mode = "kill"
 """
 
 
-@skip_unless(_has_nginx(), "nginx")
+@skip_unless(has_nginx(), "nginx")
 def test_an_edge_killed_mid_show_is_started_again_and_its_viewers_are_counted(
     rehearsals: dict[str, Rehearsal],
 ) -> None:
@@ -150,7 +124,7 @@ def test_an_edge_killed_mid_show_is_started_again_and_its_viewers_are_counted(
 SESSION_COOKIE = ('COMMON_HEADERS = "', 'COMMON_HEADERS = "Set-Cookie: sid=1; Path=/\\r\\n')
 
 
-@skip_unless(_has_nginx(), "nginx")
+@skip_unless(has_nginx(), "nginx")
 def test_a_planted_session_cookie_is_no_go_by_upstream_requests_per_object(
     rehearsals: dict[str, Rehearsal],
 ) -> None:
