@@ -8,11 +8,9 @@ reached it at T. The deadline stays T and the assertions stay the test's.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 
-from livecast.web.browser import Sample, WatchResult, open_page
+from livecast.web.browser import WatchResult, watch
 
 
 async def watch_until(
@@ -24,22 +22,7 @@ async def watch_until(
 ) -> WatchResult:
     """As :func:`livecast.web.browser.watch` for at most ``seconds``, ending after the first
     sample for which ``enough(result)`` holds (that sample is the final one)."""
-    result = WatchResult(url=page_url, seconds=seconds)
-    async with open_page(page_url) as opened:
-        result.page_errors = opened.errors
-        start = time.monotonic()
-        deadline = start + seconds
-        while True:
-            now = time.monotonic()
-            stats = await opened.stats()
-            if stats is not None:
-                result.samples.append(Sample(now - start, stats))
-                if enough(result):
-                    break
-            if now >= deadline:
-                break
-            await asyncio.sleep(min(sample_every, max(0.0, deadline - time.monotonic())))
-    return result
+    return await watch(page_url, seconds, sample_every=sample_every, enough=enough)
 
 
 def played(seconds: float) -> Callable[[WatchResult], bool]:

@@ -20,7 +20,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -257,11 +257,14 @@ async def watch(
     *,
     chromium: str | None = None,
     sample_every: float = 0.5,
+    enough: Callable[[WatchResult], bool] | None = None,
 ) -> WatchResult:
     """Open ``page_url`` in headless Chromium for ``seconds`` and sample ``livecastStats()``.
 
     ``chromium`` defaults to :func:`find_chromium`; raises :class:`RuntimeError` when there is no
-    browser. Sampling starts once the page has loaded; a final sample is always taken at the end.
+    browser. Sampling starts once the page has loaded; a final sample is always taken at the end
+    — or, with ``enough``, at the first sample for which ``enough(result)`` holds (a test that
+    needs "N s played within T s" may stop there: played time only grows).
     """
     result = WatchResult(url=page_url, seconds=seconds)
     async with open_page(page_url, chromium=chromium) as opened:
@@ -273,6 +276,8 @@ async def watch(
             stats = await opened.stats()
             if stats is not None:
                 result.samples.append(Sample(now - start, stats))
+                if enough is not None and enough(result):
+                    break
             if now >= deadline:
                 break
             await asyncio.sleep(min(sample_every, max(0.0, deadline - time.monotonic())))
