@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,6 +50,7 @@ class Channel:
         *,
         source_name: str,
         on_changed: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.event = event
         self.stream = stream
@@ -56,6 +58,8 @@ class Channel:
         self.source_name = source_name
         self.metrics = metrics
         self._on_changed = on_changed
+        self._clock = clock
+        self.last_media_at: float | None = None  # ``clock`` when a part was last packaged
         self.publisher = Publisher(stream, self._on_broken)
         self._source: Source | None = None
         self._feed = PackagerFeed(event)
@@ -85,6 +89,10 @@ class Channel:
         if not self.ready.is_set():
             tail = " | ".join(self.source.stderr_tail[-3:])
             raise LivecastError(f"the stream did not start within {timeout:g} s: {tail}")
+
+    def media_age(self) -> float | None:
+        """Seconds since a part was last packaged (None: none yet), by the channel's clock."""
+        return None if self.last_media_at is None else self._clock() - self.last_media_at
 
     async def stop(self, *, end: bool = True) -> None:
         """Stop the source (it delivers its last bytes), package what is left; ``end``: the
@@ -124,6 +132,8 @@ class Channel:
                 self.metrics.restarts.inc()
         for rendition, parts in result.parts.items():
             self.metrics.parts.inc(rendition, amount=parts)
+        if any(result.parts.values()):
+            self.last_media_at = self._clock()
         if result.broken is not None:
             self.publisher.broken(*result.broken)
         if result.changed:

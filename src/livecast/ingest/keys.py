@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["KEY_MIN_LENGTH", "StreamKeys", "fingerprint", "key_problem"]
+__all__ = [
+    "KEY_MIN_LENGTH",
+    "PublishPoint",
+    "StreamKeys",
+    "fingerprint",
+    "key_problem",
+    "new_stream_key",
+]
 
 KEY_MIN_LENGTH = 8
 KEY_MAX_LENGTH = 256
@@ -23,6 +31,12 @@ _FORBIDDEN = set("/?#&=%,\\ \t\r\n")
 def fingerprint(key: str) -> str:
     """The first 8 hex digits of the key's SHA-256: how logs name a key."""
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def new_stream_key() -> str:
+    """A fresh stream key: 32 URL-safe characters from :mod:`secrets` (192 random bits), valid
+    in an RTMP path (:func:`key_problem` finds nothing)."""
+    return secrets.token_urlsafe(24)
 
 
 def key_problem(key: str) -> str | None:
@@ -51,6 +65,28 @@ class StreamKeys:
                 found = stream
         return found
 
+    def with_key(self, label: str, key: str) -> StreamKeys:
+        """These keys and one more: ``key`` publishes to ``label`` (``"<stream>/<input>"``)."""
+        if label in self.by_stream:
+            raise ValueError(f"{label} has a key already")
+        return StreamKeys({**self.by_stream, label: key})
+
     def __repr__(self) -> str:  # never show a key, even in a traceback
         shown = ", ".join(f"{s}: {fingerprint(k)}" for s, k in self.by_stream.items())
         return f"StreamKeys({shown})"
+
+
+@dataclass(frozen=True)
+class PublishPoint:
+    """Where an encoder publishes one event: the RTMP server ``url`` and the stream ``key`` (the
+    URL to give FFmpeg is :attr:`publish_url`). Shown by the key's fingerprint only."""
+
+    url: str
+    key: str
+
+    @property
+    def publish_url(self) -> str:
+        return f"{self.url}/{self.key}"
+
+    def __repr__(self) -> str:
+        return f"PublishPoint(url={self.url!r}, key=<{fingerprint(self.key)}>)"
