@@ -5,7 +5,10 @@ Every request meets, in this order: the per-client token bucket (429 with ``Retr
 authentications count too, so guessing secrets is as slow as the bucket), the body limit (413),
 the route table of :mod:`livecast.admin.openapi` (404, 405 with ``Allow``), the bearer check (401
 with ``WWW-Authenticate: Bearer``, nothing changed), the body's JSON and its schema (400 naming the
-field), then the operation (404/409 from :mod:`livecast.admin.state`). A bug is a 500 whose log
+field), then the operation (404/409/503 from :mod:`livecast.admin.state`). An operation that acts
+on the world (with an injected :class:`~livecast.admin.state.AdminControl`) is answered in two
+steps: :meth:`AdminApi.handle` gives the :class:`~livecast.admin.state.AdminCall` to await, and
+:meth:`AdminApi.finish` the answer once the server has its result. A bug is a 500 whose log
 line names the operation, never a header or a body: bearer secrets and issued tokens stay out of
 logs.
 """
@@ -33,8 +36,17 @@ from livecast.admin.openapi import (
     Route,
     document,
 )
-from livecast.admin.state import EVENT_ID, AdminState, Conflict, NotFound
+from livecast.admin.state import (
+    EVENT_ID,
+    AdminCall,
+    AdminState,
+    Conflict,
+    NotFound,
+    SessionPage,
+    Unavailable,
+)
 from livecast.errors import ConfigError, LivecastError
+from livecast.ingest.keys import PublishPoint, fingerprint
 
 __all__ = ["MAX_BODY_BYTES", "AdminApi", "AdminResponse", "BadRequest", "RateLimit", "hash_secret"]
 
@@ -88,6 +100,29 @@ def error(
 ) -> AdminResponse:
     value = {"error": message, "field": field} if field else {"error": message}
     return json_response(status, value, extra)
+
+
+def refused(refusal: NotFound | Conflict | Unavailable) -> AdminResponse:
+    """The answer to a domain refusal: 404, 409, or 503 with ``Retry-After``."""
+    if isinstance(refusal, NotFound):
+        return error(404, str(refusal))
+    if isinstance(refusal, Conflict):
+        return error(409, str(refusal))
+    return error(503, str(refusal), extra=(("Retry-After", "1"),))
+
+
+def sessions_response(page: SessionPage) -> AdminResponse:
+    """The answer listing ``page`` (schema ``SessionList``)."""
+    sessions = [
+        {"account": s.account, "session": s.session, "started": s.started, "expires": s.expires}
+        for s in page.leases
+    ]
+    return json_response(200, {"sessions": sessions, "truncated": page.truncated})
+
+
+def _where(publish: PublishPoint | None) -> str:
+    """How a log line names where an event's encoder publishes: the key by its fingerprint."""
+    return "" if publish is None else f" (publish to {publish.url}, key {fingerprint(publish.key)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +278,9 @@ class AdminApi:
         body: bytes,
         client: str,
         now: float,
-    ) -> AdminResponse:
-        """The answer to one request; never raises."""
+    ) -> AdminResponse | AdminCall:
+        """The answer to one request, or the call to await first (then :meth:`finish`); never
+        raises."""
         try:
             return self._handle(method, path, query, headers, body, client, now)
         except Exception:
@@ -260,7 +296,7 @@ class AdminApi:
         body: bytes,
         client: str,
         now: float,
-    ) -> AdminResponse:
+    ) -> AdminResponse | AdminCall:
         wait = self.buckets.take(client, now)
         if wait > 0 and not (
             method == "GET" and path == READER_PATH and self._matches(headers, self._reader_hashes)
@@ -293,10 +329,48 @@ class AdminApi:
             return getattr(self, "op_" + route.operation_id)(params, args, now)  # type: ignore[no-any-return]
         except BadRequest as refusal:
             return error(400, str(refusal), refusal.field)
-        except NotFound as refusal:
-            return error(404, str(refusal))
-        except Conflict as refusal:
-            return error(409, str(refusal))
+        except (NotFound, Conflict, Unavailable) as refusal:
+            return refused(refusal)
+
+    def finish(self, call: AdminCall, result: object, now: float) -> AdminResponse:
+        """The answer to a request whose :class:`AdminCall` the server awaited: ``result`` is
+        what the control returned, or the exception it raised (a refusal: 404/409/503, nothing
+        changed). The call's event is released either way; never raises."""
+        try:
+            if isinstance(result, NotFound | Conflict | Unavailable):
+                return refused(result)
+            if isinstance(result, BaseException):
+                raise result
+            return self._finish(call, result, now)
+        except (NotFound, Conflict, Unavailable) as refusal:
+            return refused(refusal)
+        except Exception:
+            log.exception("admin API bug finishing %s", call.operation)
+            return error(500, "internal error")
+        finally:
+            self.state.release(call)
+
+    def _finish(self, call: AdminCall, result: object, now: float) -> AdminResponse:
+        catalog = self.state.catalog
+        if call.operation == "create_event":
+            publish = result if isinstance(result, PublishPoint) else None
+            pending = sum(op == "create_event" for op in self.state.reserved.values()) - 1
+            event = catalog.create(call.event_id, call.title, now, publish, pending=pending)
+            log.info("admin: created event %s%s", event.id, _where(publish))
+            return json_response(201, event.created_json())
+        if call.operation == "start_event":
+            event = catalog.start(call.event_id, now)
+            log.info("admin: event %s is live", event.id)
+            return json_response(200, event.to_json())
+        if call.operation == "stop_event":
+            event = catalog.stop(call.event_id, now)
+            log.info("admin: event %s ended", event.id)
+            return json_response(200, event.to_json())
+        if call.operation == "list_sessions":
+            assert isinstance(result, SessionPage)
+            return sessions_response(result)
+        assert isinstance(result, dict)
+        return json_response(200, self.state.status(now, result))
 
     def authorized(self, headers: Sequence[tuple[str, str]]) -> bool:
         """Whether exactly one ``Authorization: Bearer <secret>`` names an admin secret."""
@@ -361,7 +435,9 @@ class AdminApi:
 
     def op_create_event(
         self, params: dict[str, str], args: dict[str, Any], now: float
-    ) -> AdminResponse:
+    ) -> AdminResponse | AdminCall:
+        if self.state.control is not None:
+            return self.state.reserve(AdminCall("create_event", args["id"], args["title"]))
         event = self.state.catalog.create(args["id"], args["title"], now)
         log.info("admin: created event %s", event.id)
         return json_response(201, event.to_json())
@@ -373,14 +449,18 @@ class AdminApi:
 
     def op_start_event(
         self, params: dict[str, str], args: dict[str, Any], now: float
-    ) -> AdminResponse:
+    ) -> AdminResponse | AdminCall:
+        if self.state.control is not None:
+            return self.state.reserve(AdminCall("start_event", self._event_id(params)))
         event = self.state.catalog.start(self._event_id(params), now)
         log.info("admin: event %s is live", event.id)
         return json_response(200, event.to_json())
 
     def op_stop_event(
         self, params: dict[str, str], args: dict[str, Any], now: float
-    ) -> AdminResponse:
+    ) -> AdminResponse | AdminCall:
+        if self.state.control is not None:
+            return self.state.reserve(AdminCall("stop_event", self._event_id(params)))
         event = self.state.catalog.stop(self._event_id(params), now)
         log.info("admin: event %s ended", event.id)
         return json_response(200, event.to_json())
@@ -424,15 +504,16 @@ class AdminApi:
 
     def op_list_sessions(
         self, params: dict[str, str], args: dict[str, Any], now: float
-    ) -> AdminResponse:
-        page = self.state.sessions(args.get("account"), now)
-        sessions = [
-            {"account": s.account, "session": s.session, "started": s.started, "expires": s.expires}
-            for s in page.leases
-        ]
-        return json_response(200, {"sessions": sessions, "truncated": page.truncated})
+    ) -> AdminResponse | AdminCall:
+        if self.state.control is not None:  # the origin's lease store (Redis: awaited)
+            return AdminCall("list_sessions", account=args.get("account"))
+        return sessions_response(self.state.sessions(args.get("account"), now))
 
-    def op_status(self, params: dict[str, str], args: dict[str, Any], now: float) -> AdminResponse:
+    def op_status(
+        self, params: dict[str, str], args: dict[str, Any], now: float
+    ) -> AdminResponse | AdminCall:
+        if self.state.control is not None:
+            return AdminCall("status")
         return json_response(200, self.state.status(now))
 
     def op_openapi(self, params: dict[str, str], args: dict[str, Any], now: float) -> AdminResponse:

@@ -21,6 +21,9 @@ NAME_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
 _NAME: dict[str, Any] = {"type": "string", "pattern": NAME_PATTERN, "minLength": 1, "maxLength": 64}
 _TIME: dict[str, Any] = {"type": "number"}
 _TIME_OR_NULL: dict[str, Any] = {"type": "number", "nullable": True}
+_COUNT: dict[str, Any] = {"type": "integer", "minimum": 0}
+_COUNT_OR_NULL: dict[str, Any] = {"type": "integer", "minimum": 0, "nullable": True}
+_TEXT_OR_NULL: dict[str, Any] = {"type": "string", "nullable": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +56,9 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/events", "list_events", "List events", response="EventList"),
     Route(
-        "POST", "/events", "create_event", "Create an event", 201, "EventCreate", "Event",
-        errors=(409,),
+        "POST", "/events", "create_event",
+        "Create an event (on an RTMP server: a stream key and the URL its encoder publishes to)",
+        201, "EventCreate", "EventCreated", errors=(409,),
     ),
     Route("GET", "/events/{id}", "get_event", "Get an event", response="Event", errors=(404,)),
     Route(
@@ -79,7 +83,7 @@ ROUTES: tuple[Route, ...] = (
         response="RevocationChanges", query=("since",), readers=True,
     ),
     Route("GET", "/sessions", "list_sessions", "List live sessions (leases)",
-          response="SessionList", query=("account",)),
+          response="SessionList", query=("account",), errors=(503,)),
     Route("GET", "/status", "status", "Status of pipelines, origins and edges",
           response="Status"),
     Route("GET", "/openapi.json", "openapi", "This document", response="Document", auth=False),
@@ -124,7 +128,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "Event": {
         "type": "object",
-        "required": ["id", "title", "state", "created_at", "started_at", "ended_at"],
+        "required": ["id", "title", "state", "created_at", "started_at", "ended_at", "ingest"],
         "properties": {
             "id": {"type": "string"},
             "title": {"type": "string"},
@@ -132,7 +136,25 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "created_at": _TIME,
             "started_at": _TIME_OR_NULL,
             "ended_at": _TIME_OR_NULL,
+            "ingest": {
+                "type": "object",
+                "nullable": True,
+                "required": ["url", "key_fingerprint"],
+                "properties": {
+                    "url": {"type": "string"},
+                    "key_fingerprint": {"type": "string", "pattern": "^[0-9a-f]{8}$"},
+                },
+            },
         },
+    },
+    "EventCreated": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Event"},
+            {
+                "type": "object",
+                "properties": {"stream_key": {"type": "string"}, "publish_url": {"type": "string"}},
+            },
+        ],
     },
     "EventList": {
         "type": "object",
@@ -190,7 +212,104 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             },
         },
     },
-    "Status": {"type": "object", "additionalProperties": True},
+    "Status": {
+        "type": "object",
+        "required": ["events", "revocations", "pipelines", "origins", "edges"],
+        "properties": {
+            "events": {
+                "type": "object",
+                "required": ["created", "live", "ended"],
+                "properties": {"created": _COUNT, "live": _COUNT, "ended": _COUNT},
+            },
+            "revocations": _COUNT,
+            "pipelines": {"type": "array", "items": {"$ref": "#/components/schemas/Pipeline"}},
+            "origins": {"type": "array", "items": {"$ref": "#/components/schemas/Origin"}},
+            "edges": {"type": "array", "items": {"$ref": "#/components/schemas/Edge"}},
+        },
+    },
+    "Pipeline": {
+        "type": "object",
+        "required": [
+            "stream",
+            "state",
+            "source",
+            "on_air",
+            "renditions",
+            "media_age_s",
+            "recording",
+        ],
+        "properties": {
+            "stream": {"type": "string"},
+            "state": {"type": "string", "enum": ["created", "waiting", "live", "ended"]},
+            "source": {"type": "string"},
+            "on_air": _TEXT_OR_NULL,
+            "renditions": {"type": "array", "items": {"type": "string"}},
+            "media_age_s": {"type": "number", "minimum": 0, "nullable": True},
+            "recording": {
+                "type": "object",
+                "nullable": True,
+                "required": ["ended", "errors", "gap_segments"],
+                "properties": {
+                    "ended": {"type": "boolean"},
+                    "errors": _COUNT,
+                    "gap_segments": _COUNT,
+                },
+            },
+        },
+    },
+    "Origin": {
+        "type": "object",
+        "required": ["address", "connections", "requests", "streams", "shed_level", "leases"],
+        "properties": {
+            "address": {"type": "string"},
+            "connections": _COUNT,
+            "requests": _COUNT,
+            "streams": {"type": "array", "items": {"type": "string"}},
+            "shed_level": _COUNT_OR_NULL,
+            "leases": {
+                "type": "object",
+                "nullable": True,
+                "required": ["store", "admitted", "leases"],
+                "properties": {
+                    "store": {"type": "string", "enum": ["memory", "redis"]},
+                    "admitted": _COUNT,
+                    "leases": _COUNT_OR_NULL,
+                },
+            },
+        },
+    },
+    "Edge": {
+        "type": "object",
+        "required": [
+            "url",
+            "up",
+            "active",
+            "accepts",
+            "handled",
+            "requests",
+            "reading",
+            "writing",
+            "waiting",
+            "error",
+        ],
+        "properties": {
+            "url": {"type": "string"},
+            "up": {"type": "boolean"},
+            **{
+                name: _COUNT_OR_NULL
+                for name in (
+                    "active",
+                    "accepts",
+                    "handled",
+                    "requests",
+                    "reading",
+                    "writing",
+                    "waiting",
+                )
+            },
+            "error": _TEXT_OR_NULL,
+        },
+    },
     "Document": {"type": "object", "required": ["openapi", "paths"]},
     "Error": {
         "type": "object",
@@ -207,6 +326,7 @@ _ERROR_TEXT = {
     409: "Conflicts with the current state",
     413: "Request body over 64 KB",
     429: "Rate limited (see Retry-After)",
+    503: "The lease store did not answer (see Retry-After)",
 }
 
 
@@ -220,7 +340,7 @@ def _json(name: str) -> dict[str, Any]:
 
 def _error(status: int) -> dict[str, Any]:
     response: dict[str, Any] = {"description": _ERROR_TEXT[status], "content": _json("Error")}
-    if status == 429:
+    if status in (429, 503):
         response["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
     if status == 401:
         response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}

@@ -3,8 +3,14 @@
 HTTP/1.1 with keep-alive; request bodies by ``Content-Length`` only (a chunked request is answered
 411 and the connection closed); the URL, the headers and the body are bounded (414, 431, 413 —
 each then closes the connection); a connection idle for ``idle_timeout`` seconds is closed.
-Requests are answered in order as soon as they are complete (the API never waits), so pipelined
-requests need no queue. ``now`` for the API is wall-clock Unix seconds (token expiry).
+Requests are answered in order as soon as they are complete. An operation that acts on the
+world (the API answers an :class:`~livecast.admin.state.AdminCall`: create, start or stop an
+event, the sessions of a Redis lease store, the status) is awaited on the state's
+:class:`~livecast.admin.state.AdminControl` on a task of its own, then finished by the API; the
+connection's later requests wait behind it (answers stay in order, at most ``max_waiting``), other
+connections do not. A call runs to its end even if its client goes away (an event is never left
+half-started); :meth:`AdminServer.stop` waits for those under way. ``now`` for the API is
+wall-clock Unix seconds (token expiry).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -20,6 +27,7 @@ from typing import cast
 import httptools
 
 from livecast.admin.api import MAX_BODY_BYTES, AdminApi, AdminResponse, error
+from livecast.admin.state import AdminCall, AdminControl
 
 __all__ = ["AdminLimits", "AdminServer"]
 
@@ -40,6 +48,7 @@ REASONS = {
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -52,6 +61,23 @@ class AdminLimits:
     max_headers: int = 64
     max_body_bytes: int = MAX_BODY_BYTES
     idle_timeout: float = 30.0
+    max_waiting: int = 16  # answers a connection may have pending behind an awaited call
+    stop_wait: float = 15.0  # how long stop() lets calls under way finish
+
+
+async def perform(control: AdminControl, call: AdminCall, now: float) -> object:
+    """``call`` done on ``control``: what the API's ``finish`` takes."""
+    if call.operation == "create_event":
+        return await control.create_event(call.event_id)
+    if call.operation == "start_event":
+        await control.start_event(call.event_id)
+        return None
+    if call.operation == "stop_event":
+        await control.stop_event(call.event_id)
+        return None
+    if call.operation == "list_sessions":
+        return await control.sessions(call.account, now)
+    return await control.status(now)
 
 
 class _Stop(Exception):
@@ -84,6 +110,7 @@ class AdminServer:
         self.clock = clock
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[_Connection] = set()
+        self._calls: set[asyncio.Task[AdminResponse]] = set()  # strong references
         self._port = 0
 
     @property
@@ -97,11 +124,35 @@ class AdminServer:
         self._server = await loop.create_server(lambda: _Connection(self), host, port)
         self._port = self._server.sockets[0].getsockname()[1]
 
+    def answer(self, call: AdminCall) -> asyncio.Task[AdminResponse]:
+        """The answer to ``call``, on a task of its own (kept until done)."""
+        task = asyncio.ensure_future(self._answer(call))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+        return task
+
+    async def _answer(self, call: AdminCall) -> AdminResponse:
+        control = self.api.state.control
+        result: object
+        if control is None:  # the API asks for calls only with a control
+            result = RuntimeError("an admin call without a control")
+        else:
+            try:
+                result = await perform(control, call, self.clock())
+            except Exception as exc:  # refusals (404/409/503) and bugs (500): the API says which
+                result = exc
+        return self.api.finish(call, result, self.clock())
+
     async def stop(self) -> None:
-        """Stop listening and close every connection."""
+        """Stop listening, let the calls under way finish (``stop_wait``), close every
+        connection."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        if self._calls:
+            _, late = await asyncio.wait(set(self._calls), timeout=self.limits.stop_wait)
+            for task in late:
+                task.cancel()
         for connection in list(self._connections):
             connection.close()
         if server is not None:
@@ -118,6 +169,7 @@ class _Connection(asyncio.Protocol):
         self.client = "unknown"
         self._parser = httptools.HttpRequestParser(self)
         self._idle: asyncio.TimerHandle | None = None
+        self._waiting: deque[tuple[asyncio.Future[AdminResponse], bool]] = deque()
         self._reset()
 
     def _reset(self) -> None:
@@ -215,10 +267,38 @@ class _Connection(asyncio.Protocol):
             raise _Stop from None
         path = (url.path or b"/").decode("latin-1")
         query = (url.query or b"").decode("latin-1")
-        response = self.server.api.handle(
+        outcome = self.server.api.handle(
             method, path, query, self._headers, bytes(self._body), self.client, self.server.clock()
         )
+        self._reset()
+        if isinstance(outcome, AdminResponse) and not self._waiting:
+            self._send(outcome, keep_alive)
+            return
+        if len(self._waiting) >= self.limits.max_waiting:
+            self.close()
+            raise _Stop
+        if isinstance(outcome, AdminResponse):
+            ready: asyncio.Future[AdminResponse] = asyncio.get_running_loop().create_future()
+            ready.set_result(outcome)
+        else:
+            ready = self.server.answer(outcome)
+        self._waiting.append((ready, keep_alive))
+        ready.add_done_callback(self._send_ready)
+
+    def _send_ready(self, _: object = None) -> None:
+        """Send the answers now complete, in request order."""
+        while self._waiting and self._waiting[0][0].done():
+            ready, keep_alive = self._waiting.popleft()
+            if ready.cancelled():  # the server stopped meanwhile
+                self.close()
+                return
+            self._send(ready.result(), keep_alive)
+
+    def _send(self, response: AdminResponse, keep_alive: bool) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
         self.transport.write(encode(response, keep_alive=keep_alive))
+        self._arm_idle()
         if not keep_alive:
             self.transport.close()
-        self._reset()
+            self._waiting.clear()
