@@ -16,7 +16,7 @@ from livecast.access.token_gate import DEFAULT_EXEMPT, TokenGate
 from livecast.access.tokens import RevocationList
 from livecast.admin.api import AdminApi
 from livecast.admin.server import AdminServer
-from livecast.admin.state import AdminState
+from livecast.admin.state import AdminControl, AdminState
 from livecast.config import EventConfig
 from livecast.errors import ConfigError
 
@@ -82,16 +82,24 @@ def lease_store(settings: AccessSettings, env: Mapping[str, str] | None = None) 
 
 
 def admin_server(
-    config: EventConfig, gate: TokenGate | None, sessions: SessionEndpoints | None = None
+    config: EventConfig,
+    gate: TokenGate | None,
+    sessions: SessionEndpoints | None = None,
+    control: AdminControl | None = None,
 ) -> AdminServer | None:
     """The admin API of ``[admin] enabled = true``, sharing the gate's key ring and revocation
-    list (a revoked token is refused by the origin's next check) and the sessions' leases."""
+    list (a revoked token is refused by the origin's next check). ``control`` (the pipeline's,
+    ``admin.control.PipelineControl``) acts on events and lists the sessions from the origin's
+    lease store, memory or Redis; without it the API keeps a catalog and lists the sessions'
+    in-memory table."""
     if not config.admin.enabled or gate is None:
         return None
     revocations = gate.revoked if gate.revoked is not None else RevocationList()
-    table = sessions.leases if sessions is not None else None  # None over Redis: not listed
+    table = sessions.leases if sessions is not None else None  # None over Redis
     leases = table if table is not None else LeaseTable(LeasePolicy())
-    state = AdminState(key_ring=gate.key_ring, revocations=revocations, leases=leases)
+    state = AdminState(
+        key_ring=gate.key_ring, revocations=revocations, leases=leases, control=control
+    )
     return AdminServer(AdminApi(state, config.admin.hashes()))
 
 

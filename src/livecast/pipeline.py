@@ -21,19 +21,19 @@ import contextlib
 import logging
 import math
 import mimetypes
-import signal
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 
 from livecast.access.tokens import RevocationList
-from livecast.channel import Channel, ChannelMetrics
+from livecast.admin.control import PipelineControl
+from livecast.channel import Channel
 from livecast.config import CONTRIBUTION_SOURCES, EventConfig
-from livecast.errors import ConfigError, LivecastError
+from livecast.errors import ConfigError, LivecastError, RequestError
 from livecast.hub.publisher import Publisher
 from livecast.hub.source import Source
 from livecast.hub.stream import StreamHub
-from livecast.ingest.keys import StreamKeys, fingerprint
+from livecast.ingest.keys import PublishPoint, StreamKeys, fingerprint, new_stream_key
 from livecast.ingest.rtmp_server import PublishSink, RtmpServer
 from livecast.ingest.srt_ingest import SrtListener, free_udp_port
 from livecast.ingest.switch import SLATE
@@ -48,10 +48,12 @@ from livecast.origin_access import (
 )
 from livecast.packager.event import DEFAULT_STREAM, LiveEvent, RenditionSpec
 from livecast.packager.live import PackagingConfig
+from livecast.pipeline_metrics import IngestMetrics, RecordMetrics, channel_metrics
 from livecast.sources.contribution import ContributionSource
 from livecast.sources.loop_source import LoopSource, default_cache_dir
 from livecast.sources.slate import SlateReplay
 from livecast.sources.testsrc import test_source
+from livecast.stop_signals import StopRequest, stop_on_signals
 from livecast.store import control
 from livecast.store.archive import Recording
 from livecast.store.contract import Store
@@ -61,6 +63,15 @@ from livecast.transcode.ffmpeg import find_ffmpeg, find_font
 from livecast.transcode.ladder import AUDIO_RENDITION, build_argv
 from livecast.transcode.supervisor import TranscodeSupervisor
 from livecast.web.assets import find_hlsjs, player_page_html
+
+__all__ = [
+    "LivePipeline",
+    "StopRequest",
+    "declared_part_target",
+    "replay_history",
+    "static_assets",
+    "stop_on_signals",
+]
 
 log = logging.getLogger("livecast.pipeline")
 
@@ -129,31 +140,18 @@ class LivePipeline:
             async_endpoints=sessions.routes() if sessions is not None else None,
             collectors=(sessions.collector(self.registry),) if sessions is not None else (),
         )
-        self.admin = admin_server(config, gate, self.sessions)
+        self.admin = admin_server(config, gate, self.sessions, PipelineControl(self))
         self.hub = StreamHub()
-        self._metrics = ChannelMetrics(
-            parts=self.registry.counter(
-                "livecast_packager_parts_total", "Parts published", ("rendition",)
-            ),
-            media_errors=self.registry.counter(
-                "livecast_packager_media_errors_total", "Unusable encoder output", ("rendition",)
-            ),
-            restarts=self.registry.counter(
-                "livecast_transcode_restarts_total", "Encoder restarts after a failure"
-            ),
-            dropped=self.registry.counter(
-                "livecast_hub_dropped_units_total",
-                "Media units a stream reader's full queue dropped",
-                ("stream", "reader"),
-            ),
-        )
-        self._ingest_metrics()
-        self._record_metrics()
+        self._metrics = channel_metrics(self.registry)
+        self.ingest_metrics = IngestMetrics(self.registry)
+        self.record_metrics = RecordMetrics(self.registry)
         self._ended_here: set[str] = set()  # events ended while this process served them
         self.end_on_stop = True  # stop() ends the events (False: a recording continues later)
         self._watch: asyncio.Task[None] | None = None
         self._ending_tasks: set[asyncio.Task[None]] = set()
         self.channels: dict[str, Channel] = {}
+        self.not_started: set[str] = set()  # created at run time (create_event), not started yet
+        self.edge_status_urls: tuple[str, ...] = ()  # the edges' /edge/status, for the status
         self.contributions: dict[str, ContributionSource] = {}
         self.rtmp: RtmpServer | None = None
         self.channel = self._add_channel(DEFAULT_STREAM)
@@ -168,58 +166,6 @@ class LivePipeline:
                     self._authorize_publisher,
                     max_message_bytes=config.ingest.max_message_kb * 1024,
                 )
-
-    def _ingest_metrics(self) -> None:
-        self._switches = self.registry.counter(
-            "livecast_ingest_switches_total",
-            "Changes of what is on air (primary, backup, slate)",
-            ("from", "to", "stream"),
-        )
-        self._on_air = self.registry.gauge(
-            "livecast_ingest_on_air", "1 for what viewers see now (an input or the slate)",
-            ("input", "stream"),
-        )  # fmt: skip
-        self._switch_gap = self.registry.gauge(
-            "livecast_ingest_switch_gap_seconds",
-            "The last input switch: seconds from the old input's last media to the new one on air",
-            ("stream",),
-        )
-        self._publishes = self.registry.counter(
-            "livecast_ingest_publishes_total",
-            "Encoders asking to publish, by outcome (accepted, wrong_key, unknown_app, busy)",
-            ("result",),
-        )
-
-    def _record_metrics(self) -> None:
-        self._record_errors = self.registry.counter(
-            "livecast_record_errors_total",
-            "Writes the recording's disk refused (live went on from memory)",
-            ("stream", "rendition"),
-        )
-        self._record_gaps = self.registry.counter(
-            "livecast_record_gap_segments_total",
-            "Segments the recording lost (EXT-X-GAP in its VOD playlist)",
-            ("stream", "rendition"),
-        )
-        self._record_ended = self.registry.gauge(
-            "livecast_record_ended", "1 once the event ended (VOD at the live URLs)", ("stream",)
-        )
-        self._seen: dict[tuple[str, str], tuple[int, int]] = {}
-
-    def _update_record_metrics(self) -> None:
-        if self.recording is None:
-            return
-        for stream_id, name, rendition in self.recording.renditions():
-            errors, gaps = self._seen.get((stream_id, name), (0, 0))
-            self._record_errors.labels(stream_id, name)  # present from the start, at 0
-            self._record_gaps.labels(stream_id, name)
-            if rendition.errors > errors:
-                self._record_errors.inc(stream_id, name, amount=rendition.errors - errors)
-            if rendition.gap_segments > gaps:
-                self._record_gaps.inc(stream_id, name, amount=rendition.gap_segments - gaps)
-            self._seen[(stream_id, name)] = (rendition.errors, rendition.gap_segments)
-        for stream_id, channel in self.channels.items():
-            self._record_ended.set(1.0 if channel.event.ended else 0.0, stream_id)
 
     def _add_channel(self, stream_id: str) -> Channel:
         specs = [RenditionSpec(r.name, "video") for r in self.ladder.rungs]
@@ -331,7 +277,7 @@ class LivePipeline:
             inputs=inputs,
             policy=self.config.ingest.policy,
             slate=self._slate(publisher) if self.config.ingest.slate else None,
-            on_switch=lambda switch: self._switches.inc(
+            on_switch=lambda switch: self.ingest_metrics.switches.inc(
                 switch.before or "none", switch.after, stream_id
             ),
             on_aired=show_on_air,
@@ -378,9 +324,9 @@ class LivePipeline:
         self, stream_id: str, inputs: tuple[str, ...], name: str, gap: float | None
     ) -> None:
         for shown in (*inputs, SLATE):
-            self._on_air.set(1.0 if shown == name else 0.0, shown, stream_id)
+            self.ingest_metrics.on_air.set(1.0 if shown == name else 0.0, shown, stream_id)
         if gap is not None:
-            self._switch_gap.set(gap, stream_id)
+            self.ingest_metrics.switch_gap.set(gap, stream_id)
             log.warning("%s: %s on air %.2f s after the previous input's last media",
                         stream_id, name, gap)  # fmt: skip
 
@@ -426,23 +372,69 @@ class LivePipeline:
         of that event's input, or the reason for the refusal (logged by the server with the
         key's fingerprint)."""
         if app != self.config.ingest.app:
-            self._publishes.inc("unknown_app")
+            self.ingest_metrics.publishes.inc("unknown_app")
             return f"unknown application {app!r} (publish to /{self.config.ingest.app})"
         label = self.keys.stream_for(key)
         if label is None:
-            self._publishes.inc("wrong_key")
+            self.ingest_metrics.publishes.inc("wrong_key")
             return f"wrong stream key (fingerprint {fingerprint(key)})"
         stream_id, name = label.split("/")
+        if stream_id in self.not_started:
+            self.ingest_metrics.publishes.inc("not_started")
+            return (
+                f"event {stream_id!r} is created but not started "
+                f"(POST /admin/v1/events/{stream_id}/start)"
+            )
+        if self._over(stream_id):
+            self.ingest_metrics.publishes.inc("ended")
+            return f"event {stream_id!r} has ended"
         sink = self.contributions[stream_id].inputs[name]
         live = self.rtmp is not None and self.rtmp.has_publisher(sink)
         if live and not self.config.ingest.takeover:
-            self._publishes.inc("busy")
+            self.ingest_metrics.publishes.inc("busy")
             return (
                 f"the {name} input of {stream_id!r} already has a publisher "
                 "(set ingest.takeover to replace it)"
             )
-        self._publishes.inc("accepted")
+        self.ingest_metrics.publishes.inc("accepted")
         return sink
+
+    # ------------------------------------------------------------------ events made at run time
+    def create_event(self, stream_id: str) -> PublishPoint:
+        """A new event (the admin API's create): a stream id of its own and a freshly generated
+        key for its encoder, which is refused until :meth:`start_event`. ``RequestError(409)``
+        when this server's source cannot take new events (only ``source = "rtmp"`` can: a loop
+        or test source makes its own events, an SRT input needs a port of its own) or the id is
+        taken (an event of this server, or a recording of that id)."""
+        if self.rtmp is None:
+            raise RequestError(
+                409,
+                f"this server's source ({self.config.source}) cannot take new events: only "
+                'source = "rtmp" can; its own events are listed',
+            )
+        if stream_id in self.channels or stream_id in self.not_started:
+            raise RequestError(409, f"this server already has an event {stream_id!r}")
+        if self.recording is not None and (self.recording.directory / stream_id).exists():
+            raise RequestError(409, f"a recording of {stream_id!r} exists: pick another id")
+        key = new_stream_key()
+        self.keys = self.keys.with_key(f"{stream_id}/primary", key)
+        self.not_started.add(stream_id)
+        point = PublishPoint(self.ingest_urls[0], key)
+        log.info("event %s created: its encoder publishes to %s with the key %s (fingerprint)",
+                 stream_id, point.url, fingerprint(key))  # fmt: skip
+        return point
+
+    async def start_event(self, stream_id: str) -> None:
+        """A created event goes live: its channel (``/live/<id>/…``: 503 until its encoder's
+        first segments) and its encoder accepted from now on. An event of the configuration is
+        live from the start (``RequestError(409)`` for any but a created one)."""
+        if stream_id not in self.not_started:
+            raise RequestError(409, f"event {stream_id!r} was not created here, or has started")
+        channel = self._add_channel(stream_id)
+        channel.source = self._contribution(channel, ("primary",))
+        await channel.source.start()
+        self.not_started.discard(stream_id)
+        log.info("event %s started: its encoder may publish", stream_id)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -511,6 +503,8 @@ class LivePipeline:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
+        if self.admin is not None:
+            await self.admin.stop()  # no new operations; those under way finish first
         await asyncio.gather(*self._ending_tasks, return_exceptions=True)
         if self.rtmp is not None:
             await self.rtmp.stop()
@@ -522,10 +516,8 @@ class LivePipeline:
         await self.server.stop()
         if self.sessions is not None:
             await self.sessions.close()  # the lease store's connections
-        if self.admin is not None:
-            await self.admin.stop()
         if self.recording is not None:
-            self._update_record_metrics()
+            self.record_metrics.update(self.recording, self.channels)
             self.recording.close()
 
     async def end_event(self, stream_id: str = DEFAULT_STREAM) -> None:
@@ -538,7 +530,7 @@ class LivePipeline:
         self._ended_here.add(stream_id)
         await channel.stop(end=True)
         self.server.notify()
-        self._update_record_metrics()
+        self.record_metrics.update(self.recording, self.channels)
         log.info("event %s ended%s", stream_id,
                  ": VOD at the same URLs" if self.recording is not None else "")  # fmt: skip
 
@@ -558,7 +550,7 @@ class LivePipeline:
                 if stream_id in self.channels:
                     self._end_in_background(stream_id, self.end_event(stream_id))
                 control.clear(self.recording.directory, stream_id)
-            self._update_record_metrics()
+            self.record_metrics.update(self.recording, self.channels)
             await asyncio.sleep(1.0)
 
     @contextlib.asynccontextmanager
@@ -597,34 +589,3 @@ class LivePipeline:
     def _argv(self, fds: dict[str, int], epoch: float) -> list[str]:
         source = test_source(self.ladder, epoch, self.font)
         return build_argv(self.ffmpeg, source, self.ladder, fds)
-
-
-class StopRequest(asyncio.Event):
-    """Set by SIGINT or SIGTERM; ``signum`` says which (SIGTERM ends the event, SIGINT only stops
-    the server: docs/recording.md)."""
-
-    signum: signal.Signals | None = None
-
-    def request(self, signum: signal.Signals) -> None:
-        if self.signum is None:
-            self.signum = signum
-        self.set()
-
-    @property
-    def ends_event(self) -> bool:
-        return self.signum == signal.SIGTERM
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[StopRequest]:
-    """A :class:`StopRequest` set by SIGINT or SIGTERM while the block runs (the commands that
-    serve)."""
-    stop = StopRequest()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.request, sig)
-    try:
-        yield stop
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)

@@ -1,6 +1,8 @@
 """The admin API on a real socket (127.0.0.1, a free port): 401/200 and keep-alive over one
-connection, the adapter's own limits (413, 411, idle timeout), and a schemathesis run (its CLI,
-every check) against the served OpenAPI document with the bearer header (docs/access.md)."""
+connection, the adapter's own limits (413, 411, idle timeout), and schemathesis runs (its CLI,
+every check) against the served OpenAPI document with the bearer header — over the bare API, and
+over the API of a running pipeline (``livecast serve`` wiring: events created, started and stopped
+on an RTMP server, the real status with an unreachable edge) (docs/access.md)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from livecast.access.keys import KeyRing
+from livecast.access.keys import KeyRing, keygen_stanza
 from livecast.access.leases import LeasePolicy, LeaseTable
-from livecast.admin.api import AdminApi, RateLimit, hash_secret
+from livecast.admin.api import AdminApi, Buckets, RateLimit, hash_secret
 from livecast.admin.server import AdminLimits, AdminServer
 from livecast.admin.state import AdminState
+from livecast.config import load_config
+from livecast.pipeline import LivePipeline
+from tests.integration.test_contribution import KEY
 
 pytestmark = pytest.mark.integration
 
@@ -90,17 +95,16 @@ async def test_adapter_limits(server: AdminServer) -> None:
     writer.close()
 
 
-async def test_schemathesis_against_the_served_document(
-    server: AdminServer, tmp_path: Path
-) -> None:
+async def schemathesis(port: int, cwd: Path, minimum_operations: int = 9) -> str:
+    """Run schemathesis (every check) against the document served on ``port``; its summary."""
     st = Path(sys.executable).parent / "st"
-    url = f"http://127.0.0.1:{server.port}/admin/v1/openapi.json"
+    url = f"http://127.0.0.1:{port}/admin/v1/openapi.json"
     args = [
         "run", url, "--checks", "all", "-H", f"Authorization: Bearer {SECRET}",
         "--max-examples", str(EXAMPLES_PER_OPERATION), "--seed", "15", "--workers", "1",
     ]  # fmt: skip
     process = await asyncio.create_subprocess_exec(
-        str(st), *args, cwd=tmp_path,
+        str(st), *args, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -113,7 +117,33 @@ async def test_schemathesis_against_the_served_document(
     assert process.returncode == 0, text[-6000:]
     assert "No issues found" in text, text[-6000:]
     operations = re.search(r"Operations:\s+(\d+) selected", text)
-    assert operations is not None and int(operations.group(1)) >= 9, text[-3000:]
+    assert operations is not None and int(operations.group(1)) >= minimum_operations, text[-3000:]
     cases = re.search(r"(\d+) generated, (\d+) passed", text)
     assert cases is not None and cases.group(1) == cases.group(2), text[-3000:]
-    print(f"schemathesis: {operations.group(1)} operations, {cases.group(0)}")
+    return f"{operations.group(1)} operations, {cases.group(0)}"
+
+
+async def test_schemathesis_against_the_served_document(
+    server: AdminServer, tmp_path: Path
+) -> None:
+    print(f"schemathesis: {await schemathesis(server.port, tmp_path)}")
+
+
+async def test_schemathesis_against_a_running_pipeline(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.toml"
+    keys.write_text(keygen_stanza("k1"))
+    event = tmp_path / "event.toml"
+    event.write_text(  # an RTMP server without encoders: events come and go, nothing transcodes
+        f'port = 0\nsource = "rtmp"\n[ingest]\nrtmp_port = 0\nslate = false\n'
+        f'[access]\ntokens = true\nkeys = "{keys}"\nmax_streams = 2\n'
+        f'[admin]\nenabled = true\nport = 0\nsecret_hashes = "{hash_secret(SECRET)}"\n'
+    )
+    live = LivePipeline(load_config(event, env={"LIVECAST_STREAM_KEY": KEY}))
+    async with live.running(ready=False):
+        assert live.admin is not None
+        live.admin.api.buckets = Buckets(RateLimit(10_000, 10_000))  # schemathesis is one client
+        live.edge_status_urls = ("http://127.0.0.1:9/edge/status",)  # an edge that is down
+        summary = await schemathesis(live.admin.port, tmp_path)
+        created = [e.id for e in live.admin.api.state.catalog.list() if e.id != "main"]
+        print(f"schemathesis on a pipeline: {summary}; {len(created)} events created")
+        assert created and live.not_started | set(live.channels) >= set(created)
