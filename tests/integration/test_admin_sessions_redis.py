@@ -6,11 +6,8 @@ for every account; the status names the store; Redis down is a 503 to retry (doc
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +21,10 @@ from livecast.config import load_config
 from livecast.pipeline import LivePipeline
 from tests.integration.test_contribution import KEY
 from tests.integration.test_origin_access import call
-from tests.requirements import skip_missing
 
 pytestmark = pytest.mark.integration
 
 SECRET = "admin-secret-for-sessions"
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        skip_missing("redis", "redis-server is not on PATH")
-    if importlib.util.find_spec("redis") is None:
-        skip_missing("redis", "no Python module redis")
-    with RedisServer(tmp_path / "redis", binary=binary) as server:
-        yield server
 
 
 async def test_sessions_are_listed_from_redis(tmp_path: Path, redis_server: RedisServer) -> None:

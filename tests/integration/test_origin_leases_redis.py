@@ -11,11 +11,9 @@ over a socket costs one Redis round trip; the rest are 429 and nothing else is s
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,24 +29,12 @@ from livecast.origin.http import OriginServer
 from livecast.origin_access import session_endpoints, token_gate
 from livecast.telemetry.metrics import Registry
 from tests.integration.test_http_adapter import Client, FakeClock, Reply
-from tests.requirements import skip_missing
 from tests.unit.synth import make_event
 
 pytestmark = pytest.mark.integration
 
 STORE_ANSWER_BOUND = 0.25 + 0.5  # the store timeout plus slack: an answer without Redis
 FLOOR = 30.0 / 3 / 4  # lease_ttl 30 s → heartbeats every 10 s → a floor of 2.5 s
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        skip_missing("redis", "redis-server is not on PATH")
-    if importlib.util.find_spec("redis") is None:
-        skip_missing("redis", "no Python module redis")
-    with RedisServer(tmp_path / "redis", binary=binary) as server:
-        yield server
 
 
 @dataclass

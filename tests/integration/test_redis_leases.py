@@ -12,7 +12,7 @@ import importlib.util
 import random
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +37,6 @@ if HAVE_REDIS_MODULE:
 
 SHORT = LeasePolicy(max_streams=3, ttl=3.0, heartbeat_interval=1.0)
 BOUND = SHORT.store_timeout + 0.25  # an answer without Redis: the timeout plus slack
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        skip_missing("redis", "redis-server is not on PATH")
-    if not HAVE_REDIS_MODULE:
-        skip_missing("redis", "no Python module redis")
-    with RedisServer(tmp_path / "redis", binary=binary) as server:
-        yield server
 
 
 Node = Callable[[LeasePolicy], "RedisLeaseStore"]
