@@ -111,6 +111,7 @@ async def test_the_programmatic_topology_gives_entry_urls_origin_and_per_tier_fi
     """What the rehearsal runner uses: ``running_topology`` as an async context manager."""
     import asyncio
 
+    from livecast.admin.control import PipelineControl
     from livecast.config import load_config
     from livecast.edge.topology import running_topology
 
@@ -141,6 +142,11 @@ async def test_the_programmatic_topology_gives_entry_urls_origin_and_per_tier_fi
             )
             assert fetched == 1, figures[name]  # BYPASS: the Lua refetch of a plain playlist
             assert figures[name].hit_ratio == pytest.approx(2 / 3)
+        # the admin API's status (PipelineControl) asks each edge for its stub_status
+        status = await PipelineControl(top.pipeline).status(now=0.0)
+        edges = status["edges"]
+        assert [e["url"] for e in edges] == [u + "/edge/status" for u in top.tier.entry_base_urls]
+        assert all(e["up"] and e["error"] is None and e["requests"] >= 3 for e in edges), edges
         logs = top.edge_access_logs
     assert not any(path.exists() for path in logs.values())  # the temporary workdir is gone
 

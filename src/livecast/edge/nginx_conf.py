@@ -53,6 +53,7 @@ MEDIA_STALE_CASES = "error timeout http_500 http_502 http_504"
 MEDIA_PATHS = r"\.(m4s|mp4)$"
 NEXT_UPSTREAM_CASES = "error timeout http_502 http_503 http_504"
 NEGATIVE_TTL = "1s"  # 404s without Cache-Control (nginx reads whole seconds here; 0 = off)
+EDGE_STATUS = "/edge/status"  # nginx stub_status: what the admin API's status reads
 # media only: an upstream 5xx without Cache-Control is kept a second, so that viewers retrying a
 # part through an origin outage reach it once a second per edge, not once per viewer (design brief
 # §5). Not for playlists: a cached refusal would answer a viewer's playlist retries too, and with
@@ -485,7 +486,7 @@ def render_nginx_conf(conf: TierConfig) -> str:
         "        proxy_hide_header X-Edge;",
         '        add_header X-Cache-Status "$upstream_cache_status" always;',
         f'        add_header X-Edge "{conf.name}" always;',
-        "        location = /edge/status {",
+        f"        location = {EDGE_STATUS} {{",
         "            stub_status;",
         "            access_log off;",
         "        }",

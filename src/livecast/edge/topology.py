@@ -37,7 +37,7 @@ from livecast.config import (
 )
 from livecast.edge.accesslog import Tally, tally
 from livecast.edge.nginx import LUA_HINT, NginxTier, find_lua_modules, find_nginx
-from livecast.edge.nginx_conf import TierConfig, Upstream
+from livecast.edge.nginx_conf import EDGE_STATUS, TierConfig, Upstream
 from livecast.edge.origins import MULTIVARIANT, OriginProcess, free_port, origin_replicas, url_host
 from livecast.edge.token_lua import RevocationSource
 from livecast.errors import ConfigError, LivecastError
@@ -274,6 +274,8 @@ async def running_topology(
                 revocations=revocation_source(pipeline),
             )
         tier = await stack.enter_async_context(edge_tier(spec, upstreams, target))
+        # the admin API's status asks each edge for its stub_status
+        pipeline.edge_status_urls = tuple(base + EDGE_STATUS for base in tier.entry_base_urls)
         yield Topology(pipeline.base_url, tier, pipeline, replicas)
 
 
