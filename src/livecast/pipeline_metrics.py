@@ -52,7 +52,7 @@ class IngestMetrics:
         self.publishes = registry.counter(
             "livecast_ingest_publishes_total",
             "Encoders asking to publish, by outcome "
-            "(accepted, wrong_key, unknown_app, busy, not_started)",
+            "(accepted, wrong_key, unknown_app, busy, not_started, ended)",
             ("result",),
         )
 
