@@ -1,8 +1,10 @@
-"""A small Prometheus registry: counters and gauges with labels, rendered as text format 0.0.4.
+"""A small Prometheus registry: counters, gauges and histograms with labels, rendered as text
+format 0.0.4.
 
-Pure code: no threads, no clock, no I/O. A metric owns one :class:`CounterCell` or
-:class:`GaugeCell` per combination of label values; hot paths resolve the cell once with
-``metric.labels(...)`` and then call ``cell.inc()`` (or touch ``cell.value``) directly.
+Pure code: no threads, no clock, no I/O. A metric owns one :class:`CounterCell`,
+:class:`GaugeCell` or :class:`HistogramCell` per combination of label values; hot paths resolve
+the cell once with ``metric.labels(...)`` and then call ``cell.inc()`` / ``cell.observe()`` (or
+touch ``cell.value``) directly.
 
     registry = Registry()
     requests = registry.counter("app_requests_total", "Requests served.", ("status",))
@@ -10,6 +12,15 @@ Pure code: no threads, no clock, no I/O. A metric owns one :class:`CounterCell` 
     ok = requests.labels("200")   # pre-resolved cell for a hot path
     ok.inc()
     registry.render()             # b'# HELP app_requests_total Requests served.\\n...'
+    startup = registry.histogram("app_startup_seconds", "Startup.", (0.5, 1.0, 2.0))
+    startup.observe(0.7)          # app_startup_seconds_bucket{le="1"} 1 … _sum 0.7, _count 1
+
+A histogram follows the exposition format: "A histogram with a base metric name of <basename>
+exposes multiple time series during a scrape: cumulative counters for the observation buckets,
+exposed as <basename>_bucket{le="<upper inclusive bound>"}; the total sum of all observed values,
+exposed as <basename>_sum; the count of events that have been observed, exposed as
+<basename>_count (identical to <basename>_bucket{le="+Inf"} above)". Its buckets are fixed when it
+is registered (finite, strictly increasing upper bounds; ``+Inf`` is always added).
 
 Definition mistakes (bad names, a name registered twice with a different shape) raise
 :class:`~livecast.errors.ConfigError`; misuse of values (wrong number of label values, a
@@ -18,8 +29,11 @@ counter going down) raises ``ValueError``.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import re
+from collections.abc import Sequence
 from typing import ClassVar, Generic, TypeVar
 
 from livecast.errors import ConfigError
@@ -62,7 +76,58 @@ class GaugeCell:
         self.value = value
 
 
-CellT = TypeVar("CellT", CounterCell, GaugeCell)
+class HistogramCell:
+    """One histogram time series: per-bucket counts (not cumulative), their sum and count."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds  # finite upper bounds, increasing; the last bucket is +Inf
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def value(self) -> float:
+        """The number of observations (what ``series()`` reports for a histogram)."""
+        return float(self.count)
+
+    def observe(self, value: float, count: int = 1) -> None:
+        """``count`` observations of ``value`` (NaN is refused: it has no bucket)."""
+        if math.isnan(value):
+            raise ValueError("a histogram cannot observe NaN")
+        if count < 0:
+            raise ValueError(f"a histogram cannot observe a negative count ({count})")
+        self.counts[bisect.bisect_left(self.bounds, value)] += count
+        self.sum += value * count
+
+    def add_counts(self, counts: Sequence[int], total: float) -> None:
+        """Add already bucketed observations (per-bucket counts for these bounds and +Inf, and
+        their sum) — how merged per-second reports are fed in."""
+        if len(counts) != len(self.counts):
+            raise ValueError(
+                f"{len(counts)} bucket counts for a histogram of {len(self.counts)} buckets"
+            )
+        if any(n < 0 for n in counts):
+            raise ValueError(f"negative bucket counts {list(counts)}")
+        for i, n in enumerate(counts):
+            self.counts[i] += n
+        self.sum += total
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """``(le, observations ≤ le)`` for every bound, ending with ``(+Inf, count)``."""
+        out: list[tuple[float, int]] = []
+        running = 0
+        for bound, n in zip((*self.bounds, math.inf), self.counts, strict=True):
+            running += n
+            out.append((bound, running))
+        return out
+
+
+CellT = TypeVar("CellT", CounterCell, GaugeCell, HistogramCell)
 
 
 class _Metric(Generic[CellT]):
@@ -160,8 +225,61 @@ class Gauge(_Metric[GaugeCell]):
         self.labels(*label_values).set(value)
 
 
-Metric = Counter | Gauge
-CounterOrGauge = TypeVar("CounterOrGauge", Counter, Gauge)
+class Histogram(_Metric[HistogramCell]):
+    """Observations counted into fixed buckets (``_bucket{le}``, ``_sum``, ``_count``)."""
+
+    kind = "histogram"
+
+    def __init__(
+        self,
+        name: str,
+        help_text: str,
+        buckets: Sequence[float],
+        label_names: tuple[str, ...] = (),
+    ) -> None:
+        if "le" in label_names:
+            raise ConfigError(name, "a histogram cannot have a label named le")
+        self.buckets = check_buckets(name, buckets)
+        super().__init__(name, help_text, label_names)
+
+    def _new_cell(self) -> HistogramCell:
+        return HistogramCell(self.buckets)
+
+    def observe(self, value: float, *label_values: str) -> None:
+        self.labels(*label_values).observe(value)
+
+    def render_lines(self) -> list[str]:
+        lines = [
+            f"# HELP {self.name} {escape_help(self.help_text)}",
+            f"# TYPE {self.name} {self.kind}",
+        ]
+        for label_values, cell in self._cells.items():
+            for bound, running in cell.cumulative():
+                labels = format_labels(
+                    (*self.label_names, "le"), (*label_values, format_value(bound))
+                )
+                lines.append(f"{self.name}_bucket{labels} {running}")
+            labels = format_labels(self.label_names, label_values)
+            lines.append(f"{self.name}_sum{labels} {format_value(cell.sum)}")
+            lines.append(f"{self.name}_count{labels} {cell.count}")
+        return lines
+
+
+def check_buckets(name: str, buckets: Sequence[float]) -> tuple[float, ...]:
+    """A histogram's finite upper bounds: at least one, strictly increasing, no NaN/±Inf (the
+    ``+Inf`` bucket is implicit); ConfigError otherwise."""
+    bounds = tuple(float(b) for b in buckets)
+    if not bounds:
+        raise ConfigError(name, "a histogram needs at least one bucket bound")
+    if any(math.isnan(b) or math.isinf(b) for b in bounds):
+        raise ConfigError(name, f"bucket bounds must be finite (+Inf is implicit): {bounds}")
+    if any(b >= c for b, c in itertools.pairwise(bounds)):
+        raise ConfigError(name, f"bucket bounds must increase strictly: {bounds}")
+    return bounds
+
+
+Metric = Counter | Gauge | Histogram
+MetricT = TypeVar("MetricT", Counter, Gauge, Histogram)
 
 
 class Registry:
@@ -188,7 +306,26 @@ class Registry:
             return existing
         raise ConfigError(name, "already registered with a different type or labels")
 
-    def _add(self, metric: CounterOrGauge) -> CounterOrGauge:
+    def histogram(
+        self,
+        name: str,
+        help_text: str,
+        buckets: Sequence[float],
+        label_names: tuple[str, ...] = (),
+    ) -> Histogram:
+        """Register a histogram with fixed buckets, or return the existing one if identical."""
+        existing = self._metrics.get(name)
+        if existing is None:
+            return self._add(Histogram(name, help_text, buckets, label_names))
+        if (
+            isinstance(existing, Histogram)
+            and existing.label_names == tuple(label_names)
+            and existing.buckets == tuple(float(b) for b in buckets)
+        ):
+            return existing
+        raise ConfigError(name, "already registered with a different type, labels or buckets")
+
+    def _add(self, metric: MetricT) -> MetricT:
         self._metrics[metric.name] = metric
         return metric
 
