@@ -37,6 +37,14 @@ async def test_forty_viewers_start_and_play_with_low_latency(pipeline: LivePipel
     startup = stats.viewers.distributions["startup_s"].percentile(95)
     assert 0 < startup < 3.0
     assert [p.t for p in progress] == list(range(len(progress))) and progress[-1].active == 40
+    # the progress reports: each viewer's start once (all within the first seconds), the
+    # startup histogram beside it, latency samples bucketed, rebuffering as the outcomes say
+    assert sum(p.started for p in progress) == 40
+    assert sum(p.startup.count for p in progress) == 40
+    assert sum(p.start_failures for p in progress) == 0
+    assert 0 < sum(p.startup.sum for p in progress) < 40 * 3.0
+    assert sum(p.latency.count for p in progress) > 0
+    assert sum(p.rebuffer_s for p in progress) <= counters["stalled_s"] + 1e-6
     # what the indicators need: every request sent per tenth, playlist ages, bytes, media counts
     client = stats.indicators.client
     sent = sum(sum(s.request_tenths) for s in stats.timeline.seconds.values())

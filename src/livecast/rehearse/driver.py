@@ -38,7 +38,7 @@ from livecast.player.parsed import PlaylistCache
 from livecast.player.requests import Request
 from livecast.player.tunein import parse_age
 from livecast.rehearse.client import ClientConnection, Exchange
-from livecast.rehearse.progress import Progress
+from livecast.rehearse.progress import Progress, ProgressMeter
 from livecast.rehearse.viewer_access import ViewerAccess
 from livecast.rehearse.viewer_access import session_id as viewer_session_id
 from livecast.results.stats import RunStats
@@ -102,6 +102,7 @@ class Driver:
         self._second = -1
         self._second_requests = 0
         self._second_errors = 0
+        self.meter = ProgressMeter()  # starts, start failures, rebuffering for the progress
         # the running loop, kept: asyncio.get_running_loop() costs a getpid() syscall per call
         self._loop: asyncio.AbstractEventLoop | None = None
         self._paced: dict[int, list[tuple[_Viewer, Exchange]]] = {}  # PACE_GRID slot → answers
@@ -167,7 +168,9 @@ class Driver:
         if self.viewers.pop(viewer.index, None) is None:
             return
         self.wheel.disarm(viewer)
-        viewer.harness.finish(now)
+        outcome = viewer.harness.finish(now)
+        if self.on_progress is not None:
+            self.meter.finished(viewer.index, outcome)
         viewer.lanes.close_all()
 
     def _dispatch(self, viewer: _Viewer, requests: list[Request], now: float) -> None:
@@ -217,19 +220,33 @@ class Driver:
     def _close_second(self, second: int) -> None:
         self.stats.set_active_viewers(second, len(self.viewers))
         if self.on_progress is not None and self._second >= 0:
-            latency = self.stats.timeline.at(self._second).live_latency_s
-            self.on_progress(
-                Progress(
-                    t=self._second,
-                    active=len(self.viewers),
-                    requests=self._second_requests,
-                    errors=self._second_errors,
-                    latency_p50=latency.percentile(50) if latency.count else None,
-                    latency_p95=latency.percentile(95) if latency.count else None,
-                )
-            )
+            self.on_progress(self._progress(self._second))
         self._second = second
         self._second_requests = self._second_errors = 0
+
+    def _progress(self, second: int) -> Progress:
+        """The closed second's report: the viewers playing are looked at once (their first
+        frame, their stalled time so far)."""
+        meter = self.meter
+        stalled = 0.0
+        for viewer in self.viewers.values():
+            player = viewer.harness.player
+            buffer = player.buffer
+            if buffer is None:
+                continue
+            stalled += buffer.stalled
+            if buffer.first_frame_at is not None and player.started_at is not None:
+                meter.playing(viewer.index, buffer.first_frame_at - player.started_at)
+        closed = self.stats.timeline.at(second)
+        return meter.close(
+            second,
+            active=len(self.viewers),
+            requests=self._second_requests,
+            errors=self._second_errors,
+            stalls=closed.stalls,
+            stalled_playing_s=stalled,
+            latency=closed.live_latency_s,
+        )
 
     # ------------------------------------------------------------------ requests
     def _send_later(self, viewer: _Viewer, request: Request) -> None:

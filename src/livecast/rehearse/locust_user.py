@@ -66,7 +66,7 @@ from livecast.player.parsed import PlaylistCache
 from livecast.player.requests import Request
 from livecast.rehearse.locust_shape import Assignment
 from livecast.rehearse.locust_viewer import OnRequest, ViewerSession
-from livecast.rehearse.progress import Progress
+from livecast.rehearse.progress import ProgressMeter
 from livecast.rehearse.viewer_access import cookie_header, session_id
 from livecast.results.histogram import Histogram
 from livecast.results.stats import TIMELINE_LAYOUT, RunStats
@@ -114,6 +114,7 @@ class _Results:
         self.environment: Environment | None = None
         self.second_requests = 0  # plan mode: this second's outcomes for the progress line
         self.second_errors = 0
+        self.meter = ProgressMeter()  # plan mode: starts, failures, rebuffering per second
 
     def take(self) -> RunStats:
         delta, self.delta = self.delta, RunStats()
@@ -247,18 +248,29 @@ def _send_progress(second: int) -> None:
     if second < 0 or not isinstance(runner, WorkerRunner):
         return
     latency = Histogram(*TIMELINE_LAYOUT)  # the second's latency, reported or not yet
+    stalls = 0
     for stats in (RESULTS.shipped, RESULTS.delta):
         closed = stats.timeline.seconds.get(second)
         if closed is not None:
             latency.merge(closed.live_latency_s)
-    known = latency.count > 0
-    report = Progress(
-        t=second,
+            stalls += closed.stalls
+    stalled = 0.0
+    for session in RESULTS.sessions:
+        player = session.player
+        buffer = player.buffer
+        if buffer is None:
+            continue
+        stalled += buffer.stalled
+        if buffer.first_frame_at is not None and player.started_at is not None:
+            RESULTS.meter.playing(id(session), buffer.first_frame_at - player.started_at)
+    report = RESULTS.meter.close(
+        second,
         active=RESULTS.active,
         requests=RESULTS.second_requests,
         errors=RESULTS.second_errors,
-        latency_p50=latency.percentile(50) if known else None,
-        latency_p95=latency.percentile(95) if known else None,
+        stalls=stalls,
+        stalled_playing_s=stalled,
+        latency=latency,
     )
     RESULTS.second_requests = RESULTS.second_errors = 0
     runner.send_message(PROGRESS_MESSAGE, {"client_id": runner.client_id, **report.to_dict()})

@@ -52,6 +52,7 @@ from livecast.player.model import Player
 from livecast.player.parsed import PlaylistCache
 from livecast.player.requests import Request
 from livecast.player.tunein import parse_age
+from livecast.rehearse.progress import ProgressMeter
 
 log = logging.getLogger("livecast.locust")
 
@@ -71,6 +72,7 @@ class Shared(Protocol):
     sessions: set[ViewerSession]
     second_requests: int
     second_errors: int
+    meter: ProgressMeter  # starts, start failures, rebuffering for the progress reports
 
 
 # request, status (0: none), failure kind or None, started, finished, bytes
@@ -296,7 +298,7 @@ class ViewerSession:
         self.shared.active -= 1
         self.shared.sessions.discard(self)
         self.lanes.close_all()
-        self.harness.finish(now)
+        self.shared.meter.finished(id(self), self.harness.finish(now))
 
     def _dispatch(self, requests: list[Request], now: float, keep: bool = False) -> Request | None:
         """Each request in a greenlet of its own — but the first one when ``keep``: it is the
