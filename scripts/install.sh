@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a livecast checkout on Debian: a virtualenv with livecast installed
 # (FFmpeg comes from the imageio-ffmpeg wheel), hls.js from the npm lock file, and with --test
-# what the tests need (Debian's chromium, nginx, redis-server and ffmpeg/ffprobe; root needed
-# for those).
+# what the tests need (Debian's chromium, nginx, redis-server, prometheus and ffmpeg/ffprobe;
+# root needed for those).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,7 @@ if command -v dpkg >/dev/null 2>&1; then
   if [ "$want_test" -eq 1 ]; then
     need_pkg chromium; need_pkg nginx-light; need_pkg libnginx-mod-http-lua; need_pkg ffmpeg
     need_pkg redis-server  # the shared stream-lease store (tests start their own on loopback)
+    need_pkg prometheus  # scrapes a running `livecast up` (tests start their own on a free port)
     need_pkg python3-dev; need_pkg gcc  # mypyc's build of the compiled viewer core
   fi
   if [ ${#apt_missing[@]} -gt 0 ]; then
@@ -30,6 +31,11 @@ if command -v dpkg >/dev/null 2>&1; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       "${apt_missing[@]}" >/dev/null
+  fi
+  # Debian's prometheus package enables a system service on :9090 that nothing here needs (the
+  # tests and docs/operations.md start their own): keep it stopped where systemd runs.
+  if [ "$want_test" -eq 1 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
 fi
 

@@ -31,6 +31,7 @@ DEPENDENCIES = {
     "tmpfs": "root, allowed to mount a small tmpfs (a disk to fill up: the recording's disk tests)",
     "accel": "the compiled viewer core, built from these sources (scripts/install.sh --test)",
     "redis": "apt-get install redis-server (scripts/install.sh --test) and pip install redis",
+    "prometheus": "apt-get install prometheus (scripts/install.sh --test)",
 }
 REQUIRED_ENV = "LIVECAST_REQUIRED_DEPS"
 _NEEDS = re.compile(r"needs ([a-z0-9_-]+):")
