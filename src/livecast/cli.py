@@ -103,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="origin processes (default 1, [edge]); ≥ 2: epoch-locked, loop or rtmp source",
     )
+    up.add_argument(
+        "--prometheus-targets",
+        default=None,
+        metavar="FILE",
+        help="write Prometheus file_sd targets (origins, shield, edges) here while running",
+    )
     rehearse = sub.add_parser(
         "rehearse",
         help="dress rehearsal: virtual viewers against the stack, GO/NO-GO",
@@ -413,6 +419,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 origins=args.origins,
             )
             logging.getLogger().setLevel(config.log_level.upper())
+            if args.prometheus_targets is not None:  # docs/operations.md
+                from livecast.telemetry.targets_file import run_up_with_targets
+
+                targets = Path(args.prometheus_targets)
+                return _run(lambda: run_up_with_targets(config, spec, targets))
             return _run(lambda: run_up(config, spec))
         overrides = {"host": args.host, "port": args.port, "source": args.source}
         if args.command == "demo":
