@@ -139,6 +139,34 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="locust: seconds the master waits for its workers (default 120)",
     )
+    rehearse.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve livecast_rehearsal_* at http://127.0.0.1:PORT/metrics (0: any free port)",
+    )
+    rehearse.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve the live dashboard at http://127.0.0.1:PORT/ (0: any free port)",
+    )
+    dashboard = sub.add_parser(
+        "dashboard",
+        help="live web page of Prometheus endpoints: viewers, QoE, per-tier load (SSE)",
+        description="livecast dashboard --port P --scrape URL [--scrape URL …] (docs/dashboard.md)",
+    )
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to serve the page on")
+    dashboard.add_argument("--port", type=int, default=8090, help="port of the page (0: any)")
+    dashboard.add_argument(
+        "--scrape",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a Prometheus text endpoint, scraped once a second (repeatable)",
+    )
     worker = sub.add_parser(
         "rehearse-worker",
         help="a Locust worker of a distributed rehearsal (livecast rehearse --engine locust)",
@@ -370,7 +398,10 @@ def _rehearse(args: argparse.Namespace) -> int:
             print(f"livecast rehearse: --workers {args.workers} is negative", file=sys.stderr)
             return 2
         scenario = dataclasses.replace(scenario, workers=args.workers)
-    return _run(lambda: rehearse(scenario, Path(out), locust=locust))
+    from livecast.rehearse.live import LiveOptions
+
+    live = LiveOptions(metrics_port=args.metrics_port, dashboard_port=args.dashboard_port)
+    return _run(lambda: rehearse(scenario, Path(out), locust=locust, live=live))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -382,6 +413,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "rehearse":
             return _rehearse(args)
+        if args.command == "dashboard":
+            from livecast.dashboard.feed import serve_dashboard
+
+            return _run(lambda: serve_dashboard(args.scrape, args.host, args.port))
         if args.command == "calibrate":
             from livecast.simulate import calibrate
 

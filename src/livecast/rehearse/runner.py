@@ -41,6 +41,7 @@ from livecast.rehearse.driver import DriverConfig
 from livecast.rehearse.faults.processes import FaultDriver, Processes, check_targets
 from livecast.rehearse.faults.proxy import FaultProxy
 from livecast.rehearse.freshness import OriginFollower, PlaylistFacts, playlist_facts
+from livecast.rehearse.live import LiveOptions, LiveOutputs
 from livecast.rehearse.locust_engine import LocustOptions, LocustSwarm
 from livecast.rehearse.objects import ObjectLedger
 from livecast.rehearse.progress import Progress
@@ -50,6 +51,7 @@ from livecast.rehearse.publishers import (
 )
 from livecast.rehearse.stack import Stack
 from livecast.rehearse.stack_access import StackAccess, describe_access
+from livecast.rehearse.terminal import plain_line
 from livecast.rehearse.tiers import AccessLogFollower
 from livecast.rehearse.workers import raise_open_files_limit, run_workers
 from livecast.results.histogram import Histogram
@@ -72,6 +74,7 @@ from livecast.transcode.ffmpeg import find_ffmpeg
 
 log = logging.getLogger("livecast.rehearse")
 RECORDING_DIR = "recording"  # under the rehearsal's --out: the stack's recording (start-over)
+EDGE_METRICS = "/edge/metrics"  # each nginx tier's Prometheus text (for the dashboard)
 RECORDING_WAIT_MARGIN = 60.0  # seconds beyond the longest seek-back to wait for the recording
 
 
@@ -141,8 +144,10 @@ class Rehearsal:
         out_dir: Path,
         stream: TextIO = sys.stderr,
         locust: LocustOptions | None = None,
+        live: LiveOutputs | None = None,
     ) -> None:
         self.scenario = scenario
+        self.live = live  # the terminal view, /metrics, the dashboard (else the plain line)
         self.locust = locust  # the Locust engine (master/workers) instead of the local driver
         self.swarm: LocustSwarm | None = None
         self.out_dir = out_dir
@@ -184,6 +189,7 @@ class Rehearsal:
             try:
                 await stack.start()
                 self.tiers["origin"] = stack.base_url
+                self._dashboard_scrapes(stack.base_url + "/metrics")
                 assert stack.process is not None
                 self.processes.register_pid("origin", stack.process.pid)
                 if spec.contribution:
@@ -307,6 +313,7 @@ class Rehearsal:
         ledger = ObjectLedger(facts.part_target or target_duration, 3 * target_duration)
         async with edge_tier(topology, [Upstream(*upstream)], target_duration) as tier:
             self.access_logs = AccessLogFollower(tier.access_logs, ledger)
+            self._dashboard_scrapes(*(nginx.base_url + EDGE_METRICS for nginx in tier.tiers))
             for nginx in tier.tiers:  # pausable as a whole: master and workers share a group
                 assert nginx.pid is not None  # started by edge_tier
                 # killed by a fault: started again when it ends (a new pid, looked up each time)
@@ -471,15 +478,17 @@ class Rehearsal:
             capacity=scenario.capacity,
         )
 
-    def _progress(self, p: Progress) -> None:
-        def fmt(value: float | None) -> str:
-            return "—" if value is None else f"{value:.2f}s"
+    def _dashboard_scrapes(self, *urls: str) -> None:
+        """Endpoints of the stack for a dashboard served by the rehearsal (--dashboard-port)."""
+        if self.live is not None:
+            for url in urls:
+                self.live.scrape(url)
 
-        print(
-            f"t={p.t:4d}s viewers={p.active:6d} req/s={p.requests:7d} errors={p.errors:5d} "
-            f"latency p50={fmt(p.latency_p50)} p95={fmt(p.latency_p95)}",
-            file=self.stream, flush=True,
-        )  # fmt: skip
+    def _progress(self, p: Progress) -> None:
+        if self.live is not None:
+            self.live.progress(p)
+        else:
+            print(plain_line(p), file=self.stream, flush=True)
 
 
 async def rehearse(
@@ -487,18 +496,24 @@ async def rehearse(
     out_dir: Path,
     stream: TextIO = sys.stderr,
     locust: LocustOptions | None = None,
+    live: LiveOptions | None = None,
 ) -> int:
     """Run ``scenario`` (on the local driver, or Locust's master/workers with ``locust``); write
     DIR/results.json and DIR/report.html; the exit code. A run that lost workers is judged on
-    what was measured and marked partial (``meta.partial``)."""
-    rehearsal = Rehearsal(scenario, out_dir, stream, locust)
+    what was measured and marked partial (``meta.partial``). ``live``: the terminal view,
+    ``/metrics`` and the dashboard while it runs (default: the terminal only)."""
+    outputs = LiveOutputs(live or LiveOptions(), stream, scenario.duration)
+    rehearsal = Rehearsal(scenario, out_dir, stream, locust, outputs)
     try:
+        await outputs.start()
         stats, meta = await rehearsal.run()
-    except LivecastError as exc:
+    except (LivecastError, OSError) as exc:
         if rehearsal.swarm is not None:
             await rehearsal.swarm.close()
+        await outputs.stop()
         print(f"livecast rehearse: could not run: {exc}", file=stream)
         return EXIT_COULD_NOT_RUN
+    await outputs.stop()
     counters = stats.viewers.counters
     if counters["started"] == 0 and counters["start_failures"] == 0:
         print("livecast rehearse: could not run: no viewer started or failed to start", file=stream)
