@@ -1,0 +1,322 @@
+"""A real Prometheus (Debian's) scrapes a running ``livecast up --prometheus-targets FILE`` and
+every query of the on-call dashboard (ops/grafana/livecast.json) is asked of it.
+
+``livecast up`` runs with two edges, the loop source and load shedding on; a little is played
+through each edge (playlists, parts with a ``CMCD=`` query argument, a missing part for a 404)
+and at the origin. Prometheus reads the targets from the file ``livecast up`` writes (file_sd,
+re-read every second) and scrapes every second. Then each panel target, with Grafana's
+``$__rate_interval`` replaced by a window of ten scrapes, must return data — except the ones
+listed in :func:`why_empty`, each with its reason, which a later change can flip:
+
+* rehearsal panels: no rehearsal driver runs here (``livecast rehearse --metrics-port``);
+* the edges' ``livecast_edge_*`` (nginx Lua ``/edge/metrics``): required as soon as the edges
+  answer ``/edge/metrics`` with 200, expected empty while they do not;
+* the CMCD ``livecast_qoe_*``: required as soon as the origin's ``/metrics`` names them;
+* what this topology cannot have: contribution ingest (loop source), recording, the lease store
+  (no ``[access]``), and counters whose series appear with their first event (media errors,
+  dropped units, shed requests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from livecast.edge.nginx import find_nginx
+from livecast.edge.origins import free_port
+from livecast.errors import LivecastError
+from livecast.player.cmcd import encode, request_data, with_cmcd
+from livecast.telemetry.prometheus_config import ScrapeSettings, prometheus_yml
+from tests.requirements import skip_missing
+
+from .processes import SRC, descendants, none_left
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "ops" / "grafana" / "livecast.json"
+LIVECAST_UP = (sys.executable, "-m", "livecast", "up", "--origin-port", "0", "--source", "loop")
+RATE_WINDOW = "10s"  # $__rate_interval for 1 s scrapes: ten samples
+SCRAPES_BEFORE_QUERYING = 4
+
+
+def get(url: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@dataclass
+class Prometheus:
+    """Debian's prometheus on a free loopback port, its TSDB in a temporary directory."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        url = f"{self.base_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        status, body = get(url)
+        answer = json.loads(body)
+        assert status == 200 and answer["status"] == "success", (expr, answer)
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
+
+    def scalar(self, expr: str) -> float:
+        result = self.query(expr)
+        return float(result[0]["value"][1]) if result else 0.0
+
+
+@pytest.fixture
+def prometheus_binary() -> str:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        skip_missing("prometheus", "prometheus is not on PATH")
+    return binary
+
+
+@pytest.fixture
+def livecast_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str], Path]]:
+    """``livecast up`` with 2 edges, loop source, shedding on, writing its Prometheus targets;
+    yields the process, its entry URLs and the targets file; stops it with SIGINT."""
+    try:
+        find_nginx()
+    except LivecastError as exc:
+        skip_missing("nginx", str(exc))
+    event = tmp_path / "event.toml"
+    event.write_text("[edge]\nedges = 2\nport = 0\n\n[shedding]\nenabled = true\n")
+    targets = tmp_path / "sd" / "livecast.json"
+    with (tmp_path / "livecast.log").open("w") as log:
+        proc = subprocess.Popen(
+            [*LIVECAST_UP, "--config", str(event), "--prometheus-targets", str(targets)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")},
+        )
+    try:
+        assert proc.stdout is not None
+        urls = [proc.stdout.readline().strip() for _ in range(2)]
+        assert all(u.endswith("/live/main.m3u8") for u in urls), tmp_path / "livecast.log"
+        yield proc, urls, targets
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def prometheus(prometheus_binary: str, tmp_path: Path) -> Iterator[Prometheus]:
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    settings = ScrapeSettings(scrape_interval="1s", scrape_timeout="900ms", refresh_interval="1s")
+    config.write_text(prometheus_yml([str(tmp_path / "sd" / "*.json")], settings))
+    with (tmp_path / "prometheus.log").open("w") as log:
+        process = subprocess.Popen(
+            [
+                prometheus_binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Prometheus(process, f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            assert process.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
+            try:
+                if get(server.base_url + "/-/ready", timeout=1)[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "prometheus did not get ready in 15 s"
+            time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def play(entry_url: str, session: str) -> None:
+    """A few requests as a CMCD-sending player makes them: the multivariant playlist, a media
+    playlist, its last two parts; and one missing part (a 404)."""
+    base = entry_url.rsplit("/", 1)[0]  # …/live
+    data = request_data(
+        session_id=session,
+        content_id="main",
+        object_type="m",
+        bitrate_bps=None,
+        buffer_s=0.0,
+        measured_bps=None,
+        top_bitrate_bps=None,
+        starting=True,
+    )
+    assert get(with_cmcd(entry_url, encode(data)))[0] == 200
+    status, playlist = get(with_cmcd(f"{base}/audio/index.m3u8", encode(data)))
+    assert status == 200, playlist
+    parts = re.findall(rb'#EXT-X-PART:[^\n]*URI="([^"]+)"', playlist)
+    assert parts, playlist
+    for uri in parts[-2:]:
+        media = request_data(
+            session_id=session,
+            content_id="main",
+            object_type="a",
+            bitrate_bps=128_000,
+            buffer_s=1.5,
+            measured_bps=8_000_000,
+            top_bitrate_bps=128_000,
+            starting=False,
+        )
+        url = urllib.parse.urljoin(f"{base}/audio/index.m3u8", uri.decode())
+        assert get(with_cmcd(url, encode(media)))[0] == 200
+    assert get(f"{base}/audio/no-such-part.m4s")[0] == 404
+
+
+REHEARSAL = "no rehearsal driver runs here (livecast rehearse --metrics-port)"
+STATIC_EMPTY = {
+    "livecast_ingest_on_air": "source = loop: no contribution inputs",
+    "livecast_ingest_publishes_total": "source = loop: no encoder publishes",
+    "livecast_ingest_switches_total": "source = loop: no input switches",
+    "livecast_packager_media_errors_total": "no unusable encoder output (series come with one)",
+    "livecast_hub_dropped_units_total": "no dropped units (series come with the first)",
+    "livecast_record_errors_total": "no recording disk errors (series come with the first)",
+    "livecast_origin_shed_total": "nothing shed under no load (series come with the first)",
+    "livecast_lease_store_round_trips_total": "no [access]: no lease store",
+    "livecast_lease_store_errors_total": "no [access]: no lease store",
+    "livecast_sessions_answered_total": "no [access]: no session endpoints",
+}
+
+
+def why_empty(expr: str, edge_metrics: bool, qoe_metrics: bool) -> str | None:
+    """Why ``expr`` may return nothing here, or None when it must return data."""
+    names = set(re.findall(r"\b(livecast_[a-z_]+?)(?:_bucket)?\b", expr))
+    if any(n.startswith("livecast_rehearsal_") for n in names):
+        return REHEARSAL
+    if not edge_metrics and any(n.startswith("livecast_edge_") for n in names):
+        return "the edges serve no /edge/metrics yet"
+    if not qoe_metrics and any(n.startswith("livecast_qoe_") for n in names):
+        return "the origin's /metrics has no livecast_qoe_* yet"
+    reasons = [STATIC_EMPTY[n] for n in sorted(names) if n in STATIC_EMPTY]
+    # an expression that also reads something always present (a sum of several) must answer
+    return reasons[0] if reasons and len(reasons) == len(names) else None
+
+
+def dashboard_targets() -> list[tuple[str, str, str]]:
+    data = json.loads(DASHBOARD.read_text())
+    return [
+        (panel["title"], target["refId"], target["expr"])
+        for panel in data["panels"]
+        if panel["type"] != "row"
+        for target in panel["targets"]
+    ]
+
+
+def test_prometheus_scrapes_livecast_up_and_every_dashboard_query_answers(
+    livecast_up: tuple[subprocess.Popen[str], list[str], Path], prometheus: Prometheus
+) -> None:
+    proc, urls, targets_file = livecast_up
+    groups = json.loads(targets_file.read_text())
+    nodes = {g["labels"]["node"]: g for g in groups}
+    assert set(nodes) == {"origin-0", "edge-0", "edge-1"}
+    for index, url in enumerate(urls):
+        edge = nodes[f"edge-{index}"]
+        assert url.startswith(f"http://{edge['targets'][0]}/")
+        assert edge["labels"]["__metrics_path__"] == "/edge/metrics"
+    origin = "http://" + nodes["origin-0"]["targets"][0]
+
+    for index, url in enumerate(urls):
+        play(url, f"session-{index}")
+    assert get(origin + "/live/no-such-object")[0] == 404
+    edge_metrics = all(
+        get(f"http://{nodes[n]['targets'][0]}/edge/metrics")[0] == 200 for n in ("edge-0", "edge-1")
+    )
+    qoe_metrics = b"livecast_qoe_" in get(origin + "/metrics")[1]
+
+    # every target scraped, and a few scrapes since the plays above
+    deadline = time.monotonic() + 20
+    started = time.monotonic()
+    while True:
+        seen = prometheus.query('count_over_time(up{job="livecast"}[1m])')
+        if (
+            len(seen) == 3
+            and all(float(s["value"][1]) >= SCRAPES_BEFORE_QUERYING for s in seen)
+            and time.monotonic() - started >= SCRAPES_BEFORE_QUERYING
+        ):
+            break
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.25)
+    up = {s["metric"]["node"]: s["value"][1] for s in prometheus.query('up{job="livecast"}')}
+    assert up["origin-0"] == "1"
+    if edge_metrics:
+        assert up["edge-0"] == up["edge-1"] == "1"
+    assert {s["metric"]["role"] for s in prometheus.query("up")} == {"origin", "edge"}
+
+    answered: list[str] = []
+    empty_as_expected: dict[str, str] = {}
+    missing: list[str] = []
+    for title, ref_id, expr in dashboard_targets():
+        query = expr.replace("$__rate_interval", RATE_WINDOW)
+        result = prometheus.query(query)
+        reason = why_empty(expr, edge_metrics, qoe_metrics)
+        label = f"{title} / {ref_id}"
+        if result:
+            answered.append(label)
+        elif reason is not None:
+            empty_as_expected[label] = reason
+        else:
+            missing.append(f"{label}: {query}")
+    expected = json.dumps(empty_as_expected, indent=1)
+    print(f"\n{len(answered)} queries answered; expected empty: {expected}")
+    assert not missing, "dashboard queries without data:\n" + "\n".join(missing)
+    # what a livecast up must always feed, whatever else lands later
+    for must in (
+        "Scrape targets up / A",
+        "Origin errors / A",
+        "Requests by tier / B",
+        "Egress by tier / B",
+        "Packager parts per second / A",
+        "Media errors, restarts, drops (5 min) / B",
+        "Event-loop lag p90 / A",
+        "Load shedding / B",
+        "Connections / A",
+        "Connections / B",
+    ):
+        assert must in answered, must
+    parts = prometheus.query(
+        f"sum by (rendition) (rate(livecast_packager_parts_total[{RATE_WINDOW}]))"
+    )
+    assert {p["metric"]["rendition"] for p in parts} >= {"audio", "360p"}
+    assert all(float(p["value"][1]) > 0 for p in parts), parts  # the pipeline is producing
+
+    children = descendants(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=20) == 0
+    assert not targets_file.exists(), "livecast up left its targets behind"
+    assert none_left(children)
