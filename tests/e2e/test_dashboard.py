@@ -1,0 +1,153 @@
+"""The dashboard page in a real headless Chromium, fed by a running rehearsal.
+
+``livecast rehearse --dashboard-port 0 --metrics-port 0`` runs a small show (20 viewers, 15 s) on
+its own stack (loop source); the page it serves at the printed URL is opened while the show runs:
+its SSE updates arrive, the viewers figure goes above 0 and every QoE plot has data points (read
+from the DOM). A screenshot is kept in ``$LIVECAST_TEST_ARTIFACTS`` (else the test's tmp_path) and
+its path printed. The rehearsal's ``/metrics`` is read too: the agreed ``livecast_rehearsal_*``
+names, with the viewers who started counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from livecast.results.scrape import parse_prometheus_text
+from livecast.web.browser import find_chromium, open_page
+from tests.requirements import missing, skip_missing
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = str(ROOT / "src")
+SCENARIO = """
+name = "dashboard"
+duration = 15.0
+seed = 5
+
+[target]
+stack = true
+source = "loop"
+loop_seconds = 4
+cache_dir = "{cache}"
+
+[audience]
+kind = "flash"
+viewers = 20
+within = 3.0
+
+[players]
+low_latency_share = 1.0
+
+[[downlink]]
+kbps = 25000
+weight = 1
+"""
+QOE_PLOTS = ("viewers", "startup", "latency", "requests")
+
+
+@pytest.fixture
+def chromium() -> str:
+    pytest.importorskip("playwright.async_api", reason=missing("playwright"))
+    path = find_chromium()
+    if path is None:
+        skip_missing("chromium")
+    return path
+
+
+def artifacts_dir(tmp_path: Path) -> Path:
+    configured = os.environ.get("LIVECAST_TEST_ARTIFACTS")
+    path = Path(configured) if configured else tmp_path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def read_urls(stderr: asyncio.StreamReader, log: list[str]) -> dict[str, str]:
+    """The ``metrics:`` and ``dashboard:`` URLs the rehearsal prints when it starts."""
+    urls: dict[str, str] = {}
+    while len(urls) < 2:
+        line = (await asyncio.wait_for(stderr.readline(), 60)).decode(errors="replace")
+        if not line:
+            raise AssertionError("rehearsal ended before printing its URLs:\n" + "".join(log))
+        log.append(line)
+        match = re.match(r"(metrics|dashboard): (http://\S+)", line)
+        if match:
+            urls[match.group(1)] = match.group(2)
+    return urls
+
+
+async def test_dashboard_shows_a_running_rehearsal(
+    tmp_path: Path, loop_cache: Path, chromium: str
+) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SCENARIO.format(cache=loop_cache))
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "livecast", "rehearse", str(scenario), "--out", str(tmp_path / "o"),
+        "--dashboard-port", "0", "--metrics-port", "0",
+        stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert process.stderr is not None
+    log: list[str] = []
+    try:
+        urls = await read_urls(process.stderr, log)
+        drain = asyncio.create_task(_collect(process.stderr, log))
+        async with open_page(urls["dashboard"], chromium=chromium) as opened:
+            page = opened.page
+            # the show runs: updates arrive, viewers play, the QoE plots fill
+            await page.wait_for_function(
+                """(plots) => {
+                    const viewers = parseFloat(document.getElementById("viewers").textContent);
+                    const filled = plots.every(id => parseInt(document.getElementById(
+                        "plot-" + id).getAttribute("data-points") || "0") > 2);
+                    return viewers > 0 && filled;
+                }""",
+                arg=list(QOE_PLOTS),
+                timeout=40_000,
+            )
+            events = int(await page.get_attribute("body", "data-events") or "0")
+            viewers = float(await page.text_content("#viewers") or "0")
+            points = {
+                plot: int(await page.get_attribute(f"#plot-{plot}", "data-points") or "0")
+                for plot in QOE_PLOTS
+            }
+            polylines = await page.locator("#plot-viewers polyline").count()
+            shot = artifacts_dir(tmp_path) / "dashboard.png"
+            await page.screenshot(path=str(shot), full_page=True)
+            print(f"dashboard screenshot: {shot}")
+            assert not opened.errors, opened.errors
+        assert events >= 3 and viewers > 0, (events, viewers)
+        assert all(n > 2 for n in points.values()) and polylines == 1, points
+        metrics = await asyncio.to_thread(_get, urls["metrics"])
+        names = {sample.name for sample in parse_prometheus_text(metrics)}
+        assert {"livecast_rehearsal_viewers", "livecast_rehearsal_startup_seconds_bucket",
+                "livecast_rehearsal_latency_seconds_count"} <= names  # fmt: skip
+        started = next(s.value for s in parse_prometheus_text(metrics)
+                       if s.name == "livecast_rehearsal_viewers_started_total")  # fmt: skip
+        assert started > 0
+        code = await asyncio.wait_for(process.wait(), 60)
+        await drain
+        assert code in (0, 1), "".join(log)[-3000:]  # GO or NO-GO: it ran
+        assert (tmp_path / "o" / "results.json").exists()
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
+async def _collect(stream: asyncio.StreamReader, log: list[str]) -> None:
+    while line := await stream.readline():
+        log.append(line.decode(errors="replace"))
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: bytes = response.read()
+    return body.decode()
