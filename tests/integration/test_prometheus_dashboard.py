@@ -320,3 +320,15 @@ def test_prometheus_scrapes_livecast_up_and_every_dashboard_query_answers(
     assert proc.wait(timeout=20) == 0
     assert not targets_file.exists(), "livecast up left its targets behind"
     assert none_left(children)
+
+
+def test_the_example_prometheus_config_passes_promtool() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        skip_missing("prometheus", "promtool is not on PATH")
+    example = ROOT / "ops" / "prometheus" / "prometheus.yml"
+    check = subprocess.run(
+        [promtool, "check", "config", str(example)], capture_output=True, text=True, timeout=30
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS" in check.stdout
