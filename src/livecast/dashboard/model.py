@@ -21,7 +21,9 @@ any set of endpoints can be scraped):
   5xx/s;
 * the nginx tiers' ``livecast_edge_requests_total{tier,kind,cache,code}``: the same per ``tier``
   label, the edge hit ratio (``cache`` HIT, STALE, UPDATING or REVALIDATED among the lookups of
-  the tiers not named ``shield…``) and the origin offload (1 − origin req/s ÷ edge req/s).
+  the tiers not named ``shield…``) and the origin offload: 1 − the origin's media and playlist
+  req/s ÷ the edges' (tiers ``edge-…``, kinds playlist, part, segment, init) — the origin's own
+  scrapes and the shield left out, as the Grafana dashboard (``telemetry/dashboard.py``) does.
 
 Counters become rates the way Prometheus' ``rate()`` does: per series, a value lower than the
 previous one is a reset (the process restarted) and counts from zero; the increase over a window
@@ -56,6 +58,8 @@ LATENCY = "livecast_rehearsal_latency_seconds"
 ORIGIN_REQUESTS = "livecast_origin_requests_total"
 EDGE_REQUESTS = "livecast_edge_requests_total"
 CACHE_HITS = frozenset({"HIT", "STALE", "UPDATING", "REVALIDATED"})
+EDGE_MEDIA = frozenset({"playlist", "part", "segment", "init"})  # the edges' object kinds
+ORIGIN_MEDIA = frozenset({"multivariant", "part", "segment", "init"})  # and playlist-*
 NO_LOOKUP = frozenset({"", "none", "-", "BYPASS"})  # not a cache lookup
 
 Labels = tuple[tuple[str, str], ...]
@@ -241,7 +245,7 @@ class DashboardModel:
             rebuffering_ratio=ratio,
             viewer_requests_per_s=None if requests is None else requests.get("all", 0.0),
             viewer_errors_per_s=None if errors is None else errors.get("all", 0.0),
-            origin_offload=_offload(tiers),
+            origin_offload=self._offload(now),
             edge_hit_ratio=self._hit_ratio(now),
             tiers=tiers,
         )
@@ -316,6 +320,14 @@ class DashboardModel:
                     figures[2] += rate
         return {tier: TierRates(*figures) for tier, figures in tiers.items()}
 
+    def _offload(self, now: float) -> float | None:
+        """1 − origin media/playlist req/s ÷ the edges' (None without edge traffic)."""
+        origin = self._rate(now, RATE_WINDOW, _origin_media)
+        edges = self._rate(now, RATE_WINDOW, _edge_media)
+        if origin is None or edges is None or edges.get("edge", 0.0) <= 0:
+            return None
+        return max(0.0, min(1.0, 1.0 - origin.get("origin", 0.0) / edges["edge"]))
+
     def _hit_ratio(self, now: float) -> float | None:
         def select(metric: str, labels: Labels) -> str | None:
             if metric != EDGE_REQUESTS:
@@ -335,6 +347,22 @@ class DashboardModel:
         return rates.get("hit", 0.0) / lookups if lookups > 0 else None
 
 
+def _origin_media(metric: str, labels: Labels) -> str | None:
+    if metric != ORIGIN_REQUESTS:
+        return None
+    kind = dict(labels).get("type", "")
+    return "origin" if kind in ORIGIN_MEDIA or kind.startswith("playlist-") else None
+
+
+def _edge_media(metric: str, labels: Labels) -> str | None:
+    if metric != EDGE_REQUESTS:
+        return None
+    label = dict(labels)
+    if not label.get("tier", "").startswith("edge-") or label.get("kind") not in EDGE_MEDIA:
+        return None
+    return "edge"
+
+
 def _named(name: str) -> Select:
     def select(metric: str, labels: Labels) -> str | None:
         return "all" if metric == name else None
@@ -351,16 +379,3 @@ def _parse_le(text: str) -> float:
     if text in ("+Inf", "Inf", "inf"):
         return math.inf
     return float(text)
-
-
-def _offload(tiers: dict[str, TierRates]) -> float | None:
-    """1 − origin req/s ÷ edge req/s (the tiers not named ``origin`` or ``shield…``)."""
-    edge = sum(
-        rates.requests_per_s
-        for tier, rates in tiers.items()
-        if tier != "origin" and not tier.startswith("shield")
-    )
-    origin = tiers.get("origin")
-    if origin is None or edge <= 0:
-        return None
-    return max(0.0, min(1.0, 1.0 - origin.requests_per_s / edge))
