@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +20,8 @@ from livecast.dashboard.sse import frame, parse
 from livecast.telemetry.metrics import CONTENT_TYPE, Registry
 
 pytestmark = pytest.mark.integration
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 async def request(port: int, raw: bytes, read_until: bytes | None = None) -> bytes:
@@ -139,3 +147,43 @@ async def _body(port: int, path: str) -> bytes:
     answer = await request(port, f"GET {path} HTTP/1.1\r\n\r\n".encode())
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
     return answer.split(b"\r\n\r\n", 1)[1]
+
+
+async def test_livecast_dashboard_command_scrapes_serves_and_stops_on_sigterm() -> None:
+    registry = Registry()
+    registry.gauge("livecast_rehearsal_viewers", "Viewers.").set(12)
+    target = HttpServer({"/metrics": lambda: (registry.render(), CONTENT_TYPE)})
+    await target.start()
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "livecast", "dashboard", "--port", "0",
+        "--scrape", target.url("/metrics"), stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+        match = re.match(r"dashboard: http://127\.0\.0\.1:(\d+)/", line)
+        assert match, line
+        port = int(match.group(1))
+        history: list[dict[str, object]] = []
+        while not history:
+            await asyncio.sleep(0.2)
+            history = json.loads(await _body(port, "/history.json"))
+        assert history[-1]["viewers"] == 12
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await target.stop()
+
+
+def test_livecast_dashboard_refuses_a_missing_or_bad_scrape_url() -> None:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    for args in ([], ["--scrape", "ftp://x/metrics"]):
+        run = subprocess.run(
+            [sys.executable, "-m", "livecast", "dashboard", "--port", "0", *args],
+            capture_output=True, text=True, env=env, timeout=30,
+        )  # fmt: skip
+        assert run.returncode == 2 and "livecast dashboard:" in run.stderr, run.stderr
