@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 
+from livecast.errors import ConfigError
 from livecast.rehearse.live import LiveOptions, LiveOutputs
 from livecast.rehearse.progress import STARTUP_BUCKETS, BucketCounts, Progress
 from livecast.rehearse.terminal import TerminalView, plain_line, sparkline
@@ -51,3 +53,22 @@ def test_live_outputs_print_the_plain_line_when_the_stream_is_not_a_terminal() -
     outputs.progress(report(3, 5))
     assert stream.getvalue() == plain_line(report(3, 5)) + "\n"
     assert outputs.metrics.viewers.value == 5
+
+
+async def test_live_outputs_draw_the_rich_view_from_the_first_report() -> None:
+    stream = io.StringIO()
+    outputs = LiveOutputs(LiveOptions(rich=True), stream, duration=15)
+    await outputs.start()
+    assert stream.getvalue() == ""  # nothing drawn before the show starts
+    outputs.progress(report(0, 7, started=7))
+    await outputs.stop()
+    text = stream.getvalue()
+    assert "livecast rehearse · t = 0 s of 15 s" in text and "t=   0s" not in text
+    assert outputs.metrics.started.value == 7
+
+
+def test_a_port_out_of_range_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="--metrics-port"):
+        LiveOptions(metrics_port=70000)
+    with pytest.raises(ConfigError, match="--dashboard-port"):
+        LiveOptions(dashboard_port=-1)

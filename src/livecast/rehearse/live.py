@@ -59,6 +59,7 @@ class LiveOutputs:
         self.dashboard: DashboardFeed | None = None
         use_rich = options.rich if options.rich is not None else _is_terminal(stream)
         self._live: Live | None = None
+        self._live_started = False
         if use_rich:
             console = Console(file=stream, force_terminal=True)
             self._live = Live(self.view.render(), console=console, refresh_per_second=4)
@@ -74,8 +75,6 @@ class LiveOutputs:
             self.dashboard = DashboardFeed(local={REHEARSAL_SOURCE: self.metrics.render})
             await self.dashboard.start(options.host, options.dashboard_port)
             print(f"dashboard: {self.dashboard.server.url('/')}", file=self.stream, flush=True)
-        if self._live is not None:
-            self._live.start()
 
     def scrape(self, url: str) -> None:
         """A stack endpoint for the dashboard (the origin's /metrics, an edge's /edge/metrics)."""
@@ -87,6 +86,9 @@ class LiveOutputs:
         self.metrics.observe(p)
         if self._live is not None:
             self.view.add(p)
+            if not self._live_started:  # from the show start: the stack's lines come before
+                self._live_started = True
+                self._live.start()
             self._live.update(self.view.render())
         else:
             print(plain_line(p), file=self.stream, flush=True)
