@@ -16,6 +16,7 @@ from livecast.telemetry.prometheus_config import (
     file_sd_json,
     host_port,
     prometheus_yml,
+    rehearsal_targets,
     topology_targets,
 )
 from livecast.telemetry.targets_file import write_atomically
@@ -100,6 +101,16 @@ def test_several_rehearsal_drivers_are_numbered() -> None:
         ["http://127.0.0.1:8080"], rehearsal_base_urls=["http://h:1", "http://h:2"]
     )
     assert [g.labels["node"] for g in groups[1:]] == ["rehearsal-0", "rehearsal-1"]
+    (alone,) = rehearsal_targets(["http://127.0.0.1:9500"])
+    assert alone.as_json() == {
+        "targets": ["127.0.0.1:9500"],
+        "labels": {
+            "__metrics_path__": "/metrics",
+            "job": "livecast",
+            "node": "rehearsal",
+            "role": "rehearsal",
+        },
+    }
 
 
 @pytest.mark.parametrize(

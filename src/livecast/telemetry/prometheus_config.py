@@ -114,10 +114,23 @@ def topology_targets(
         if role == "edge" and not re.fullmatch(r"edge-[0-9]+", name):
             raise ConfigError("targets", f"{name!r} is neither shield nor edge-N")
         groups.append(_group(url, EDGE_METRICS, job, role, name))
-    for index, url in enumerate(rehearsal_base_urls):
-        node = "rehearsal" if len(rehearsal_base_urls) == 1 else f"rehearsal-{index}"
-        groups.append(_group(url, REHEARSAL_METRICS, job, "rehearsal", node))
-    return groups
+    return groups + rehearsal_targets(rehearsal_base_urls, job)
+
+
+def rehearsal_targets(base_urls: Sequence[str], job: str = JOB) -> list[TargetGroup]:
+    """The target groups of rehearsal drivers (``livecast rehearse --metrics-port``): ``node``
+    is ``rehearsal``, or ``rehearsal-N`` when there are several — a file of their own beside the
+    topology's, since a rehearsal comes and goes while the stack runs."""
+    return [
+        _group(
+            url,
+            REHEARSAL_METRICS,
+            job,
+            "rehearsal",
+            "rehearsal" if len(base_urls) == 1 else f"rehearsal-{index}",
+        )
+        for index, url in enumerate(base_urls)
+    ]
 
 
 def _group(url: str, path: str, job: str, role: str, node: str) -> TargetGroup:
