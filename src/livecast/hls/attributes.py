@@ -48,7 +48,9 @@ def quote(value: str) -> str:
 
 
 def parse_int(value: str, name: str) -> int:
-    if not value.isdigit():
+    # "decimal-integer: an unquoted string of characters from the set [0..9]" (§4.2); str.isdigit
+    # alone also accepts "²" or "١", which int() then refuses with a ValueError
+    if not (value.isascii() and value.isdigit()):
         raise PlaylistError(f"{name} must be a decimal-integer, got {value!r}")
     return int(value)
 

@@ -14,6 +14,7 @@ sf (h = HLS), sid (session id), st (l = live), su (starting up), tb (top bitrate
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -155,21 +156,26 @@ def with_query(url: str, argument: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{argument}"
 
 
+# One key=value item: quoted strings may hold commas and backslash escapes (CTA-5004 §3.2:
+# "String values MUST be enclosed by double quotes"), so the payload is not split on every ",".
+_ITEM = re.compile(r'(?:"(?:[^"\\]|\\.)*"?|[^,"])+', re.S)
+_ESCAPE = re.compile(r"\\(.)", re.S)
+
+
 def parse(payload: str) -> dict[str, str | int | bool]:
     """A payload back into values: strings unquoted, integers as int, bare keys True."""
     out: dict[str, str | int | bool] = {}
-    for item in payload.split(","):
-        if not item:
-            continue
+    for item in _ITEM.findall(payload):
         key, eq, value = item.partition("=")
         if not eq:
             out[key] = True
         elif value.startswith('"'):
-            out[key] = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            out[key] = _ESCAPE.sub(r"\1", value[1:-1])
         elif key in TOKEN_KEYS:
             out[key] = value
         else:
-            out[key] = int(value) if value.lstrip("-").isdigit() else value
+            digits = value.removeprefix("-")
+            out[key] = int(value) if digits.isascii() and digits.isdigit() else value
     return out
 
 
