@@ -24,7 +24,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
-from livecast.fuzzing.core import Target
+from livecast.fuzzing.core import PropertyViolation, Target
 from livecast.fuzzing.paths import ArcTracer
 
 PROGRESS_EVERY = 5.0  # seconds between progress lines
@@ -49,13 +49,18 @@ class TargetResult:
     inputs: int = 0
     refused: int = 0
     paths: int = 0
+    known_crashes: int = 0  # inputs that crashed at an already recorded site
     seconds: float = 0.0
     crashes: list[Crash] = field(default_factory=list)
 
 
 def crash_site(error: BaseException) -> str:
-    """``Type at file:line`` of the innermost livecast frame (else the innermost frame)."""
+    """``Type at file:line`` of the innermost livecast frame (else the innermost frame); for a
+    :class:`PropertyViolation`, the line of the fuzz target that checked the property."""
     frames = traceback.extract_tb(error.__traceback__)
+    if isinstance(error, PropertyViolation) and len(frames) >= 2:
+        frame = frames[-2]  # the caller of ``violation``
+        return f"{type(error).__name__} at {Path(frame.filename).name}:{frame.lineno}"
     inner = [f for f in frames if "/livecast/" in f.filename and "/fuzzing/" not in f.filename]
     chosen = inner or list(frames)
     where = f"{Path(chosen[-1].filename).name}:{chosen[-1].lineno}" if chosen else "?"
@@ -97,7 +102,11 @@ def run_target(
                 if target.classify(error) == "refused":
                     result.refused += 1
                     return
-                latest[:] = [Crash(target.name, crash_site(error), value, traceback.format_exc())]
+                site = crash_site(error)
+                if site in sites:  # known already: count it, keep exploring elsewhere
+                    result.known_crashes += 1
+                    return
+                latest[:] = [Crash(target.name, site, value, traceback.format_exc())]
                 raise
             finally:
                 if progress is not None and now - last_report >= PROGRESS_EVERY:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from livecast.fuzzing import media
+from livecast.fuzzing import cmcd, directives, media, playlists, tokens
 from livecast.fuzzing.core import Target
 
 
 def all_targets() -> list[Target]:
     """Every target, in campaign order (the HTTP target last: it starts a server)."""
-    return [*media.TARGETS]
+    return [
+        *media.TARGETS,
+        *playlists.TARGETS,
+        *directives.TARGETS,
+        *cmcd.TARGETS,
+        *tokens.TARGETS,
+    ]
 
 
 def select(names: Sequence[str]) -> list[Target]:
