@@ -16,7 +16,7 @@ import pytest
 
 from livecast.dashboard.feed import DashboardFeed
 from livecast.dashboard.server import HttpServer, SseHub
-from livecast.dashboard.sse import frame, parse
+from livecast.dashboard.wire import frame, parse
 from livecast.telemetry.metrics import CONTENT_TYPE, Registry
 
 pytestmark = pytest.mark.integration

@@ -2,6 +2,7 @@
 viewers and QoE and of each tier's load, from the Prometheus endpoints it scrapes.
 
 :mod:`~livecast.dashboard.model` turns scrapes into time series (pure);
-:mod:`~livecast.dashboard.sse` frames events (pure); :mod:`~livecast.dashboard.server` serves the
-page, the event stream and ``/metrics``; :mod:`~livecast.dashboard.scraper` scrapes once a second.
+:mod:`~livecast.dashboard.wire` parses request heads and frames events (pure);
+:mod:`~livecast.dashboard.server` serves pages and the event stream (asyncio);
+:mod:`~livecast.dashboard.feed` scrapes once a second and serves the page (``page.html``).
 """

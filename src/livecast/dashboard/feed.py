@@ -27,7 +27,7 @@ from importlib import resources
 
 from livecast.dashboard.model import DashboardModel
 from livecast.dashboard.server import HttpServer, SseHub
-from livecast.dashboard.sse import frame
+from livecast.dashboard.wire import frame
 from livecast.telemetry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from livecast.telemetry.metrics import Registry
 

@@ -1,7 +1,7 @@
 """The asyncio adapter that serves the dashboard page, its event stream and ``/metrics`` — and the
 rehearsal's ``/metrics`` alone (``livecast rehearse --metrics-port``). GET and HEAD only; one
 request per connection (``Connection: close``); the request head is parsed by
-:mod:`livecast.dashboard.http`.
+:mod:`livecast.dashboard.wire`.
 
 Bounds: at most ``max_connections`` connections at once (more are answered 503), a request head
 must arrive within :data:`HEAD_TIMEOUT`; the event stream has at most ``max_clients`` listeners
@@ -23,9 +23,14 @@ import itertools
 import logging
 from collections.abc import Callable, Mapping
 
-from livecast.dashboard.http import MAX_HEAD, error_response, parse_request_head, response_head
-from livecast.dashboard.sse import CONTENT_TYPE as SSE_CONTENT_TYPE
-from livecast.dashboard.sse import comment
+from livecast.dashboard.wire import (
+    MAX_HEAD,
+    SSE_CONTENT_TYPE,
+    comment,
+    error_response,
+    parse_request_head,
+    response_head,
+)
 from livecast.errors import RequestError
 
 log = logging.getLogger("livecast.dashboard")

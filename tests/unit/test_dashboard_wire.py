@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from livecast.dashboard.http import parse_request_head, response_head
-from livecast.dashboard.sse import Event, comment, frame, parse
+from livecast.dashboard.wire import (
+    Event,
+    comment,
+    frame,
+    parse,
+    parse_request_head,
+    response_head,
+)
 from livecast.errors import RequestError
 
 
