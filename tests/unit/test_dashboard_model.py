@@ -8,8 +8,13 @@ import math
 import pytest
 
 from livecast.dashboard.model import DashboardModel, histogram_quantile
-from livecast.rehearse.live_metrics import RehearsalMetrics
-from livecast.rehearse.progress import LATENCY_BUCKETS, STARTUP_BUCKETS, BucketCounts, Progress
+from livecast.rehearse.progress import (
+    LATENCY_BUCKETS,
+    STARTUP_BUCKETS,
+    BucketCounts,
+    Progress,
+    RehearsalMetrics,
+)
 
 INF = math.inf
 

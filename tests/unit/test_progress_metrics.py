@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from livecast.rehearse.live_metrics import RehearsalMetrics
-from livecast.rehearse.progress import LATENCY_BUCKETS, STARTUP_BUCKETS, BucketCounts, Progress
+from livecast.rehearse.progress import (
+    LATENCY_BUCKETS,
+    STARTUP_BUCKETS,
+    BucketCounts,
+    Progress,
+    RehearsalMetrics,
+)
 from livecast.results.scrape import parse_prometheus_text
 from tests.unit.test_metrics_histogram import strict_histograms
 

@@ -3,7 +3,7 @@
 * the terminal: the plain progress line a second, or on a terminal a ``rich`` live view
   (:mod:`livecast.rehearse.terminal`);
 * ``--metrics-port PORT``: ``/metrics`` with the ``livecast_rehearsal_*`` metrics
-  (:class:`~livecast.rehearse.live_metrics.RehearsalMetrics`), PORT 0 for any free port;
+  (:class:`~livecast.rehearse.progress.RehearsalMetrics`), PORT 0 for any free port;
 * ``--dashboard-port PORT``: the dashboard (``livecast dashboard``) served from the rehearsal
   itself, with its own figures (read in-process) and the stack it started (the origin's
   ``/metrics`` and each nginx tier's ``/edge/metrics``, added once they run).
@@ -23,8 +23,7 @@ from rich.live import Live
 from livecast.dashboard.feed import DashboardFeed
 from livecast.dashboard.server import HttpServer
 from livecast.errors import ConfigError
-from livecast.rehearse.live_metrics import RehearsalMetrics
-from livecast.rehearse.progress import Progress
+from livecast.rehearse.progress import Progress, RehearsalMetrics
 from livecast.rehearse.terminal import TerminalView, plain_line
 from livecast.telemetry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 

@@ -9,6 +9,17 @@ mergeable histograms with fixed buckets — startup times of the viewers who sta
 and the latency-behind-live samples taken in it — so that merging processes adds counts and the
 Prometheus histograms are fed exactly.
 
+:class:`RehearsalMetrics` is what the reports feed: the ``livecast_rehearsal_*`` metrics the
+rehearsal serves with ``--metrics-port`` (names agreed with the dashboard and docs/metrics.md):
+``livecast_rehearsal_viewers`` (gauge, playing now), ``…_viewers_started_total``,
+``…_start_failures_total``, ``…_stalls_total``, ``…_rebuffer_seconds_total``,
+``…_requests_total``, ``…_request_errors_total`` and the histograms ``…_startup_seconds`` and
+``…_latency_seconds`` (latency behind live), with the buckets of the reports.
+
+    metrics = RehearsalMetrics()
+    metrics.observe(progress)      # once a second, the merged report of all viewer processes
+    metrics.registry.render()      # Prometheus text format 0.0.4
+
 Wire form (:meth:`Progress.to_dict`): a flat JSON object. :meth:`Progress.from_dict` tolerates the
 older form (``t``, ``active``, ``requests``, ``errors``, ``latency_p50``, ``latency_p95`` only):
 what is missing counts as zero.
@@ -23,6 +34,7 @@ from typing import Any
 
 from livecast.results.histogram import Histogram
 from livecast.results.stats import ViewerOutcome
+from livecast.telemetry.metrics import Registry
 
 # upper bounds (seconds) of the fixed buckets; +Inf is implicit
 STARTUP_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 20.0)
@@ -242,3 +254,70 @@ class ProgressMeter:
         self._startups = []
         self._failures = 0
         return report
+
+
+# ---------------------------------------------------------------- the rehearsal's /metrics
+
+METRIC_VIEWERS = "livecast_rehearsal_viewers"
+METRIC_VIEWERS_STARTED = "livecast_rehearsal_viewers_started_total"
+METRIC_START_FAILURES = "livecast_rehearsal_start_failures_total"
+METRIC_STALLS = "livecast_rehearsal_stalls_total"
+METRIC_REBUFFER_SECONDS = "livecast_rehearsal_rebuffer_seconds_total"
+METRIC_REQUESTS = "livecast_rehearsal_requests_total"
+METRIC_REQUEST_ERRORS = "livecast_rehearsal_request_errors_total"
+METRIC_STARTUP_SECONDS = "livecast_rehearsal_startup_seconds"
+METRIC_LATENCY_SECONDS = "livecast_rehearsal_latency_seconds"
+
+
+class RehearsalMetrics:
+    """A registry of the ``livecast_rehearsal_*`` metrics and what one progress report adds."""
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry = registry if registry is not None else Registry()
+        self.viewers = registry.gauge(METRIC_VIEWERS, "Virtual viewers playing now.").labels()
+        self.started = registry.counter(
+            METRIC_VIEWERS_STARTED, "Virtual viewers whose first frame played."
+        ).labels()
+        self.start_failures = registry.counter(
+            METRIC_START_FAILURES, "Virtual viewers that gave up before their first frame."
+        ).labels()
+        self.stalls = registry.counter(
+            METRIC_STALLS, "Playback stalls of the virtual viewers."
+        ).labels()
+        self.rebuffer = registry.counter(
+            METRIC_REBUFFER_SECONDS, "Seconds the virtual viewers spent stalled, all added."
+        ).labels()
+        self.requests = registry.counter(
+            METRIC_REQUESTS, "HTTP requests of the virtual viewers that ended (answered or failed)."
+        ).labels()
+        self.errors = registry.counter(
+            METRIC_REQUEST_ERRORS,
+            "Requests of the virtual viewers answered 4xx/5xx or not answered.",
+        ).labels()
+        self.startup = registry.histogram(
+            METRIC_STARTUP_SECONDS,
+            "Startup time of the virtual viewers (play request to first frame).",
+            STARTUP_BUCKETS,
+        ).labels()
+        self.latency = registry.histogram(
+            METRIC_LATENCY_SECONDS,
+            "Latency behind live of the virtual viewers, sampled while playing.",
+            LATENCY_BUCKETS,
+        ).labels()
+        self.last_t: int | None = None  # the newest second observed
+
+    def observe(self, progress: Progress) -> None:
+        """One closed second, merged over the viewer processes."""
+        self.viewers.set(progress.active)
+        self.started.inc(progress.started)
+        self.start_failures.inc(progress.start_failures)
+        self.stalls.inc(progress.stalls)
+        self.rebuffer.inc(progress.rebuffer_s)
+        self.requests.inc(progress.requests)
+        self.errors.inc(progress.errors)
+        self.startup.add_counts(progress.startup.counts, progress.startup.sum)
+        self.latency.add_counts(progress.latency.counts, progress.latency.sum)
+        self.last_t = progress.t
+
+    def render(self) -> bytes:
+        return self.registry.render()
