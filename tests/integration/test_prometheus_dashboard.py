@@ -21,6 +21,7 @@ change can flip:
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -35,7 +37,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -48,6 +50,7 @@ from livecast.telemetry.prometheus_config import (
     file_sd_json,
     prometheus_yml,
     rehearsal_targets,
+    topology_targets,
 )
 from tests.requirements import skip_missing
 
@@ -395,3 +398,88 @@ def test_the_example_prometheus_config_passes_promtool() -> None:
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS" in check.stdout
+
+
+class KnownCounters(http.server.BaseHTTPRequestHandler):
+    """Edge and origin series with known proportions, every counter growing by its share on
+    each scrape (so each rate is proportional to it, and ratios of one target's rates are
+    exact): edge-0 answers 6 HIT, 2 MISS and 2 MISS-5xx parts per step, edge-1 9 HIT parts and
+    1 session request (no cache lookup), the shield 5 MISS parts, the origin 4 parts."""
+
+    EDGE = (
+        ("edge-0", "part", "HIT", "2xx", 6),
+        ("edge-0", "part", "MISS", "2xx", 2),
+        ("edge-0", "part", "MISS", "5xx", 2),
+        ("edge-1", "part", "HIT", "2xx", 9),
+        ("edge-1", "session", "none", "2xx", 1),
+        ("shield", "part", "MISS", "2xx", 5),
+    )
+    steps: ClassVar[dict[str, int]] = {}
+
+    def do_GET(self) -> None:
+        step = self.steps[self.path] = self.steps.get(self.path, 0) + 1
+        if self.path == "/edge/metrics":
+            lines = [
+                f'livecast_edge_requests_total{{tier="{t}",kind="{k}",cache="{c}",code="{x}"}} '
+                f"{n * step}"
+                for t, k, c, x, n in self.EDGE
+            ]
+        else:
+            lines = [f'livecast_origin_requests_total{{type="part",status="200"}} {4 * step}']
+        body = ("\n".join(lines) + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_the_ratio_panels_compute_what_they_say_on_known_counters(
+    prometheus: Prometheus, tmp_path: Path
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), KnownCounters)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        groups = topology_targets([base], [("edge-0", base)])  # one /edge/metrics for all tiers
+        (tmp_path / "sd").mkdir(exist_ok=True)
+        (tmp_path / "sd" / "known.json").write_text(file_sd_json(groups))
+        deadline = time.monotonic() + 20
+        # the series older than the 5 s window, so no rate is cut short at a series' start
+        while prometheus.scalar('min(count_over_time(up{job="livecast"}[1m]))') < 8:
+            assert time.monotonic() < deadline, "prometheus did not scrape the known counters"
+            time.sleep(0.25)
+        by_title = {title: expr for title, _, expr in dashboard_targets()}
+
+        def ask(title: str) -> dict[str, float]:
+            query = by_title[title].replace("$__rate_interval", "5s")
+            return {
+                s["metric"].get("tier", ""): float(s["value"][1]) for s in prometheus.query(query)
+            }
+
+        five_xx = ask("Edge 5xx ratio by tier")
+        assert five_xx == {
+            "edge-0": pytest.approx(0.2),
+            "edge-1": 0.0,  # no 5xx series at all: 0, not a gap
+            "shield": 0.0,
+        }
+        assert ask("Edge cache hit ratio by tier") == {
+            "edge-0": pytest.approx(0.6),
+            "edge-1": pytest.approx(1.0),  # the session request is no cache lookup
+            "shield": 0.0,  # lookups but no hits: 0, not a gap
+        }
+        # 1 − 4 origin parts ÷ 19 edge media requests (edge-0's 10, edge-1's 9; not the shield's,
+        # not the session request); two targets scraped apart, so only nearly exact
+        (offload,) = ask("Origin offload").values()
+        assert offload == pytest.approx(1 - 4 / 19, abs=0.005)  # shield in: 0.83; session: 0.80
+        errors = prometheus.query(
+            by_title["Edge errors by tier"].replace("$__rate_interval", "10s")
+        )
+        assert {(s["metric"]["tier"], s["metric"]["code"]) for s in errors} == {("edge-0", "5xx")}
+    finally:
+        server.shutdown()
+        server.server_close()
