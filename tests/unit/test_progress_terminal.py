@@ -8,9 +8,8 @@ import pytest
 from rich.console import Console
 
 from livecast.errors import ConfigError
-from livecast.rehearse.live import LiveOptions, LiveOutputs
+from livecast.rehearse.live import LiveOptions, LiveOutputs, TerminalView, plain_line, sparkline
 from livecast.rehearse.progress import STARTUP_BUCKETS, BucketCounts, Progress
-from livecast.rehearse.terminal import TerminalView, plain_line, sparkline
 
 
 def report(t: int, active: int, started: int = 0, rebuffer_s: float = 0.0) -> Progress:

@@ -41,7 +41,7 @@ from livecast.rehearse.driver import DriverConfig
 from livecast.rehearse.faults.processes import FaultDriver, Processes, check_targets
 from livecast.rehearse.faults.proxy import FaultProxy
 from livecast.rehearse.freshness import OriginFollower, PlaylistFacts, playlist_facts
-from livecast.rehearse.live import LiveOptions, LiveOutputs
+from livecast.rehearse.live import LiveOptions, LiveOutputs, plain_line
 from livecast.rehearse.locust_engine import LocustOptions, LocustSwarm
 from livecast.rehearse.objects import ObjectLedger
 from livecast.rehearse.progress import Progress
@@ -51,7 +51,6 @@ from livecast.rehearse.publishers import (
 )
 from livecast.rehearse.stack import Stack
 from livecast.rehearse.stack_access import StackAccess, describe_access
-from livecast.rehearse.terminal import plain_line
 from livecast.rehearse.tiers import AccessLogFollower
 from livecast.rehearse.workers import raise_open_files_limit, run_workers
 from livecast.results.histogram import Histogram
