@@ -113,6 +113,6 @@ TARGETS = (
         "cmcd.player",
         "player CMCD: encode → parse round trip, CmcdQuery fast path, URL form",
         cmcd_inputs,
-        lambda: stateless(run_player),
+        stateless(run_player),
     ),
 )

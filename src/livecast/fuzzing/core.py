@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from hypothesis import strategies as st
 
+from livecast.fuzzing.paths import ArcTracer
+
 Outcome = Literal["ok", "refused"]
 RunOne = Callable[[Any], None]  # runs one input; returns (ok) or raises
 
@@ -35,22 +37,30 @@ def violation(condition: bool, message: str) -> None:
         raise PropertyViolation(message)
 
 
-@contextlib.contextmanager
-def stateless(run: RunOne) -> Iterator[RunOne]:
-    """The session of a target that needs no setup: ``run`` itself."""
-    yield run
+Session = Callable[[ArcTracer], AbstractContextManager[RunOne]]
+
+
+def stateless(run: RunOne) -> Session:
+    """The session of a target that needs no setup: it yields ``run`` itself."""
+
+    @contextlib.contextmanager
+    def session(tracer: ArcTracer) -> Iterator[RunOne]:
+        yield run
+
+    return session
 
 
 @dataclass(frozen=True)
 class Target:
     """One fuzz target: ``strategy`` draws inputs; ``session()`` is a context manager yielding
-    the function that runs one input (a server started and stopped around the run, say);
+    the function that runs one input (a server started and stopped around the run, say; its
+    threads record arcs in the tracer it is given);
     ``documented`` are the exception types the code under test promises for bad input."""
 
     name: str
     description: str
     strategy: st.SearchStrategy[Any]
-    session: Callable[[], AbstractContextManager[RunOne]]
+    session: Session
     documented: tuple[type[BaseException], ...] = ()
 
     def classify(self, error: BaseException) -> Outcome | None:

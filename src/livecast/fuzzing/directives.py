@@ -110,7 +110,7 @@ TARGETS = (
         "directives.llhls",
         "LL-HLS query directives → parse_directives, round trip, check_blocking_request",
         directive_inputs,
-        lambda: stateless(run_directives),
+        stateless(run_directives),
         documented=(RequestError,),
     ),
 )

@@ -199,7 +199,7 @@ TARGETS = (
         "media.fmp4",
         "mutated CMAF init segments and fragments → stream reader, parse_*, rewrite_fragment",
         media_inputs(),
-        lambda: stateless(run_media),
+        stateless(run_media),
         documented=(MediaError,),
     ),
 )

@@ -199,14 +199,14 @@ TARGETS = (
         "playlists.media",
         "media playlist text → parse → render → parse → render (a fixed point)",
         playlist_text(MEDIA_TAGS, MEDIA_SEEDS),
-        lambda: stateless(run_media),
+        stateless(run_media),
         documented=(PlaylistError,),
     ),
     Target(
         "playlists.multivariant",
         "multivariant playlist text → parse → render → parse → render (a fixed point)",
         playlist_text(MULTIVARIANT_TAGS, MULTIVARIANT_SEEDS),
-        lambda: stateless(run_multivariant),
+        stateless(run_multivariant),
         documented=(PlaylistError,),
     ),
 )

@@ -85,7 +85,7 @@ def run_target(
     sites: dict[str, Crash] = {}
     latest: list[Crash] = []  # the last crash seen in a batch: after shrinking, the minimal one
 
-    with target.session() as run_one:
+    with target.session(tracer) as run_one:
 
         def one(value: Any) -> None:
             nonlocal last_report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from livecast.fuzzing import cmcd, directives, media, playlists, tokens
+from livecast.fuzzing import cmcd, directives, http, media, playlists, tokens
 from livecast.fuzzing.core import Target
 
 
@@ -16,6 +16,7 @@ def all_targets() -> list[Target]:
         *directives.TARGETS,
         *cmcd.TARGETS,
         *tokens.TARGETS,
+        *http.TARGETS,
     ]
 
 

@@ -137,14 +137,14 @@ TARGETS = (
         "tokens.verify",
         "issued tokens mutated (chars, fields, length, forged key) → verify",
         verify_inputs(),
-        lambda: stateless(run_verify),
+        stateless(run_verify),
         documented=(AccessError,),
     ),
     Target(
         "tokens.issue",
         "drawn claims (hostile names and times) → issue → verify, same claims",
         claims_inputs(),
-        lambda: stateless(run_issue),
+        stateless(run_issue),
         documented=(ConfigError,),
     ),
 )
