@@ -128,3 +128,39 @@ def test_history_is_bounded() -> None:
 def test_a_malformed_scrape_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         DashboardModel().observe("x", 'broken{le="1" 3\n', 0.0)
+
+
+def qoe_text(n: float) -> str:
+    """Two events seen from the edges and from the origin; ``n`` scales the counters."""
+    lines = []
+    for source, scale in (("edge", 1.0), ("origin", 0.5)):
+        for event, sessions, startup, mtp in (("main", 30, 1.2, 8e6), ("b", 10, 2.4, 3e6)):
+            labels = f'event="{event}",source="{source}"'
+            lines += [
+                f"livecast_qoe_sessions{{{labels}}} {sessions * scale}",
+                f"livecast_qoe_startup_seconds{{{labels}}} {startup}",
+                f"livecast_qoe_throughput_bits_per_second{{{labels}}} {mtp}",
+                f"livecast_qoe_buffer_starvations_total{{{labels}}} {2 * n * scale}",
+                f'livecast_qoe_media_requests_total{{{labels},bitrate_kbps="3000"}} {30 * n}',
+                f'livecast_qoe_media_requests_total{{{labels},bitrate_kbps="1000"}} {10 * n}',
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def test_cmcd_figures_come_from_the_edges_view_when_there_is_one() -> None:
+    model = DashboardModel()
+    assert model.tick(0.0).cmcd is None  # no livecast_qoe_* anywhere
+    model.observe("origin", qoe_text(0), 0.0)
+    model.observe("origin", qoe_text(1), 1.0)
+    cmcd = model.tick(1.0).cmcd
+    assert cmcd is not None and cmcd.source == "edge"
+    assert cmcd.sessions == 40  # both events, the edges' counts only
+    assert cmcd.startup_s == 2.4 and cmcd.throughput_bps == 3e6  # the slowest event's
+    assert cmcd.starvations_per_s == pytest.approx(4.0)  # 2/s per event
+    assert cmcd.mean_bitrate_kbps == pytest.approx((3000 * 60 + 1000 * 20) / 80)
+    origin_only = DashboardModel()
+    text = "\n".join(line for line in qoe_text(1).splitlines() if 'source="edge"' not in line)
+    origin_only.observe("origin", text + "\n", 0.0)
+    figures = origin_only.tick(0.0).cmcd
+    assert figures is not None and figures.source == "origin" and figures.sessions == 20
+    assert figures.starvations_per_s is None  # one scrape: no rate yet

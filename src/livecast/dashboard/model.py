@@ -23,7 +23,11 @@ any set of endpoints can be scraped):
   label, the edge hit ratio (``cache`` HIT, STALE, UPDATING or REVALIDATED among the lookups of
   the tiers not named ``shield…``) and the origin offload: 1 − the origin's media and playlist
   req/s ÷ the edges' (tiers ``edge-…``, kinds playlist, part, segment, init) — the origin's own
-  scrapes and the shield left out, as the Grafana dashboard (``telemetry/dashboard.py``) does.
+  scrapes and the shield left out, as the Grafana dashboard (``telemetry/dashboard.py``) does;
+* the origin's CMCD figures ``livecast_qoe_*{event,source}`` (what real players report): the
+  edges' view (``source="edge"``) when there is one, else the origin's — sessions (summed over
+  events), the slowest event's startup and throughput medians, buffer starvations per second and
+  the mean bitrate of the media requested.
 
 Counters become rates the way Prometheus' ``rate()`` does: per series, a value lower than the
 previous one is a reset (the process restarted) and counts from zero; the increase over a window
@@ -57,6 +61,11 @@ STARTUP = "livecast_rehearsal_startup_seconds"
 LATENCY = "livecast_rehearsal_latency_seconds"
 ORIGIN_REQUESTS = "livecast_origin_requests_total"
 EDGE_REQUESTS = "livecast_edge_requests_total"
+QOE_SESSIONS = "livecast_qoe_sessions"
+QOE_STARVATIONS = "livecast_qoe_buffer_starvations_total"
+QOE_MEDIA = "livecast_qoe_media_requests_total"
+QOE_THROUGHPUT = "livecast_qoe_throughput_bits_per_second"
+QOE_STARTUP = "livecast_qoe_startup_seconds"
 CACHE_HITS = frozenset({"HIT", "STALE", "UPDATING", "REVALIDATED"})
 EDGE_MEDIA = frozenset({"playlist", "part", "segment", "init"})  # the edges' object kinds
 ORIGIN_MEDIA = frozenset({"multivariant", "part", "segment", "init"})  # and playlist-*
@@ -107,6 +116,32 @@ class TierRates:
 
 
 @dataclass(frozen=True, slots=True)
+class CmcdFigures:
+    """What real players tell through CMCD (the origin's ``livecast_qoe_*``), from the edges'
+    access logs when they are there (``source="edge"``), else from the origin's requests."""
+
+    source: str  # "edge" or "origin"
+    sessions: float  # distinct CMCD sessions in the last 30 s, all events
+    startup_s: float | None  # the slowest event's median startup estimate
+    throughput_bps: float | None  # the slowest event's median measured throughput
+    starvations_per_s: float | None  # requests flagged buffer-starved, per second
+    mean_bitrate_kbps: float | None  # of the media requested (the bitrate mix)
+
+    def to_dict(self) -> dict[str, Any]:
+        def r(value: float | None) -> float | None:
+            return None if value is None else round(value, 4)
+
+        return {
+            "source": self.source,
+            "sessions": r(self.sessions),
+            "startup_s": r(self.startup_s),
+            "throughput_bps": r(self.throughput_bps),
+            "starvations_per_s": r(self.starvations_per_s),
+            "mean_bitrate_kbps": r(self.mean_bitrate_kbps),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Point:
     """The dashboard's figures at one tick; None where nothing measured them."""
 
@@ -122,6 +157,7 @@ class Point:
     origin_offload: float | None = None
     edge_hit_ratio: float | None = None
     tiers: dict[str, TierRates] = field(default_factory=dict)
+    cmcd: CmcdFigures | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def r(value: float | None) -> float | None:
@@ -140,6 +176,7 @@ class Point:
             "origin_offload": r(self.origin_offload),
             "edge_hit_ratio": r(self.edge_hit_ratio),
             "tiers": {name: rates.to_dict() for name, rates in sorted(self.tiers.items())},
+            "cmcd": None if self.cmcd is None else self.cmcd.to_dict(),
         }
 
 
@@ -248,6 +285,7 @@ class DashboardModel:
             origin_offload=self._offload(now),
             edge_hit_ratio=self._hit_ratio(now),
             tiers=tiers,
+            cmcd=self._cmcd(now),
         )
         self.history.append(point)
         return point
@@ -263,6 +301,56 @@ class DashboardModel:
             if metric == name
         ]
         return sum(values) if values else None
+
+    def _gauges(self, now: float, name: str) -> list[tuple[dict[str, str], float]]:
+        """Every series of gauge ``name`` in the fresh sources: (labels, value)."""
+        return [
+            (dict(labels), value)
+            for source in self.sources.values()
+            if source.scrapes and now - source.scrapes[-1].at <= STALE_AFTER
+            for (metric, labels), value in source.scrapes[-1].gauges.items()
+            if metric == name
+        ]
+
+    def _cmcd(self, now: float) -> CmcdFigures | None:
+        """The CMCD figures, from the edges' view when there is one; None without any."""
+        sessions = self._gauges(now, QOE_SESSIONS)
+        if not sessions:
+            return None
+        source = (
+            "edge" if any(labels.get("source") == "edge" for labels, _ in sessions) else "origin"
+        )
+
+        def mine(series: list[tuple[dict[str, str], float]]) -> list[float]:
+            return [
+                v for labels, v in series if labels.get("source") == source and not math.isnan(v)
+            ]
+
+        startup = mine(self._gauges(now, QOE_STARTUP))
+        throughput = [v for v in mine(self._gauges(now, QOE_THROUGHPUT)) if v > 0]
+
+        def starved(metric: str, labels: Labels) -> str | None:
+            ok = metric == QOE_STARVATIONS and dict(labels).get("source") == source
+            return "all" if ok else None
+
+        def bitrate(metric: str, labels: Labels) -> str | None:
+            label = dict(labels)
+            if metric != QOE_MEDIA or label.get("source") != source:
+                return None
+            return label.get("bitrate_kbps")
+
+        starvations = self._rate(now, RATE_WINDOW, starved)
+        mix = self._rate(now, RATE_WINDOW, bitrate) or {}
+        weighted = [(float(kbps), rate) for kbps, rate in mix.items() if _is_number(kbps)]
+        total = sum(rate for _, rate in weighted)
+        return CmcdFigures(
+            source=source,
+            sessions=sum(mine(sessions)),
+            startup_s=max(startup, default=None),
+            throughput_bps=min(throughput, default=None),
+            starvations_per_s=None if starvations is None else starvations.get("all", 0.0),
+            mean_bitrate_kbps=sum(k * r for k, r in weighted) / total if total > 0 else None,
+        )
 
     def _rate(self, now: float, seconds: float, select: Select) -> dict[str, float] | None:
         """Per group, the summed per-second increase of the selected counters over the last
@@ -373,6 +461,14 @@ def _named(name: str) -> Select:
 def _status_class(code: str) -> str:
     """``"404"`` or ``"4xx"`` → ``"4"``."""
     return code[:1] if code[:1].isdigit() else "?"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _parse_le(text: str) -> float:
