@@ -52,6 +52,7 @@ from livecast.telemetry.prometheus_config import (
     rehearsal_targets,
     topology_targets,
 )
+from tests.integration.test_contribution import KEY, publisher_argv
 from tests.requirements import skip_missing
 
 from .processes import SRC, descendants, none_left
@@ -60,7 +61,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "ops" / "grafana" / "livecast.json"
-LIVECAST_UP = (sys.executable, "-m", "livecast", "up", "--origin-port", "0", "--source", "loop")
+LIVECAST_UP = (sys.executable, "-m", "livecast", "up", "--origin-port", "0")
 REHEARSE = (sys.executable, "-m", "livecast", "rehearse")
 RATE_WINDOW = "10s"  # $__rate_interval for 1 s scrapes: ten samples
 SCRAPES_BEFORE_QUERYING = 4
@@ -102,28 +103,32 @@ def prometheus_binary() -> str:
     return binary
 
 
-@pytest.fixture
-def livecast_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str], Path]]:
-    """``livecast up`` with 2 edges, loop source, shedding on, writing its Prometheus targets;
-    yields the process, its entry URLs and the targets file; stops it with SIGINT."""
+@contextlib.contextmanager
+def running_up(
+    tmp_path: Path, event_toml: str, edges: int, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], list[str], Path]]:
+    """``livecast up --config EVENT --prometheus-targets FILE`` (origin port 0, its log in
+    tmp_path/livecast.log); yields the process, its entry URLs and the targets file; stops it
+    with SIGINT."""
     try:
         find_nginx()
     except LivecastError as exc:
         skip_missing("nginx", str(exc))
     event = tmp_path / "event.toml"
-    event.write_text("[edge]\nedges = 2\nport = 0\n\n[shedding]\nenabled = true\n")
+    event.write_text(event_toml)
     targets = tmp_path / "sd" / "livecast.json"
+    pythonpath = SRC + os.pathsep + os.environ.get("PYTHONPATH", "")
     with (tmp_path / "livecast.log").open("w") as log:
         proc = subprocess.Popen(
             [*LIVECAST_UP, "--config", str(event), "--prometheus-targets", str(targets)],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            env={**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")},
+            env={**os.environ, "PYTHONPATH": pythonpath, **(env or {})},
         )
     try:
         assert proc.stdout is not None
-        urls = [proc.stdout.readline().strip() for _ in range(2)]
+        urls = [proc.stdout.readline().strip() for _ in range(edges)]
         assert all(u.endswith("/live/main.m3u8") for u in urls), tmp_path / "livecast.log"
         yield proc, urls, targets
     finally:
@@ -134,6 +139,14 @@ def livecast_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[st
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture
+def livecast_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str], Path]]:
+    """``livecast up`` with 2 edges, loop source, shedding on."""
+    event = 'source = "loop"\n\n[edge]\nedges = 2\nport = 0\n\n[shedding]\nenabled = true\n'
+    with running_up(tmp_path, event, edges=2) as running:
+        yield running
 
 
 @pytest.fixture
@@ -247,8 +260,8 @@ def play(entry_url: str, session: str) -> None:
 
 
 STATIC_EMPTY = {
-    "livecast_ingest_on_air": "source = loop: no contribution inputs",
-    "livecast_ingest_publishes_total": "source = loop: no encoder publishes",
+    "livecast_ingest_on_air": "source = loop: no contribution inputs (the encoder test has)",
+    "livecast_ingest_publishes_total": "source = loop: no publishes (the encoder test has)",
     "livecast_ingest_switches_total": "source = loop: no input switches",
     "livecast_packager_media_errors_total": "no unusable encoder output (series come with one)",
     "livecast_hub_dropped_units_total": "no dropped units (series come with the first)",
@@ -483,3 +496,49 @@ def test_the_ratio_panels_compute_what_they_say_on_known_counters(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_with_an_encoder_publishing_the_ingest_panels_answer(
+    prometheus: Prometheus, tmp_path: Path
+) -> None:
+    """``source = "rtmp"``: an FFmpeg encoder publishes (and one with a wrong key is refused);
+    the ingest panels the loop source leaves empty now answer, by input and by result."""
+    event = 'source = "rtmp"\n\n[ingest]\nrtmp_port = 0\n\n[edge]\nedges = 1\nport = 0\n'
+    env = {"LIVECAST_STREAM_KEY": KEY}
+    with running_up(tmp_path, event, edges=1, env=env) as (_, (entry,), _targets):
+        log = tmp_path / "livecast.log"
+        deadline = time.monotonic() + 20
+        while not (ingest := re.findall(r"rtmp://[0-9.:]+/live", log.read_text())):
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        wrong = subprocess.run(
+            publisher_argv(f"{ingest[0]}/not-the-key", 1.0),
+            capture_output=True,
+            timeout=30,
+        )
+        assert wrong.returncode != 0  # refused: counted as wrong_key
+        encoder = subprocess.Popen(
+            publisher_argv(f"{ingest[0]}/{KEY}", 60.0),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            while get(entry)[0] != 200:  # 503 until the encoder's media went through the ladder
+                assert time.monotonic() < deadline + 25, log.read_text()[-2000:]
+                time.sleep(0.2)
+            while prometheus.scalar('min(count_over_time(up{role="origin"}[1m]))') < 3:
+                assert time.monotonic() < deadline + 40, "prometheus did not scrape the origin"
+                time.sleep(0.25)
+            by_title = {
+                (title, ref): expr.replace("$__rate_interval", RATE_WINDOW)
+                for title, ref, expr in dashboard_targets()
+            }
+            on_air = prometheus.query(by_title["On air", "A"])
+            assert {s["metric"]["input"]: s["value"][1] for s in on_air}.get("primary") == "1"
+            publishes = prometheus.query(
+                by_title["Encoder publishes and input switches (5 min)", "A"]
+            )
+            assert {s["metric"]["result"] for s in publishes} >= {"accepted", "wrong_key"}
+        finally:
+            encoder.kill()
+            encoder.wait()

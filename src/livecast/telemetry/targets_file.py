@@ -39,8 +39,9 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 async def run_up_with_targets(config: EventConfig, spec: TopologySpec, targets: Path) -> int:
-    """``livecast up`` that also writes ``targets`` (file_sd JSON) while the topology runs:
-    entry URLs on stdout, then serve until SIGINT/SIGTERM (0) or until the source gives up."""
+    """``livecast up`` (as :func:`livecast.edge.topology.run_up`: entry URLs on stdout, the
+    origins and ingest URLs logged, serve until SIGINT/SIGTERM (0) or until the source gives
+    up) that also writes ``targets`` (file_sd JSON) while the topology runs."""
     from livecast.edge.topology import running_topology
     from livecast.pipeline import stop_on_signals
 
@@ -51,11 +52,16 @@ async def run_up_with_targets(config: EventConfig, spec: TopologySpec, targets: 
                 for url in top.entry_urls:
                     print(url, flush=True)
                 log.info(
-                    "origin(s) %s; %d edge(s); Prometheus targets in %s; Ctrl-C stops",
+                    "origin%s %s; %d edge(s)%s; Prometheus targets in %s; Ctrl-C stops",
+                    "s" if top.replicas else "",
                     ", ".join(top.origin_base_urls),
                     len(top.entry_urls),
+                    " behind a shield" if spec.shield else "",
                     targets,
                 )
+                ingest = top.pipeline.ingest_urls + [r.ingest_url for r in top.replicas]
+                if ingest:
+                    log.info("the encoder publishes to every origin: %s", ", ".join(ingest))
                 if not await top.pipeline.serve_until(stop):
                     raise LivecastError("the source gave up; stopping")
                 log.info("stopping")
