@@ -119,12 +119,15 @@ async def test_dashboard_shows_a_running_rehearsal(
                 for plot in QOE_PLOTS
             }
             polylines = await page.locator("#plot-viewers polyline").count()
+            # the stack the rehearsal started is scraped too: the origin's tier
+            origin_lines = await page.locator('#plot-requests polyline[data-name="origin"]').count()
             shot = artifacts_dir(tmp_path) / "dashboard.png"
             await page.screenshot(path=str(shot), full_page=True)
             print(f"dashboard screenshot: {shot}")
             assert not opened.errors, opened.errors
         assert events >= 3 and viewers > 0, (events, viewers)
         assert all(n > 2 for n in points.values()) and polylines == 1, points
+        assert origin_lines == 1 and shot.stat().st_size > 10_000
         metrics = await asyncio.to_thread(_get, urls["metrics"])
         names = {sample.name for sample in parse_prometheus_text(metrics)}
         assert {"livecast_rehearsal_viewers", "livecast_rehearsal_startup_seconds_bucket",
