@@ -225,8 +225,9 @@ def rehearsal(urls: list[str], tmp_path: Path) -> Iterator[tuple[subprocess.Pope
 
 
 def play(entry_url: str, session: str) -> None:
-    """A few requests as a CMCD-sending player makes them: the multivariant playlist, a media
-    playlist, its last two parts; and one missing part (a 404)."""
+    """A few requests as a CMCD-sending player makes them: the multivariant playlist and a media
+    playlist (``su``: starting up), its last two parts (``br``, ``mtp``; the second flagged
+    buffer-starved, ``bs``); and one missing part (a 404)."""
     base = entry_url.rsplit("/", 1)[0]  # …/live
     data = request_data(
         session_id=session,
@@ -243,7 +244,7 @@ def play(entry_url: str, session: str) -> None:
     assert status == 200, playlist
     parts = re.findall(rb'#EXT-X-PART:[^\n]*URI="([^"]+)"', playlist)
     assert parts, playlist
-    for uri in parts[-2:]:
+    for last, uri in enumerate(parts[-2:]):
         media = request_data(
             session_id=session,
             content_id="main",
@@ -254,8 +255,11 @@ def play(entry_url: str, session: str) -> None:
             top_bitrate_bps=128_000,
             starting=False,
         )
+        payload = encode(media)
+        if last:  # the buffer ran dry: CMCD's "bs" key (between br and cid in key order)
+            payload = payload.replace("cid=", "bs,cid=", 1)
         url = urllib.parse.urljoin(f"{base}/audio/index.m3u8", uri.decode())
-        assert get(with_cmcd(url, encode(media)))[0] == 200
+        assert get(with_cmcd(url, payload))[0] == 200
     assert get(f"{base}/audio/no-such-part.m4s")[0] == 404
 
 
