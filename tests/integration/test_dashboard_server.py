@@ -187,3 +187,22 @@ def test_livecast_dashboard_refuses_a_missing_or_bad_scrape_url() -> None:
             capture_output=True, text=True, env=env, timeout=30,
         )  # fmt: skip
         assert run.returncode == 2 and "livecast dashboard:" in run.stderr, run.stderr
+
+
+async def test_connections_beyond_the_limit_are_answered_503() -> None:
+    hub = SseHub()
+    server = HttpServer({"/": lambda: (b"page", "text/html")}, hub, max_connections=1)
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /events HTTP/1.1\r\n\r\n")  # holds its connection
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        refused = await request(server.port, b"GET / HTTP/1.1\r\n\r\n")
+        assert refused.startswith(b"HTTP/1.1 503"), refused
+        writer.close()
+        while server.connections:
+            await asyncio.sleep(0.01)
+            hub.publish(frame("x"))  # the closed listener notices on its next event
+        assert (await request(server.port, b"GET / HTTP/1.1\r\n\r\n")).endswith(b"page")
+    finally:
+        await server.stop()
