@@ -153,11 +153,14 @@ class ScrapeSettings:
     job: str = JOB
 
     def __post_init__(self) -> None:
-        for name in ("scrape_interval", "scrape_timeout", "evaluation_interval"):
+        for name in (
+            "scrape_interval",
+            "scrape_timeout",
+            "evaluation_interval",
+            "refresh_interval",
+        ):
             if not _DURATION.fullmatch(getattr(self, name)):
                 raise ConfigError(name, f"{getattr(self, name)!r} is not a duration like 5s")
-        if not _DURATION.fullmatch(self.refresh_interval):
-            raise ConfigError("refresh_interval", f"{self.refresh_interval!r} is not a duration")
         if _seconds(self.scrape_timeout) > _seconds(self.scrape_interval):
             # Prometheus refuses it: "scrape timeout greater than scrape interval"
             raise ConfigError("scrape_timeout", "longer than scrape_interval")
@@ -166,10 +169,11 @@ class ScrapeSettings:
 
 
 def _seconds(duration: str) -> float:
-    number = float(duration.rstrip("ms") or 0)
-    if duration.endswith("ms"):
-        return number / 1000
-    return number * 60 if duration.endswith("m") else number
+    """A duration :data:`_DURATION` accepts, in seconds."""
+    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if duration.endswith(suffix):
+            return int(duration.removesuffix(suffix)) * scale
+    raise ValueError(duration)
 
 
 def prometheus_yml(target_files: Sequence[str], settings: ScrapeSettings | None = None) -> str:
