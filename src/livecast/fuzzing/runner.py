@@ -158,12 +158,12 @@ def write_crashes(crashes: Sequence[Crash], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for number, crash in enumerate(crashes, 1):
-        stem = out / f"crash-{crash.target}-{number}"
-        stem.with_suffix(".input.txt").write_text(repr(crash.input) + "\n")
+        stem = f"crash-{crash.target}-{number}"
+        (out / f"{stem}.input.txt").write_text(repr(crash.input) + "\n")
         if isinstance(crash.input, bytes):
-            stem.with_suffix(".input.bin").write_bytes(crash.input)
-        stem.with_suffix(".traceback.txt").write_text(f"{crash.site}\n\n{crash.traceback}")
-        written.append(stem)
+            (out / f"{stem}.input.bin").write_bytes(crash.input)
+        (out / f"{stem}.traceback.txt").write_text(f"{crash.site}\n\n{crash.traceback}")
+        written.append(out / stem)
     return written
 
 
