@@ -33,9 +33,11 @@ if command -v dpkg >/dev/null 2>&1; then
       "${apt_missing[@]}" >/dev/null
   fi
   # Debian's prometheus package enables a system service on :9090 that nothing here needs (the
-  # tests and docs/operations.md start their own): keep it stopped where systemd runs.
+  # tests and docs/operations.md start their own): keep it stopped (systemd, or its init script).
   if [ "$want_test" -eq 1 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
     as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+  elif [ "$want_test" -eq 1 ] && [ -x /etc/init.d/prometheus ]; then
+    as_root /etc/init.d/prometheus stop >/dev/null 2>&1 || true
   fi
 fi
 
