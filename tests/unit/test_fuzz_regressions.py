@@ -7,8 +7,8 @@ import pytest
 
 from livecast.errors import PlaylistError
 from livecast.fuzzing.cmcd import CmcdInput, run_player
-from livecast.hls.attributes import parse_int
-from livecast.hls.playlist import parse_media_playlist
+from livecast.hls.attributes import format_pdt, parse_int, parse_pdt
+from livecast.hls.playlist import parse_media_playlist, render_media_playlist
 from livecast.player.cmcd import CmcdData, encode, parse
 
 # ---------------------------------------------------------------- playlists.media
@@ -23,6 +23,42 @@ def test_non_ascii_digits_in_a_decimal_integer_are_a_playlist_error() -> None:
         with pytest.raises(PlaylistError):
             parse_int(text, "#EXT-X-MEDIA-SEQUENCE")
     assert parse_int("0012", "n") == 12
+
+
+def round_trip(text: str) -> str:
+    first = render_media_playlist(parse_media_playlist(text))
+    assert render_media_playlist(parse_media_playlist(first)) == first
+    return first
+
+
+def test_a_program_date_time_near_year_9999_keeps_its_milliseconds() -> None:
+    """Found by playlists.media: ``…PROGRAM-DATE-TIME:9999-12-31T23:59:59.999Z`` rendered as
+    ``.998`` (the parsed float is 59.998999…, truncated), then ``.997`` on the next pass."""
+    text = "#EXTM3U\n#EXT-X-PROGRAM-DATE-TIME:9999-12-31T23:59:59.999Z\n#EXT-X-TARGETDURATION:2\n"
+    assert "#EXT-X-PROGRAM-DATE-TIME:9999-12-31T23:59:59.999Z" in round_trip(text)
+    assert format_pdt(1764000000.33334) == "2025-11-24T16:00:00.333Z"  # still truncated
+
+
+def test_a_program_date_time_before_year_1000_renders_four_year_digits() -> None:
+    """Found by playlists.media: ``0001-01-01T00:00:00Z`` rendered as ``1-01-01T…`` (``%Y`` is
+    not zero-padded), which the parser then refused."""
+    text = "#EXTM3U\n#EXT-X-PROGRAM-DATE-TIME:0001-01-01T00:00:00Z\n\n#EXT-X-TARGETDURATION:2\n"
+    assert "#EXT-X-PROGRAM-DATE-TIME:0001-01-01T00:00:00.000Z" in round_trip(text)
+    assert format_pdt(parse_pdt("0999-06-01T12:00:00Z")) == "0999-06-01T12:00:00.000Z"
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
+def test_a_program_date_time_outside_years_1_to_9999_in_utc_is_a_playlist_error(
+    value: str,
+) -> None:
+    """Found by playlists.media: these parse, but their UTC instant is in year 10000 or 0, so
+    rendering raised ValueError ("year 10000 is out of range")."""
+    with pytest.raises(PlaylistError, match="outside years"):
+        parse_media_playlist(
+            f"#EXTM3U\n#EXT-X-PROGRAM-DATE-TIME:{value}\n#EXT-X-TARGETDURATION:2\n"
+        )
+    with pytest.raises(PlaylistError, match="outside years"):
+        format_pdt(-62135614800.0)
 
 
 # ---------------------------------------------------------------- cmcd.player

@@ -71,6 +71,14 @@ VALUES = (
     '"a,b"', '"a"b"', "2026-12-04T20:00:00.000Z", "2026-12-04T20:00:00+05:00", "0001-01-01",
     "9999-12-31T23:59:59.999Z", "",
 )  # fmt: skip
+DATES = (
+    "2026-12-04T20:00:00.000Z", "2026-12-04T20:00:00.001+00:00", "2026-12-04T20:00:00.9999Z",
+    "2026-12-04T20:00:00-23:59", "2026-12-04T20:00:00", "2026-12-04", "20261204T200000Z",
+    "9999-12-31T23:59:59.999Z", "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+05:00", "0999-01-01T00:00:00Z", "1969-12-31T23:59:59.999Z",
+    "2026-02-30T00:00:00Z", "2026-12-04T24:00:00Z", "2026-12-04T20:00:00.000000001Z",
+)  # fmt: skip
+PDT = "#EXT-X-PROGRAM-DATE-TIME:"
 P = TypeVar("P")
 TEXT = st.text(st.characters(exclude_characters="\r\n"), max_size=24)
 
@@ -137,8 +145,11 @@ MULTIVARIANT_SEEDS = (
 
 @st.composite
 def mutated_line(draw: st.DrawFn, seeds: tuple[str, ...]) -> str:
-    """A seed line with one value (after ``:`` or an ``=``) replaced by a pool value."""
+    """A seed line with one value (after ``:`` or an ``=``) replaced by a pool value (a
+    date-time from :data:`DATES` for EXT-X-PROGRAM-DATE-TIME)."""
     line = draw(st.sampled_from(seeds))
+    if line.startswith(PDT):  # date-times have a pool of their own (ISO 8601 edges)
+        return PDT + draw(st.sampled_from(DATES) | st.sampled_from(VALUES))
     cuts = [i + 1 for i, c in enumerate(line) if c in ":="]
     if not cuts:
         return line

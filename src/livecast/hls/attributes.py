@@ -78,14 +78,33 @@ def render_attributes(pairs: list[tuple[str, str]]) -> str:
     return ",".join(f"{name}={value}" for name, value in pairs)
 
 
+PDT_SLACK = 5e-5  # seconds; float spacing is 3e-5 s at year 9999 (datetime's last year)
+# The instants a date-time can stand for in UTC: a parsed "0001-01-01T00:00:00+05:00" is in
+# year 0 and "9999-12-31T23:59:59-05:00" in year 10000, which datetime cannot hold.
+PDT_FIRST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+PDT_LAST = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp()
+
+
 def format_pdt(epoch: float) -> str:
     """EXT-X-PROGRAM-DATE-TIME value: ISO 8601 with milliseconds, UTC."""
-    moment = datetime.fromtimestamp(epoch, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # Milliseconds are truncated, after a 50 µs allowance for binary floating point: a parsed
+    # "…59.999Z" far from 1970 is 59.998999…, which plain truncation writes back as .998
+    if not PDT_FIRST <= epoch <= PDT_LAST:
+        raise PlaylistError(f"{epoch} s is outside years 1–9999 of a program date-time")
+    moment = datetime.fromtimestamp(epoch + PDT_SLACK, tz=UTC)
+    # %Y is not zero-padded below year 1000 on every platform; ISO 8601 wants four digits
+    return (
+        f"{moment.year:04d}"
+        + moment.strftime("-%m-%dT%H:%M:%S.")
+        + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_pdt(text: str) -> float:
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        epoch = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError as exc:
         raise PlaylistError(f"bad EXT-X-PROGRAM-DATE-TIME {text!r}") from exc
+    if not PDT_FIRST <= epoch <= PDT_LAST:
+        raise PlaylistError(f"EXT-X-PROGRAM-DATE-TIME {text!r} is outside years 1–9999 in UTC")
+    return epoch
