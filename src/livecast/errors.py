@@ -13,6 +13,7 @@ the CLI turns them into a one-line message and an exit code.
     ├── ProbeError           the probe client could not follow the stream
     ├── IngestError          a contribution (RTMP/SRT publisher) broke the protocol or was refused
     ├── StoreError           a recording that cannot be opened or read
+    ├── CmcdError            malformed Common Media Client Data (CTA-5004) in a request
     └── AccessError          a playback token, stream lease or admin credential refused
                              (carries a stable reason code; never the credential itself)
 """
@@ -62,6 +63,11 @@ class IngestError(LivecastError):
 
 class StoreError(LivecastError):
     """The recording cannot be opened or read (not a livecast recording, a bad DVR range)."""
+
+
+class CmcdError(LivecastError):
+    """Common Media Client Data (CTA-5004) that cannot be read: bad syntax, a bad value for a
+    key of the spec, a repeated key, or a payload over the size bound."""
 
 
 class AccessError(LivecastError):
