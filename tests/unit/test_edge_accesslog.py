@@ -94,3 +94,27 @@ def test_the_format_matches_the_reader() -> None:
     assert text.split("\\t")[1] == "edge-7"
     with pytest.raises(ValueError):
         log_format("edge 7")
+
+
+def test_cmcd_headers_are_logged_after_the_classic_fields() -> None:
+    assert [name for name, _ in FIELDS[-4:]] == [
+        "cmcd_request",
+        "cmcd_object",
+        "cmcd_status",
+        "cmcd_session",
+    ]
+    assert log_format("edge-0").endswith("$http_cmcd_status\\t$http_cmcd_session")
+    # nginx escape=default writes '"' as \x22 (tests/integration/test_cmcd_qoe.py sends these).
+    line = MISS + "\tbl=21300,su\tbr=3200,ot=v\tbs\tsid=\\x226e2f\\x5C\\x22b\\x22,st=l"
+    record = parse_access_log_line(line)
+    assert record is not None and record.worker == 4242
+    assert record.cmcd_headers == {
+        "CMCD-Request": "bl=21300,su",
+        "CMCD-Object": "br=3200,ot=v",
+        "CMCD-Status": "bs",
+        "CMCD-Session": 'sid="6e2f\\"b",st=l',
+    }
+    plain = parse_access_log_line(MISS + "\t-\t-\t-\t-")
+    assert plain is not None and plain.cmcd_headers == {}
+    legacy = parse_access_log_line(MISS)  # logs written before the CMCD fields still read
+    assert legacy is not None and legacy.cmcd_logged == ()

@@ -16,6 +16,7 @@ request; the others asked it (REVALIDATED with a conditional request).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +35,14 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("upstream_status", "$upstream_status"),
     ("upstream_response_time", "$upstream_response_time"),
     ("worker", "$pid"),
+    # CTA-5004 header form of CMCD (the query form is in $request_uri): "-" when not sent.
+    ("cmcd_request", "$http_cmcd_request"),
+    ("cmcd_object", "$http_cmcd_object"),
+    ("cmcd_status", "$http_cmcd_status"),
+    ("cmcd_session", "$http_cmcd_session"),
 )
+CMCD_HEADERS = ("CMCD-Request", "CMCD-Object", "CMCD-Status", "CMCD-Session")
+_LEGACY_FIELDS = len(FIELDS) - len(CMCD_HEADERS)  # lines written before the CMCD fields
 FORMAT_NAME = "livecast_edge"
 FROM_CACHE = frozenset({"HIT", "STALE", "UPDATING"})
 
@@ -60,6 +68,9 @@ class AccessRecord:
     upstream_status: str | None
     upstream_response_time: float | None  # total over the attempts
     worker: int  # pid of the nginx worker that answered
+    # The four CMCD request headers as sent (header name → value), only those present; the
+    # value is nginx-escaped ("\\xXX" for '"' and '\\'), see :attr:`cmcd_headers`.
+    cmcd_logged: tuple[tuple[str, str], ...] = ()
 
     @property
     def from_cache(self) -> bool:
@@ -68,6 +79,19 @@ class AccessRecord:
     @property
     def path(self) -> str:
         return self.target.partition("?")[0]
+
+    @property
+    def cmcd_headers(self) -> dict[str, str]:
+        """The CMCD headers of the request, unescaped (nginx logs '"' as ``\\x22``)."""
+        return {name: _unescape(value) for name, value in self.cmcd_logged}
+
+
+def _unescape(value: str) -> str:
+    """nginx ``escape=default`` undone: ``\\xXX`` → the character."""
+    if "\\x" not in value:
+        return value
+    raw = re.sub(r"\\x([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), value)
+    return raw.encode("latin-1", "replace").decode("utf-8", "replace")  # logged as ASCII
 
 
 def _optional(value: str) -> str | None:
@@ -82,9 +106,16 @@ def _attempts(value: str) -> list[str]:
 def parse_access_log_line(line: str) -> AccessRecord | None:
     """One log line → a record; None for a line that is not in :data:`LOG_FORMAT`."""
     parts = line.rstrip("\r\n").split("\t")
-    if len(parts) != len(FIELDS):
+    if len(parts) not in (len(FIELDS), _LEGACY_FIELDS):
         return None
-    (stamp, tier, method, target, status, sent, rtime, cache, addrs, ustatus, utime, pid) = parts
+    (stamp, tier, method, target, status, sent, rtime, cache, addrs, ustatus, utime, pid) = parts[
+        :_LEGACY_FIELDS
+    ]
+    logged = tuple(
+        (name, value)
+        for name, value in zip(CMCD_HEADERS, parts[_LEGACY_FIELDS:], strict=False)
+        if value not in ("", "-")
+    )
     try:
         times = [float(t) for t in _attempts(utime)]
         return AccessRecord(
@@ -100,6 +131,7 @@ def parse_access_log_line(line: str) -> AccessRecord | None:
             upstream_status=_optional(ustatus),
             upstream_response_time=sum(times) if times else None,
             worker=int(pid),
+            cmcd_logged=logged,
         )
     except ValueError:
         return None
