@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from hypothesis import strategies as st
 
 from livecast.fuzzing import directives
-from livecast.fuzzing.core import RunOne, Target, violation
+from livecast.fuzzing.core import RunOne, Session, Target, violation
 from livecast.fuzzing.origin import exchange, running_origin
 from livecast.fuzzing.paths import ArcTracer
 
@@ -197,34 +197,45 @@ def check(data: bytes, answer: bytes) -> None:
         violation(status < 500 or status == 503, f"answered {status}")
 
 
-@contextmanager
-def http_session(tracer: ArcTracer) -> Iterator[RunOne]:
-    """Start the origin, yield the function that sends one input and checks the answers."""
-    with running_origin(tracer) as origin:
-        token = origin.token.encode()
-        by_kind = {
-            "@INIT@": next(u for u in origin.uris if "/init-" in u),
-            "@SEGMENT@": next(u for u in origin.uris if "/seg-" in u),
-            "@PART@": next(u for u in reversed(origin.uris) if "/part-" in u),
-        }
-        viewer = f"/live/main.m3u8?token={origin.token}"
+def http_session(*, gated: bool) -> Session:
+    """The session of an HTTP target: start the origin (``gated``: behind a token gate), yield
+    the function that sends one input and checks the answers, stop the origin."""
 
-        def run(data: bytes) -> None:
-            for placeholder, uri in by_kind.items():
-                data = data.replace(placeholder.encode(), uri.encode())
-            data = data.replace(PLACEHOLDER_TOKEN, token)
-            check(data, exchange(origin.port, data))
-            statuses = parse_responses(origin.get(viewer))
-            violation(statuses == [200], f"the origin no longer serves a viewer: {statuses}")
+    @contextmanager
+    def session(tracer: ArcTracer) -> Iterator[RunOne]:
+        with running_origin(tracer, gated=gated) as origin:
+            token = origin.token.encode()
+            by_kind = {
+                "@INIT@": next(u for u in origin.uris if "/init-" in u),
+                "@SEGMENT@": next(u for u in origin.uris if "/seg-" in u),
+                "@PART@": next(u for u in reversed(origin.uris) if "/part-" in u),
+            }
+            viewer = f"/live/main.m3u8?token={origin.token}"
 
-        yield run
+            def run(data: bytes) -> None:
+                for placeholder, uri in by_kind.items():
+                    data = data.replace(placeholder.encode(), uri.encode())
+                data = data.replace(PLACEHOLDER_TOKEN, token)
+                check(data, exchange(origin.port, data))
+                statuses = parse_responses(origin.get(viewer))
+                violation(statuses == [200], f"the origin no longer serves a viewer: {statuses}")
+
+            yield run
+
+    return session
 
 
 TARGETS = (
     Target(
         "http.origin",
-        "raw requests (mutated, pipelined, random) to a real origin on 127.0.0.1",
+        "raw requests (mutated, pipelined, random) to a real token-gated origin on 127.0.0.1",
         http_inputs(),
-        http_session,
+        http_session(gated=True),
+    ),
+    Target(
+        "http.open",
+        "the same to an origin without a gate (the keep-alive GET fast path, answer cache)",
+        http_inputs(),
+        http_session(gated=False),
     ),
 )

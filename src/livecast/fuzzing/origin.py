@@ -1,17 +1,19 @@
-"""A real origin for the HTTP target: :class:`~livecast.origin.http.OriginServer` in front of an
-:class:`~livecast.origin.app.OriginApp` with a token gate, on 127.0.0.1 (a free port), its asyncio
-loop in a thread of its own, fed 20 s of synthetic encoder output (three renditions, built by
-:mod:`livecast.media.boxes`; no FFmpeg) before it listens.
+"""A real origin for the HTTP targets: :class:`~livecast.origin.http.OriginServer` in front of
+an :class:`~livecast.origin.app.OriginApp` (behind a token gate or open) on 127.0.0.1 (a free
+port), its asyncio loop in a thread of its own, fed 20 s of synthetic encoder output (three
+renditions, built by :mod:`livecast.media.boxes`; no FFmpeg) before it listens, then live in real
+time, so that blocking playlist and part requests are held and answered. The packaging of that
+media is not traced (it is not the request path); the answers it releases are.
 
 :class:`RunningOrigin` is the thin adapter: start, stop, and the URIs it publishes (read from its
-own playlists over HTTP), which the HTTP target mutates.
-"""
+own playlists over HTTP), which the HTTP targets mutate."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +38,7 @@ EVENT = "main"
 VIDEO_TIMESCALE, FPS, AUDIO_RATE, AAC_FRAME = 15360, 30, 48000, 1024
 MEDIA_SECONDS = 20.5
 IO_TIMEOUT = 3.0
+PUBLISH_EVERY = 0.1  # seconds between deliveries of new media while the origin runs
 
 
 def viewer_token(now: float) -> str:
@@ -48,47 +51,54 @@ def _one(data: bytes, reader: FMP4StreamReader) -> InitSegment | Fragment:
     return item
 
 
-def feed(event: LiveEvent, seconds: float) -> None:
-    """Deliver ``seconds`` of media: 10-frame video fragments (a keyframe every 60 frames) on
+class Feeder:
+    """Delivers media time in order: 10-frame video fragments (a keyframe every 60 frames) on
     both video renditions, one AAC frame per audio fragment, interleaved as an encoder would."""
-    event.start_generation(0, time.time())
-    video, audio = FMP4StreamReader(), FMP4StreamReader()
-    video_init = _one(boxes.init_segment("video", timescale=VIDEO_TIMESCALE), video)
-    audio_init = _one(boxes.init_segment("audio", timescale=AUDIO_RATE), audio)
-    assert isinstance(video_init, InitSegment) and isinstance(audio_init, InitSegment)
-    for name, init in (("720p", video_init), ("360p", video_init), ("audio", audio_init)):
-        event.on_init(name, init)
-    frame = VIDEO_TIMESCALE // FPS
-    v = a = 0
-    while True:
-        video_end, audio_end = (v + 1) * 10 / FPS, (a + 1) * AAC_FRAME / AUDIO_RATE
-        if min(video_end, audio_end) > seconds:
-            return
-        if audio_end <= video_end:
-            data = boxes.fragment(
-                sequence=a + 1,
-                decode_time=a * AAC_FRAME,
-                sample_durations=[AAC_FRAME],
-                sample_sizes=[64],
-                first_is_sync=True,
-            )
-            fragment = _one(data, audio)
-            assert isinstance(fragment, Fragment)
-            event.on_fragment("audio", fragment)
-            a += 1
-        else:
-            data = boxes.fragment(
-                sequence=v + 1,
-                decode_time=v * 10 * frame,
-                sample_durations=[frame] * 10,
-                sample_sizes=[200] * 10,
-                first_is_sync=v * 10 % 60 == 0,
-            )
-            fragment = _one(data, video)
-            assert isinstance(fragment, Fragment)
-            for name in ("720p", "360p"):
-                event.on_fragment(name, fragment)
-            v += 1
+
+    def __init__(self, event: LiveEvent, epoch: float) -> None:
+        self.event = event
+        self.video, self.audio = FMP4StreamReader(), FMP4StreamReader()
+        self.v = self.a = 0
+        event.start_generation(0, epoch)
+        video_init = _one(boxes.init_segment("video", timescale=VIDEO_TIMESCALE), self.video)
+        audio_init = _one(boxes.init_segment("audio", timescale=AUDIO_RATE), self.audio)
+        assert isinstance(video_init, InitSegment) and isinstance(audio_init, InitSegment)
+        for name, init in (("720p", video_init), ("360p", video_init), ("audio", audio_init)):
+            event.on_init(name, init)
+
+    def advance_to(self, seconds: float) -> None:
+        """Deliver every fragment that ends at or before ``seconds`` of media time."""
+        frame = VIDEO_TIMESCALE // FPS
+        while True:
+            v, a = self.v, self.a
+            video_end, audio_end = (v + 1) * 10 / FPS, (a + 1) * AAC_FRAME / AUDIO_RATE
+            if min(video_end, audio_end) > seconds:
+                return
+            if audio_end <= video_end:
+                data = boxes.fragment(
+                    sequence=a + 1,
+                    decode_time=a * AAC_FRAME,
+                    sample_durations=[AAC_FRAME],
+                    sample_sizes=[64],
+                    first_is_sync=True,
+                )
+                fragment = _one(data, self.audio)
+                assert isinstance(fragment, Fragment)
+                self.event.on_fragment("audio", fragment)
+                self.a += 1
+            else:
+                data = boxes.fragment(
+                    sequence=v + 1,
+                    decode_time=v * 10 * frame,
+                    sample_durations=[frame] * 10,
+                    sample_sizes=[200] * 10,
+                    first_is_sync=v * 10 % 60 == 0,
+                )
+                fragment = _one(data, self.video)
+                assert isinstance(fragment, Fragment)
+                for name in ("720p", "360p"):
+                    self.event.on_fragment(name, fragment)
+                self.v += 1
 
 
 def make_event() -> LiveEvent:
@@ -144,23 +154,39 @@ def _uris(origin: RunningOrigin) -> tuple[str, ...]:
 
 
 @contextmanager
-def running_origin(tracer: ArcTracer | None = None) -> Iterator[RunningOrigin]:
+def running_origin(
+    tracer: ArcTracer | None = None, *, gated: bool = True
+) -> Iterator[RunningOrigin]:
     """An origin listening on 127.0.0.1 in its own thread until the block ends; its livecast
-    frames are traced by ``tracer`` while the tracer is enabled."""
+    frames are traced by ``tracer`` while the tracer is enabled. ``gated``: behind a token gate
+    (else open, which takes the server's fast path for keep-alive GETs)."""
     event = make_event()
-    feed(event, MEDIA_SECONDS)
+    feeder = Feeder(event, time.time())
+    feeder.advance_to(MEDIA_SECONDS)
     app = OriginApp(event)
-    gate = TokenGate(RING, unix_time=lambda _: time.time())
+    gate = TokenGate(RING, unix_time=lambda _: time.time()) if gated else None
     limits = HttpLimits(idle_timeout=5.0)
     server = OriginServer(app, Registry(), cache_key=app.cache_key, gate=gate, limits=limits)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
+    started = time.monotonic()
+
+    def publish() -> None:  # live: media keeps arriving, held requests get answered
+        sys.settrace(None)  # packaging is not the request path
+        try:
+            feeder.advance_to(MEDIA_SECONDS + time.monotonic() - started)
+        finally:
+            if tracer is not None:
+                tracer.install_in_thread()
+        server.notify()
+        loop.call_later(PUBLISH_EVERY, publish)
 
     def serve() -> None:
         if tracer is not None:
             tracer.install_in_thread()
         asyncio.set_event_loop(loop)
         loop.run_until_complete(server.start("127.0.0.1", 0))
+        loop.call_later(PUBLISH_EVERY, publish)
         ready.set()
         loop.run_forever()
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import CodeType, FrameType
@@ -90,4 +89,3 @@ class ArcTracer:
         """Call first thing in a server thread: its livecast frames are traced while
         :attr:`enabled` (the flag is read on every call, so the hook can stay installed)."""
         sys.settrace(self._global)
-        threading.settrace(self._global)
