@@ -115,6 +115,7 @@ def test_well_formed_pipelined_answers_pass_including_one_to_head() -> None:
         b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
         b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\n\r\n",  # not one it documents
     ],
 )
 def test_what_is_not_a_proper_answer_is_a_violation(answer: bytes) -> None:
