@@ -37,6 +37,7 @@ from livecast.edge.nginx_conf import Upstream
 from livecast.edge.origins import MULTIVARIANT
 from livecast.edge.topology import TopologySpec, edge_tier
 from livecast.errors import LivecastError, PlaylistError
+from livecast.qoe.edge_logs import ACCESS_LOGS_DIR, keep_access_logs
 from livecast.rehearse.driver import DriverConfig
 from livecast.rehearse.faults.processes import FaultDriver, Processes, check_targets
 from livecast.rehearse.faults.proxy import FaultProxy
@@ -320,6 +321,8 @@ class Rehearsal:
                     nginx.conf.name, _pid_of(nginx), restart=nginx.start, group=True
                 )
             yield tuple(base + MULTIVARIANT for base in tier.entry_base_urls)
+        # nginx stopped (its log buffers flushed): the logs kept beside the results (qoe.edge_logs)
+        keep_access_logs(tier.access_logs, self.out_dir / ACCESS_LOGS_DIR)
 
     async def run(self) -> tuple[RunStats, dict[str, object]]:
         raise_open_files_limit()
