@@ -13,11 +13,9 @@ from hypothesis import strategies as st
 
 from livecast.errors import LivecastError
 from livecast.fuzzing import __main__ as cli
-from livecast.fuzzing.core import PropertyViolation, Target, stateless
+from livecast.fuzzing.core import ArcTracer, PropertyViolation, Target, stateless
 from livecast.fuzzing.http import check, parse_responses
-from livecast.fuzzing.paths import ArcTracer
-from livecast.fuzzing.runner import render_table, run_campaign, run_target
-from livecast.fuzzing.targets import all_targets, select
+from livecast.fuzzing.runner import all_targets, render_table, run_campaign, run_target, select
 from livecast.hls.attributes import parse_int
 
 CI_BUDGET = 18.0  # seconds over all targets

@@ -2,9 +2,9 @@
 parser that reads what the outside world sends — fMP4 boxes, playlists, LL-HLS directives, CMCD,
 playback tokens — and for the origin's HTTP request path over a real socket.
 
-* :mod:`livecast.fuzzing.core` — what a target is and how one input's outcome is classified;
-* :mod:`livecast.fuzzing.paths` — distinct line arcs executed in livecast's own modules;
-* :mod:`livecast.fuzzing.runner` — the time-boxed campaign over a set of targets;
+* :mod:`livecast.fuzzing.core` — what a target is, how one input's outcome is classified, and
+  the distinct line arcs executed in livecast's own modules;
+* :mod:`livecast.fuzzing.runner` — every target, and the time-boxed campaign over a set of them;
 * one module per target family: :mod:`~livecast.fuzzing.media`,
   :mod:`~livecast.fuzzing.playlists`, :mod:`~livecast.fuzzing.directives`,
   :mod:`~livecast.fuzzing.cmcd`, :mod:`~livecast.fuzzing.tokens`, :mod:`~livecast.fuzzing.http`.

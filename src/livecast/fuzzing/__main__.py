@@ -9,8 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from livecast.fuzzing.runner import render_table, run_campaign
-from livecast.fuzzing.targets import all_targets, select
+from livecast.fuzzing.runner import all_targets, render_table, run_campaign, select
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,9 +31,8 @@ from contextlib import contextmanager
 from hypothesis import strategies as st
 
 from livecast.fuzzing import directives
-from livecast.fuzzing.core import RunOne, Session, Target, violation
+from livecast.fuzzing.core import ArcTracer, RunOne, Session, Target, violation
 from livecast.fuzzing.origin import exchange, running_origin
-from livecast.fuzzing.paths import ArcTracer
 
 MAX_INPUT = 64 * 1024
 STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-5][0-9]{2}) [\x20-\x7e]*\r\n")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from livecast.access.keys import KeyRing
 from livecast.access.token_gate import TokenGate
 from livecast.access.tokens import TokenClaims, issue
-from livecast.fuzzing.paths import ArcTracer
+from livecast.fuzzing.core import ArcTracer
 from livecast.media import boxes
 from livecast.media.fmp4 import FMP4StreamReader, Fragment, InitSegment
 from livecast.origin.app import OriginApp

@@ -1,8 +1,8 @@
-"""The time-boxed campaign: Hypothesis drives each target for its share of the budget.
+"""The targets and the time-boxed campaign: Hypothesis drives each for its share of the budget.
 
 Each target gets ``budget / len(targets)`` seconds. Within it, the runner calls a Hypothesis
 ``@given`` test in batches (``max_examples`` sized from the inputs per second seen so far) until
-the share is used up; the test runs one input under the :class:`~livecast.fuzzing.paths.ArcTracer`
+the share is used up; the test runs one input under the :class:`~livecast.fuzzing.core.ArcTracer`
 and classifies it (:meth:`Target.classify`). A crash makes Hypothesis shrink the input; the
 minimal input (the last one that crashed) and its traceback are kept, one per distinct crash site
 (exception type and innermost livecast frame), and written to ``out`` when given.
@@ -24,8 +24,37 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
-from livecast.fuzzing.core import PropertyViolation, Target
-from livecast.fuzzing.paths import ArcTracer
+from livecast.fuzzing import cmcd, directives, http, media, playlists, tokens
+from livecast.fuzzing.core import ArcTracer, PropertyViolation, Target
+
+
+def all_targets() -> list[Target]:
+    """Every target, in campaign order (the HTTP target last: it starts a server)."""
+    return [
+        *media.TARGETS,
+        *playlists.TARGETS,
+        *directives.TARGETS,
+        *cmcd.TARGETS,
+        *tokens.TARGETS,
+        *http.TARGETS,
+    ]
+
+
+def select(names: Sequence[str]) -> list[Target]:
+    """The targets named (exactly, or by a family prefix such as ``playlists``), in campaign
+    order; every target when ``names`` is empty. ValueError names an unknown one."""
+    targets = all_targets()
+    if not names:
+        return targets
+    chosen: list[Target] = []
+    for name in names:
+        matches = [t for t in targets if t.name == name or t.name.startswith(name + ".")]
+        if not matches:
+            known = ", ".join(t.name for t in targets)
+            raise ValueError(f"no fuzz target {name!r} (known: {known})")
+        chosen.extend(t for t in matches if t not in chosen)
+    return [t for t in targets if t in chosen]
+
 
 PROGRESS_EVERY = 5.0  # seconds between progress lines
 MIN_BATCH, MAX_BATCH = 20, 2000
