@@ -5,11 +5,36 @@ from __future__ import annotations
 
 import pytest
 
-from livecast.errors import PlaylistError
+from livecast.errors import MediaError, PlaylistError
 from livecast.fuzzing.cmcd import CmcdInput, run_player
+from livecast.fuzzing.media import MediaInput, run_media
 from livecast.hls.attributes import format_pdt, parse_int, parse_pdt
 from livecast.hls.playlist import parse_media_playlist, render_media_playlist
+from livecast.media import boxes
+from livecast.media.fmp4 import parse_init
+from livecast.media.rewrite import rewrite_fragment
 from livecast.player.cmcd import CmcdData, encode, parse
+
+# ---------------------------------------------------------------- media.fmp4
+
+AUDIO_FRAGMENT = boxes.fragment(
+    sequence=9, decode_time=2**33, sample_durations=[1024], sample_sizes=[6], first_is_sync=True
+)
+
+
+def test_a_decode_time_past_64_bits_is_a_media_error() -> None:
+    """Found by media.fmp4: ``rewrite_fragment(…, decode_time=2**64)`` of a valid audio fragment
+    raised ``struct.error: int too large to convert`` while writing the tfdt."""
+    track = parse_init(boxes.init_segment("audio", timescale=48000))
+    with pytest.raises(MediaError, match="64-bit tfdt"):
+        rewrite_fragment(AUDIO_FRAGMENT, track, decode_time=2**64)
+    with pytest.raises(MediaError, match="32-bit mfhd"):
+        rewrite_fragment(AUDIO_FRAGMENT, track, sequence=-1)
+    with pytest.raises(MediaError):  # through the fuzz target, which checks the error's origin
+        run_media(MediaInput("rewrite", AUDIO_FRAGMENT, False, "audio", decode_time=2**64))
+    rewritten = rewrite_fragment(AUDIO_FRAGMENT, track, decode_time=2**64 - 1, sequence=2**32 - 1)
+    assert rewritten.count(b"\xff" * 8) == 1
+
 
 # ---------------------------------------------------------------- playlists.media
 

@@ -153,7 +153,7 @@ def media_inputs(draw: st.DrawFn) -> MediaInput:
         track=track,
         chunk=chunk,
         decode_time=draw(options),
-        sequence=draw(st.none() | st.integers(0, 2**32 - 1)),
+        sequence=draw(st.none() | st.integers(-1, 2**32)),
         clip_end=draw(options),
     )
 

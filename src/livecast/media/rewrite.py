@@ -110,6 +110,11 @@ def rewrite_fragment(
     """The fragment with a 64-bit ``tfdt`` (``decode_time``, or the original), the ``mfhd``
     ``sequence`` (or the original) and, with ``clip_end`` (a media time in the track timescale,
     on the fragment's *original* timeline), no sample past that time. See the module doc."""
+    # A version 1 tfdt holds an unsigned 64-bit time, an mfhd an unsigned 32-bit sequence number
+    if decode_time is not None and not 0 <= decode_time < 2**64:
+        raise MediaError(f"decode time {decode_time} does not fit a 64-bit tfdt")
+    if sequence is not None and not 0 <= sequence < 2**32:
+        raise MediaError(f"sequence number {sequence} does not fit the 32-bit mfhd")
     (moof_start, moof_payload, moof_end), (mdat_start, mdat_payload, mdat_end) = _split(data)
     moof_size = moof_end - moof_start
     moof_children = list(iter_boxes(data, moof_payload, moof_end))
