@@ -196,7 +196,7 @@ def parse_responses(data: bytes) -> list[int]:
 DOCUMENTED = frozenset({200, 302, 400, 403, 404, 405, 409, 414, 431, 503})
 
 
-def check(data: bytes, answer: bytes) -> None:
+def check(answer: bytes) -> None:
     """The properties of one exchange (see the module)."""
     for status in parse_responses(answer):
         violation(status < 500 or status == 503, f"answered {status}")
@@ -222,7 +222,7 @@ def http_session(*, gated: bool) -> Session:
                 for placeholder, uri in by_kind.items():
                     data = data.replace(placeholder.encode(), uri.encode())
                 data = data.replace(PLACEHOLDER_TOKEN, token)
-                check(data, exchange(origin.port, data))
+                check(exchange(origin.port, data))
                 statuses = parse_responses(origin.get(viewer))
                 violation(statuses == [200], f"the origin no longer serves a viewer: {statuses}")
 
