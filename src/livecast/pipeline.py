@@ -49,6 +49,7 @@ from livecast.origin_access import (
 from livecast.packager.event import DEFAULT_STREAM, LiveEvent, RenditionSpec
 from livecast.packager.live import PackagingConfig
 from livecast.pipeline_metrics import IngestMetrics, RecordMetrics, channel_metrics
+from livecast.qoe.origin_tap import origin_qoe
 from livecast.sources.contribution import ContributionSource
 from livecast.sources.loop_source import LoopSource, default_cache_dir
 from livecast.sources.slate import SlateReplay
@@ -140,6 +141,10 @@ class LivePipeline:
             async_endpoints=sessions.routes() if sessions is not None else None,
             collectors=(sessions.collector(self.registry),) if sessions is not None else (),
         )
+        # livecast_qoe_*: CMCD of the requests reaching the origin (and the edges', livecast up)
+        self.qoe = origin_qoe(self.registry, time.time, time.time() - self.server.clock())
+        self.server.cmcd_tap = self.qoe.tap.offer
+        self.server.collectors += (self.qoe.collect,)
         self.admin = admin_server(config, gate, self.sessions, PipelineControl(self))
         self.hub = StreamHub()
         self._metrics = channel_metrics(self.registry)

@@ -21,14 +21,21 @@ Tolerances (docs/qoe.md says why):
 
 from __future__ import annotations
 
+import asyncio
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from livecast.config import load_config
+from livecast.edge.nginx import find_nginx
+from livecast.edge.topology import TopologySpec, running_topology
+from livecast.errors import LivecastError
+from livecast.player.cmcd import url_encode
 from livecast.qoe.edge_logs import ACCESS_LOGS_DIR, run_qoe
 from tests.integration.rehearsing import has_nginx, run_rehearsal
-from tests.requirements import skip_unless
+from tests.requirements import skip_missing, skip_unless
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +103,56 @@ def test_edge_cmcd_qoe_agrees_with_the_players(tmp_path: Path, loop_cache: Path)
     assert edge.buffer_ahead_median_s <= latency + 0.1
     assert latency - edge.buffer_ahead_median_s <= 1.0
     assert time.monotonic() - began < 90  # the rehearsal is bounded (15 s of show + the stack)
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The samples of a /metrics answer whose name starts with livecast_qoe_."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("livecast_qoe_"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def fetch(url: str, headers: dict[str, str] | None = None) -> bytes:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body: bytes = response.read()
+        return body
+
+
+async def test_livecast_up_serves_edge_and_origin_cmcd_on_the_origins_metrics(
+    loop_cache: Path,
+) -> None:
+    """``running_topology`` (what ``livecast up`` runs): the origin's /metrics carries the CMCD
+    of its edges' logs (query and header forms) as source="edge" and of the requests reaching
+    it as source="origin"."""
+    try:
+        find_nginx()
+    except LivecastError as exc:
+        skip_missing("nginx", str(exc))
+    overrides = {"port": 0, "source": "loop", "loop_seconds": 4, "cache_dir": str(loop_cache)}
+    config = load_config(None, env={}, overrides=overrides)
+    query = "CMCD=" + url_encode('cid="live",ot=m,sf=h,sid="q-1",st=l,su')
+    async with running_topology(config, TopologySpec(edges=2)) as top:
+        edge_0, edge_1 = top.entry_urls
+        assert (await asyncio.to_thread(fetch, f"{edge_0}?{query}")).startswith(b"#EXTM3U")
+        session = {"CMCD-Session": 'sid="h-1",st=l', "CMCD-Object": "ot=m"}
+        assert (await asyncio.to_thread(fetch, edge_1, session)).startswith(b"#EXTM3U")
+        bs = "CMCD=" + url_encode('bs,ot=m,sid="o-1"')
+        origin = top.origin_base_url
+        await asyncio.to_thread(fetch, f"{origin}/live/main.m3u8?{bs}")
+        metrics = origin + "/metrics"
+        edge_sessions = 'livecast_qoe_sessions{event="main",source="edge"}'
+        deadline = time.monotonic() + 5  # nginx flushes its access log buffer every second
+        while (samples := await asyncio.to_thread(scrape, metrics)).get(edge_sessions) != 2:
+            assert time.monotonic() < deadline, samples
+            await asyncio.sleep(0.2)
+        # the origin saw its own request and the edges' first (uncached) one, CMCD kept
+        assert samples['livecast_qoe_sessions{event="main",source="origin"}'] >= 2
+        starved = 'livecast_qoe_buffer_starvations_total{event="main",source="origin"}'
+        assert samples[starved] == 1
+        assert samples['livecast_qoe_buffer_starvations_total{event="main",source="edge"}'] == 0

@@ -14,6 +14,7 @@ from livecast.qoe.aggregate import CmcdRequest, QoeAggregator
 from livecast.qoe.cmcd import Cmcd
 from livecast.qoe.edge_logs import AccessLogTail, feed_lines, keep_access_logs, run_qoe
 from livecast.qoe.metrics import QoeMetrics
+from livecast.qoe.origin_tap import CmcdTap, origin_qoe
 from livecast.telemetry.metrics import Registry
 
 
@@ -181,3 +182,32 @@ def test_metrics_export_counters_by_growth_and_gauges_at_now() -> None:
         "livecast_qoe_startup_seconds{",
     ):
         assert name in text
+
+
+def test_origin_tap_parses_pending_targets_in_one_batch() -> None:
+    agg = QoeAggregator()
+    tap = CmcdTap(agg, offset=1000.0, capacity=3)
+    tap.offer(cmcd_target("/live/720p/part-1.0.m4s", starting=True).encode(), 5.0)
+    tap.offer(b"/live/main/720p/part-1.1.m4s?CMCD=bs%2Csid%3D%22x%22", 6.0)
+    tap.offer(b"/live/720p/part-1.2.m4s?CMCD=br%3Dfast", 7.0)  # malformed
+    assert agg.events == {}  # nothing parsed on the request path
+    tap.offer(b"/favicon.ico?CMCD=su", 8.0)  # no event; the oldest pending one is dropped
+    assert tap.dropped == 1
+    assert tap.drain(limit=1) == 1 and len(tap.pending) == 2  # bounded work per call
+    assert tap.drain() == 0 and agg.malformed == 1 and not tap.pending
+    assert agg.events["main"].starvations == 1
+    assert agg.sessions["main\nx"].first_start == 1006.0
+
+
+def test_origin_qoe_collects_edge_logs_tap_and_metrics(tmp_path: Path) -> None:
+    registry = Registry()
+    qoe = origin_qoe(registry, lambda: 30.0, offset=0.0)
+    log = tmp_path / "edge-0.log"
+    log.write_text(
+        log_line(20.0, "edge-0", cmcd_target("/live/720p/part-1.0.m4s", starting=True)) + "\n"
+    )
+    qoe.edge_logs = AccessLogTail({"edge-0": log}, qoe.edge)
+    qoe.tap.offer(b"/live/720p/part-1.0.m4s?CMCD=sid%3D%22o%22", 25.0)
+    qoe.collect()
+    assert qoe.metrics.sessions.value("main", "edge") == 1
+    assert qoe.metrics.sessions.value("main", "origin") == 1

@@ -41,6 +41,7 @@ from livecast.edge.nginx_conf import EDGE_STATUS, TierConfig, Upstream
 from livecast.edge.origins import MULTIVARIANT, OriginProcess, free_port, origin_replicas, url_host
 from livecast.edge.token_lua import RevocationSource
 from livecast.errors import ConfigError, LivecastError
+from livecast.qoe.edge_logs import AccessLogTail, is_edge
 
 if TYPE_CHECKING:
     from livecast.pipeline import LivePipeline
@@ -276,6 +277,9 @@ async def running_topology(
         tier = await stack.enter_async_context(edge_tier(spec, upstreams, target))
         # the admin API's status asks each edge for its stub_status
         pipeline.edge_status_urls = tuple(base + EDGE_STATUS for base in tier.entry_base_urls)
+        # the origin's livecast_qoe_*{source="edge"}: the edges' logs (not the shield's) tailed
+        edge_logs = {name: path for name, path in tier.access_logs.items() if is_edge(name)}
+        pipeline.qoe.edge_logs = AccessLogTail(edge_logs, pipeline.qoe.edge)
         yield Topology(pipeline.base_url, tier, pipeline, replicas)
 
 

@@ -158,6 +158,8 @@ class Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         server = self.server
+        if server.cmcd_tap is not None and b"CMCD=" in self._url:  # QoE (qoe.origin_tap)
+            server.cmcd_tap(self._url, server.clock())
         if (  # fast path, without a gate: a keep-alive GET answered without building a Request
             server.gate is None
             and self.parked is None

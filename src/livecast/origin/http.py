@@ -84,6 +84,9 @@ class OriginServer:
         self.async_endpoints = dict(async_endpoints or {})
         self.endpoint_timeout = endpoint_timeout
         self.collectors = tuple(collectors)
+        # Called with the raw target of each request holding "CMCD=" and its now (qoe.origin_tap:
+        # a bounded append, parsed before /metrics); None: CMCD is not looked at
+        self.cmcd_tap: Callable[[bytes, float], None] | None = None
         self._endpoint_calls: set[asyncio.Task[Response]] = set()  # strong references
         self.gate = active(gate)  # None: every request may have an answer
         # Maps a raw request target to the key of the answer cache; the handler may know that

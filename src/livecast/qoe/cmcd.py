@@ -281,12 +281,14 @@ def _items(payload: str) -> list[tuple[str, str | None]]:
 
 
 def _collect(payload: str, into: dict[str, Value], extra: list[tuple[str, Value]]) -> None:
+    extra_keys = {k for k, _ in extra}
     for key, raw in _items(payload):
-        if key in into or any(key == k for k, _ in extra):
+        if key in into or key in extra_keys:
             raise CmcdError(f"CMCD key {key!r} sent twice")
         spec = KEYS.get(key)
         if spec is None:
             extra.append((key, _extra_value(key, raw)))
+            extra_keys.add(key)
         else:
             into[key] = _value(spec, raw)
 
