@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from livecast.edge.metrics_lua import kind_of, metrics_init
 from livecast.edge.nginx_conf import (
     DONE_PER_GENERATION,
     MEDIA_PATHS,
@@ -147,8 +148,9 @@ def test_cache_status_is_exposed_and_logged_with_timings() -> None:
         assert variable in log_format
     assert "edge-3" in log_format
     logs = directives(text, "access_log")
-    assert logs == [  # buffered, flushed every second; off: /edge/status
+    assert logs == [  # buffered, flushed every second; off: /edge/status, /edge/metrics
         '"/srv/livecast/edge-0/access.log" livecast_edge buffer=64k flush=1s',
+        "off",
         "off",
     ]
 
@@ -266,13 +268,14 @@ def test_wakeup_collapse_loads_the_modules_and_gates_blocking_requests_and_media
         assert f"body_filter_by_lua_block {{ if ngx.arg[2] then livecast_release({key}) end }}" in (
             fetch
         )
-        assert f"log_by_lua_block {{ livecast_release({key}) }}" in fetch
+        # then the metrics (edge/metrics_lua.py): this handler replaces the http-level one
+        assert f"log_by_lua_block {{ livecast_release({key}); livecast_metrics_log() }}" in fetch
     assert "if ngx.ctx.livecast_released then return end" in text
     # fetched with 200: later requests go straight to the cache (two bounded generations)
     assert "if ngx.status == 200 then" in text and "livecast_done[key] = true" in text
     assert f"livecast_done_count >= {DONE_PER_GENERATION} then" in text
     # several workers: one fetch per edge — the others poll the shared dict, not the cache lock
-    assert one(text, "lua_shared_dict") == "livecast_fetches 4m"
+    assert directives(text, "lua_shared_dict")[0] == "livecast_fetches 4m"
     assert "if not livecast_shared:add(key, 0, wait) then" in text
     assert "while livecast_shared:get(key) == 0 and ngx.now() < deadline do" in text
     assert "ngx.sleep(0.005)" in text and "livecast_shared:set(key, 1, 60)" in text
@@ -337,3 +340,79 @@ def test_sendfile_without_cork() -> None:
     delayed ACK: 40 ms more per part through an edge."""
     text = render_nginx_conf(conf())
     assert one(text, "sendfile") == "on" and one(text, "tcp_nopush") == "off"
+
+
+def _log_blocks(text: str) -> list[str]:
+    return re.findall(r"log_by_lua_block \{(.*?)\}", text)
+
+
+def test_edge_metrics_are_counted_in_every_log_phase_and_served_uncached_and_unlogged() -> None:
+    text = render_nginx_conf(conf(lua_modules=LUA))
+    assert "lua_shared_dict livecast_metrics 1m;" in text
+    assert "function livecast_metrics_log()" in text and 'local metrics_tier = "edge-0"' in text
+    # the http-level handler, inherited by the proxy locations; the fetch locations have their
+    # own log handler (the release of their waiters), which calls it too; /edge/* count nothing
+    blocks = [b.strip() for b in _log_blocks(text)]
+    assert blocks[0] == "livecast_metrics_log()"
+    releases = [b for b in blocks if "livecast_release" in b]
+    assert len(releases) == 2 and all(b.endswith("; livecast_metrics_log()") for b in releases)
+    assert blocks.count("") == 2
+    status = text[text.index("location = /edge/status") :]
+    assert "log_by_lua_block { }" in status[: status.index("\n        }")]
+    metrics = text[text.index("location = /edge/metrics") :]
+    metrics = metrics[: metrics.index("\n        }")]
+    assert "access_log off;" in metrics and "log_by_lua_block { }" in metrics
+    assert "proxy_pass" not in metrics and "livecast_metrics_render()" in metrics
+    assert "version=0.0.4" in metrics and '"Cache-Control"] = "no-store"' in metrics
+
+
+def test_edge_metrics_with_tokens_share_the_one_init_block() -> None:
+    from livecast.access.keys import KeyRing
+
+    ring = KeyRing({"k1": b"s" * 32}, "k1")
+    text = render_nginx_conf(conf(lua_modules=LUA, token_ring=ring))
+    assert text.count("init_by_lua_block") == 1
+    assert "function livecast_token_check()" in text and "function livecast_metrics_log()" in text
+
+
+def test_without_lua_or_with_metrics_off_edge_metrics_is_a_plain_404() -> None:
+    for text in (
+        render_nginx_conf(conf()),
+        render_nginx_conf(conf(lua_modules=LUA, metrics=False)),
+    ):
+        assert "livecast_metrics" not in text
+        metrics = text[text.index("location = /edge/metrics") :]
+        metrics = metrics[: metrics.index("\n        }")]
+        assert "return 404" in metrics and "need the nginx Lua modules" in metrics
+    # the wake-up collapse without metrics: the fetch locations release only
+    off = render_nginx_conf(conf(lua_modules=LUA, metrics=False))
+    assert "log_by_lua_block { livecast_release(ngx.var.uri) }" in off
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/live/main.m3u8", "playlist"),
+        ("/live/ev/720p/index.m3u8", "playlist"),
+        ("/live/720p/part-41.2.m4s", "part"),
+        ("/live/ev/720p/seg-41.m4s", "segment"),
+        ("/live/ev/720p/init-3.mp4", "init"),
+        ("/session/ev", "session"),
+        ("/session/x.m3u8", "session"),
+        ("/live/ev/recording.json", "other"),
+        ("/", "other"),
+        ("/live/720p/m4s", "other"),
+    ],
+)
+def test_kind_of_a_path(path: str, kind: str) -> None:
+    assert kind_of(path) == kind
+
+
+def test_metrics_init_refuses_a_tier_name_that_would_break_the_lua_string() -> None:
+    for name in ('a"b', "a b", "a\\b", ""):
+        with pytest.raises(ValueError, match="tier name"):
+            metrics_init(name)
+    code = metrics_init("shield")
+    assert (
+        "@" not in code and '"0.001", "0.005"' in code and "livecast_edge_sent_bytes_total" in code
+    )

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from livecast.access.keys import KeyRing
 from livecast.access.tokens import DEFAULT_SKEW
-from livecast.edge import token_lua
+from livecast.edge import metrics_lua, token_lua
 from livecast.edge.accesslog import FORMAT_NAME, log_format
 from livecast.packager.event import DEFAULT_STREAM
 
@@ -140,6 +140,9 @@ class TierConfig:
     default_stream: str = DEFAULT_STREAM
     # where the edge polls the revocations (the admin API; needs token_ring), None: not at all
     revocations: token_lua.RevocationSource | None = None
+    # the tier's own counters at /edge/metrics (edge/metrics_lua.py; only with lua_modules —
+    # without them /edge/metrics answers a 404 saying so)
+    metrics: bool = True
 
     def __post_init__(self) -> None:
         if self.token_ring is not None and not self.lua_modules:
@@ -181,6 +184,11 @@ class TierConfig:
         if self.plain_freshness_s is not None:
             return self.plain_freshness_s
         return self.target_duration / 6
+
+    @property
+    def lua_metrics(self) -> bool:
+        """Whether the tier counts its requests (``metrics`` and the Lua modules loaded)."""
+        return self.metrics and bool(self.lua_modules)
 
     @property
     def access_log_path(self) -> str:
@@ -289,7 +297,13 @@ LUA_PLAYLIST_ACCESS = """access_by_lua_block {
                 end
             }"""
 LUA_RELEASE = """body_filter_by_lua_block { if ngx.arg[2] then livecast_release({key}) end }
-            log_by_lua_block { livecast_release({key}) }"""
+            log_by_lua_block { livecast_release({key}){metrics} }"""
+
+
+def _log_extra(conf: TierConfig) -> str:
+    """What a location's own ``log_by_lua_block`` adds after its code: the metrics (a location
+    handler replaces the http-level one it would inherit)."""
+    return f"; {metrics_lua.LOG_CALL}" if conf.lua_metrics else ""
 
 
 def _lua_http(conf: TierConfig) -> list[str]:
@@ -312,7 +326,13 @@ def _lua_http(conf: TierConfig) -> list[str]:
         if conf.revocations is not None:
             source_file = Path(conf.prefix) / token_lua.SOURCE_FILE
             worker = ["    " + token_lua.poller_init_worker(conf.revocations, source_file)]
-    return [*lines, "    " + init, *worker]
+    log = []
+    if conf.lua_metrics:  # counted in every location's log phase (edge/metrics_lua.py)
+        lines.append(metrics_lua.shared_dict_line())
+        code = metrics_lua.metrics_init(conf.name)
+        init = init.removesuffix("}") + code.lstrip("\n") + "\n    }"
+        log = [metrics_lua.log_phase()]
+    return [*lines, "    " + init, *worker, *log]
 
 
 def _location(match: str, stale_cases: str | None, *body: str) -> list[str]:
@@ -346,7 +366,7 @@ def _fetch_locations(conf: TierConfig) -> list[str]:
     """With Lua: where the one request per object that fetches it goes (see LUA_INIT)."""
     if not conf.lua_modules:
         return []
-    media = LUA_RELEASE.replace("{key}", "ngx.var.uri")
+    media = LUA_RELEASE.replace("{key}", "ngx.var.uri").replace("{metrics}", _log_extra(conf))
     return [
         *_location("@livecast_fetch_media", MEDIA_STALE_CASES, *MEDIA_VALID, media),
         *_location(
@@ -394,7 +414,8 @@ def _playlist_filters(conf: TierConfig, release: str | None = None) -> list[str]
     elif release is not None:
         lines.append(LUA_RELEASE.replace("{key}", release).partition("\n")[0])
     if release is not None:
-        lines.append(f"log_by_lua_block {{ livecast_release({release}) }}")
+        extra = _log_extra(conf)
+        lines.append(f"log_by_lua_block {{ livecast_release({release}){extra} }}")
     return lines
 
 
@@ -489,7 +510,9 @@ def render_nginx_conf(conf: TierConfig) -> str:
         f"        location = {EDGE_STATUS} {{",
         "            stub_status;",
         "            access_log off;",
+        *(["            log_by_lua_block { }"] if conf.lua_metrics else []),
         "        }",
+        *metrics_lua.metrics_location(conf.lua_metrics),
         "        # the stream leases (access.heartbeat): each answer is one viewer's — never",
         "        # cached nor collapsed (one URL for every viewer); the origin checks the token",
         "        location /session/ {",
