@@ -2,7 +2,9 @@
 
 Every edge and shield logs one tab-separated line per request in :data:`LOG_FORMAT` (rendered
 into each config by ``edge.nginx_conf``). The tier's name is a literal in its format, so lines of
-several tiers can be tallied together and still be told apart.
+several tiers can be tallied together and still be told apart. The four CMCD request headers
+(CTA-5004's header form; the query form is part of ``$request_uri``) close each line, read by
+``livecast.qoe.edge_logs``; lines of logs written before them (12 fields) are still read.
 
 nginx doc, ``log_format``: "escape=default: characters “"”, “\\”, and other characters with
 values less than 32 (0.7.0) or above 126 (1.1.6) will be escaped as “\\xXX”." — so a tab never
