@@ -58,7 +58,8 @@ class IngestMetrics:
 
 
 class RecordMetrics:
-    """The recording's write errors, lost segments and ended events, per stream and rendition."""
+    """The recording's segments, write errors, lost segments and ended events, per stream and
+    rendition."""
 
     def __init__(self, registry: Registry) -> None:
         self.errors = registry.counter(
@@ -71,23 +72,35 @@ class RecordMetrics:
             "Segments the recording lost (EXT-X-GAP in its VOD playlist)",
             ("stream", "rendition"),
         )
+        self.segments = registry.counter(
+            "livecast_record_segments_total",
+            "Segments added to the recording's VOD playlist (lost ones included: EXT-X-GAP)",
+            ("stream", "rendition"),
+        )
         self.ended = registry.gauge(
             "livecast_record_ended", "1 once the event ended (VOD at the live URLs)", ("stream",)
         )
-        self._seen: dict[tuple[str, str], tuple[int, int]] = {}
+        self._seen: dict[tuple[str, str], tuple[int, int, int]] = {}
 
     def update(self, recording: Recording | None, channels: Mapping[str, Channel]) -> None:
         """Bring the figures up to date with the recording's renditions and the channels."""
         if recording is None:
             return
         for stream_id, name, rendition in recording.renditions():
-            errors, gaps = self._seen.get((stream_id, name), (0, 0))
+            errors, gaps, segments = self._seen.get((stream_id, name), (0, 0, 0))
             self.errors.labels(stream_id, name)  # present from the start, at 0
             self.gaps.labels(stream_id, name)
+            self.segments.labels(stream_id, name)
             if rendition.errors > errors:
                 self.errors.inc(stream_id, name, amount=rendition.errors - errors)
             if rendition.gap_segments > gaps:
                 self.gaps.inc(stream_id, name, amount=rendition.gap_segments - gaps)
-            self._seen[(stream_id, name)] = (rendition.errors, rendition.gap_segments)
+            if rendition.index.count > segments:
+                self.segments.inc(stream_id, name, amount=rendition.index.count - segments)
+            self._seen[(stream_id, name)] = (
+                rendition.errors,
+                rendition.gap_segments,
+                rendition.index.count,
+            )
         for stream_id, channel in channels.items():
             self.ended.set(1.0 if channel.event.ended else 0.0, stream_id)
