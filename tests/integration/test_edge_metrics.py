@@ -6,6 +6,7 @@ bytes, every histogram's ``_count`` equals its requests, and a 404 and a 5xx lan
 
 from __future__ import annotations
 
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -94,10 +95,15 @@ def test_edge_metrics_agree_with_the_access_log(tmp_path: Path) -> None:
                 status, _ = get(port, path)
                 sent[f"{kind_of(path)} {status // 100}xx"] += 1
             get(port, "/edge/status")  # neither logged nor counted
+            with socket.create_connection(("127.0.0.1", port)) as unparsable:
+                unparsable.sendall(b"GARBAGE\r\n\r\n")  # logged (400) with no URI at all
+                assert unparsable.recv(64).startswith(b"HTTP/1.1 400")
+            sent["other 4xx"] += 1
             content_type, samples = _scrape(port)
             _, again = _scrape(port)  # a scrape is not counted either
             lines = _logged(conf, sum(sent.values()))
     assert content_type == CONTENT_TYPE
+    assert "failed to run" not in Path(conf.prefix, "error.log").read_text()
     assert again == samples
 
     records = [r for r in map(parse_access_log_line, lines) if r is not None]
@@ -147,6 +153,7 @@ def test_edge_metrics_agree_with_the_access_log(tmp_path: Path) -> None:
     assert requests[("segment", "MISS", "5xx")] == 1 and requests[("segment", "HIT", "5xx")] == 1
     assert requests[("part", "HIT", "2xx")] == 3  # 7.0 twice more, 7.1 once more
     assert requests[("session", "none", "2xx")] == 2
+    assert requests[("other", "none", "4xx")] == 1  # the unparsable request
     assert sum(n for (kind, _, code), n in requests.items() if code == "5xx") == sent["segment 5xx"]
 
 

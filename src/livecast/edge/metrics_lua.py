@@ -72,7 +72,7 @@ LUA_METRICS_INIT = """
             return "other"
         end
         function livecast_metrics_log()
-            local kind = kind_of(ngx.var.uri)
+            local kind = kind_of(ngx.var.uri or "")  -- none: a request nginx could not parse
             local cache = ngx.var.upstream_cache_status
             if cache == nil or cache == "" then cache = "none" end
             local code = math.floor(ngx.status / 100) .. "xx"
