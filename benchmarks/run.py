@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "driver": ("bench_driver", {"seconds": 10.0, "repeat": 3}, {"seconds": 5.0, "warmup": 2.0}),
     "edge": ("bench_edge", {}, {"viewers": (10, 1000), "seconds": 6.0}),
     "edge_tokens": ("bench_edge_tokens", {}, {"seconds": 3.0, "repeat": 1}),
+    "edge_metrics": ("bench_edge_metrics", {"repeat": 3}, {"seconds": 3.0, "repeat": 1}),
     "capacity": (
         "bench_capacity",
         {},
