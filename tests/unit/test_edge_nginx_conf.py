@@ -416,3 +416,15 @@ def test_metrics_init_refuses_a_tier_name_that_would_break_the_lua_string() -> N
     assert (
         "@" not in code and '"0.001", "0.005"' in code and "livecast_edge_sent_bytes_total" in code
     )
+
+
+def test_without_lua_modules_one_warning_names_the_missing_edge_metrics(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from livecast.edge.topology import wakeup_modules
+
+    monkeypatch.setenv("LIVECAST_NGINX_LUA", "0")
+    with caplog.at_level("WARNING", logger="livecast.edge.topology"):
+        assert wakeup_modules(TopologySpec(edges=2, shield=True)) == ()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "no /edge/metrics" in warnings[0]

@@ -181,7 +181,9 @@ def wakeup_modules(spec: TopologySpec) -> tuple[str, ...]:
         raise ConfigError("wakeup", f"the nginx Lua modules are missing; {LUA_HINT}")
     if not modules:
         log.warning(
-            "nginx Lua modules not found: cache-lock waiters poll every 500 ms (%s)", LUA_HINT
+            "nginx Lua modules not found: cache-lock waiters poll every 500 ms, no /edge/metrics "
+            "(%s)",
+            LUA_HINT,
         )
     return modules
 
