@@ -4,6 +4,7 @@ the virtual players' encoder (player.cmcd)."""
 from __future__ import annotations
 
 import contextlib
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -95,7 +96,8 @@ def test_target_lookup_and_empty() -> None:
         ("ot=x", "unknown token"),
         ('sid="' + "x" * 65 + '"', "longer than 64"),
         ("sid=abc", "double quotes"),
-        ('sid="abc', "bad syntax"),
+        ('sid="abc', "unterminated string"),
+        ('sid="a"b', "bad syntax"),
         ("a,,b", "bad key"),
         ("su,", "empty key"),
         ("br=1,br=1", "twice"),
@@ -108,6 +110,25 @@ def test_target_lookup_and_empty() -> None:
 def test_malformed_payloads_are_refused_clearly(payload: str, message: str) -> None:
     with pytest.raises(CmcdError, match=message):
         parse_payload(payload)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "a=" + " " * 4000 + '"',  # took 219 s with the first (backtracking) item pattern
+        "a=" + "\t " * 2000 + '"',
+        "a=" + " x" * 2000 + '"',
+        'a="' + "\\" * 4000,
+        '"a' * 2000,
+        " " * 4000 + "a",
+        "a=," * 1300,
+    ],
+)
+def test_hostile_payloads_are_read_in_linear_time(payload: str) -> None:
+    began = time.perf_counter()
+    with contextlib.suppress(CmcdError):
+        parse_payload(payload)
+    assert time.perf_counter() - began < 0.05  # linear: ≈ 0.3 ms at most here
 
 
 def test_cmcd_error_is_a_livecast_error() -> None:

@@ -195,7 +195,12 @@ class Cmcd:
 
 
 _KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_ITEM = re.compile(r'\s*([^=,"\s]*)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^,"]*?)\s*)?(?:,|$)', re.S)
+# Each pattern below has disjoint alternatives and no two adjacent quantifiers over common
+# characters, so matching is linear in the payload (no backtracking blow-up on hostile input).
+_KEY_PART = re.compile(r'[ \t]*([^=,"\s]*)[ \t]*')
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_BARE = re.compile(r'[^,"]*')
+_BLANKS = re.compile(r"[ \t]*")
 _INTEGER = re.compile(r"-?[0-9]{1,15}")
 _DECIMAL = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,15})?")
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_.:/!#$%&'*+^`|~-]{0,63}")
@@ -258,23 +263,40 @@ def _extra_value(key: str, raw: str | None) -> Value:
     raise CmcdError(f"CMCD key {key!r}: {raw[:40]!r} is no integer, decimal, string or token")
 
 
+def _end(pattern: re.Pattern[str], text: str, position: int) -> int:
+    match = pattern.match(text, position)
+    assert match is not None  # patterns that match the empty string
+    return match.end()
+
+
 def _items(payload: str) -> list[tuple[str, str | None]]:
     """``key[=value]`` pairs of a payload, in order (syntax only)."""
     if len(payload) > MAX_PAYLOAD:
         raise CmcdError(f"CMCD payload longer than {MAX_PAYLOAD} characters")
     out: list[tuple[str, str | None]] = []
-    position = 0
-    while position < len(payload):
-        match = _ITEM.match(payload, position)
-        if match is None or match.end() == position:
-            raise CmcdError(f"CMCD payload: bad syntax at character {position}")
-        key, raw = match.group(1), match.group(2)
+    position, end = 0, len(payload)
+    while position < end:
+        start = position
+        match = _KEY_PART.match(payload, position)
+        assert match is not None  # every part of it may be empty
+        key, position, raw = match.group(1), match.end(), None
         if not _KEY.fullmatch(key):
-            raise CmcdError(f"CMCD payload: bad key {key[:40]!r} at character {position}")
+            raise CmcdError(f"CMCD payload: bad key {key[:40]!r} at character {start}")
+        if payload.startswith("=", position):
+            position = _end(_BLANKS, payload, position + 1)
+            value = (_QUOTED if payload.startswith('"', position) else _BARE).match(
+                payload, position
+            )
+            if value is None:
+                raise CmcdError(f"CMCD payload: unterminated string at character {position}")
+            raw, position = value.group().rstrip(" \t"), _end(_BLANKS, payload, value.end())
+        if position < end:
+            if payload[position] != ",":
+                raise CmcdError(f"CMCD payload: bad syntax at character {position}")
+            position += 1
         out.append((key, raw))
         if len(out) > MAX_KEYS:
             raise CmcdError(f"CMCD payload with more than {MAX_KEYS} keys")
-        position = match.end()
     if payload.endswith(","):
         raise CmcdError("CMCD payload: empty key after the last ','")
     return out
