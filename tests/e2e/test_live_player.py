@@ -6,6 +6,9 @@ Acceptance (issue 2): playback advances ≥ 10 s, no fatal hls.js error, display
 
 from __future__ import annotations
 
+import asyncio
+import urllib.request
+
 import pytest
 
 from livecast.pipeline import LivePipeline
@@ -29,3 +32,11 @@ async def test_player_page_plays_live_with_low_latency(pipeline: LivePipeline) -
     final = result.final
     assert final is not None and final.raw.get("lowLatencyMode") is True
     assert final.raw.get("targetLatency", 99) <= 1.5, "PART-HOLD-BACK should drive the target"
+    # hls.js sends CMCD: the origin's QoE counts the browser's session (docs/qoe.md)
+    metrics = await asyncio.to_thread(read_metrics, pipeline.base_url + "/metrics")
+    assert 'livecast_qoe_sessions{event="main",source="origin"} 1' in metrics, metrics[-2000:]
+
+
+def read_metrics(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return str(answer.read().decode())

@@ -18,7 +18,7 @@ from livecast.player.cmcd import (
     with_cmcd,
 )
 
-from .test_player_server import session
+from .test_player_server import EPOCH, session
 
 
 def test_encode_sorts_keys_quotes_strings_and_writes_true_as_a_bare_key() -> None:
@@ -57,21 +57,23 @@ def test_url_encode_is_quote_with_nothing_safe() -> None:
 
 def test_prebuilt_query_equals_the_encoded_payload() -> None:
     builder = CmcdQuery('viewer "7"', "show, live")
-    for bitrate, buffer_s, measured, top, starting in (
-        (None, 0.0, None, None, True),
-        (638_000, 1.249, 3_249_999.0, 1_598_000, False),
-        (2_500_000, 12.0, 123.0, 2_500_000, True),
+    for bitrate, buffer_s, measured, top, starting, starved in (
+        (None, 0.0, None, None, True, False),
+        (638_000, 1.249, 3_249_999.0, 1_598_000, False, True),
+        (2_500_000, 12.0, 123.0, 2_500_000, True, False),
+        (None, 0.0, None, None, False, True),
     ):
         expected = encode(
             request_data(
                 session_id='viewer "7"', content_id="show, live", object_type="v",
                 bitrate_bps=bitrate, buffer_s=buffer_s, measured_bps=measured,
-                top_bitrate_bps=top, starting=starting,
+                top_bitrate_bps=top, starting=starting, starved=starved,
             )
         )  # fmt: skip
+        assert ("bs" in parse(expected)) == starved
         built = builder.query(
             object_type="v", bitrate_bps=bitrate, buffer_s=buffer_s, measured_bps=measured,
-            top_bitrate_bps=top, starting=starting,
+            top_bitrate_bps=top, starting=starting, starved=starved,
         )  # fmt: skip
         assert built == "CMCD=" + quote(expected, safe="")
 
@@ -119,6 +121,26 @@ def test_values_on_every_request_of_a_session() -> None:
         starting = request.not_before < first_frame  # created at not_before (no retries here)
         assert ("su" in cmcd) == starting, (sent.at, first_frame, request.kind)
     assert mtp_seen
+    assert player.buffer.stall_count == 0
+    assert not any("bs" in (from_url(s.request.url) or {}) for s in server.sent)  # never starved
+
+
+def test_bs_follows_each_stall_once_it_began_until_the_request_after() -> None:
+    """CTA-5004 ``bs``: "included without a value if the buffer was starved at some point
+    between the prior request and this object request … MUST NOT be sent if the buffer was not
+    starved since the prior request"."""
+
+    def bandwidth(now: float) -> float:
+        return 30e3 if EPOCH + 15.0 <= now < EPOCH + 18.0 else 20e6
+
+    config = PlayerConfig("starved", start_level="lowest")
+    player, server = session(config, 20.0, bandwidth)
+    assert player.buffer is not None and player.buffer.stall_count == 1
+    flagged = [s.at - EPOCH for s in server.sent if "bs" in (from_url(s.request.url) or {})]
+    # the link starves the buffer from 15 s; the stall (2.2 s) ends soon after the link is
+    # back at 18 s: bs is on the requests sent while it lasted, never before nor long after
+    assert flagged and all(15.0 <= t <= 18.0 + 0.5 for t in flagged), flagged
+    assert any(t > 18.5 for t in (s.at - EPOCH for s in server.sent))  # requests went on
     # the buffer length grows once playing: some media request reports > 0 ms
     bls = [parse(raw_payload(s.request.url) or "")["bl"] for s in server.kinds("part")]
     assert max(int(b) for b in bls) >= 500

@@ -7,9 +7,12 @@ URL-encoded (``CMCD=br%3D800%2C…``, as hls.js's ``cmcd-controller`` does with
 ``encodeURIComponent``). Rounding: ``bl`` to the nearest 100 ms, ``mtp`` to the nearest
 100 kbit/s; ``br``/``tb`` are integer kbit/s.
 
-Keys written: br (encoded bitrate of the current rendition), bl (buffer length, ms), cid (content
-id), mtp (measured throughput), ot (m manifest/playlist, v video, a audio, av muxed, i init),
-sf (h = HLS), sid (session id), st (l = live), su (starting up), tb (top bitrate).
+Keys written: br (encoded bitrate of the current rendition), bl (buffer length, ms), bs (buffer
+starvation: "Key is included without a value if the buffer was starved at some point between the
+prior request and this object request … MUST NOT be sent if the buffer was not starved since the
+prior request"), cid (content id), mtp (measured throughput), ot (m manifest/playlist, v video,
+a audio, av muxed, i init), sf (h = HLS), sid (session id), st (l = live), su (starting up),
+tb (top bitrate).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class CmcdData:
     ot: str
     su: bool = False
     tb: int | None = None
+    bs: bool = False
     sf: str = "h"
     st: str = "l"
 
@@ -60,6 +64,7 @@ def request_data(
     measured_bps: float | None,
     top_bitrate_bps: int | None,
     starting: bool,
+    starved: bool = False,
 ) -> CmcdData:
     """CMCD of one request, units and rounding per CTA-5004 (see the module docstring)."""
     return CmcdData(
@@ -70,6 +75,7 @@ def request_data(
         mtp=round_to(measured_bps / 1000, 100) if measured_bps is not None else None,
         ot=object_type,
         su=starting,
+        bs=starved,
         tb=round(top_bitrate_bps / 1000) if top_bitrate_bps is not None else None,
     )
 
@@ -84,6 +90,8 @@ def encode(data: CmcdData) -> str:
     out = [] if data.bl is None else [f"bl={data.bl}"]
     if data.br is not None:
         out.append(f"br={data.br}")
+    if data.bs:
+        out.append("bs")
     out.append(f"cid={_quote_string(data.cid)}")
     if data.mtp is not None:
         out.append(f"mtp={data.mtp}")
@@ -134,12 +142,15 @@ class CmcdQuery:
         measured_bps: float | None,
         top_bitrate_bps: int | None,
         starting: bool,
+        starved: bool = False,
     ) -> str:
         """Same inputs and rounding as :func:`request_data`."""
         bl = round_to(buffer_s * 1000, 100)
         out = f"CMCD=bl%3D{bl}"
         if bitrate_bps is not None:
             out += f"%2Cbr%3D{round(bitrate_bps / 1000)}"
+        if starved:
+            out += "%2Cbs"
         out += self._cid
         if measured_bps is not None:
             out += f"%2Cmtp%3D{round_to(measured_bps / 1000, 100)}"

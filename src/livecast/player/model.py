@@ -125,6 +125,7 @@ class Player:
         self.error: str | None = None
         self.ledger = RequestLedger(dvr=config.start_over)
         self._cmcd_query = CmcdQuery(config.session_id, config.content_id)
+        self._cmcd_stalls = 0  # the buffer's stall count at the last request (CMCD bs)
         self.latency_sampler = LatencySampler(config.latency_sample_interval)
         # now − program time at the end of the newest media in the playlist just received (set by
         # on_response for a playlist with PROGRAM-DATE-TIME, else None): staleness at an edge
@@ -366,7 +367,16 @@ class Player:
             measured_bps=estimator.estimate() if estimator.has_samples else None,
             top_bitrate_bps=variants[-1].bandwidth if variants else None,
             starting=buffer is None or buffer.first_frame_at is None,
+            starved=self._starved_since_last_request(),
         )
+
+    def _starved_since_last_request(self) -> bool:
+        """CMCD ``bs``: the buffer ran dry (a stall began, or goes on) since the request before."""
+        buffer = self.buffer
+        if buffer is None:
+            return False
+        stalls, self._cmcd_stalls = self._cmcd_stalls, buffer.stall_count
+        return buffer.stall_count > stalls or buffer.state is PlaybackState.STALLED
 
     def _failed(self, flight: InFlight, what: str, now: float) -> list[Request]:
         request = flight.request

@@ -20,8 +20,9 @@ Figures (see docs/qoe.md):
   upper bounds of the first frame, the earlier is the tighter. A session with no request without
   ``su`` has not started (no estimate).
 * **buffer starvations** — requests carrying ``bs`` ("the buffer was starved at some point
-  between the prior request and this object request"): one per stall that was followed by a
-  request, so at most the player's stall count.
+  between the prior request and this object request"): a stall flags every request sent while it
+  lasts and the first one after it, so they are counted as requests, and the sessions that
+  starved are at most the viewers that stalled.
 * **bitrate mix** — media requests (``ot`` v or av: video, one per object) and their bytes by
   ``br`` (kbit/s, the rendition's declared bitrate).
 * **throughput** — median ``mtp`` (kbit/s, the client's estimate) of requests carrying it.
