@@ -454,12 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 origins=args.origins,
             )
             logging.getLogger().setLevel(config.log_level.upper())
-            if args.prometheus_targets is not None:  # docs/operations.md
-                from livecast.telemetry.targets_file import run_up_with_targets
-
-                targets = Path(args.prometheus_targets)
-                return _run(lambda: run_up_with_targets(config, spec, targets))
-            return _run(lambda: run_up(config, spec))
+            # --prometheus-targets: docs/operations.md
+            targets = Path(args.prometheus_targets) if args.prometheus_targets else None
+            return _run(lambda: run_up(config, spec, targets))
         overrides = {"host": args.host, "port": args.port, "source": args.source}
         if args.command == "demo":
             overrides["part_duration"] = args.part_duration

@@ -341,6 +341,8 @@ def test_prometheus_scrapes_livecast_up_and_every_dashboard_query_answers(
         get(f"http://{nodes[n]['targets'][0]}/edge/metrics")[0] == 200 for n in ("edge-0", "edge-1")
     )
     qoe_metrics = b"livecast_qoe_" in get(origin + "/metrics")[1]
+    # both have landed (edge/metrics_lua.py, qoe/): their panels are no longer excusable
+    assert edge_metrics and qoe_metrics
 
     with rehearsal(urls, tmp_path) as (driver, _):
         answered = ask_every_query(prometheus, edge_metrics, qoe_metrics)

@@ -301,26 +301,34 @@ def revocation_source(pipeline: LivePipeline) -> RevocationSource | None:
     return RevocationSource(host.strip("[]"), admin.port, secret)
 
 
-async def run_up(config: EventConfig, spec: TopologySpec) -> int:
+async def run_up(config: EventConfig, spec: TopologySpec, targets: Path | None = None) -> int:
     """``livecast up``: print one entry URL per edge, run until SIGINT/SIGTERM (0) or until the
-    source gives up (1)."""
+    source gives up (1); with ``targets``, Prometheus's file_sd JSON of every tier is kept
+    there while it runs (``--prometheus-targets``, telemetry/targets_file.py)."""
     from livecast.pipeline import stop_on_signals
+    from livecast.telemetry.targets_file import targets_written
 
     with stop_on_signals() as stop:
         async with running_topology(config, spec) as top:
-            for url in top.entry_urls:
-                print(url, flush=True)
-            log.info(
-                "origin%s %s; %d edge(s)%s; Ctrl-C stops",
-                "s" if top.replicas else "",
-                ", ".join(top.origin_base_urls),
-                len(top.entry_urls),
-                " behind a shield" if spec.shield else "",
-            )
-            ingest = top.pipeline.ingest_urls + [r.ingest_url for r in top.replicas]
-            if ingest:
-                log.info("the encoder publishes to every origin: %s", ", ".join(ingest))
-            if not await top.pipeline.serve_until(stop):
-                raise LivecastError("the source gave up; stopping")
-            log.info("stopping")
+            with targets_written(top, targets):
+                announce(top, spec)
+                if not await top.pipeline.serve_until(stop):
+                    raise LivecastError("the source gave up; stopping")
+                log.info("stopping")
         return 0
+
+
+def announce(top: Topology, spec: TopologySpec) -> None:
+    """The entry URLs on stdout (one per edge), the origins and ingest URLs in the log."""
+    for url in top.entry_urls:
+        print(url, flush=True)
+    log.info(
+        "origin%s %s; %d edge(s)%s; Ctrl-C stops",
+        "s" if top.replicas else "",
+        ", ".join(top.origin_base_urls),
+        len(top.entry_urls),
+        " behind a shield" if spec.shield else "",
+    )
+    ingest = top.pipeline.ingest_urls + [r.ingest_url for r in top.replicas]
+    if ingest:
+        log.info("the encoder publishes to every origin: %s", ", ".join(ingest))
