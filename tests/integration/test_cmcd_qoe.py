@@ -102,6 +102,17 @@ def test_edge_cmcd_qoe_agrees_with_the_players(tmp_path: Path, loop_cache: Path)
     assert edge.buffer_ahead_median_s is not None
     assert edge.buffer_ahead_median_s <= latency + 0.1
     assert latency - edge.buffer_ahead_median_s <= 1.0
+    # the rehearsal's own meta.cmcd and report say the same (results/report_cmcd.py)
+    cmcd = document["meta"]["cmcd"]
+    assert cmcd["compared_event"] == "main" and cmcd["malformed_requests"] == 0
+    assert cmcd["events"]["main"]["sessions"] == 40
+    assert cmcd["agreement"] == {
+        "sessions": True,
+        "startup": True,
+        "bitrate": True,
+        "starvation": True,
+    }
+    assert "CMCD at the edges" in (out / "report.html").read_text()
     assert time.monotonic() - began < 90  # the rehearsal is bounded (15 s of show + the stack)
 
 

@@ -37,7 +37,7 @@ from livecast.edge.nginx_conf import Upstream
 from livecast.edge.origins import MULTIVARIANT
 from livecast.edge.topology import TopologySpec, edge_tier
 from livecast.errors import LivecastError, PlaylistError
-from livecast.qoe.edge_logs import ACCESS_LOGS_DIR, keep_access_logs
+from livecast.qoe.edge_logs import ACCESS_LOGS_DIR, keep_access_logs, run_qoe
 from livecast.rehearse.driver import DriverConfig
 from livecast.rehearse.faults.processes import FaultDriver, Processes, check_targets
 from livecast.rehearse.faults.proxy import FaultProxy
@@ -56,7 +56,8 @@ from livecast.rehearse.tiers import AccessLogFollower
 from livecast.rehearse.workers import raise_open_files_limit, run_workers
 from livecast.results.histogram import Histogram
 from livecast.results.indicators import AGE_LAYOUT, RunContext
-from livecast.results.report import write_results
+from livecast.results.report import summary_figures, write_results
+from livecast.results.report_cmcd import cmcd_meta, players_of
 from livecast.results.report_ingest import IngestLog, stall_figures
 from livecast.results.scrape import (
     ORIGIN_REQUESTS_METRIC,
@@ -393,7 +394,20 @@ class Rehearsal:
             if self.ingest is not None and self.publishers is not None:
                 restarts = {"encoder_restarts": self.publishers.restarts()}
                 meta["contribution"] = self.ingest.to_dict() | restarts | stall_figures(stats)
+        cmcd = self._cmcd_meta(stats)  # the edges stopped: their logs are kept and complete
+        if cmcd is not None:
+            meta["cmcd"] = cmcd
         return stats, meta
+
+    def _cmcd_meta(self, stats: RunStats) -> dict[str, object] | None:
+        """``meta.cmcd``: the edges' CMCD QoE of the run beside the players' (report_cmcd);
+        None without edges."""
+        logs = sorted((self.out_dir / ACCESS_LOGS_DIR).glob("edge-*.log"))
+        if not logs:
+            return None
+        figures, aggregator = run_qoe(logs)
+        players = players_of(summary_figures(stats), stats.viewers.counters)
+        return cmcd_meta(figures, aggregator.malformed, players)
 
     async def _show_start(self, plans: list[ViewerPlan], config: DriverConfig) -> float:
         """The driver's show starts a second from now; the Locust engine's once its master has

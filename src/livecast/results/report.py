@@ -49,6 +49,7 @@ from typing import Any
 
 from livecast.errors import LivecastError
 from livecast.results.html import figure, histogram_bars, table
+from livecast.results.report_cmcd import cmcd_section
 from livecast.results.report_dvr import dvr_figures, dvr_section
 from livecast.results.report_fidelity import fidelity_section
 from livecast.results.report_ingest import ingest_section
@@ -362,6 +363,7 @@ def render_html(stats: RunStats, verdict: Verdict, meta: Mapping[str, Any]) -> s
 {_requests_table(stats)}
 {dvr_section(stats, meta)}
 {ingest_section(stats, meta)}
+{cmcd_section(meta)}
 {fidelity_section(stats, verdict)}
 </body></html>
 """
