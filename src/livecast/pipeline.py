@@ -158,6 +158,8 @@ class LivePipeline:
         self.not_started: set[str] = set()  # created at run time (create_event), not started yet
         self.edge_status_urls: tuple[str, ...] = ()  # the edges' /edge/status, for the status
         self.contributions: dict[str, ContributionSource] = {}
+        # the encoders' bytes, clock jumps and ladder runs, read at each /metrics answer
+        self.server.collectors += (lambda: self.ingest_metrics.collect(self.contributions),)
         self.rtmp: RtmpServer | None = None
         self.channel = self._add_channel(DEFAULT_STREAM)
         self.channel.source = self._make_source(self.channel)

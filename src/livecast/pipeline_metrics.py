@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from livecast.channel import Channel, ChannelMetrics
+from livecast.sources.contribution import ContributionSource
 from livecast.store.archive import Recording
 from livecast.telemetry.metrics import Registry
 
@@ -55,6 +56,35 @@ class IngestMetrics:
             "(accepted, wrong_key, unknown_app, busy, not_started, ended)",
             ("result",),
         )
+        self.received = registry.counter(
+            "livecast_ingest_received_bytes_total",
+            "FLV bytes an input's encoder delivered to the transcoder",
+            ("input", "stream"),
+        )
+        self.timestamp_jumps = registry.counter(
+            "livecast_ingest_timestamp_jumps_total",
+            "Encoder clock jumps re-based (docs/ingest.md)",
+            ("input", "stream"),
+        )
+        self.transcode_runs = registry.counter(
+            "livecast_transcode_runs_total",
+            "Ladder FFmpeg runs started for an event's contribution",
+            ("stream",),
+        )
+        self.input_overflows = registry.counter(
+            "livecast_transcode_input_overflows_total",
+            "Runs given up because the ladder FFmpeg fell behind its input",
+            ("stream",),
+        )
+
+    def collect(self, contributions: Mapping[str, ContributionSource]) -> None:
+        """Copy the contributions' own running totals (they only grow) into the counters."""
+        for stream, source in contributions.items():
+            for name, relay in source.relays.items():
+                self.received.labels(name, stream).value = float(relay.stats.bytes_out)
+                self.timestamp_jumps.labels(name, stream).value = float(relay.stats.timestamp_jumps)
+            self.transcode_runs.labels(stream).value = float(source.stats.runs)
+            self.input_overflows.labels(stream).value = float(source.stats.input_overflows)
 
 
 class RecordMetrics:

@@ -267,6 +267,7 @@ STATIC_EMPTY = {
     "livecast_ingest_on_air": "source = loop: no contribution inputs (the encoder test has)",
     "livecast_ingest_publishes_total": "source = loop: no publishes (the encoder test has)",
     "livecast_ingest_switches_total": "source = loop: no input switches",
+    "livecast_ingest_received_bytes_total": "source = loop: no encoder (the encoder test has)",
     "livecast_packager_media_errors_total": "no unusable encoder output (series come with one)",
     "livecast_hub_dropped_units_total": "no dropped units (series come with the first)",
     "livecast_record_errors_total": "no recording disk errors (series come with the first)",
@@ -545,6 +546,12 @@ def test_with_an_encoder_publishing_the_ingest_panels_answer(
                 by_title["Encoder publishes and input switches (5 min)", "A"]
             )
             assert {s["metric"]["result"] for s in publishes} >= {"accepted", "wrong_key"}
+            # the encoder's bytes reach the transcoder, in ladder runs (pipeline_metrics.collect)
+            received = prometheus.scalar(
+                'sum(livecast_ingest_received_bytes_total{input="primary"})'
+            )
+            assert received > 10_000, received
+            assert prometheus.scalar("sum(livecast_transcode_runs_total)") >= 1
         finally:
             encoder.kill()
             encoder.wait()

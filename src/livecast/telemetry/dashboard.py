@@ -315,6 +315,20 @@ ROWS: tuple[Row, ...] = (
                         "max by (stream, input) (livecast_ingest_on_air)", "{{stream}}: {{input}}"
                     ),
                 ),
+                width=6,
+            ),
+            Panel(
+                "Encoder bitrate received",
+                "Is the encoder's stream arriving whole? The FLV bitrate each input delivers to "
+                "the transcoder; 0 while it is on air means a stalled encoder or uplink.",
+                (
+                    Query(
+                        "8 * " + rate("livecast_ingest_received_bytes_total", "stream, input"),
+                        "{{stream}}: {{input}}",
+                    ),
+                ),
+                unit="bps",
+                width=6,
             ),
             Panel(
                 "Encoder publishes and input switches (5 min)",
