@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/mypy --strict
+# what tests keep for people to look at (the dashboard's screenshot): test-artifacts/
+export LIVECAST_TEST_ARTIFACTS="${LIVECAST_TEST_ARTIFACTS:-$PWD/test-artifacts}"
+mkdir -p "$LIVECAST_TEST_ARTIFACTS"
 exec .venv/bin/python -m pytest "$@"
