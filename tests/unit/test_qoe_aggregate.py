@@ -211,3 +211,23 @@ def test_origin_qoe_collects_edge_logs_tap_and_metrics(tmp_path: Path) -> None:
     qoe.collect()
     assert qoe.metrics.sessions.value("main", "edge") == 1
     assert qoe.metrics.sessions.value("main", "origin") == 1
+
+
+def test_a_tail_far_behind_skips_ahead_to_the_newest_lines(tmp_path: Path) -> None:
+    """A poll runs on the origin's event loop: it reads at most MAX_READ bytes per log, and a log
+    more than MAX_BACKLOG behind is skipped ahead (counted) so the figures stay current."""
+    from livecast.qoe import edge_logs
+
+    line = log_line(10.0, "edge-0", cmcd_target("/live/720p/part-1.0.m4s", starting=True))
+    per_line = len(line) + 1
+    lines = edge_logs.MAX_BACKLOG // per_line + 2  # just over the backlog allowed
+    log = tmp_path / "edge-0.log"
+    log.write_text((line + "\n") * lines)
+    agg = QoeAggregator()
+    tail = AccessLogTail({"edge-0": log}, agg)
+    read = tail.poll()
+    size = lines * per_line
+    assert tail.skipped_bytes == size - edge_logs.MAX_READ
+    # the newest MAX_READ bytes, the first of their lines cut (not counted)
+    assert read == edge_logs.MAX_READ // per_line
+    assert agg.malformed == 0 and tail.poll() == 0

@@ -21,7 +21,11 @@ from livecast.qoe.aggregate import CmcdRequest, QoeAggregator, RunFigures
 from livecast.qoe.cmcd import Cmcd, from_target, parse_headers
 
 ACCESS_LOGS_DIR = "access-logs"  # where a rehearsal keeps its tiers' logs, in its --out directory
-MAX_READ = 8 * 1024 * 1024  # bytes read per log per poll (the rest waits for the next poll)
+# Each poll runs on the origin's event loop (before a /metrics answer): ≈ 850 lines per log at
+# most (≈ 35 ms); a log further behind than MAX_BACKLOG is skipped ahead to its newest
+# MAX_READ bytes (counted in skipped_bytes): the figures stay current, a sample under a load.
+MAX_READ = 256 * 1024  # bytes read per log per poll (the rest waits for the next poll)
+MAX_BACKLOG = 4 * 1024 * 1024  # bytes a log may be behind before the tail skips ahead
 
 
 def cmcd_of(record: AccessRecord) -> Cmcd | None:
@@ -83,6 +87,7 @@ class AccessLogTail:
         self.aggregator = aggregator
         self._offsets = dict.fromkeys(self.logs, 0)
         self._partial = dict.fromkeys(self.logs, b"")
+        self.skipped_bytes = 0  # skipped ahead over, a log being further behind than MAX_BACKLOG
 
     def poll(self) -> int:
         """Read the new lines of every log; the number of CMCD requests folded in."""
@@ -90,9 +95,13 @@ class AccessLogTail:
         for name, path in self.logs.items():
             chunk = b""
             with contextlib.suppress(FileNotFoundError), open(path, "rb") as log:
-                log.seek(0, 2)
-                if log.tell() < self._offsets[name]:
+                size = log.seek(0, 2)
+                if size < self._offsets[name]:
                     self._offsets[name], self._partial[name] = 0, b""
+                if size - self._offsets[name] > MAX_BACKLOG:
+                    self.skipped_bytes += size - MAX_READ - self._offsets[name]
+                    self._offsets[name] = size - MAX_READ
+                    self._partial[name] = b"\x00"  # mid-line: the first line read is cut
                 log.seek(self._offsets[name])
                 chunk = log.read(MAX_READ)
             self._offsets[name] += len(chunk)

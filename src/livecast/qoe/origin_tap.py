@@ -5,7 +5,7 @@ The origin's fast path answers a keep-alive GET from its answer cache without bu
 request; CMCD must not slow it. So the connection only asks ``b"CMCD=" in target`` and hands the
 raw target and its ``now`` to :meth:`CmcdTap.offer` (a bounded deque append, ≈ 0.2 µs); the
 targets are parsed in batches by :meth:`CmcdTap.drain` before each ``/metrics`` answer (≈ 40 µs
-per request on this machine, so at most :data:`DRAIN_LIMIT` per answer, ≈ 0.2 s of the loop).
+per request on this machine, so at most :data:`DRAIN_LIMIT` per answer, ≈ 20 ms of the loop).
 Past :data:`CAPACITY` pending targets, the oldest are dropped and counted (``dropped``): under
 a load the scrapes cannot keep up with, the figures are those of a sample. Only the query form
 is read at the origin (the edges' logs carry the header form too; livecast's players use the
@@ -31,8 +31,8 @@ from livecast.qoe.edge_logs import AccessLogTail
 from livecast.qoe.metrics import QoeMetrics
 from livecast.telemetry.metrics import Registry
 
-CAPACITY = 50_000  # targets pending between two /metrics answers
-DRAIN_LIMIT = 5_000  # targets parsed per /metrics answer
+CAPACITY = 5_000  # targets pending between two /metrics answers (the oldest dropped beyond)
+DRAIN_LIMIT = 500  # targets parsed per /metrics answer (≈ 20 ms of the event loop)
 
 
 class CmcdTap:
