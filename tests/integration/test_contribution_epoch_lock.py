@@ -27,9 +27,9 @@ from tests.requirements import skip_missing
 pytestmark = pytest.mark.integration
 # Each origin dates media by its own clock at the first keyframe's arrival: the two PDTs differ by
 # the arrival skew — 10–16 ms on an idle machine, past 60 ms with both pipelines in this one
-# process under a loaded machine (a full suite beside other work). 100 ms still fails what it
-# guards against: anchoring on another keyframe or drifting (a frame is 33 ms, a GOP 2 s).
-PDT_SKEW = 0.1
+# process under a loaded machine, 137 ms once at the end of a full CI suite. 250 ms still fails
+# what it guards against: anchoring on another keyframe (a GOP is 2 s) or drifting over the run.
+PDT_SKEW = 0.25
 
 
 def make_pipeline() -> LivePipeline:
