@@ -36,39 +36,15 @@ from livecast.edge.metrics_lua import METRICS_PATH  # noqa: E402
 from livecast.edge.nginx import NginxTier, find_lua_modules  # noqa: E402
 from livecast.edge.nginx_conf import Upstream  # noqa: E402
 from livecast.edge.topology import TopologySpec, tier_configs  # noqa: E402
-from procs import children, cpu_seconds, loop_stack  # noqa: E402
+from procs import edge_cpu_load, loop_stack  # noqa: E402
 
 SCRAPES = 20
-
-
-async def _viewer(port: int, target: str, until: float, counts: list[int]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    request = f"GET {target} HTTP/1.1\r\nHost: edge\r\n\r\n".encode()
-    try:
-        while time.monotonic() < until:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-            if not head.startswith(b"HTTP/1.1 200") or length is None:
-                raise RuntimeError(f"unexpected answer: {head[:200]!r}")
-            await reader.readexactly(int(length[1]))
-            counts[0] += 1
-    finally:
-        writer.close()
 
 
 async def load(tier: NginxTier, media: str, connections: int, seconds: float) -> dict[str, Any]:
     """``connections`` viewers on ``tier`` for ``seconds``; requests and the edge's CPU."""
     assert tier.proc is not None
-    pids = [tier.proc.pid, *children(tier.proc.pid)]
-    counts = [0]
-    before = cpu_seconds(pids)
-    until = time.monotonic() + seconds
-    await asyncio.gather(
-        *(_viewer(tier.conf.port, media, until, counts) for _ in range(connections))
-    )
-    cpu = cpu_seconds(pids) - before
-    return {"requests": counts[0], "cpu_s": cpu, "us_per_request": 1e6 * cpu / max(1, counts[0])}
+    return await edge_cpu_load(tier.proc.pid, tier.conf.port, [media] * connections, seconds)
 
 
 def scrape_ms(tier: NginxTier) -> tuple[float, int]:

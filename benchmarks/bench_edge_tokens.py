@@ -44,42 +44,21 @@ from livecast.edge.nginx import NginxTier, find_lua_modules  # noqa: E402
 from livecast.edge.nginx_conf import Upstream  # noqa: E402
 from livecast.edge.token_lua import RevocationSource  # noqa: E402
 from livecast.edge.topology import TopologySpec, tier_configs  # noqa: E402
-from procs import children, cpu_seconds, loop_stack  # noqa: E402
+from procs import edge_cpu_load, loop_stack  # noqa: E402
 
 RING = KeyRing({"bench": b"b" * 32}, "bench").validate()
 
 
-async def _viewer(port: int, target: str, until: float, counts: list[int]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    request = f"GET {target} HTTP/1.1\r\nHost: edge\r\n\r\n".encode()
-    try:
-        while time.monotonic() < until:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-            if not head.startswith(b"HTTP/1.1 200") or length is None:
-                raise RuntimeError(f"unexpected answer: {head[:200]!r}")
-            await reader.readexactly(int(length[1]))
-            counts[0] += 1
-    finally:
-        writer.close()
-
-
 async def load(tier: NginxTier, media: str, connections: int, seconds: float) -> dict[str, Any]:
-    """``connections`` viewers on ``tier`` for ``seconds``; requests and the edge's CPU."""
+    """``connections`` viewers on ``tier`` for ``seconds``, each with a token of its own;
+    requests and the edge's CPU."""
     assert tier.proc is not None
-    pids = [tier.proc.pid, *children(tier.proc.pid)]
     exp = int(time.time()) + 3600
     targets = [
         f"{media}?token={issue(TokenClaims('main', f'a{i}', f's{i}', exp), RING)}"
         for i in range(connections)
     ]
-    counts = [0]
-    before = cpu_seconds(pids)
-    until = time.monotonic() + seconds
-    await asyncio.gather(*(_viewer(tier.conf.port, t, until, counts) for t in targets))
-    cpu = cpu_seconds(pids) - before
-    return {"requests": counts[0], "cpu_s": cpu, "us_per_request": 1e6 * cpu / max(1, counts[0])}
+    return await edge_cpu_load(tier.proc.pid, tier.conf.port, targets, seconds)
 
 
 async def _admin(revoked: int) -> tuple[AdminServer, RevocationSource]:

@@ -3,8 +3,10 @@ free ports, and stopping what a benchmark started (loopback only, bounded in tim
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -150,3 +152,33 @@ def loop_stack(workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
         yield stack, url
     finally:
         stop_process(stack)
+
+
+async def keep_alive_viewer(port: int, target: str, until: float, counts: list[int]) -> None:
+    """GET ``target`` on one keep-alive connection to 127.0.0.1:``port`` until ``until``
+    (monotonic), each answer read whole; ``counts[0]`` counts them. Not a 200: an error."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = f"GET {target} HTTP/1.1\r\nHost: edge\r\n\r\n".encode()
+    try:
+        while time.monotonic() < until:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            if not head.startswith(b"HTTP/1.1 200") or length is None:
+                raise RuntimeError(f"unexpected answer: {head[:200]!r}")
+            await reader.readexactly(int(length[1]))
+            counts[0] += 1
+    finally:
+        writer.close()
+
+
+async def edge_cpu_load(pid: int, port: int, targets: list[str], seconds: float) -> dict[str, Any]:
+    """One keep-alive viewer per target on an nginx tier (master ``pid``) for ``seconds``:
+    requests, the tier's CPU seconds, and its CPU per request in µs."""
+    pids = [pid, *children(pid)]
+    counts = [0]
+    before = cpu_seconds(pids)
+    until = time.monotonic() + seconds
+    await asyncio.gather(*(keep_alive_viewer(port, t, until, counts) for t in targets))
+    cpu = cpu_seconds(pids) - before
+    return {"requests": counts[0], "cpu_s": cpu, "us_per_request": 1e6 * cpu / max(1, counts[0])}
