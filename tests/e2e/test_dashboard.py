@@ -26,6 +26,7 @@ import pytest
 from livecast.edge.nginx import find_lua_modules
 from livecast.results.scrape import parse_prometheus_text
 from livecast.web.browser import find_chromium, open_page
+from tests.integration.processes import collect_lines
 from tests.integration.rehearsing import has_nginx
 from tests.requirements import missing, skip_missing, skip_unless
 
@@ -113,7 +114,7 @@ async def test_dashboard_shows_a_running_rehearsal(
     log: list[str] = []
     try:
         urls = await read_urls(process.stderr, log)
-        drain = asyncio.create_task(_collect(process.stderr, log))
+        drain = asyncio.create_task(collect_lines(process.stderr, log))
         async with open_page(urls["dashboard"], chromium=chromium) as opened:
             page = opened.page
             # the show runs: updates arrive, viewers play, the QoE plots fill, the edges are
@@ -177,11 +178,6 @@ async def test_dashboard_shows_a_running_rehearsal(
         if process.returncode is None:
             process.terminate()
             await process.wait()
-
-
-async def _collect(stream: asyncio.StreamReader, log: list[str]) -> None:
-    while line := await stream.readline():
-        log.append(line.decode(errors="replace"))
 
 
 def _ratio(text: str | None) -> float:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -69,3 +71,20 @@ def none_left(pids: Iterable[int], timeout: float = 5.0) -> bool:
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     return not any(alive(pid) for pid in pids)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """SIGINT (a clean stop, as an operator's Ctrl-C), killed if it has not ended in 20 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def collect_lines(stream: asyncio.StreamReader, log: list[str]) -> None:
+    """Every line of a child's ``stream`` into ``log``, until it closes."""
+    while line := await stream.readline():
+        log.append(line.decode(errors="replace"))

@@ -25,7 +25,7 @@ from livecast.hls.playlist import parse_media_playlist
 from tests.integration.test_pipeline import fetch
 from tests.requirements import skip_missing
 
-from .processes import descendants, livecast, none_left
+from .processes import descendants, livecast, none_left, stop
 
 pytestmark = pytest.mark.integration
 
@@ -43,16 +43,6 @@ def wait_status(url: str, status: int, timeout: float) -> float:
             pass
         time.sleep(0.05)
     pytest.fail(f"{url} did not answer {status} within {timeout:g} s")
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def serve(config: Path, port: int, epoch: float) -> subprocess.Popen[str]:

@@ -55,7 +55,7 @@ from livecast.telemetry.prometheus_config import (
 from tests.integration.test_contribution import KEY, publisher_argv
 from tests.requirements import skip_missing
 
-from .processes import SRC, descendants, none_left
+from .processes import SRC, descendants, none_left, stop
 
 pytestmark = pytest.mark.integration
 
@@ -132,13 +132,7 @@ def running_up(
         assert all(u.endswith("/live/main.m3u8") for u in urls), tmp_path / "livecast.log"
         yield proc, urls, targets
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
 
 
 @pytest.fixture
@@ -214,13 +208,7 @@ def rehearsal(urls: list[str], tmp_path: Path) -> Iterator[tuple[subprocess.Pope
     finally:
         target.unlink()
         children = descendants(proc.pid)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
         assert none_left(children), "a rehearsal driver outlived livecast rehearse"
 
 

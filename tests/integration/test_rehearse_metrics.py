@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from livecast.results.scrape import parse_prometheus_text
+from tests.integration.processes import collect_lines
 from tests.requirements import skip_unless
 
 pytestmark = [
@@ -73,7 +74,7 @@ async def test_locust_workers_feed_the_rehearsal_metrics(tmp_path: Path, loop_ca
             log.append(line)
             match = re.match(r"metrics: (http://\S+)", line)
             url = match.group(1) if match else None
-        reading = asyncio.create_task(_collect(process.stderr, log))
+        reading = asyncio.create_task(collect_lines(process.stderr, log))
         last: dict[str, float] = {}
         while process.returncode is None:
             try:
@@ -98,8 +99,3 @@ async def test_locust_workers_feed_the_rehearsal_metrics(tmp_path: Path, loop_ca
         if process.returncode is None:
             process.terminate()
             await process.wait()
-
-
-async def _collect(stream: asyncio.StreamReader, log: list[str]) -> None:
-    while line := await stream.readline():
-        log.append(line.decode(errors="replace"))
